@@ -1,0 +1,1 @@
+"""Energy, metrics, tables, plots and reports. Imports models only."""

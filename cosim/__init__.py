@@ -1,0 +1,1 @@
+"""Runners, backends, calibration, data, the end-to-end pipeline and the CLI."""

@@ -1,0 +1,1 @@
+"""Numerical models, numpy only. Imports no other rram_cosim subpackage."""

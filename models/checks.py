@@ -1,0 +1,122 @@
+"""Input checks with one error template.
+
+The template follows scikit-learn's: "The 'v_read_v' parameter of TileSpec must be in
+(0, 0.5] V. Got 0.8 instead." Each message names the value, the valid range and, where there is
+an obvious one, the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def _fmt_interval(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    left = "(" if (lo_open or lo is None) else "["
+    right = ")" if (hi_open or hi is None) else "]"
+    lo_s = "-inf" if lo is None else f"{lo:g}"
+    hi_s = "inf" if hi is None else f"{hi:g}"
+    return f"{left}{lo_s}, {hi_s}{right}"
+
+
+def check_range(
+    owner: str,
+    name: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    unit: str = "",
+    hint: str = "",
+) -> None:
+    """Raise :class:`ConfigError` unless ``lo <= value <= hi`` (bounds open as requested)."""
+    where = f"The '{name}' parameter of {owner}"
+    interval = _fmt_interval(lo, hi, lo_open, hi_open) + (f" {unit}" if unit else "")
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v)
+        if ok and lo is not None:
+            ok = v > lo if lo_open else v >= lo
+        if ok and hi is not None:
+            ok = v < hi if hi_open else v <= hi
+    if not ok:
+        msg = f"{where} must be a number in {interval}. Got {value!r} instead."
+        raise ConfigError(msg + (f" {hint}" if hint else ""))
+
+
+def check_int(owner: str, name: str, value: Any, lo: int, hi: int | None = None,
+              hint: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer in ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(
+            f"The '{name}' parameter of {owner} must be an integer in "
+            f"{_fmt_interval(lo, hi, False, False)}. Got {value!r} instead."
+            + (f" {hint}" if hint else "")
+        )
+    check_range(owner, name, int(value), lo, hi, hint=hint)
+
+
+def check_choice(owner: str, name: str, value: Any, options: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``options``."""
+    opts = list(options)
+    if value not in opts:
+        raise ConfigError(
+            f"The '{name}' parameter of {owner} must be one of {opts}. Got {value!r} instead."
+        )
+
+
+def as_conductance(name: str, g_us: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Return ``g_us`` as a float64 2-D array of finite, non-negative conductances in uS."""
+    g = np.asarray(g_us, dtype=np.float64)
+    if g.ndim != 2:
+        raise ConfigError(
+            f"'{name}' must be a 2-D conductance map (rows x cols) in uS. Got shape {g.shape}."
+        )
+    if shape is not None and g.shape != tuple(shape):
+        raise ConfigError(f"'{name}' must have shape {tuple(shape)}. Got {g.shape}.")
+    if not np.all(np.isfinite(g)):
+        bad = np.argwhere(~np.isfinite(g))[0]
+        raise ConfigError(
+            f"'{name}' holds a non-finite conductance at {tuple(int(i) for i in bad)}. "
+            "Conductances must be finite numbers in uS."
+        )
+    if np.any(g < 0):
+        bad = np.argwhere(g < 0)[0]
+        raise ConfigError(
+            f"'{name}' holds a negative conductance {g[tuple(bad)]:g} uS at "
+            f"{tuple(int(i) for i in bad)}. Conductances must be >= 0 uS; a negative weight is "
+            "expressed as G+ < G- in a differential pair."
+        )
+    return g
+
+
+def as_inputs(x: Any, rows: int) -> np.ndarray:
+    """Return inputs as a float64 (batch, rows) array with values in [0, 1].
+
+    0/1 spikes (bool or int) and fractional DAC levels are both accepted: 1 means the full read
+    voltage. A single vector (rows,) becomes a batch of one.
+    """
+    a = np.asarray(x)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[1] != rows:
+        raise ConfigError(
+            f"Inputs must have shape (batch, {rows}) to drive {rows} rows. Got {np.shape(x)}."
+        )
+    a = a.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(a)):
+        raise ConfigError("Inputs hold NaN or inf. Inputs must be finite levels in [0, 1].")
+    if a.size and (a.min() < 0.0 or a.max() > 1.0):
+        raise ConfigError(
+            f"Inputs must be levels in [0, 1] (1 = the full read voltage). Got values in "
+            f"[{a.min():g}, {a.max():g}]. Divide volts by TileSpec.v_read_v, or pass volts=True."
+        )
+    return a

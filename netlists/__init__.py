@@ -1,0 +1,1 @@
+"""Pure functions from frozen parameter dataclasses to ngspice deck text. May import models."""
