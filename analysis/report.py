@@ -1,0 +1,53 @@
+"""Tables (CSV), plots (PNG) and the run's report.md, all written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: runs write PNGs, never open windows
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..models.atomic import atomic_write, atomic_write_text  # noqa: E402
+
+
+def save_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table as CSV (loadable with ``pandas.read_csv``)."""
+    return atomic_write(path, lambda p: df.to_csv(p, index=False))
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Write a figure as PNG and close it."""
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120,
+                                                        bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, (float, np.floating)):
+        if v == 0 or 1e-3 <= abs(v) < 1e5:
+            return f"{v:.4g}"
+        return f"{v:.3e}"
+    return str(v).replace("|", "\\|")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of ``df`` (no extra dependency)."""
+    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |"
+            for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def write_report(path: str | Path, title: str, sections: list[tuple[str, str]]) -> Path:
+    """Write report.md: a title and (heading, markdown body) sections."""
+    parts = [f"# {title}", ""]
+    for heading, body in sections:
+        parts += [f"## {heading}", "", body.rstrip(), ""]
+    return atomic_write_text(path, "\n".join(parts))

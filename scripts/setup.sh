@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent set-up on Debian 12 (run as root, or with sudo available): installs what is
+# missing and skips what is there. System packages: ngspice, libngspice0, espeak-ng,
+# python3-venv. Then a virtualenv in .venv with this package installed editable, with its test
+# extras. Re-running after a change of pyproject.toml reinstalls; otherwise it does nothing.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for pkg in ngspice libngspice0 espeak-ng python3-venv; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+else
+  command -v ngspice >/dev/null 2>&1 || {
+    echo "setup: ngspice is missing and this is not a Debian system; install ngspice (>= 39)," \
+         "libngspice and espeak-ng with your package manager, then re-run." >&2
+    exit 1
+  }
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "setup: installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($python --version 2>&1)"
+  "$python" -m venv .venv
+fi
+stamp=.venv/.rram-cosim-installed
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing rram-cosim and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
+fi
