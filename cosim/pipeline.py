@@ -170,7 +170,7 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
     data = {}
     for split, n in sizes.items():
         ds = load_dataset(cfg.dataset, split, seed=cfg.seed, n_samples=n)
-        data[split] = (to_frames(ds, cfg.n_steps), ds.labels)
+        data[split] = (to_frames(ds, cfg.n_steps, crop=16, polarities=(1,)), ds.labels)
     n_in = data["train"][0].shape[2]
     n_classes = int(max(int(y.max()) for _, y in data.values()) + 1)
     stage("event data", t0)
