@@ -76,7 +76,7 @@ def paper_energy(net: NetworkSize, c: EnergyConstants = EnergyConstants()) -> pd
         ("reservoir MACs (dense)", (net.n_in * net.hidden + net.hidden**2) * net.n_steps * 2),
         ("readout MACs", net.hidden * net.n_out * 2),
     ]
-    return pd.DataFrame([{"system": "digital (paper mode)", "component": name, "ops": ops,
+    return pd.DataFrame([{"system": "digital (paper mode)", "component": name, "count": ops,
                           "energy_j": ops * e_op} for name, ops in rows])
 
 
