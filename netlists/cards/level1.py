@@ -11,9 +11,9 @@ engine use one set of numbers. ngspice's level-1 drain current with these parame
 
 with ``beta = kp * W / L`` (A/V^2); drain and source swap when ``Vds < 0``. The bulk junctions
 have ``is = 0``, so the only junction current left is ngspice's ``gmin`` (1e-12 S by default)
-from drain and source to bulk: below 1e-6 of a cell current at read voltages, and a nodal
-engine may neglect it. Temperatures other than ``tnom = 27 degC`` make ngspice scale ``kp``
-and ``vto``; the nodal mirror is exact at 27 degC.
+from drain and source to bulk: below 1e-6 of a cell current at read voltages; the nodal
+engine mirrors it anyway. Temperatures other than ``tnom = 27 degC`` make ngspice scale ``kp``
+and the threshold; the nodal engine mirrors that scaling too (checked at -40 and 85 degC).
 """
 
 from __future__ import annotations
