@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: runs write PNGs, never open windows
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from ..models.atomic import atomic_write, atomic_write_text  # noqa: E402
+from ..models.atomic import atomic_write, atomic_write_text
 
 
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:

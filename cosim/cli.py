@@ -3,36 +3,81 @@
 Every command writes ``runs/<name>/`` (or ``--out ROOT``/<name>) and can be replayed from the
 ``config.json`` it saved: ``rram-cosim demo --config runs/demo/config.json``. Options given on
 the command line override the loaded file.
+
+Commands live in their own modules; each exposes ``COMMAND`` (name), ``HELP``, ``CONFIG`` (a
+frozen dataclass whose fields become options) and ``run(cfg, out_root, progress) -> dict``.
+Comma lists are accepted wherever a field holds a tuple (``--icc 5e-6,10e-6``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
-from typing import Any, Sequence
+import typing
+from collections.abc import Sequence
+from typing import Any
 
-from ..models.errors import CosimError
+from ..models.errors import ConfigError, CosimError
 from ..models.params import from_dict
-from .pipeline import DemoConfig, run_demo
 from .runs import load_config
+
+# module names under rram_cosim.cosim that provide a command; a missing one is skipped so a
+# partial installation still runs the others
+COMMAND_MODULES = ("pipeline",)
+
+
+def _commands() -> dict[str, Any]:
+    out = {}
+    for name in COMMAND_MODULES:
+        mod = importlib.import_module(f"{__package__}.{name}")
+        out[mod.COMMAND] = mod
+    return out
+
+
+def _parse_field(kind: Any, text: str) -> Any:
+    """Parse one option value; tuples are comma lists."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        inner = typing.get_args(kind)[0]
+        return tuple(_parse_field(inner, t.strip()) for t in text.split(",") if t.strip())
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if text.lower() == "none":
+            return None
+        return _parse_field(args[0], text)
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"Expected a boolean (true/false). Got {text!r}.")
+    try:
+        return kind(text)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"Cannot read {text!r} as {getattr(kind, '__name__', kind)}.") from e
 
 
 def _add_dataclass_options(p: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        kind = type(f.default)
-        p.add_argument(flag, dest=f.name, type=kind, default=None,
-                       help=f"(default: {f.default})")
+        default = f.default if f.default is not dataclasses.MISSING else "(computed)"
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                       metavar=f.name.upper(), help=f"(default: {default})")
 
 
 def _resolve(cls: type, args: argparse.Namespace, command: str) -> Any:
     base: dict[str, Any] = load_config(args.config, command) if args.config else {}
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        v = getattr(args, f.name)
-        if v is not None:
-            base[f.name] = v
+        text = getattr(args, f.name)
+        if text is not None:
+            base[f.name] = _parse_field(hints[f.name], text)
+    # JSON turns tuples into lists: give the dataclass its declared type back
+    for k, v in base.items():
+        if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple:
+            base[k] = tuple(v)
     return from_dict(cls, base)
 
 
@@ -42,25 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="SPICE-level co-simulation of RRAM in-memory computing: from 1T1R decks "
                     "to LSM accuracy and energy.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo", help="thin end-to-end run on the embedded data (SPICE tile -> surrogate -> "
-                     "LIF reservoir -> readout -> energy)")
-    demo.add_argument("--config", help="replay a saved runs/<name>/config.json")
-    demo.add_argument("--out", default="runs", help="root folder of run folders (default: runs)")
-    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_dataclass_options(demo, DemoConfig)
+    for name, mod in _commands().items():
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--config", help="replay a saved runs/<name>/config.json")
+        p.add_argument("--out", default="runs", help="root folder of run folders (default: runs)")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        _add_dataclass_options(p, mod.CONFIG)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    mod = _commands()[args.command]
     try:
-        if args.command == "demo":
-            cfg = _resolve(DemoConfig, args, "demo")
-            summary = run_demo(cfg, args.out, progress=not args.no_progress)
-            print(f"wrote {args.out}/{cfg.name}/report.md")
-            print(json.dumps({"accuracy": summary["accuracy"],
-                              "energy_uj": summary["energy_uj"]}, indent=1, default=str))
+        cfg = _resolve(mod.CONFIG, args, args.command)
+        summary = mod.run(cfg, args.out, progress=not args.no_progress)
+        print(f"wrote {args.out}/{cfg.name}/report.md")
+        print(json.dumps(summary.get("headline", {}), indent=1, default=str))
     except CosimError as e:
         print(f"rram-cosim: error: {e}", file=sys.stderr)
         return 2

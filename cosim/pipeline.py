@@ -11,7 +11,7 @@ inference in both energy modes. Everything lands in ``runs/<name>/``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,13 @@ from ..models.lsm import run_reservoir
 from ..models.params import DeviceParams, LIFParams, TileSpec
 from ..models.tiling import TiledBackend
 from .backends import make_backend
-from .calibrate import (calibration_inputs, calibration_maps, error_table, fit_surrogate,
-                        simulate)
+from .calibrate import calibration_inputs, calibration_maps, error_table, fit_surrogate, simulate
 from .datasets import load_dataset, to_frames
 from .runs import RunDir
+
+COMMAND = "demo"
+HELP = ("thin end-to-end run on the embedded data: SPICE tile -> surrogate -> LIF reservoir -> "
+        "readout -> energy")
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,14 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
     stages.close()
     summary["timings_s"]["total"] = time.perf_counter() - t_start
     run.write_json("summary.json", summary)
+    summary["headline"] = {"accuracy": {r["model"]: {"val": r["val_acc"], "test": r["test_acc"]}
+                                        for r in summary["accuracy"]},
+                           "energy_uj": summary["energy_uj"]}
     return summary
+
+
+CONFIG = DemoConfig
+run = run_demo
 
 
 def replace_noise(surrogate, sigma_us: float):

@@ -52,7 +52,7 @@ class RunDir:
     path: Path
 
     @classmethod
-    def create(cls, root: str | Path, name: str) -> "RunDir":
+    def create(cls, root: str | Path, name: str) -> RunDir:
         if not _NAME.match(name):
             raise ConfigError(
                 f"Run name {name!r} must be 1-100 characters of letters, digits, '.', '_' or "

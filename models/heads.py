@@ -56,7 +56,7 @@ class SoftmaxReadout:
         check_range(o, "l2", self.l2, 0, 100)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, rng: np.random.Generator,
-            n_classes: int | None = None) -> "SoftmaxReadout":
+            n_classes: int | None = None) -> SoftmaxReadout:
         self._validate()
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y)

@@ -33,8 +33,14 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write_text
-from .backend import (TileOutput, check_pair, code_y_scale, input_levels, output_from_currents,
-                      read_noise_ua)
+from .backend import (
+    TileOutput,
+    check_pair,
+    code_y_scale,
+    input_levels,
+    output_from_currents,
+    read_noise_ua,
+)
 from .errors import ConfigError, DomainWarning, NotFittedError
 from .params import TileSpec, from_dict, to_dict
 from .periphery import dac_volts
@@ -122,7 +128,7 @@ class TileSurrogate:
         return t.v_offset_v * t.a_ol / (1.0 + t.a_ol)
 
     def fit(self, samples: list[CalibrationSample], *, provenance: dict[str, Any] | None = None
-            ) -> "TileSurrogate":
+            ) -> TileSurrogate:
         """Fit ``r_s_ohm_`` and ``k_wire_`` to the samples' column currents (least squares)."""
         if not samples:
             raise ConfigError("TileSurrogate.fit needs at least one CalibrationSample. Got 0.")
@@ -191,7 +197,7 @@ class TileSurrogate:
                 f"{d['rows_max']}x{d['cols_max']}")
 
     # -- backend protocol --------------------------------------------------------------------
-    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> "BoundSurrogate":
+    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundSurrogate:
         self._check_fitted()
         gp, gn = check_pair(self.spec, g_pos_us, g_neg_us)
         self.check_map(gp, gn)
@@ -211,7 +217,7 @@ class TileSurrogate:
         return atomic_write_text(path, self.to_json())
 
     @classmethod
-    def load(cls, path: str | Path, *, strict: bool = False) -> "TileSurrogate":
+    def load(cls, path: str | Path, *, strict: bool = False) -> TileSurrogate:
         try:
             d = json.loads(Path(path).read_text())
             s = cls(spec=from_dict(TileSpec, d["spec"]),

@@ -33,7 +33,7 @@ class TiledBackend:
     def name(self) -> str:
         return f"tiled[{self.inner.name}]"
 
-    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> "BoundTiled":
+    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundTiled:
         gp = as_conductance("g_pos_us", g_pos_us)
         gn = as_conductance("g_neg_us", g_neg_us, shape=gp.shape)
         r_edges = np.arange(0, gp.shape[0], self.tile_rows)

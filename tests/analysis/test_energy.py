@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from rram_cosim.analysis import energy as en
 from rram_cosim.models.lsm import ReservoirActivity
 from rram_cosim.models.params import TileSpec
@@ -18,7 +17,7 @@ def test_physical_mode_scales_with_measured_activity():
     busy = ReservoirActivity(256, 200, 50, 1, np.full(50, 20.0), np.full(50, 10.0))
     e1 = en.physical_energy(quiet, spec, 1e-3, 10)
     e2 = en.physical_energy(busy, spec, 1e-3, 10)
-    arr = lambda e: e.loc[e.component.str.startswith("array"), "energy_j"].item()  # noqa: E731
+    arr = lambda e: e.loc[e.component.str.startswith("array"), "energy_j"].item()
     assert arr(e2) == pytest.approx(2 * arr(e1))
     # array energy = t_read * G_row * V^2 per driven row
     assert arr(e1) == pytest.approx(spec.t_read_s * 1e-3 * 0.2**2 * (500 + 5 * 49))

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from rram_cosim.cosim.backends import make_backend
 from rram_cosim.cosim.calibrate import calibration_inputs, simulate
 from rram_cosim.models.backend import BoundTile, TileBackend

@@ -4,7 +4,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from rram_cosim.cosim.cli import main
 from rram_cosim.cosim.pipeline import DemoConfig, run_demo
 from rram_cosim.models.errors import ConfigError

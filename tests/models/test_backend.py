@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from rram_cosim.models.backend import IdealBackend, read_noise_ua
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import TileSpec

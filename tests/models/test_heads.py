@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from rram_cosim.models.errors import NotFittedError
 from rram_cosim.models.heads import SoftmaxReadout
 

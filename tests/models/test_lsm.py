@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from rram_cosim.models.backend import IdealBackend
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.lsm import lif_step, run_reservoir

@@ -1,10 +1,16 @@
 import json
 
 import pytest
-
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.params import (LIFParams, MosfetSpec, TileSpec, TiaSpec, from_dict,
-                                      isclose_params, to_dict)
+from rram_cosim.models.params import (
+    LIFParams,
+    MosfetSpec,
+    TiaSpec,
+    TileSpec,
+    from_dict,
+    isclose_params,
+    to_dict,
+)
 
 
 def test_defaults_validate_and_round_trip_through_json():

@@ -2,11 +2,15 @@ import warnings
 
 import numpy as np
 import pytest
-
 from rram_cosim.models.errors import ConfigError, DomainWarning, NotFittedError
 from rram_cosim.models.params import TileSpec
 from rram_cosim.models.periphery import dac_volts
-from rram_cosim.models.surrogate import CalibrationSample, TileSurrogate, transfer_matrix, interleave
+from rram_cosim.models.surrogate import (
+    CalibrationSample,
+    TileSurrogate,
+    interleave,
+    transfer_matrix,
+)
 
 
 def _samples(spec, r_s, k_w, rng, n_maps=3):
