@@ -26,7 +26,7 @@ from .runs import load_config
 
 # module names under rram_cosim.cosim that provide a command; a missing one is skipped so a
 # partial installation still runs the others
-COMMAND_MODULES = ("pipeline",)
+COMMAND_MODULES = ("pipeline", "classify_cmd")
 
 
 def _commands() -> dict[str, Any]:

@@ -1,0 +1,362 @@
+"""``rram-cosim classify``: LSM + softmax readout on event data, per backend, over seeds.
+
+Protocol (nothing is selected on test):
+
+1. the data splits are fixed by ``data_seed``; each network seed draws its own differential
+   conductance map (formed-cell distribution) for the (n_in + hidden) x hidden reservoir;
+2. the LIF hyperparameters (threshold, decay, input and recurrent levels) are chosen per seed by
+   a small grid on the validation split, with the first backend in ``backends`` (the ideal one
+   by default), so every backend then runs the same network and differences are the hardware's;
+3. every backend runs train, val and test through the reservoir with those hyperparameters; a
+   softmax readout is trained on its own training features (what a chip-in-the-loop user would
+   do) and scored on val and test;
+4. a readout on the raw binned events (no reservoir) is the baseline on the same split;
+5. the report gives mean and std over seeds, and for each backend the paired 95 % interval of
+   its test-accuracy difference to the first backend on the same test samples.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..analysis.report import markdown_table, save_figure, save_table, write_report
+from ..models.backend import TileBackend
+from ..models.checks import check_choice, check_int, check_range
+from ..models.conductance import differential_pair
+from ..models.errors import ConfigError
+from ..models.heads import SoftmaxReadout
+from ..models.lsm import run_reservoir
+from ..models.params import AdcSpec, DeviceParams, LIFParams, TileSpec
+from ..models.stats import confusion_matrix, paired_difference, pca_2d
+from ..models.surrogate import TileSurrogate
+from ..models.tiling import TiledBackend
+from .backends import BACKENDS, make_backend
+from .calibrate import calibration_inputs, calibration_maps, fit_surrogate, simulate
+from .datasets import EventDataset, load_dataset, to_frames
+from .runs import RunDir
+
+COMMAND = "classify"
+HELP = ("LSM + softmax readout on event data with ideal / surrogate / nodal / spice weights, "
+        "hyperparameters chosen on validation, mean and spread over seeds")
+
+EMBEDDED = ("digits-events", "spoken-digits")
+PREFIXED = ("nmnist", "ntidigits", "wav", "images", "events")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Configuration of a classify run (saved as config.json; every field is an option)."""
+
+    name: str = "classify"
+    dataset: str = "digits-events"  # or spoken-digits, nmnist:PATH, ntidigits:PATH, wav:DIR, ...
+    backends: tuple[str, ...] = ("ideal", "surrogate")
+    seeds: int = 3
+    seed: int = 0  # network seeds are seed, seed+1, ...
+    data_seed: int = 0  # fixes the embedded data and its split
+    surrogate: str = ""  # fitted surrogate file; empty: calibrate on the nodal engine
+    n_train: int = 0  # 0: the whole split
+    n_val: int = 0
+    n_test: int = 0
+    n_steps: int = 0  # 0: 50 for images, 129 for audio ([Lin25] scripts)
+    crop: int = 16  # images: centre crop ([Lin25]: 16x16)
+    hidden: int = 200  # [Lin25]
+    v_th: tuple[float, ...] = (5.0, 10.0, 20.0)  # grid, chosen on validation
+    decay: tuple[float, ...] = ()  # empty: 0.9 images, 0.97 audio ([Lin25] scripts)
+    in_level: tuple[float, ...] = (1.0,)
+    rec_level: tuple[float, ...] = (0.0, 0.25, 0.5)
+    n_windows: int = 1  # spike counts over this many time windows (1: the paper's)
+    r_wire_ohm: float = 1.0  # TileSpec default; 5 is the stressed value
+    adc_bits: int = 14  # [Lin25] board; lower to stress the periphery
+    tile_rows: int = 0  # 0: the whole map on one macro, whole columns read at once
+    tile_cols: int = 0
+    cal_maps: int = 3  # surrogate calibration (when no file is given)
+    cal_vectors: int = 24
+    readout_epochs: int = 80
+
+    def __post_init__(self) -> None:
+        o = "ClassifyConfig"
+        kind = self.dataset.split(":", 1)[0]
+        if self.dataset not in EMBEDDED and (kind not in PREFIXED or ":" not in self.dataset):
+            raise ConfigError(
+                f"The 'dataset' parameter of {o} must be one of {list(EMBEDDED)} or "
+                f"'<kind>:PATH' with kind in {list(PREFIXED)}. Got {self.dataset!r} instead.")
+        if not self.backends:
+            raise ConfigError(f"The 'backends' parameter of {o} needs at least one backend.")
+        for b in self.backends:
+            check_choice(o, "backends", b, BACKENDS)
+        check_int(o, "seeds", self.seeds, 1, 1000)
+        for f in ("seed", "data_seed"):
+            check_int(o, f, getattr(self, f), 0, 2**63 - 1)
+        for f in ("n_train", "n_val", "n_test", "n_steps", "tile_rows", "tile_cols"):
+            check_int(o, f, getattr(self, f), 0, 10_000_000)
+        for f in ("crop", "hidden", "n_windows", "cal_maps", "cal_vectors", "readout_epochs"):
+            check_int(o, f, getattr(self, f), 1, 1_000_000)
+        check_int(o, "adc_bits", self.adc_bits, 1, 24)
+        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        for f in ("v_th", "in_level", "rec_level"):
+            if not getattr(self, f):
+                raise ConfigError(f"The '{f}' grid of {o} needs at least one value.")
+        if (self.tile_rows == 0) != (self.tile_cols == 0):
+            raise ConfigError(
+                f"Give both tile_rows and tile_cols (a tile size), or neither. Got "
+                f"{self.tile_rows}x{self.tile_cols}.")
+
+
+# -- data ------------------------------------------------------------------------------------
+def load_split(spec: str, split: str, seed: int, n: int) -> EventDataset:
+    """One split of a dataset named as in ``ClassifyConfig.dataset``."""
+    n_samples = n or None
+    if spec in EMBEDDED:
+        return load_dataset(spec, split, seed=seed, n_samples=n_samples)
+    kind, path = spec.split(":", 1)
+    if kind == "nmnist":
+        from .nmnist import load_nmnist
+
+        return load_nmnist(path, split, seed=seed, n_samples=n_samples)
+    from . import user_data
+
+    loader = getattr(user_data, f"load_{kind}", None)
+    if loader is None:
+        raise ConfigError(f"No reader for dataset kind {kind!r} in this installation.")
+    return loader(path, split, seed=seed, n_samples=n_samples)
+
+
+def frames_of(ds: EventDataset, n_steps: int, crop: int) -> np.ndarray:
+    """Binary frames (n, T, features): images ON events of a centre crop; audio channels."""
+    if len(ds.sensor_size) >= 2 and ds.sensor_size[1] > 1:  # image sensor (W, H, P)
+        w, h = ds.sensor_size[0], ds.sensor_size[1]
+        c = min(crop, w, h)
+        return to_frames(ds, n_steps, crop=c, polarities=(1,))
+    # audio: one input row per channel, whatever the polarity (N-TIDIGITS has 64 inputs)
+    f = to_frames(ds, n_steps)
+    p = max(1, f.shape[2] // ds.sensor_size[0])
+    return f.reshape(f.shape[0], n_steps, p, -1).max(axis=2)
+
+
+def is_audio(ds: EventDataset) -> bool:
+    return not (len(ds.sensor_size) >= 2 and ds.sensor_size[1] > 1)
+
+
+# -- backends --------------------------------------------------------------------------------
+def _tile_spec(cfg: ClassifyConfig, rows: int, cols: int) -> TileSpec:
+    return TileSpec(rows=cfg.tile_rows or rows, cols=cfg.tile_cols or cols,
+                    r_wire_ohm=cfg.r_wire_ohm, adc=AdcSpec(bits=cfg.adc_bits))
+
+
+def _surrogate(cfg: ClassifyConfig, spec: TileSpec, run: RunDir,
+               rng: np.random.Generator) -> TileSurrogate:
+    if cfg.surrogate:
+        sur = TileSurrogate.load(cfg.surrogate)
+        if sur.spec != spec:
+            raise ConfigError(
+                f"The surrogate {cfg.surrogate} was calibrated for another TileSpec "
+                f"({sur.spec.rows}x{sur.spec.cols}, r_wire {sur.spec.r_wire_ohm} ohm, "
+                f"{sur.spec.adc.bits}-bit ADC) than this run needs ({spec.rows}x{spec.cols}, "
+                f"r_wire {spec.r_wire_ohm} ohm, {spec.adc.bits}-bit ADC). Recalibrate, or drop "
+                "--surrogate to calibrate on the nodal engine.")
+        return sur
+    device = DeviceParams()
+    shape = (spec.rows, spec.cols)
+    maps = calibration_maps(shape, cfg.cal_maps, rng, device, spec)
+    inputs = [calibration_inputs(spec.rows, cfg.cal_vectors, rng) for _ in maps]
+    samples = simulate(make_backend("nodal", spec), maps, inputs, rng)
+    sur = fit_surrogate(spec, samples, read_noise_sigma_us=device.read_noise_sigma_us,
+                        provenance={"reference": "nodal", "maps": len(maps),
+                                    "vectors": cfg.cal_vectors})
+    sur.save(run.path / "surrogate.json")
+    return sur
+
+
+def _backend(name: str, cfg: ClassifyConfig, spec: TileSpec,
+             sur: TileSurrogate | None) -> TileBackend:
+    be: TileBackend = sur if name == "surrogate" else make_backend(name, spec)
+    if cfg.tile_rows:
+        be = TiledBackend(be, cfg.tile_rows, cfg.tile_cols)
+    return be
+
+
+# -- one network -----------------------------------------------------------------------------
+def _readout(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], n_classes: int,
+             epochs: int, rng: np.random.Generator) -> SoftmaxReadout:
+    return SoftmaxReadout(epochs=epochs).fit(feats["train"], labels["train"], rng=rng,
+                                             n_classes=n_classes)
+
+
+def _features(tile, frames: dict[str, np.ndarray], lif: LIFParams, n_windows: int,
+              rng: np.random.Generator, splits: tuple[str, ...]):
+    out, acts = {}, {}
+    for s in splits:
+        out[s], acts[s] = run_reservoir(tile, frames[s], lif, rng, n_windows=n_windows)
+    return out, acts
+
+
+def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
+                 progress: bool = True) -> dict[str, Any]:
+    """Run the protocol in the module docstring and write ``runs_root/<cfg.name>/``."""
+    t0 = time.perf_counter()
+    run = RunDir.create(runs_root, cfg.name)
+    run.write_config(COMMAND, asdict(cfg))
+    sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
+    data = {s: load_split(cfg.dataset, s, cfg.data_seed, n) for s, n in sizes.items()}
+    audio = is_audio(data["train"])
+    n_steps = cfg.n_steps or (129 if audio else 50)
+    frames = {s: frames_of(d, n_steps, cfg.crop) for s, d in data.items()}
+    labels = {s: np.asarray(d.labels) for s, d in data.items()}
+    n_classes = int(max(lab.max() for lab in labels.values()) + 1)
+    n_in = frames["train"].shape[2]
+    h = cfg.hidden
+    decays = cfg.decay or ((0.97,) if audio else (0.9,))
+    grid = list(itertools.product(cfg.v_th, decays, cfg.in_level, cfg.rec_level))
+    spec = _tile_spec(cfg, n_in + h, h)
+    sur = (_surrogate(cfg, spec, run, np.random.default_rng([cfg.seed, 7919]))
+           if "surrogate" in cfg.backends else None)
+    backends = {b: _backend(b, cfg, spec, sur) for b in cfg.backends}
+
+    n_work = cfg.seeds * (len(grid) + len(backends) + 1)
+    bar = tqdm(total=n_work, desc="classify", disable=not progress, unit="net")
+    grid_rows, acc_rows, correct, activity = [], [], {}, {}
+    cms = {b: np.zeros((n_classes, n_classes), dtype=np.int64) for b in backends}
+    embed = None
+    for k in range(cfg.seeds):
+        seed = cfg.seed + k
+        rng = np.random.default_rng(seed)
+        gp, gn = differential_pair((n_in + h, h), rng, DeviceParams())
+        # grid on validation with the first backend
+        sel_tile = backends[cfg.backends[0]].bind(gp, gn)
+        best = None
+        for v_th, decay, lin, lrec in grid:
+            lif = LIFParams(hidden=h, v_th=v_th, decay=decay, in_level=lin, rec_level=lrec)
+            r = np.random.default_rng([seed, 1])
+            feats, _ = _features(sel_tile, frames, lif, cfg.n_windows, r, ("train", "val"))
+            val = _readout(feats, labels, n_classes, cfg.readout_epochs, r).score(
+                feats["val"], labels["val"])
+            grid_rows.append({"seed": seed, "v_th": v_th, "decay": decay, "in_level": lin,
+                              "rec_level": lrec, "val_acc": val})
+            if best is None or val > best[0]:
+                best = (val, lif)
+            bar.update()
+        lif = best[1]
+        for name, be in backends.items():
+            tile = be.bind(gp, gn)
+            r = np.random.default_rng([seed, 2])
+            feats, acts = _features(tile, frames, lif, cfg.n_windows, r, ("train", "val", "test"))
+            clf = _readout(feats, labels, n_classes, cfg.readout_epochs, r)
+            pred = clf.predict(feats["test"])
+            correct.setdefault(name, []).append(pred == labels["test"])
+            cms[name] += confusion_matrix(labels["test"], pred, n_classes)
+            acc_rows.append({"seed": seed, "model": f"LSM, {name}", "v_th": lif.v_th,
+                             "decay": lif.decay, "in_level": lif.in_level,
+                             "rec_level": lif.rec_level,
+                             "val_acc": clf.score(feats["val"], labels["val"]),
+                             "test_acc": float(np.mean(pred == labels["test"])),
+                             "spikes_per_neuron": float(feats["test"].mean())})
+            activity[f"{name}/seed{seed}"] = acts["test"].to_dict()
+            if k == 0:
+                embed = (name, feats["test"])
+            bar.update()
+        raw = {s: frames[s].reshape(len(frames[s]), cfg.n_windows, -1, n_in).sum(axis=2)
+               .reshape(len(frames[s]), -1) if n_steps % cfg.n_windows == 0
+               else frames[s].sum(axis=1) for s in frames}
+        r = np.random.default_rng([seed, 3])
+        clf = _readout(raw, labels, n_classes, cfg.readout_epochs, r)
+        pred = clf.predict(raw["test"])
+        correct.setdefault("raw events", []).append(pred == labels["test"])
+        acc_rows.append({"seed": seed, "model": "readout on raw events (no reservoir)",
+                         "val_acc": clf.score(raw["val"], labels["val"]),
+                         "test_acc": float(np.mean(pred == labels["test"]))})
+        bar.update()
+    bar.close()
+
+    acc = pd.DataFrame(acc_rows)
+    summary_tab = (acc.groupby("model", sort=False)[["val_acc", "test_acc"]]
+                   .agg(["mean", "std"]).reset_index())
+    summary_tab.columns = ["model", "val_mean", "val_std", "test_mean", "test_std"]
+    ref = cfg.backends[0]
+    paired = pd.DataFrame([{"model": name, "vs": ref,
+                            **paired_difference(np.concatenate(correct[ref]),
+                                                np.concatenate(correct[name]))}
+                           for name in correct if name != ref])
+    per_class = pd.DataFrame({"class": np.arange(n_classes),
+                              **{f"{b}_test_acc": np.diag(cm) / np.maximum(cm.sum(1), 1)
+                                 for b, cm in cms.items()},
+                              "n_test": np.bincount(labels["test"], minlength=n_classes)})
+    save_table(acc, run.path / "accuracy.csv")
+    save_table(summary_tab, run.path / "accuracy_summary.csv")
+    save_table(paired, run.path / "paired_difference.csv")
+    save_table(pd.DataFrame(grid_rows), run.path / "grid.csv")
+    save_table(per_class, run.path / "per_class.csv")
+    run.write_json("activity.json", activity)
+    last = cfg.backends[-1]
+    save_figure(_confusion_plot(cms[last], last), run.path / "confusion.png")
+    assert embed is not None
+    save_figure(_embedding_plot(embed[1], labels["test"], embed[0]), run.path / "embedding.png")
+    wall = time.perf_counter() - t0
+    _report(run, cfg, data, n_in, n_steps, summary_tab, paired, per_class, wall)
+    headline = {r["model"]: {"val": round(r["val_mean"], 4), "test": round(r["test_mean"], 4),
+                             "test_std": round(float(np.nan_to_num(r["test_std"])), 4)}
+                for r in summary_tab.to_dict(orient="records")}
+    summary = {"headline": headline, "accuracy": acc.to_dict(orient="records"),
+               "paired": paired.to_dict(orient="records"), "wall_s": wall}
+    run.write_json("summary.json", {k: v for k, v in summary.items() if k != "wall_s"})
+    return summary
+
+
+def _confusion_plot(cm: np.ndarray, backend: str):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    im = ax.imshow(cm / np.maximum(cm.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0,
+                   vmax=1)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"test confusion, LSM on {backend} (all seeds)")
+    fig.colorbar(im, ax=ax, label="fraction of the true class")
+    return fig
+
+
+def _embedding_plot(feats: np.ndarray, labels: np.ndarray, backend: str):
+    import matplotlib.pyplot as plt
+
+    p = pca_2d(feats)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    sc = ax.scatter(p[:, 0], p[:, 1], c=labels, cmap="tab10", s=8)
+    ax.set_xlabel("PC 1 of spike counts")
+    ax.set_ylabel("PC 2")
+    ax.set_title(f"test spike-count embedding ({backend}, first seed)")
+    fig.colorbar(sc, ax=ax, label="class")
+    return fig
+
+
+def _report(run: RunDir, cfg: ClassifyConfig, data: dict, n_in: int, n_steps: int,
+            summary_tab: pd.DataFrame, paired: pd.DataFrame, per_class: pd.DataFrame,
+            wall: float) -> None:
+    sizes = "/".join(str(len(d)) for d in data.values())
+    tile = (f"tiles of {cfg.tile_rows}x{cfg.tile_cols}" if cfg.tile_rows
+            else "the whole map on one macro")
+    sections = [
+        ("What ran", (
+            f"`{cfg.dataset}` ({sizes} train/val/test samples, {n_in} inputs, {n_steps} steps), "
+            f"LIF reservoir h = {cfg.hidden} on a {n_in + cfg.hidden}x{cfg.hidden} differential "
+            f"map ({tile}; r_wire {cfg.r_wire_ohm} ohm, {cfg.adc_bits}-bit ADC), backends "
+            f"{', '.join(cfg.backends)}, {cfg.seeds} network seed(s). Hyperparameters chosen per "
+            f"seed on validation with `{cfg.backends[0]}` (grid in grid.csv); nothing selected on "
+            f"test. Wall time {wall:.0f} s.")),
+        ("Accuracy (mean and std over seeds)", markdown_table(summary_tab)),
+        (f"Paired test-accuracy difference to `{cfg.backends[0]}` (95 % interval)",
+         markdown_table(paired) if len(paired) else "Only one backend ran."),
+        ("Per class (test, pooled over seeds)", markdown_table(per_class)),
+        ("Plots", "![](confusion.png)\n\n![](embedding.png)"),
+    ]
+    write_report(run.path / "report.md", f"rram-cosim classify: {cfg.name}", sections)
+
+
+CONFIG = ClassifyConfig
+run = run_classify
