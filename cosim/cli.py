@@ -26,13 +26,20 @@ from .runs import load_config
 
 # module names under rram_cosim.cosim that provide a command; a missing one is skipped so a
 # partial installation still runs the others
-COMMAND_MODULES = ("pipeline", "classify_cmd")
+COMMAND_MODULES = ("pipeline", "classify_cmd", "form_cmd", "fit_device_cmd", "calibrate_cmd",
+                   "tile_cmd")
 
 
 def _commands() -> dict[str, Any]:
     out = {}
     for name in COMMAND_MODULES:
-        mod = importlib.import_module(f"{__package__}.{name}")
+        full = f"{__package__}.{name}"
+        try:
+            mod = importlib.import_module(full)
+        except ModuleNotFoundError as e:
+            if e.name != full:  # a broken import inside the module is a real error
+                raise
+            continue
         out[mod.COMMAND] = mod
     return out
 
@@ -90,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, mod in _commands().items():
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         p.add_argument("--config", help="replay a saved runs/<name>/config.json")
-        p.add_argument("--out", default="runs", help="root folder of run folders (default: runs)")
+        # a command whose CONFIG has an `out` field (its output file) names the root otherwise
+        p.add_argument(getattr(mod, "ROOT_OPTION", "--out"), dest="runs_root", default="runs",
+                       help="root folder of run folders (default: runs)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
         _add_dataclass_options(p, mod.CONFIG)
     return parser
@@ -101,8 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mod = _commands()[args.command]
     try:
         cfg = _resolve(mod.CONFIG, args, args.command)
-        summary = mod.run(cfg, args.out, progress=not args.no_progress)
-        print(f"wrote {args.out}/{cfg.name}/report.md")
+        summary = mod.run(cfg, args.runs_root, progress=not args.no_progress)
+        print(f"wrote {args.runs_root}/{cfg.name}/report.md")
         print(json.dumps(summary.get("headline", {}), indent=1, default=str))
     except CosimError as e:
         print(f"rram-cosim: error: {e}", file=sys.stderr)

@@ -14,6 +14,25 @@ Sources cited below:
   typ., quiescent current 1.6 mA per channel, rail-to-rail output.
 - [ADS8324] TI ADS8324 datasheet: 14-bit SAR ADC.
 - [PTM] Predictive Technology Model, 45 nm (ASU): threshold ~0.47 V, tox 1.25 nm.
+
+Sources of the stochastic breakdown (forming) model, :class:`BreakdownParams` (details and the
+equations in docs/device.md):
+
+- [McPherson12] J. W. McPherson, "Time dependent dielectric breakdown physics - Models
+  revisited", Microelectron. Reliab. 52, 1753-1760 (2012): Weibull time-to-breakdown statistics,
+  exponential (E-model) voltage acceleration.
+- [Lorenzi13] P. Lorenzi, R. Rao, F. Irrera, "Forming kinetics in HfO2-based RRAM cells", IEEE
+  TED 60(1), 438-443 (2013): forming is a time-dependent dielectric breakdown, Weibull in time,
+  accelerated exponentially by the voltage.
+- [Ielmini11] D. Ielmini, "Modeling the universal set/reset characteristics of bipolar RRAM by
+  field- and temperature-driven filament growth", IEEE TED 58(12), 4309-4317 (2011): filament
+  growth rate exponential in the voltage across it (field-lowered migration barrier); the
+  formed resistance follows R = V_C / I_C with a nearly constant V_C of a few tenths of a volt.
+- [Pelgrom89] M. J. M. Pelgrom, A. C. J. Duinmaijer, A. P. G. Welbers, "Matching properties of
+  MOS transistors", IEEE JSSC 24(5), 1433-1439 (1989): sigma(Vt) = A_VT / sqrt(W L).
+- [Pelgrom98] M. J. M. Pelgrom, H. P. Tuinhout, M. Vertregt, "Transistor matching in analog
+  CMOS applications", IEDM 1998: A_VT scales with the gate-oxide thickness, about
+  1 mV um per nm.
 """
 
 from __future__ import annotations
@@ -258,6 +277,127 @@ class LIFParams:
                     hint="Levels are fractions of the read voltage.")
         check_range(o, "rec_level", self.rec_level, 0, 1,
                     hint="Levels are fractions of the read voltage.")
+
+
+#: The 1T1R select transistor during forming: a 2.5 V I/O NMOS. A 3 V forming pulse across a
+#: 1.1 V core device would break its gate oxide, so RRAM macros put I/O devices in the cell;
+#: their longer channel is also what keeps the saturation (compliance) current matched to the
+#: ~17 % spread of formed conductances [ESGNN] (a 45 nm core device, A_VT / L large, gives ~50 %).
+#: All values: assumption, typical of the 2.5 V I/O option of 40-65 nm processes (tox ~5 nm,
+#: minimum L ~0.28 um, Vt ~0.55 V; kp = mu_eff Cox with mu_eff ~300 cm^2/Vs).
+IO_NMOS_25V = MosfetSpec(w_m=0.4e-6, l_m=0.28e-6, vto_v=0.55, kp_a_per_v2=200e-6,
+                         lambda_per_v=0.05)
+
+
+@dataclass(frozen=True)
+class BreakdownParams:
+    """Stochastic breakdown (forming) compact model of a TaN/TaOx/Ta/TiN cell.
+
+    One parameter set for both implementations: the ngspice cell
+    (:mod:`rram_cosim.netlists.forming`) and the numpy twin (:mod:`rram_cosim.models.breakdown`).
+    Equations (docs/device.md):
+
+    - breakdown: a damage state ``D`` grows as ``dD/dt = exp(gamma (V_cell - v_ref)) / t63_ref``
+      and the cell breaks down when ``D`` reaches its own Weibull draw ``w`` (shape
+      ``weibull_beta``, unit scale), so at a constant voltage ``t_bd ~ Weibull(t63(V), beta)``
+      with ``t63(V) = t63_ref exp(-gamma (V - v_ref))``;
+    - growth after breakdown: ``dG/dt = I h(V_f) / Q``, ``I = (g_pristine + G) V_f`` the filament
+      current, ``h(V) = x / (1 + x / growth_rate_max)``, ``x = max(exp((V - v_hold) / v_growth)
+      - 1, 0)``, ``Q = tau V_hold^2 / v_growth`` with a per-cell lognormal ``tau``; growth
+      stalls where ``V_f = v_hold``, so under a compliance current ``I_cc`` the conductance
+      settles at ``I_cc / v_hold``;
+    - select transistor threshold mismatch ``sigma(Vt) = a_vt / sqrt(W L)``;
+    - read: the filament is ohmic (no read nonlinearity); each read adds Gaussian noise
+      ``read_noise_sigma_us`` and, in a fraction ``rtn_fraction`` of cells, random telegraph
+      noise of ``rtn_amplitude_rel`` times G.
+    """
+
+    # breakdown statistics
+    t63_ref_s: float = 1e-6  # assumption: 63 % of cells formed after 1 us at v_ref [Lorenzi13]
+    v_ref_v: float = 3.0  # reference voltage of t63_ref: the forming voltage of the CLI example
+    gamma_per_v: float = 4.6  # assumption: 1 decade per 0.5 V, E-model range [McPherson12]
+    weibull_beta: float = 1.5  # assumption: Weibull slope of a few-nm oxide [McPherson12]
+    g_pristine_us: float = 1e-3  # assumption: 1 nS (nA leakage at 1 V) of an unformed cell
+    # filament growth
+    v_hold_v: float = 0.5  # [Ielmini11] V_C of the R = V_C / I_C law, a few tenths of a V
+    v_growth_v: float = 0.25  # [Ielmini11] kT / (alpha q) at forming temperature; assumption
+    growth_rate_max: float = 100.0  # assumption: caps the burst right after breakdown
+    tau_growth_s: float = 5e-6  # assumption: fitted to [ESGNN] at the default forming
+    sigma_ln_tau: float = 0.8  # assumption: fitted to [ESGNN] at the default forming
+    # select transistor mismatch
+    a_vt_mv_um: float = 5.5  # [Pelgrom89], [Pelgrom98]: ~1.1 mV um per nm x ~5 nm I/O oxide
+    # read
+    read_noise_sigma_us: float = 0.1  # [Lin25] read variation < 0.14 uS over 30,000 cycles
+    rtn_fraction: float = 0.0  # optional random telegraph noise: off by default
+    rtn_amplitude_rel: float = 0.02  # assumption: a few % of G for one trap
+    rtn_dwell_s: float = 1e-3  # assumption: mean dwell time of each trap state
+
+    def __post_init__(self) -> None:
+        o = "BreakdownParams"
+        check_range(o, "t63_ref_s", self.t63_ref_s, 1e-12, 1e3, unit="s")
+        check_range(o, "v_ref_v", self.v_ref_v, 0.5, 10.0, unit="V")
+        check_range(o, "gamma_per_v", self.gamma_per_v, 0.0, 50.0, unit="1/V")
+        check_range(o, "weibull_beta", self.weibull_beta, 0.2, 20.0)
+        check_range(o, "g_pristine_us", self.g_pristine_us, 1e-6, 1.0, unit="uS")
+        check_range(o, "v_hold_v", self.v_hold_v, 0.05, 2.0, unit="V")
+        check_range(o, "v_growth_v", self.v_growth_v, 0.01, 2.0, unit="V")
+        check_range(o, "growth_rate_max", self.growth_rate_max, 1.0, 1e6)
+        check_range(o, "tau_growth_s", self.tau_growth_s, 1e-12, 1e3, unit="s")
+        check_range(o, "sigma_ln_tau", self.sigma_ln_tau, 0.0, 3.0)
+        check_range(o, "a_vt_mv_um", self.a_vt_mv_um, 0.0, 50.0, unit="mV um")
+        check_range(o, "read_noise_sigma_us", self.read_noise_sigma_us, 0, 10, unit="uS")
+        check_range(o, "rtn_fraction", self.rtn_fraction, 0.0, 1.0)
+        check_range(o, "rtn_amplitude_rel", self.rtn_amplitude_rel, 0.0, 1.0)
+        check_range(o, "rtn_dwell_s", self.rtn_dwell_s, 1e-12, 1e6, unit="s")
+
+
+@dataclass(frozen=True)
+class FormingConditions:
+    """One uniform forming operation: the same pulse on every cell, compliance by the gate.
+
+    The pulse is a trapezoid: 0 -> ``v_form_v`` in ``t_edge_s``, ``t_pulse_s`` at
+    ``v_form_v``, back to 0 in ``t_edge_s``. The select transistor's gate sets the compliance:
+    give the target current ``i_cc_a`` (the gate voltage is then chosen so that the nominal
+    transistor carries ``i_cc_a`` in saturation at ``V_ds = v_form_v - v_hold_v``) or the gate
+    voltage ``v_gate_v`` itself, not both. ``t_step_s`` is the time step of the transient: the
+    largest step ngspice may take, and the resolution of the pulse.
+    """
+
+    v_form_v: float = 3.0  # the issue's CLI example; inside the DAC range 0-5 V [Lin25]
+    t_pulse_s: float = 10e-6  # the issue's CLI example
+    # assumption: chosen so the default forming gives [ESGNN]'s 14.2 uS mean
+    i_cc_a: float | None = 7.5e-6
+    v_gate_v: float | None = None
+    t_edge_s: float = 10e-9  # assumption: DAC edge of a programming pulse
+    t_step_s: float = 10e-9  # assumption: resolves the edges; 1000 steps over 10 us
+    mosfet: MosfetSpec = field(default_factory=lambda: IO_NMOS_25V)
+
+    V_FORM_RANGE_V: typing.ClassVar[tuple[float, float]] = (1.0, 5.0)
+    I_CC_RANGE_A: typing.ClassVar[tuple[float, float]] = (0.0, 1e-3)
+
+    def __post_init__(self) -> None:
+        o = "FormingConditions"
+        lo, hi = self.V_FORM_RANGE_V
+        check_range(o, "v_form_v", self.v_form_v, lo, hi, unit="V",
+                    hint="The model is valid from 1 V (no breakdown below) to the DAC's 5 V.")
+        check_range(o, "t_step_s", self.t_step_s, 1e-12, 1e-3, unit="s")
+        check_range(o, "t_pulse_s", self.t_pulse_s, self.t_step_s, 1.0, unit="s",
+                    hint="The pulse must be at least one time step (t_step_s) long; shorten "
+                         "t_step_s or lengthen the pulse.")
+        check_range(o, "t_edge_s", self.t_edge_s, self.t_step_s, self.t_pulse_s, unit="s",
+                    hint="Edges take between one time step and the pulse width.")
+        if (self.i_cc_a is None) == (self.v_gate_v is None):
+            raise ConfigError(
+                "FormingConditions needs exactly one of 'i_cc_a' (target compliance current, "
+                f"A) and 'v_gate_v' (gate voltage, V). Got i_cc_a={self.i_cc_a!r}, "
+                f"v_gate_v={self.v_gate_v!r}. Set the other one to None.")
+        if self.i_cc_a is not None:
+            check_range(o, "i_cc_a", self.i_cc_a, *self.I_CC_RANGE_A, lo_open=True, unit="A",
+                        hint="The compliance current must be positive.")
+        else:
+            check_range(o, "v_gate_v", self.v_gate_v, 0.0, 5.0, lo_open=True, unit="V",
+                        hint="(Below the threshold the select transistor is off and no cell "
+                             "forms.)")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
