@@ -14,6 +14,14 @@ on disk, keyed by the generator version, its parameters and the seed.
 The digits carry no writer IDs, so the split into train / val / test is a seeded stratified
 split of images (default 60/20/20), not a split by writer: samples from one writer may sit in
 several splits. Nothing downstream should select anything on ``test``.
+
+``load_dataset("spoken-digits", split, seed=...)`` is the audio counterpart (N-TIDIGITS-like):
+the words "zero" .. "nine" synthesised by espeak-ng in every English accent and voice variant,
+at random speeds, pitches and noise levels, heard by a 64-channel cochlea model with delta
+modulation (:mod:`.audio`). Byte-identical recordings are removed before splitting, and the
+split is by voice variant (seeded, default 60/20/20 of the variants), so test voices are never
+heard in training. The first build takes about a minute on 2 cores (6940 recordings); it is
+cached like the digits.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import numpy as np
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError
 from ..models.events import (
+    AUDIO_EVENT_DTYPE,
     IMAGE_EVENT_DTYPE,
     bin_event_batch,
     check_events,
@@ -43,6 +52,15 @@ from ..models.events import (
     normalize_sensor_size,
 )
 from ..models.params import to_dict
+from .audio import (
+    SPOKEN_DIGITS_VERSION,
+    SpokenDigitsParams,
+    build_spoken_digits,
+    default_workers,
+    espeak_variants,
+    espeak_version,
+    resolve_voices,
+)
 
 GENERATOR_VERSION = "digits-events/1"
 """Bumped whenever the simulator's output for the same parameters changes (rebuilds caches)."""
@@ -256,7 +274,9 @@ def saccade_path_px(t_us: np.ndarray, params: SaccadeDvsParams) -> tuple[np.ndar
 
 
 def simulate_saccade_events(images: np.ndarray, params: SaccadeDvsParams,
-                            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                            rng: np.random.Generator, *,
+                            threshold_maps: tuple[np.ndarray, np.ndarray] | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """Turn static images into DVS events by simulated saccades.
 
     Vectorised over all images and pixels; the only loop runs over the
@@ -279,6 +299,10 @@ def simulate_saccade_events(images: np.ndarray, params: SaccadeDvsParams,
         Intensities in [0, 1] at sensor resolution (1 = white stroke).
     params : SaccadeDvsParams
     rng : numpy.random.Generator
+    threshold_maps : (numpy.ndarray, numpy.ndarray), optional
+        ON and OFF threshold maps of the sensor, each shape (h + 2 pad, w + 2 pad), from
+        :func:`saccade_threshold_maps`; pass them to give several calls (chunks of a large
+        image set) the same sensor. None draws them from ``rng``.
 
     Returns
     -------
@@ -293,11 +317,15 @@ def simulate_saccade_events(images: np.ndarray, params: SaccadeDvsParams,
     dt = params.dt_us
     n_steps = params.duration_us // dt
 
-    th_floor = 0.01
-    th_on = np.maximum(params.threshold_on_log
-                       + params.threshold_sigma_log * rng.standard_normal(n_pix), th_floor)
-    th_off = np.maximum(params.threshold_off_log
-                        + params.threshold_sigma_log * rng.standard_normal(n_pix), th_floor)
+    if threshold_maps is None:
+        th_on, th_off = saccade_threshold_maps(params, (hh, ww), rng)
+    else:
+        th_on, th_off = (np.asarray(m, dtype=np.float64) for m in threshold_maps)
+        if th_on.shape != (hh, ww) or th_off.shape != (hh, ww):
+            raise ConfigError(
+                f"threshold_maps must be two ({hh}, {ww}) arrays for this sensor. Got shapes "
+                f"{th_on.shape} and {th_off.shape}.")
+    th_on, th_off = th_on.reshape(-1), th_off.reshape(-1)
     # Flat (sample-major) copies of the per-pixel maps: every hot-loop op is 1-D and in place.
     th_on = np.tile(th_on.astype(np.float32), n)
     neg_th_off = -np.tile(th_off.astype(np.float32), n)
@@ -401,6 +429,21 @@ def simulate_saccade_events(images: np.ndarray, params: SaccadeDvsParams,
     return events, offsets
 
 
+def saccade_threshold_maps(params: SaccadeDvsParams, shape: tuple[int, int],
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """ON and OFF contrast-threshold maps of one sensor, each ``shape`` (log units).
+
+    ``N(threshold, threshold_sigma_log)`` per pixel, floored at 0.01.
+    """
+    n_pix = int(shape[0]) * int(shape[1])
+    th_floor = 0.01
+    th_on = np.maximum(params.threshold_on_log
+                       + params.threshold_sigma_log * rng.standard_normal(n_pix), th_floor)
+    th_off = np.maximum(params.threshold_off_log
+                        + params.threshold_sigma_log * rng.standard_normal(n_pix), th_floor)
+    return th_on.reshape(shape), th_off.reshape(shape)
+
+
 def digit_canvas(images: np.ndarray, params: SaccadeDvsParams,
                  rng: np.random.Generator | None = None) -> np.ndarray:
     """Intensity frames the sensor looks at before motion, float32 ``(n, h + 2 pad, w + 2 pad)``.
@@ -471,12 +514,7 @@ def stratified_split(labels: np.ndarray, rng: np.random.Generator,
     (round robin over the shuffled per-class lists), so any prefix is stratified to within one
     sample per class.
     """
-    fr = np.asarray(fractions, dtype=np.float64)
-    if fr.shape != (3,) or np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
-        raise ConfigError(
-            f"Split fractions must be three non-negative numbers (train, val, test) summing to "
-            f"1. Got {fractions!r}."
-        )
+    fr = _check_fractions(fractions)
     labels = np.asarray(labels, dtype=np.int64)
     classes = np.unique(labels)
     split_of = np.empty(labels.shape[0], dtype=np.int64)
@@ -499,6 +537,51 @@ def stratified_split(labels: np.ndarray, rng: np.random.Generator,
     return out
 
 
+def group_split(groups: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> dict[str, np.ndarray]:
+    """Seeded split of sample indices by group (voice, speaker) into ``train``, ``val``, ``test``.
+
+    Whole groups go to one split: the shuffled distinct groups are cut at
+    ``round(f_train * n_groups)`` and ``round((f_train + f_val) * n_groups)``, so the fractions
+    count groups, not samples. Within a split the samples are shuffled and the classes
+    interleaved (round robin), so a prefix is stratified as far as the split's classes allow.
+    """
+    fr = _check_fractions(fractions)
+    groups = np.asarray(groups)
+    labels = np.asarray(labels, dtype=np.int64)
+    if groups.shape != labels.shape:
+        raise ConfigError(f"groups and labels must have the same shape. Got {groups.shape} and "
+                          f"{labels.shape}.")
+    names, group_of = np.unique(groups, return_inverse=True)
+    order = rng.permutation(names.size)
+    a, b = np.round(np.cumsum(fr)[:2] * names.size).astype(int)
+    part_of_group = np.empty(names.size, dtype=np.int64)
+    part_of_group[order[:a]] = 0
+    part_of_group[order[a:b]] = 1
+    part_of_group[order[b:]] = 2
+    split_of = part_of_group[group_of.reshape(-1)]
+    out = {}
+    for k, name in enumerate(SPLITS):
+        members = rng.permutation(np.flatnonzero(split_of == k))
+        lab = labels[members]
+        by_class = np.argsort(lab, kind="stable")
+        first = np.searchsorted(lab[by_class], lab[by_class])
+        rank = np.empty(members.size, dtype=np.int64)
+        rank[by_class] = np.arange(members.size) - first
+        out[name] = members[np.lexsort((lab, rank))]
+    return out
+
+
+def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    fr = np.asarray(fractions, dtype=np.float64)
+    if fr.shape != (3,) or np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
+        raise ConfigError(
+            f"Split fractions must be three non-negative numbers (train, val, test) summing to "
+            f"1. Got {fractions!r}."
+        )
+    return fr
+
+
 # --------------------------------------------------------------------------------------------
 # Loading and caching
 # --------------------------------------------------------------------------------------------
@@ -517,26 +600,33 @@ def load_dataset(name: str, split: str, *, seed: int, cache_dir: str | os.PathLi
     Parameters
     ----------
     name : str
-        ``"digits-events"`` (N-MNIST-like saccade events from scikit-learn's digits).
+        ``"digits-events"`` (N-MNIST-like saccade events from scikit-learn's digits) or
+        ``"spoken-digits"`` (N-TIDIGITS-like cochlea events of espeak-ng speech).
     split : str
-        ``"train"``, ``"val"`` or ``"test"`` (seeded stratified split, default 60/20/20; the
-        digits carry no writer IDs, so it is not a split by writer).
+        ``"train"``, ``"val"`` or ``"test"``. digits-events: a seeded stratified split of
+        images (the digits carry no writer IDs). spoken-digits: a seeded split of the voice
+        variants, so no voice of one split is heard in another.
     seed : int
-        Seeds the simulator (threshold map, jitter, start states, noise) and, independently,
-        the split. Same seed and parameters give the same events and the same split.
+        Seeds the generator and, independently, the split. Same seed and parameters give the
+        same events and the same split.
     cache_dir : path, optional
         Where the built set is cached; default :func:`default_cache_dir`.
     n_samples : int, optional
         Return only the first ``n_samples`` of the split (stratified to within one per class).
     params : optional
-        The dataset's generator parameters; for ``digits-events`` a
-        :class:`SaccadeDvsParams` (default ``SaccadeDvsParams()``).
+        The generator's parameters: a :class:`SaccadeDvsParams` for digits-events, a
+        :class:`~rram_cosim.cosim.audio.SpokenDigitsParams` for spoken-digits (defaults when
+        None).
     split_fractions : (float, float, float)
-        Train, val and test fractions.
+        Train, val and test fractions (of samples, or of voice variants for spoken-digits).
 
     Returns
     -------
     EventDataset
+        ``metadata`` holds the provenance, ``source_index`` (row of each sample in the whole
+        set) and, for spoken-digits, ``groups`` (variant index per sample; names in
+        ``metadata["variants"]``) and ``sample_info`` (per-sample ``accent`` index,
+        ``speed_wpm``, ``pitch``, ``snr_db``, ``duration_us``).
     """
     check_choice("load_dataset", "name", name, list(_BUILDERS))
     check_choice("load_dataset", "split", split, list(SPLITS))
@@ -545,7 +635,16 @@ def load_dataset(name: str, split: str, *, seed: int, cache_dir: str | os.PathLi
     full = _BUILDERS[name](seed=seed, params=params, cache_dir=cache)
 
     split_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
-    idx = stratified_split(full["labels"], split_rng, split_fractions)[split]
+    if "groups" in full:
+        idx = group_split(full["groups"], full["labels"], split_rng, split_fractions)[split]
+    else:
+        idx = stratified_split(full["labels"], split_rng, split_fractions)[split]
+    if idx.size == 0:
+        raise ConfigError(
+            f"The '{split}' split of {name} is empty with split_fractions {split_fractions!r} "
+            f"({full['meta'].get('n_total')} samples"
+            + (f" in {np.unique(full['groups']).size} voice variants" if "groups" in full
+               else "") + "). Give that split a larger fraction or the set more voices.")
     if n_samples is not None:
         check_int("load_dataset", "n_samples", n_samples, 1, idx.size,
                   hint=f"The '{split}' split of {name} holds {idx.size} samples.")
@@ -554,7 +653,15 @@ def load_dataset(name: str, split: str, *, seed: int, cache_dir: str | os.PathLi
     samples = tuple(events[offsets[i]:offsets[i + 1]] for i in idx)
     meta = dict(full["meta"])
     meta["source_index"] = full["source_index"][idx]
-    meta["source_index"].setflags(write=False)
+    if "groups" in full:
+        meta["groups"] = full["groups"][idx]
+    if full.get("info"):
+        meta["sample_info"] = MappingProxyType({k: v[idx] for k, v in full["info"].items()})
+        for v in meta["sample_info"].values():
+            v.setflags(write=False)
+    for k in ("source_index", "groups"):
+        if k in meta:
+            meta[k].setflags(write=False)
     meta["split_fractions"] = tuple(float(f) for f in split_fractions)
     return EventDataset(events=samples, labels=full["labels"][idx],
                         sensor_size=tuple(meta["sensor_size"]), n_classes=int(meta["n_classes"]),
@@ -576,7 +683,58 @@ def _digits_events(*, seed: int, params: SaccadeDvsParams | None,
             f"params of 'digits-events' must be a SaccadeDvsParams. Got {type(params).__name__}."
         )
     key = cache_key(seed, params)
-    path = cache_dir / f"digits-events-{key[:20]}.npz"
+
+    def build() -> dict[str, Any]:
+        t_start = time.perf_counter()
+        images, labels = digit_images(params)
+        sim_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+        events, offsets = simulate_saccade_events(images, params, sim_rng)
+        build_s = time.perf_counter() - t_start
+        hh, ww = images.shape[1] + 2 * params.pad_px, images.shape[2] + 2 * params.pad_px
+        meta = {
+            "generator": GENERATOR_VERSION, "params": to_dict(params), "seed": seed,
+            "cache_key": key, "source": "sklearn.datasets.load_digits",
+            "sensor_size": [ww, hh, 2], "n_classes": 10, "duration_us": params.duration_us,
+            "build_time_s": build_s, "n_total": int(labels.size),
+        }
+        return {"events": events, "offsets": offsets, "labels": labels,
+                "source_index": np.arange(labels.size, dtype=np.int64), "meta": meta}
+
+    return _cached(cache_dir / f"digits-events-{key[:20]}.npz", key, build)
+
+
+def spoken_digits_cache_key(seed: int, params: SpokenDigitsParams) -> str:
+    """Hex digest over generator version, parameters, seed, espeak-ng version and its variants.
+
+    The installed variants enter the key only when ``params.variants`` is empty (all of them).
+    """
+    blob = json.dumps({"generator": SPOKEN_DIGITS_VERSION, "params": to_dict(params),
+                       "seed": seed, "espeak": espeak_version(),
+                       "variants": list(params.variants or espeak_variants())}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _spoken_digits(*, seed: int, params: SpokenDigitsParams | None,
+                   cache_dir: Path) -> dict[str, Any]:
+    params = SpokenDigitsParams() if params is None else params
+    if not isinstance(params, SpokenDigitsParams):
+        raise ConfigError(f"params of 'spoken-digits' must be a SpokenDigitsParams. Got "
+                          f"{type(params).__name__}.")
+    key = spoken_digits_cache_key(seed, params)
+
+    def build() -> dict[str, Any]:
+        t_start = time.perf_counter()
+        voices = resolve_voices(params, n_workers=default_workers())
+        full = build_spoken_digits(params, seed, voices=voices)
+        full["source_index"] = np.arange(full["labels"].size, dtype=np.int64)
+        full["meta"].update(cache_key=key, build_time_s=time.perf_counter() - t_start)
+        return full
+
+    return _cached(cache_dir / f"spoken-digits-{key[:20]}.npz", key, build)
+
+
+def _cached(path: Path, key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Read the cache at ``path`` if it holds ``key``; otherwise build, write and return."""
     if path.exists():
         try:
             return _read_cache(path, key)
@@ -584,38 +742,34 @@ def _digits_events(*, seed: int, params: SaccadeDvsParams | None,
         # key errors, even SyntaxError from numpy's header reader) means rebuild it.
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"Dataset cache {path} is unreadable ({exc}); rebuilding it.",
-                          RuntimeWarning, stacklevel=3)
-
-    t_start = time.perf_counter()
-    images, labels = digit_images(params)
-    sim_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
-    events, offsets = simulate_saccade_events(images, params, sim_rng)
-    build_s = time.perf_counter() - t_start
-    hh, ww = images.shape[1] + 2 * params.pad_px, images.shape[2] + 2 * params.pad_px
-    meta = {
-        "generator": GENERATOR_VERSION, "params": to_dict(params), "seed": seed,
-        "cache_key": key, "source": "sklearn.datasets.load_digits",
-        "sensor_size": [ww, hh, 2], "n_classes": 10, "duration_us": params.duration_us,
-        "build_time_s": build_s, "n_total": int(labels.size),
-    }
-    source_index = np.arange(labels.size, dtype=np.int64)
-    _write_cache(path, key, events, offsets, labels, source_index, meta)
-    meta = dict(meta, cache_path=str(path), built=True)
-    return {"events": events, "offsets": offsets, "labels": labels,
-            "source_index": source_index, "meta": meta}
+                          RuntimeWarning, stacklevel=4)
+    full = build()
+    _write_cache(path, key, full)
+    full["meta"] = dict(full["meta"], cache_path=str(path), built=True)
+    return full
 
 
-def _write_cache(path: Path, key: str, events: np.ndarray, offsets: np.ndarray,
-                 labels: np.ndarray, source_index: np.ndarray, meta: dict[str, Any]) -> None:
+def _write_cache(path: Path, key: str, full: dict[str, Any]) -> None:
+    events = full["events"]
+    x = events["x"]
+    # Narrow on-disk types (t < 2**31 us; small sensors): a third of the size.
+    arrays = {"t": events["t"].astype(np.int32),
+              "x": x.astype(np.uint8 if x.size == 0 or x.max() < 256 else np.int16),
+              "p": events["p"], "offsets": full["offsets"], "labels": full["labels"],
+              "source_index": full["source_index"], "key": np.array(key),
+              "meta": np.array(json.dumps(full["meta"]))}
+    if "y" in (events.dtype.names or ()):
+        y = events["y"]
+        arrays["y"] = y.astype(np.uint8 if y.size == 0 or y.max() < 256 else np.int16)
+    if "groups" in full:
+        arrays["groups"] = full["groups"]
+    for k, v in (full.get("info") or {}).items():
+        arrays[f"info_{k}"] = v
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            # Narrow on-disk types (t < 2**31 us, a 20x20 sensor): a third of the size.
-            np.savez(fh, t=events["t"].astype(np.int32), x=events["x"].astype(np.uint8),
-                     y=events["y"].astype(np.uint8), p=events["p"], offsets=offsets,
-                     labels=labels, source_index=source_index, key=np.array(key),
-                     meta=np.array(json.dumps(meta)))
+            np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -632,21 +786,35 @@ def _read_cache(path: Path, key: str) -> dict[str, Any]:
         labels = z["labels"].astype(np.int64)
         source_index = z["source_index"].astype(np.int64)
         meta = json.loads(str(z["meta"]))
+        image = "y" in z.files
+        fields = ("t", "x", "y", "p") if image else ("t", "x", "p")
         n_ev = z["t"].shape[0]
         if not (offsets[0] == 0 and offsets[-1] == n_ev and np.all(np.diff(offsets) >= 0)
                 and labels.shape[0] == offsets.shape[0] - 1 == source_index.shape[0]
-                and all(z[f].shape[0] == n_ev for f in ("x", "y", "p"))):
+                and all(z[f].shape[0] == n_ev for f in fields)):
             raise ValueError("its arrays are inconsistent")
-        events = np.empty(n_ev, dtype=IMAGE_EVENT_DTYPE)
-        for f in ("t", "x", "y", "p"):
+        events = np.empty(n_ev, dtype=IMAGE_EVENT_DTYPE if image else AUDIO_EVENT_DTYPE)
+        for f in fields:
             events[f] = z[f]
+        extra: dict[str, Any] = {}
+        if "groups" in z.files:
+            extra["groups"] = z["groups"].astype(np.int64)
+        info = {k[5:]: z[k] for k in z.files if k.startswith("info_")}
+        if info:
+            extra["info"] = info
+        if any(v.shape != labels.shape for v in info.values()) or (
+                "groups" in extra and extra["groups"].shape != labels.shape):
+            raise ValueError("its per-sample arrays are inconsistent")
     check_events(events, meta["sensor_size"])
     meta = dict(meta, cache_path=str(path), built=False)
     return {"events": events, "offsets": offsets, "labels": labels,
-            "source_index": source_index, "meta": meta}
+            "source_index": source_index, "meta": meta, **extra}
 
 
 # name -> builder(seed=, params=, cache_dir=) returning the whole set: "events" (concatenated),
 # "offsets" (n + 1), "labels", "source_index" and "meta" (with "sensor_size", "n_classes" and,
-# for fixed-length recordings, "duration_us"). load_dataset does the split on top.
-_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"digits-events": _digits_events}
+# for fixed-length recordings, "duration_us"); optionally "groups" (split unit per sample:
+# load_dataset then splits by group) and "info" (per-sample arrays). load_dataset does the
+# split on top.
+_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {"digits-events": _digits_events,
+                                                       "spoken-digits": _spoken_digits}

@@ -1,0 +1,227 @@
+"""Datasets a user brings: WAV folder, images .npz, events .npz."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rram_cosim.cosim.audio import CochleaParams, channel_frequencies_hz
+from rram_cosim.cosim.datasets import SaccadeDvsParams, to_frames
+from rram_cosim.cosim.user_data import load_events, load_images, load_wav
+from rram_cosim.models.errors import ConfigError
+from rram_cosim.models.events import AUDIO_EVENT_DTYPE, IMAGE_EVENT_DTYPE, make_audio_events
+from scipy.io import wavfile
+
+TONE_HZ = {0: 300.0, 1: 1200.0, 2: 4000.0}
+
+
+@pytest.fixture(scope="module")
+def wav_folder(tmp_path_factory):
+    """Three classes of tone bursts at mixed sample rates and encodings, 4 speakers x 2."""
+    folder = tmp_path_factory.mktemp("wavs")
+    rng = np.random.default_rng(0)
+    for label, f0 in TONE_HZ.items():
+        for spk in range(4):
+            for take in range(2):
+                rate = (16000, 44100, 8000 if f0 < 4000 else 22050)[(spk + take) % 3]
+                t = np.arange(int(0.3 * rate)) / rate
+                x = np.sin(2 * np.pi * f0 * t) * (np.abs(t - 0.15) < 0.08)
+                x = x + 0.003 * rng.standard_normal(t.size)
+                data = (x * 20000).astype(np.int16) if take == 0 else x.astype(np.float32)
+                if spk == 3:
+                    data = np.stack([data, data], axis=1)  # stereo
+                wavfile.write(folder / f"{label}_spk{spk}_{take}.wav", rate, data)
+    (folder / "notes.txt").write_text("ignored")
+    return folder
+
+
+def test_wav_folder_split_and_events(wav_folder):
+    tr = load_wav(wav_folder, "train", seed=0)
+    va = load_wav(wav_folder, "val", seed=0)
+    te = load_wav(wav_folder, "test", seed=0)
+    assert (len(tr), len(va), len(te)) == (15, 3, 6)  # per class 8 files: 5 / 1 / 2
+    files = [set(d.metadata["files"]) for d in (tr, va, te)]
+    assert not (files[0] & files[1] or files[0] & files[2] or files[1] & files[2])
+    assert tr.metadata["class_names"] == ("0", "1", "2") and tr.n_classes == 3
+    assert tr.sensor_size == (64, 1, 2)
+    fc = channel_frequencies_hz(CochleaParams())
+    for ds in (tr, te):
+        for ev, label, name in zip(ds.events, ds.labels, ds.metadata["files"]):
+            assert ev.dtype == AUDIO_EVENT_DTYPE and name.startswith(f"{label}_")
+            # The burst's onset (70 ms) is an ON volley within half an octave of the tone.
+            onset = ev[(ev["p"] == 1) & (ev["t"] >= 60_000) & (ev["t"] < 110_000)]
+            mode = np.argmax(np.bincount(onset["x"], minlength=64))
+            assert abs(np.log2(fc[mode] / TONE_HZ[int(label)])) < 0.5, name
+    # Same seed, same events; the sensor (threshold map) is shared by the splits.
+    again = load_wav(wav_folder, "val", seed=0)
+    for a, b in zip(va.events, again.events):
+        np.testing.assert_array_equal(a, b)
+    frames = to_frames(te, 20, binarize=False)
+    assert frames.shape == (6, 20, 128)
+
+
+def test_wav_folder_by_speaker_and_names(wav_folder, tmp_path):
+    tr = load_wav(wav_folder, "train", seed=3, split_by="speaker",
+                  split_fractions=(0.5, 0.25, 0.25))
+    te = load_wav(wav_folder, "test", seed=3, split_by="speaker",
+                  split_fractions=(0.5, 0.25, 0.25), n_samples=4)
+    speakers = [{f.split("_")[1] for f in d.metadata["files"]} for d in (tr, te)]
+    assert len(speakers[0]) == 2 and len(speakers[1]) == 1 and not speakers[0] & speakers[1]
+    assert len(te) == 4
+    # Names as labels, numbered in sorted order.
+    rate = 16000
+    tone = (np.sin(np.arange(4000) * 0.3) * 10000).astype(np.int16)
+    for name in ("yes_a.wav", "no_a.wav", "yes_b.wav", "no_b.wav", "yes_c.wav", "no_c.wav",
+                 "yes_d.wav", "no_d.wav", "yes_e.wav", "no_e.wav"):
+        wavfile.write(tmp_path / name, rate, tone)
+    ds = load_wav(tmp_path, "train", seed=0)
+    assert ds.metadata["class_names"] == ("no", "yes")
+    assert sorted(ds.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_wav_folder_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_wav(tmp_path / "nope", "train")
+    with pytest.raises(ConfigError, match="No .wav files"):
+        load_wav(tmp_path, "train")
+    tone = (np.sin(np.arange(4000) * 0.3) * 10000).astype(np.int16)
+    for k in range(5):
+        wavfile.write(tmp_path / f"1_{k}.wav", 16000, tone)
+    wavfile.write(tmp_path / "nolabel.wav", 16000, tone)
+    with pytest.raises(ConfigError, match=r"nolabel\.wav: the name does not start with"):
+        load_wav(tmp_path, "train")
+    (tmp_path / "nolabel.wav").unlink()
+    wavfile.write(tmp_path / "2_0.wav", 16000, tone)
+    data = (tmp_path / "2_0.wav").read_bytes()
+    (tmp_path / "2_0.wav").write_bytes(data[:1000])  # truncated
+    for split in ("train", "val", "test"):
+        ds_files = []
+        try:
+            ds_files = load_wav(tmp_path, split, seed=0, split_fractions=(0.4, 0.2, 0.4))
+        except ConfigError as exc:
+            assert "2_0.wav" in str(exc) and "truncated" in str(exc)
+            break
+        assert "2_0.wav" not in ds_files.metadata["files"]
+    else:
+        pytest.fail("the truncated file was never read")
+    with pytest.raises(ConfigError, match="split_by"):
+        load_wav(tmp_path, "train", split_by="voice")
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+def _images(n_per_class: int = 12):
+    """Class 0: a vertical bar, class 1: a horizontal bar (12x12, uint8)."""
+    rng = np.random.default_rng(0)
+    imgs, labels = [], []
+    for label in (0, 1):
+        for _ in range(n_per_class):
+            img = np.zeros((12, 12), dtype=np.uint8)
+            k = int(rng.integers(4, 8))
+            if label == 0:
+                img[2:10, k] = 255
+            else:
+                img[k, 2:10] = 255
+            imgs.append(img)
+            labels.append(label)
+    return np.array(imgs), np.array(labels)
+
+
+def test_images_npz(tmp_path):
+    images, labels = _images()
+    path = tmp_path / "bars.npz"
+    np.savez(path, images=images, labels=labels, class_names=np.array(["vertical", "flat"]))
+    tr = load_images(path, "train", seed=0)
+    te = load_images(path, "test", seed=0)
+    assert (len(tr), len(te)) == (14, 4)  # per class 12: 7 / 3 / 2
+    assert tr.sensor_size == (16, 16, 2) and tr.metadata["class_names"] == ("vertical", "flat")
+    assert tr.metadata["duration_us"] == SaccadeDvsParams().duration_us
+    for ev, label in zip(tr.events, tr.labels):
+        assert ev.dtype == IMAGE_EVENT_DTYPE and ev.size > 20
+        # A vertical bar spreads its events over rows, a horizontal one over columns.
+        sig = ev[(ev["x"] >= 2) & (ev["x"] < 14) & (ev["y"] >= 2) & (ev["y"] < 14)]
+        spread_x, spread_y = np.ptp(np.percentile(sig["x"], [10, 90])), np.ptp(
+            np.percentile(sig["y"], [10, 90]))
+        assert (spread_y > spread_x) == (label == 0)
+    # A split given in the file wins over the seeded one.
+    split = np.array(["train"] * 20 + ["val"] * 2 + ["test"] * 2)
+    np.savez(path, images=images / 255.0, labels=labels, split=split)
+    va = load_images(path, "val", seed=5)
+    np.testing.assert_array_equal(np.sort(va.metadata["source_index"]), [20, 21])
+    again = load_images(path, "val", seed=5)
+    for a, b in zip(va.events, again.events):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_images_npz_errors(tmp_path):
+    images, labels = _images(3)
+    path = tmp_path / "bad.npz"
+    np.savez(path, images=images.astype(float), labels=labels)  # floats 0-255
+    with pytest.raises(ConfigError, match=r"bad\.npz: 'images' of dtype float64 must hold "
+                                          r"intensities in \[0, 1\]"):
+        load_images(path, "train")
+    np.savez(path, pictures=images, labels=labels)
+    with pytest.raises(ConfigError, match=r"bad\.npz: no array 'images'"):
+        load_images(path, "train")
+    np.savez(path, images=images, labels=labels, split=np.array(["train"] * 5 + ["dev"]))
+    with pytest.raises(ConfigError, match=r"'split' values must be .*Got \['dev'\]"):
+        load_images(path, "train")
+    np.savez(path, images=images, labels=labels)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match=r"bad\.npz: .*truncated or corrupt"):
+        load_images(path, "train")
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+def test_events_npz_round_trip_and_sorting(tmp_path):
+    rng = np.random.default_rng(0)
+    samples = [make_audio_events(np.sort(rng.integers(0, 10_000, n)), rng.integers(0, 32, n),
+                                 rng.integers(0, 2, n)) for n in rng.integers(5, 30, 20)]
+    labels = np.repeat([0, 1], 10)
+    offsets = np.concatenate([[0], np.cumsum([s.size for s in samples])])
+    events = np.concatenate(samples)
+    path = tmp_path / "ev.npz"
+    np.savez(path, events=events, offsets=offsets, labels=labels,
+             sensor_size=np.array([32, 1, 2]))
+    tr = load_events(path, "train", seed=1)
+    assert len(tr) == 12 and tr.sensor_size == (32, 1, 2)
+    for ev, i in zip(tr.events, tr.metadata["source_index"]):
+        np.testing.assert_array_equal(ev, samples[i])
+    # Separate arrays, one sample out of time order, sensor size inferred.
+    t = events["t"].copy()
+    t[offsets[3]:offsets[4]] = t[offsets[3]:offsets[4]][::-1]
+    np.savez(path, t=t, x=events["x"], p=events["p"], offsets=offsets, labels=labels,
+             split=np.array([0] * 16 + [1] * 2 + [2] * 2))
+    tr = load_events(path, "train")
+    assert tr.sensor_size[1:] == (1, 2) and tr.sensor_size[0] == events["x"].max() + 1
+    k = list(tr.metadata["source_index"]).index(3)
+    np.testing.assert_array_equal(tr.events[k]["t"], np.sort(t[offsets[3]:offsets[4]]))
+    assert all(np.all(np.diff(ev["t"]) >= 0) for ev in tr.events)
+
+
+def test_events_npz_errors(tmp_path):
+    path = tmp_path / "bad.npz"
+    ev = make_audio_events([0, 5, 9], [1, 2, 3], [0, 1, 1])
+    np.savez(path, events=ev, offsets=np.array([0, 2]), labels=np.array([0, 1]))
+    with pytest.raises(ConfigError, match=r"bad\.npz: 'offsets' must be 3 non-decreasing"):
+        load_events(path, "train")
+    np.savez(path, events=ev, offsets=np.array([0, 1, 3]), labels=np.array([0, 1]),
+             sensor_size=np.array([2, 1, 2]))
+    with pytest.raises(ConfigError, match=r"bad\.npz: Event 1 has x=2, outside the sensor"):
+        load_events(path, "train")
+    np.savez(path, t=np.array([0.5, 1.0]), x=np.array([0, 1]), p=np.array([0, 1]),
+             offsets=np.array([0, 1, 2]), labels=np.array([0, 1]))
+    with pytest.raises(ConfigError, match=r"bad\.npz: Event field 't' must hold integers"):
+        load_events(path, "train")
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = ev[:1], ev[1:]
+    np.savez(path, events=ragged, labels=np.array([0, 1]), offsets=np.array([0, 1, 3]))
+    with pytest.raises(ConfigError, match=r"'events' is an object array"):
+        load_events(path, "train")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_events(tmp_path / "none.npz", "train")
