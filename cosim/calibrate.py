@@ -1,31 +1,61 @@
 """Calibration of the tile surrogate on circuit-level simulations, and its error table.
 
-A calibration set is a few conductance maps drawn across the device's range, each driven by
-spike-like sparse binary inputs over the whole density range plus the all-rows-on corner,
-simulated by a reference backend (``spice`` or ``nodal``). The surrogate is fitted on it and
-its error is measured on maps and inputs not used in fitting.
+A calibration set is a few conductance maps drawn across the device's range (formed maps from
+the device model, one map uniform over [g_min, g_full_scale]), each driven by spike-like
+sparse binary inputs over the whole density range (all rows off and all rows on included),
+plus the corner case of every cell at ``g_full_scale_us`` with all rows on. A reference
+engine (``spice``: ngspice; ``nodal``: the scipy engine, equal to ngspice to 1e-12) simulates
+them; the surrogate is fitted on them and its error is measured on maps and inputs not used in
+fitting.
+
+Full scale. Unless the TileSpec fixes ``tia.r_f_ohm``, :func:`calibrate_tile` sets the TIA
+feedback resistor so that the largest column current of the calibration set (the corner)
+lands on the ADC's full scale: one LSB is then one code of that 14-bit ADC, as the tile
+issue defines it. The nominal rule of :class:`TileSpec` (rows x v_read x g_full_scale) ignores
+IR drop, which at 512 rows with 5 ohm wires would leave three quarters of the codes unused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..models.backend import TileBackend, ideal_codes
+from ..models.checks import check_choice, check_int
 from ..models.conductance import differential_pair
+from ..models.errors import ConfigError
 from ..models.params import DeviceParams, TileSpec
-from ..models.periphery import adc_codes, current_lsb_ua, tia_out_v
+from ..models.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 from ..models.surrogate import CalibrationSample, TileSurrogate
+from .spice_backend import ReadEnergy, read_energy
+
+__all__ = [
+    "CalibrationResult", "calibrate_tile", "calibration_inputs", "calibration_maps",
+    "corner_map", "energy_summary", "error_table", "fit_surrogate", "full_scale_spec",
+    "reference_backend", "simulate", "simulate_with_energy", "with_idle",
+]
 
 
 def calibration_inputs(rows: int, n_vectors: int, rng: np.random.Generator) -> np.ndarray:
     """Binary inputs (n_vectors x rows): densities spread over (0, 1], last vector all on."""
+    check_int("calibration_inputs", "rows", rows, 1)
+    check_int("calibration_inputs", "n_vectors", n_vectors, 1)
     dens = np.linspace(1.0 / rows, 1.0, n_vectors)
     x = (rng.random((n_vectors, rows)) < dens[:, None]).astype(np.float64)
     x[-1] = 1.0
     return x
+
+
+def with_idle(x: np.ndarray) -> np.ndarray:
+    """Inputs with an all-off vector first: the idle tile, where only the TIA offset drives
+    (reverse) currents, so the calibrated densities start at 0."""
+    return np.concatenate([np.zeros((1, x.shape[1])), x], axis=0)
 
 
 def calibration_maps(shape: tuple[int, int], n_maps: int, rng: np.random.Generator,
@@ -36,6 +66,61 @@ def calibration_maps(shape: tuple[int, int], n_maps: int, rng: np.random.Generat
         lo, hi = device.g_min_us, spec.g_full_scale_us
         maps.append((rng.uniform(lo, hi, shape), rng.uniform(lo, hi, shape)))
     return maps
+
+
+def corner_map(shape: tuple[int, int], spec: TileSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell at ``g_full_scale_us``: with all rows on, the largest column currents."""
+    g = np.full(shape, spec.g_full_scale_us)
+    return g, g.copy()
+
+
+def reference_backend(name: str, spec: TileSpec, **options: Any) -> TileBackend:
+    """The circuit engine a calibration runs on: ``"spice"`` or ``"nodal"``."""
+    check_choice("calibrate", "reference", name, ["spice", "nodal"])
+    if name == "nodal":
+        from .nodal import NodalBackend
+
+        return NodalBackend(spec, **options)
+    from .spice_backend import SpiceBackend
+
+    return SpiceBackend(spec, **options)
+
+
+def _nodal_energy(spec: TileSpec, sol: Any) -> ReadEnergy:
+    """Read energy of a nodal solution by the same rules as the ngspice backend's.
+
+    The row current a DAC delivers equals the sum of its row's cell currents (the row line
+    connects only the DAC and the cells); the quiescent supply current is ``i_q`` per TIA.
+    """
+    i_row = sol.i_cell_a.sum(axis=2)
+    p = sol.v_t.shape[1]
+    t = spec.tia
+    p_q = np.full(sol.v_d.shape[0], t.i_q_a * (t.v_pos_v - t.v_neg_v) * p)
+    return read_energy(spec, sol.v_d, i_row, sol.i_col_ua * 1e-6, p_q)
+
+
+def simulate_with_energy(reference: TileBackend, maps: list[tuple[np.ndarray, np.ndarray]],
+                         inputs: list[np.ndarray], rng: np.random.Generator
+                         ) -> tuple[list[CalibrationSample], list[ReadEnergy | None]]:
+    """Run every (map, inputs) pair through the reference; keep the read energy where known.
+
+    ngspice (:class:`rram_cosim.cosim.spice_backend.BoundSpice`) measures it on its supply
+    sources; for the nodal engine it is computed from the solved node voltages and currents.
+    """
+    samples, energies = [], []
+    for (gp, gn), x in zip(maps, inputs):
+        bound = reference.bind(gp, gn)
+        if hasattr(bound, "solve") and getattr(reference, "name", "") == "nodal":
+            sol = bound.solve(x, rng)
+            i_col = sol.i_col_ua
+            energies.append(_nodal_energy(reference.spec, sol))
+            samples.append(CalibrationSample(gp, gn, x, i_col[:, 0::2], i_col[:, 1::2]))
+            continue
+        res = bound.apply(x, rng)
+        last = getattr(bound, "last_solution", None)
+        energies.append(last.energy if last is not None else None)
+        samples.append(CalibrationSample(gp, gn, x, res.i_pos_ua, res.i_neg_ua))
+    return samples, energies
 
 
 def simulate(reference: TileBackend, maps: list[tuple[np.ndarray, np.ndarray]],
@@ -66,6 +151,7 @@ def error_table(spec: TileSpec, held_out: list[CalibrationSample],
     ``predictions[name]`` holds, per held-out sample, the model's (i_pos_ua, i_neg_ua). Current
     error is measured before quantisation (in units of one LSB of current); code error after
     the TIA and ADC (the ideal model goes through the ideal TIA, as the ideal G.V model has none).
+    Full scale is the ADC's ``2**bits`` codes.
     """
     lsb = current_lsb_ua(spec)
     ref_i = np.concatenate([np.stack([s.i_pos_ua, s.i_neg_ua]).ravel() for s in held_out])
@@ -85,7 +171,145 @@ def error_table(spec: TileSpec, held_out: list[CalibrationSample],
 
 
 def fit_surrogate(spec: TileSpec, samples: list[CalibrationSample], *,
-                  read_noise_sigma_us: float, provenance: dict) -> TileSurrogate:
-    """Fit a :class:`TileSurrogate` on calibration samples."""
+                  read_noise_sigma_us: float, provenance: dict,
+                  fit_transistor: bool | None = None) -> TileSurrogate:
+    """Fit a :class:`TileSurrogate` on calibration samples (see :meth:`TileSurrogate.fit`)."""
     return TileSurrogate(spec=spec, read_noise_sigma_us=read_noise_sigma_us).fit(
-        samples, provenance=provenance)
+        samples, provenance=provenance, fit_transistor=fit_transistor)
+
+
+def full_scale_spec(spec: TileSpec, reference: Callable[[TileSpec], TileBackend],
+                    shape: tuple[int, int], rng: np.random.Generator) -> tuple[TileSpec, float]:
+    """Set R_f so the corner's largest column current is the ADC full scale.
+
+    Returns the spec (unchanged if ``spec.tia.r_f_ohm`` is already given) and that current
+    (uA). R_f hardly moves the currents themselves: the TIA input sees ``(R_f + r_o) / (1 + A)``,
+    milliohms.
+    """
+    gp, gn = corner_map(shape, spec)
+    res = reference(spec).bind(gp, gn).apply(np.ones((1, shape[0])), rng)
+    i_max = float(max(res.i_pos_ua.max(), res.i_neg_ua.max()))
+    if i_max <= 0:
+        raise ConfigError(f"The corner map drew no column current ({i_max:g} uA); check "
+                          "v_read_v and the transistor.")
+    if spec.tia.r_f_ohm is not None:
+        return spec, i_max
+    r_f = spec.adc.v_full_scale_v / (i_max * 1e-6)
+    return dataclasses.replace(spec, tia=dataclasses.replace(spec.tia, r_f_ohm=r_f)), i_max
+
+
+def energy_summary(spec: TileSpec, energies: list[ReadEnergy | None],
+                   inputs: list[np.ndarray]) -> dict[str, Any] | None:
+    """Read energy per VMM over ``t_read_s``: means by component and a fit against activity.
+
+    ``total ~ idle + per_active_row * sum(levels)`` by least squares (the array and TIA
+    output energies scale with the driven rows; the TIA quiescent part does not).
+    """
+    pairs = [(e, x) for e, x in zip(energies, inputs) if e is not None]
+    if not pairs:
+        return None
+    tot = np.concatenate([e.total_j for e, _ in pairs])
+    act = np.concatenate([np.asarray(x, dtype=np.float64).sum(axis=1) for _, x in pairs])
+    a = np.stack([np.ones_like(act), act], axis=1)
+    coef, *_ = np.linalg.lstsq(a, tot, rcond=None)
+    return {
+        "t_read_s": spec.t_read_s,
+        "n_vmm": int(tot.size),
+        "mean_total_j": float(tot.mean()),
+        "mean_dac_j": float(np.concatenate([e.dac_j for e, _ in pairs]).mean()),
+        "mean_tia_quiescent_j": float(np.concatenate([e.tia_quiescent_j
+                                                      for e, _ in pairs]).mean()),
+        "mean_tia_output_j": float(np.concatenate([e.tia_output_j for e, _ in pairs]).mean()),
+        "idle_j": float(coef[0]),
+        "per_active_row_j": float(coef[1]),
+        "mean_active_rows": float(act.mean()),
+    }
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate_tile` produced (also saved with the surrogate)."""
+
+    surrogate: TileSurrogate
+    spec: TileSpec
+    i_full_scale_ua: float
+    errors: pd.DataFrame
+    held_out: list[CalibrationSample]
+    predictions: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+    energy: dict[str, Any] | None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
+                   n_test_maps: int = 2, n_vectors: int = 32, seed: int = 0,
+                   device: DeviceParams | None = None,
+                   reference_options: dict[str, Any] | None = None,
+                   progress: Callable[[str], None] | None = None,
+                   fit_transistor: bool | None = None) -> CalibrationResult:
+    """Calibrate a surrogate for ``spec`` (a ``rows x cols`` tile) and measure its error.
+
+    1. R_f from the corner map (every cell at ``g_full_scale_us``, all rows on) unless given;
+    2. ``n_maps`` calibration maps (:func:`calibration_maps`) and the corner, ``n_vectors``
+       inputs each (the idle vector and :func:`calibration_inputs`), simulated by the
+       reference; the surrogate is fitted on them;
+    3. ``n_test_maps`` fresh formed maps with fresh inputs: the held-out error of the
+       surrogate and of the ideal G.V model (:func:`error_table`), stored in the surrogate
+       (``validation_``) with the reference's read energy (``energy_``).
+    """
+    check_int("calibrate_tile", "n_maps", n_maps, 1, 1000)
+    check_int("calibrate_tile", "n_test_maps", n_test_maps, 0, 1000)
+    check_int("calibrate_tile", "n_vectors", n_vectors, 2, 100_000)
+    opts = dict(reference_options or {})
+    device = device or DeviceParams()
+    say = progress or (lambda _msg: None)
+    rng = np.random.default_rng(seed)
+    shape = (spec.rows, spec.cols)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    say("full scale: corner map through the reference")
+    spec, i_fs = full_scale_spec(spec, lambda s: reference_backend(reference, s, **opts),
+                                 shape, rng)
+    timings["full_scale"] = time.perf_counter() - t0
+    ref = reference_backend(reference, spec, **opts)
+    maps = calibration_maps(shape, n_maps, rng, device, spec) + [corner_map(shape, spec)]
+    inputs = [with_idle(calibration_inputs(spec.rows, n_vectors - 1, rng)) for _ in maps]
+    tests = [differential_pair(shape, rng, device) for _ in range(n_test_maps)]
+    test_inputs = [with_idle(calibration_inputs(spec.rows, n_vectors - 1, rng))
+                   for _ in tests]
+    t0 = time.perf_counter()
+    say(f"calibration: {len(maps)} maps x {n_vectors} vectors through {reference}")
+    cal, cal_energy = simulate_with_energy(ref, maps, inputs, rng)
+    held, held_energy = simulate_with_energy(ref, tests, test_inputs, rng)
+    timings["reference"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    say("fit")
+    sur = fit_surrogate(spec, cal, read_noise_sigma_us=device.read_noise_sigma_us,
+                        provenance={"reference": reference, "seed": seed, "n_maps": len(maps),
+                                    "n_vectors": n_vectors, "n_test_maps": n_test_maps,
+                                    "i_full_scale_ua": i_fs, "device": dataclasses.asdict(device)},
+                        fit_transistor=fit_transistor)
+    timings["fit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    preds = predictions_on(spec, sur, held)
+    errors = error_table(spec, held, preds) if held else pd.DataFrame()
+    timings["validate"] = time.perf_counter() - t0
+    energy = energy_summary(spec, cal_energy + held_energy, inputs + test_inputs)
+    if energy is not None:
+        energy["source"] = "ngspice supply currents" if reference == "spice" else (
+            "nodal engine node voltages and currents")
+    sur.energy_ = energy
+    sur.validation_ = errors.to_dict(orient="records") if len(errors) else None
+    return CalibrationResult(sur, spec, i_fs, errors, held, preds, energy, timings)
+
+
+def predictions_on(spec: TileSpec, surrogate: TileSurrogate, samples: list[CalibrationSample]
+                   ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Noise-free column currents of the ideal G.V model and of the surrogate per sample."""
+    preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"ideal": [], "surrogate": []}
+    quiet = surrogate.with_noise(0.0)
+    for s in samples:
+        v = dac_volts(s.levels, spec)
+        preds["ideal"].append((v @ s.g_pos_us, v @ s.g_neg_us))
+        preds["surrogate"].append(quiet.bind(s.g_pos_us, s.g_neg_us).currents(s.levels))
+    return preds
+

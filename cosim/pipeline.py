@@ -234,8 +234,7 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
         "tile_error": err.to_dict(orient="records"),
         "accuracy": acc.to_dict(orient="records"),
         "energy_uj": dict(zip(e_sum["system"], e_sum["energy_uj"])),
-        "surrogate": {"r_s_ohm": surrogate.r_s_ohm_, "k_wire": surrogate.k_wire_,
-                      "fit_rms_ua": surrogate.fit_rms_ua_},
+        "surrogate": surrogate.summary(),
         "map_stats": map_stats(np.concatenate([gp, gn])),
         "timings_s": timings,
     }
@@ -284,8 +283,8 @@ def _write_demo_report(run: RunDir, cfg: DemoConfig, spec: TileSpec, err: pd.Dat
             f"({2 * cfg.tile_cols} physical columns, r_wire {spec.r_wire_ohm} ohm/segment, "
             f"{spec.adc.bits}-bit ADC) simulated with `{cfg.reference}` on {cfg.n_cal_maps} "
             f"calibration maps and {cfg.n_test_maps} held-out maps, {cfg.n_vectors} input "
-            f"vectors each; surrogate fitted (r_s = {s['r_s_ohm']:.1f} ohm, k_wire = "
-            f"{s['k_wire']:.3f}); a LIF reservoir (hidden {cfg.hidden}, T {cfg.n_steps}) on "
+            f"vectors each; surrogate calibrated (access transistor r_on = "
+            f"{s['r_on_ohm']:.1f} ohm); a LIF reservoir (hidden {cfg.hidden}, T {cfg.n_steps}) on "
             f"`{cfg.dataset}` ({cfg.n_train}/{cfg.n_val}/{cfg.n_test} train/val/test samples) "
             "with every VMM through the surrogate, tiled over the calibrated tile size; a "
             "softmax readout trained with Adam. Nothing was selected on the test split.")),

@@ -44,7 +44,8 @@ from .errors import ConvergenceError
 from .ngspice import RunOptions, SimResult
 from .spice_pool import run_decks
 
-__all__ = ["BoundSpice", "ReadEnergy", "SpiceBackend", "SpiceSolution", "solution_from_vectors"]
+__all__ = ["BoundSpice", "ReadEnergy", "SpiceBackend", "SpiceSolution", "read_energy",
+           "solution_from_vectors"]
 
 _REJECTED_REMEDIES = ("loose_tolerances",)
 
@@ -108,6 +109,29 @@ class SpiceSolution:
                           i_neg_ua=self.i_col_ua[:, 1::2], codes_pos=cp, codes_neg=cn)
 
 
+def read_energy(spec: TileSpec, v_d: np.ndarray, i_dac_a: np.ndarray, i_col_a: np.ndarray,
+                p_quiescent_w: np.ndarray) -> ReadEnergy:
+    """Supply energy of each VMM over ``spec.t_read_s`` (see the module docstring).
+
+    Parameters
+    ----------
+    v_d, i_dac_a : ndarray (B, R)
+        DAC voltages (V) and the currents they deliver into their rows (A).
+    i_col_a : ndarray (B, P)
+        Column currents into the TIAs (A).
+    p_quiescent_w : ndarray (B,)
+        TIA quiescent supply power (W).
+    """
+    t = spec.tia
+    p_dac = np.einsum("br,br->b", v_d, i_dac_a)
+    # The output sinks a positive column current into vss, sources a negative one from vdd.
+    p_out = (-t.v_neg_v * np.clip(i_col_a, 0.0, None)
+             + t.v_pos_v * np.clip(-i_col_a, 0.0, None)).sum(axis=1)
+    return ReadEnergy(t_read_s=spec.t_read_s, dac_j=p_dac * spec.t_read_s,
+                      tia_quiescent_j=np.asarray(p_quiescent_w) * spec.t_read_s,
+                      tia_output_j=p_out * spec.t_read_s)
+
+
 def _stack(vectors: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
     return np.stack([np.asarray(vectors[n], dtype=np.float64) for n in names], axis=-1)
 
@@ -138,13 +162,8 @@ def solution_from_vectors(spec: TileSpec, deck: Deck, vectors: dict[str, np.ndar
     t = spec.tia
     i_vdd = np.asarray(vectors[nm["i_vdd"]], dtype=np.float64)
     i_vss = np.asarray(vectors[nm["i_vss"]], dtype=np.float64)
-    p_dac = np.einsum("br,br->b", v_d, i_dac)
     p_q = -(t.v_pos_v * i_vdd + t.v_neg_v * i_vss)
-    # The output sinks a positive column current into vss, sources a negative one from vdd.
-    p_out = (-t.v_neg_v * np.clip(i_col_a, 0.0, None)
-             + t.v_pos_v * np.clip(-i_col_a, 0.0, None)).sum(axis=1)
-    energy = ReadEnergy(t_read_s=spec.t_read_s, dac_j=p_dac * spec.t_read_s,
-                        tia_quiescent_j=p_q * spec.t_read_s, tia_output_j=p_out * spec.t_read_s)
+    energy = read_energy(spec, v_d, i_dac, i_col_a, p_q)
     return SpiceSolution(v_d=v_d, i_dac_a=i_dac, v_t=v_t, v_o=v_o, codes=codes,
                          i_col_ua=i_col_a * 1e6, energy=energy)
 

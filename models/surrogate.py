@@ -1,30 +1,41 @@
-"""TileSurrogate: a fast behavioural model of a 1T1R tile, fitted on circuit simulations.
+"""TileSurrogate: a fast behavioural model of a 1T1R tile, calibrated on circuit simulations.
 
-At read voltages the access transistor is deep in its linear region and the RRAM is ohmic, so a
-tile is close to a linear network: its column currents are an effective transfer matrix times
-the row voltages. The surrogate builds that matrix once per conductance map (at ``bind``) from a
-closed-form first-order solution of the wire network, with two parameters fitted on SPICE (or
-nodal) results, then applies the TIA and ADC transfer curves of :mod:`.periphery`:
+At read voltages the access transistor is deep in its linear region and the RRAM is ohmic,
+so a tile is close to a linear network. The surrogate exploits that once per conductance map
+(at ``bind``), then every VMM is one matrix product:
 
-``g_eff = g / (1 + g r_s)``  (transistor on-resistance ``r_s`` in series with each cell)
+1. **Operating point.** The canonical tile circuit (DAC resistance, row and column wire
+   segments, RRAM in series with a level-1 access transistor, TIA virtual ground behind its
+   closed-loop input resistance) is solved exactly at the reference input ``d0`` (every row at
+   ``linearise_level`` of the read voltage) by :func:`rram_cosim.models.tile_network.
+   operating_point`.
+2. **Transfer matrix.** The network linearised there (each cell replaced by its tangent
+   two-port) gives ``T = dI / d v_dac`` (rows x physical columns) by hierarchical Schur
+   complements (:mod:`rram_cosim.models.tile_network`); IR drop on both wire layers, sneak
+   currents through unselected cells, the transistor's series resistance and its dependence on
+   the source voltage, the DAC output resistance and the TIA's finite gain are all in ``T``.
+3. **Apply.** ``I = I(d0) + (v - d0) @ T`` for DAC voltages ``v`` (batch x rows), plus read
+   noise, then the TIA (offset, finite gain, rails) and the ADC (rounding, clipping) of
+   :mod:`rram_cosim.models.periphery`.
 
-``A_ij = g_eff_ij / (1 + r_dac S_i + k_w r_w (c_ij + q_ij))``  (IR drop on row and column lines)
+What remains is second order in ``v - d0``: mainly the source-voltage (column IR drop)
+dependence of the transistor conductance between the reference input and the actual one.
 
-where ``S_i`` is row i's total conductance, ``c_ij`` the row-line drop factor at tap j
-(cumulative sum of reverse cumulative sums along the row) and ``q_ij`` the column-line factor
-(reverse cumulative sum of cumulative sums down the column). The column current is
-``I = (v - v_t) @ A`` with ``v_t`` the TIA's virtual ground (its offset times A/(1+A)), which
-also makes idle rows draw a small reverse current. The first-order wire terms are exact in the
-limit of small ``r_w g N^2``; the fitted ``k_w`` absorbs part of the next order.
-
-Fitting is least squares over column currents (scipy-free: Gauss-Newton on two parameters).
-The surrogate records its validity domain (conductance range, rows, cols, input density) and
-its held-out error; asked outside the domain it warns, or raises with ``strict=True``.
+The access transistor that the network model uses is the card itself for the level-1 card
+(its equations, with ngspice's temperature scaling of KP and the threshold, are what the circuit
+solves); for BSIM4 or a PDK card, calibration fits an effective level-1 device: its zero-bias
+channel conductance ``g_on = beta (v_gate - vth)`` and its threshold ``vth`` (which sets how the
+conductance falls as the column tap rises), by damped Gauss-Newton on circuit column currents.
+Calibration also records the validity domain (conductance range, rows, cols, input density)
+and, through :func:`rram_cosim.cosim.calibrate.calibrate_tile`, the held-out error and the
+circuit's read energy per VMM. Asked outside the domain the surrogate warns, or raises with
+``strict=True``. Equations, validity and the measured error table: ``docs/tile.md``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +52,17 @@ from .backend import (
     output_from_currents,
     read_noise_ua,
 )
+from .checks import check_range
 from .errors import ConfigError, DomainWarning, NotFittedError
 from .params import TileSpec, from_dict, to_dict
-from .periphery import dac_volts
+from .periphery import current_lsb_ua, dac_volts
+from .tile_network import CellModel, Terminations, factorise, operating_point
+
+__all__ = ["BoundSurrogate", "CalibrationSample", "TileSurrogate", "interleave",
+           "terminations"]
+
+_FORMAT = "rram-cosim TileSurrogate"
+_VERSION = 2
 
 
 def interleave(g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> np.ndarray:
@@ -55,30 +74,60 @@ def interleave(g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> np.ndarray:
     return phys
 
 
-def transfer_matrix(g_phys_us: np.ndarray, spec: TileSpec, r_s_ohm: float,
-                    k_wire: float) -> np.ndarray:
-    """Effective transfer matrix (uS, rows x physical cols) of one tile, see module docstring."""
-    g = g_phys_us * 1e-6  # siemens
-    g_eff = g / (1.0 + g * r_s_ohm)
-    row_total = g_eff.sum(axis=1, keepdims=True)
-    rev_row = np.cumsum(g_eff[:, ::-1], axis=1)[:, ::-1]  # current share through row segment k
-    c = np.cumsum(rev_row, axis=1)
-    down = np.cumsum(g_eff, axis=0)  # current share through column segment below tap k
-    q = np.cumsum(down[::-1, :], axis=0)[::-1, :]
-    denom = 1.0 + spec.dac.r_out_ohm * row_total + k_wire * spec.r_wire_ohm * (c + q)
-    return g_eff / denom * 1e6
+def terminations(spec: TileSpec) -> Terminations:
+    """Wire, DAC and TIA conductances of the canonical tile (see tile_network.Terminations)."""
+    t = spec.tia
+    return Terminations(
+        g_wire_s=1.0 / spec.r_wire_ohm if spec.r_wire_ohm > 0 else math.inf,
+        g_dac_s=1.0 / spec.dac.r_out_ohm if spec.dac.r_out_ohm > 0 else math.inf,
+        g_tia_s=(1.0 + t.a_ol) / (spec.r_f_ohm + t.r_out_ohm),
+        v_t0_v=t.a_ol * t.v_offset_v / (1.0 + t.a_ol),
+    )
 
 
-def level1_on_resistance_ohm(spec: TileSpec) -> float:
-    """Linear-region on-resistance of the level-1 access transistor at the read gate voltage."""
-    vov = spec.v_gate_read_v - spec.mosfet.vto_v
+# ngspice constants (src/include/ngspice/const.h), for the level-1 temperature scaling below.
+_BOLTZ_J_PER_K = 1.38064852e-23
+_CHARGE_C = 1.6021766208e-19
+_CTOK = 273.15
+_REFTEMP_K = 27.0 + _CTOK
+_LEVEL1_PHI_V = 0.6  # ngspice level-1 default PHI (mos1set.c); the card does not set it
+_LEVEL1_TNOM_C = 27.0  # the card's tnom (netlists/cards/level1.py)
+
+
+def card_cell(spec: TileSpec) -> tuple[float, float]:
+    """Zero-bias channel conductance (S) and threshold (V) of the card at the tile temperature.
+
+    For the level-1 card this mirrors ngspice's ``MOS1temp`` (``mos1temp.c``) for an NMOS with
+    gamma = 0, LD = 0 and default PHI: ``KP(T) = KP (T / TNOM)^-1.5`` and the threshold's
+    band-gap and PHI shifts (zero at 27 degC), as the nodal engine does. For other cards the
+    same formula gives the start of the fit.
+    """
+    m = spec.mosfet
+    k, q = _BOLTZ_J_PER_K, _CHARGE_C
+    tnom = _LEVEL1_TNOM_C + _CTOK
+    temp = spec.temperature_c + _CTOK
+    fact1 = tnom / _REFTEMP_K
+    vtnom = tnom * k / q
+    egfet1 = 1.16 - (7.02e-4 * tnom * tnom) / (tnom + 1108.0)
+    arg1 = -egfet1 / (2.0 * k * tnom) + 1.1150877 / (k * 2.0 * _REFTEMP_K)
+    pbfact1 = -2.0 * vtnom * (1.5 * math.log(fact1) + q * arg1)
+    vt = temp * k / q
+    ratio = temp / tnom
+    fact2 = temp / _REFTEMP_K
+    egfet = 1.16 - (7.02e-4 * temp * temp) / (temp + 1108.0)
+    arg = -egfet / (2.0 * k * temp) + 1.1150877 / (k * 2.0 * _REFTEMP_K)
+    pbfact = -2.0 * vt * (1.5 * math.log(fact2) + q * arg)
+    phio = (_LEVEL1_PHI_V - pbfact1) / fact1
+    t_phi = fact2 * phio + pbfact
+    vth = m.vto_v + 0.5 * (egfet1 - egfet) + 0.5 * (t_phi - _LEVEL1_PHI_V)
+    beta = m.kp_a_per_v2 / (ratio * math.sqrt(ratio)) * m.w_m / m.l_m
+    vov = spec.v_gate_read_v - vth
     if vov <= 0:
         raise ConfigError(
             f"The read gate voltage {spec.v_gate_read_v} V does not exceed the transistor "
-            f"threshold {spec.mosfet.vto_v} V, so the cells do not conduct. Raise "
-            "TileSpec.v_gate_read_v."
-        )
-    return 1.0 / (spec.mosfet.beta_a_per_v2 * vov)
+            f"threshold ({vth:.3g} V at {spec.temperature_c} degC), so the cells do not "
+            "conduct. Raise TileSpec.v_gate_read_v.")
+    return beta * vov, vth
 
 
 @dataclass(frozen=True)
@@ -97,7 +146,7 @@ class CalibrationSample:
 
 
 class TileSurrogate:
-    """Behavioural tile model fitted on circuit simulations; a tile backend once fitted.
+    """Behavioural tile model calibrated on circuit simulations; a tile backend once fitted.
 
     Parameters
     ----------
@@ -107,149 +156,364 @@ class TileSurrogate:
         Per-cell read noise drawn per read in ``apply`` (DeviceParams default 0.1 uS).
     strict : bool
         Raise instead of warning when bound or applied outside the calibrated domain.
+    linearise_level : float
+        Input level (fraction of ``v_read_v``, all rows) of the operating point the network is
+        linearised at; 0.5 centres binary inputs of every density.
+
+    Attributes (after ``fit`` or ``load``)
+    --------------------------------------
+    g_on_s_, vth_v_ : float
+        The access transistor's zero-bias channel conductance (S) and threshold (V).
+    fitted_transistor_ : bool
+        Whether they were fitted (else: the level-1 card at the tile temperature).
+    domain_ : dict
+        Calibrated conductance range (uS, zeros excluded), rows, cols and input densities.
+    fit_rms_ua_, fit_rms_lsb_ : float
+        RMS error of the fitted column currents (uA, and ADC LSB).
+    provenance_ : dict
+        Where the calibration came from (reference engine, seeds, sizes...).
+    energy_ : dict or None
+        The reference circuit's read energy per VMM (set by the calibration).
+    validation_ : list of dict or None
+        Held-out error table rows (set by the calibration).
     """
 
     name = "surrogate"
 
-    def __init__(self, *, spec: TileSpec = TileSpec(), read_noise_sigma_us: float = 0.1,
-                 strict: bool = False) -> None:
+    def __init__(self, *, spec: TileSpec | None = None, read_noise_sigma_us: float = 0.1,
+                 strict: bool = False, linearise_level: float = 0.5) -> None:
+        spec = TileSpec() if spec is None else spec
+        if not isinstance(spec, TileSpec):
+            raise ConfigError(f"The 'spec' parameter of TileSurrogate must be a TileSpec. Got "
+                              f"{type(spec).__name__}.")
+        check_range("TileSurrogate", "read_noise_sigma_us", read_noise_sigma_us, 0, 10,
+                    unit="uS")
+        check_range("TileSurrogate", "linearise_level", linearise_level, 0, 1, lo_open=True)
         self.spec = spec
         self.read_noise_sigma_us = read_noise_sigma_us
         self.strict = strict
+        self.linearise_level = linearise_level
 
-    # -- fitting ---------------------------------------------------------------------------
-    def _predict_currents(self, s: CalibrationSample, r_s: float, k_w: float) -> np.ndarray:
-        a = transfer_matrix(interleave(s.g_pos_us, s.g_neg_us), self.spec, r_s, k_w)
-        v = dac_volts(s.levels, self.spec)
-        return (v - self._v_virtual_ground()) @ a
+    # -- the cell model ----------------------------------------------------------------------
+    def cell_model(self, g_on_s: float | None = None, vth_v: float | None = None) -> CellModel:
+        """The effective access transistor (fitted values unless given)."""
+        if g_on_s is None or vth_v is None:
+            self._check_fitted()
+        g_on = self.g_on_s_ if g_on_s is None else g_on_s
+        vth = float(self.vth_v_ if vth_v is None else vth_v)
+        vg = self.spec.v_gate_read_v
+        if vg - vth <= 1e-3:
+            raise ConfigError(
+                f"The access transistor's threshold ({vth:.4g} V) is not below the word line "
+                f"({vg} V): the calibration data do not describe a conducting read.")
+        return CellModel(beta_a_per_v2=g_on / (vg - vth), vth_v=vth,
+                         lambda_per_v=self.spec.mosfet.lambda_per_v, v_gate_v=vg)
 
-    def _v_virtual_ground(self) -> float:
-        t = self.spec.tia
-        return t.v_offset_v * t.a_ol / (1.0 + t.a_ol)
+    def _predict(self, s: CalibrationSample, model: CellModel) -> np.ndarray:
+        """Noise-free physical column currents (batch x 2K, uA) of one sample."""
+        lin = _Linearised.build(self.spec, interleave(s.g_pos_us, s.g_neg_us), model,
+                                self.linearise_level)
+        return lin.currents_ua(dac_volts(s.levels, self.spec))
 
-    def fit(self, samples: list[CalibrationSample], *, provenance: dict[str, Any] | None = None
-            ) -> TileSurrogate:
-        """Fit ``r_s_ohm_`` and ``k_wire_`` to the samples' column currents (least squares)."""
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, samples: list[CalibrationSample], *,
+            provenance: dict[str, Any] | None = None, fit_transistor: bool | None = None,
+            max_iter: int = 8) -> TileSurrogate:
+        """Calibrate on circuit simulations: the transistor (if fitted), domain, fit error.
+
+        Parameters
+        ----------
+        samples : list of CalibrationSample
+            Circuit results (maps, input levels, column currents).
+        provenance : dict, optional
+            Stored with the model (reference engine, seeds, sizes...).
+        fit_transistor : bool or None
+            Fit the access transistor's ``g_on`` and ``vth``. None (default): only when the
+            card is not the level-1 card, whose equations the network model already uses
+            exactly (fitting them would only bend them towards the linearisation residual:
+            measured 0.21 vs 0.15 LSB RMS held out at 32 x 32).
+        max_iter : int
+            Gauss-Newton iterations.
+
+        Notes
+        -----
+        The fit is damped Gauss-Newton on the column currents in ADC LSB, with a weak prior
+        that keeps the threshold at the card's value where the data cannot tell it from
+        ``g_on`` (small tiles, where column taps hardly rise); two parameters, a finite-
+        difference Jacobian.
+        """
         if not samples:
             raise ConfigError("TileSurrogate.fit needs at least one CalibrationSample. Got 0.")
+        for s in samples:
+            check_pair(self.spec, s.g_pos_us, s.g_neg_us)
+            input_levels(s.levels, self.spec, s.g_pos_us.shape[0], False)
+        if fit_transistor is None:
+            fit_transistor = self.spec.mosfet.card != "level1"
         meas = [interleave(s.i_pos_ua, s.i_neg_ua) for s in samples]
-        theta = np.array([level1_on_resistance_ohm(self.spec), 1.0])
+        lsb = current_lsb_ua(self.spec)
+        g_on0, vth0 = card_cell(self.spec)
+        prior_sigma_v = 0.01  # a 10 mV threshold shift weighs as much as one LSB on one reading
+
+        def params(th: np.ndarray) -> tuple[float, float]:
+            return g_on0 * math.exp(th[0]), vth0 + th[1]
 
         def residual(th: np.ndarray) -> np.ndarray:
-            return np.concatenate([(self._predict_currents(s, th[0], th[1]) - m).ravel()
-                                   for s, m in zip(samples, meas)])
+            model = self.cell_model(*params(th))
+            data = [(self._predict(s, model) - m).ravel() / lsb for s, m in zip(samples, meas)]
+            return np.concatenate(data + [np.array([th[1] / prior_sigma_v])])
 
-        # Gauss-Newton with a finite-difference Jacobian: two parameters, smooth model.
-        scale = np.array([max(theta[0], 1.0), 1.0])
-        for _ in range(30):
-            r0 = residual(theta)
+        theta = np.zeros(2)
+        r0 = residual(theta)
+        cost = float(r0 @ r0)
+        damping = 1e-3
+        steps = np.array([1e-4, 1e-4])
+        for _ in range(max_iter if fit_transistor else 0):
             jac = np.empty((r0.size, 2))
             for k in range(2):
-                step = np.zeros(2)
-                step[k] = 1e-4 * scale[k]
-                jac[:, k] = (residual(theta + step) - r0) / step[k]
-            delta, *_ = np.linalg.lstsq(jac, -r0, rcond=None)
-            theta = theta + delta
-            theta[0] = max(theta[0], 0.0)
-            if np.all(np.abs(delta) <= 1e-9 * scale + 1e-12):
+                e = np.zeros(2)
+                e[k] = steps[k]
+                jac[:, k] = (residual(theta + e) - r0) / steps[k]
+            jtj, jtr = jac.T @ jac, jac.T @ r0
+            improved = False
+            c1 = cost
+            for _ in range(8):
+                delta = -np.linalg.solve(jtj + damping * np.diag(np.diag(jtj)), jtr)
+                delta[1] = float(np.clip(delta[1], -0.1, 0.1))
+                try:
+                    r1 = residual(theta + delta)
+                except ConfigError:
+                    damping *= 10.0
+                    continue
+                c1 = float(r1 @ r1)
+                if c1 < cost:
+                    theta, r0, improved = theta + delta, r1, True
+                    damping = max(damping / 10.0, 1e-9)
+                    break
+                damping *= 10.0
+            if not improved or cost - c1 <= 1e-6 * cost:
                 break
-        self.r_s_ohm_ = float(theta[0])
-        self.k_wire_ = float(theta[1])
+            cost = c1
+        self.fitted_transistor_ = bool(fit_transistor)
+        g_on, vth = params(theta)
+        self.g_on_s_, self.vth_v_ = float(g_on), float(vth)
+        data_res = r0[:-1]
+        self.fit_rms_lsb_ = float(np.sqrt(np.mean(data_res**2)))
+        self.fit_rms_ua_ = self.fit_rms_lsb_ * lsb
         g_all = np.concatenate([np.concatenate([s.g_pos_us.ravel(), s.g_neg_us.ravel()])
                                 for s in samples])
-        dens = np.concatenate([s.levels.mean(axis=1) for s in samples])
+        g_nz = g_all[g_all > 0]
+        dens = np.concatenate([np.asarray(s.levels, dtype=np.float64).mean(axis=1)
+                               for s in samples])
         self.domain_ = {
-            "g_min_us": float(g_all.min()), "g_max_us": float(g_all.max()),
+            "g_min_us": float(g_nz.min()) if g_nz.size else 0.0,
+            "g_max_us": float(g_nz.max()) if g_nz.size else 0.0,
             "rows_max": int(max(s.g_pos_us.shape[0] for s in samples)),
             "cols_max": int(max(s.g_pos_us.shape[1] for s in samples)),
             "density_min": float(dens.min()), "density_max": float(dens.max()),
         }
-        fit_err = residual(theta)
-        self.fit_rms_ua_ = float(np.sqrt(np.mean(fit_err**2)))
         self.provenance_ = dict(provenance or {})
+        self.energy_: dict[str, Any] | None = None
+        self.validation_: list[dict[str, Any]] | None = None
         return self
 
     # -- domain ------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "r_s_ohm_"):
+        if not hasattr(self, "g_on_s_"):
             raise NotFittedError("This TileSurrogate is not fitted yet. Call fit() or load().")
 
     def _out_of_domain(self, what: str) -> None:
         msg = f"TileSurrogate used outside its calibrated domain: {what}."
         if self.strict:
             raise ConfigError(msg + " Recalibrate on a wider set or pass strict=False.")
-        warnings.warn(msg + " Predictions are extrapolated.", DomainWarning, stacklevel=3)
+        warnings.warn(msg + " Predictions are extrapolated.", DomainWarning, stacklevel=4)
 
     def check_map(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> None:
-        """Warn (or raise if strict) when a map leaves the calibrated domain."""
+        """Warn (or raise if strict) when a map leaves the calibrated domain.
+
+        Cells at exactly 0 uS (no cell, e.g. unused rows) are exact in the model and do not
+        count against the conductance range.
+        """
         self._check_fitted()
         d = self.domain_
-        lo = min(g_pos_us.min(), g_neg_us.min())
-        hi = max(g_pos_us.max(), g_neg_us.max())
-        # 10 % slack: a fresh draw from the same distribution reaches slightly further tails.
-        if lo < 0.9 * d["g_min_us"] or hi > 1.1 * d["g_max_us"]:
-            self._out_of_domain(
-                f"conductances in [{lo:.3g}, {hi:.3g}] uS, calibrated "
-                f"[{d['g_min_us']:.3g}, {d['g_max_us']:.3g}] uS")
+        g = np.concatenate([g_pos_us.ravel(), g_neg_us.ravel()])
+        g = g[g > 0]
+        if g.size:
+            lo, hi = float(g.min()), float(g.max())
+            # 10 % slack: a fresh draw from the same distribution reaches slightly further tails.
+            if lo < 0.9 * d["g_min_us"] or hi > 1.1 * d["g_max_us"]:
+                self._out_of_domain(
+                    f"conductances in [{lo:.3g}, {hi:.3g}] uS, calibrated "
+                    f"[{d['g_min_us']:.3g}, {d['g_max_us']:.3g}] uS")
         if g_pos_us.shape[0] > d["rows_max"] or g_pos_us.shape[1] > d["cols_max"]:
             self._out_of_domain(
                 f"map {g_pos_us.shape[0]}x{g_pos_us.shape[1]}, calibrated up to "
                 f"{d['rows_max']}x{d['cols_max']}")
 
+    def check_density(self, levels: np.ndarray) -> None:
+        """Warn (or raise if strict) when input densities leave the calibrated range."""
+        self._check_fitted()
+        d = self.domain_
+        dens = levels.mean(axis=1)
+        if dens.size and (dens.min() < d["density_min"] - 1e-12
+                          or dens.max() > d["density_max"] + 1e-12):
+            self._out_of_domain(
+                f"input densities in [{dens.min():.3g}, {dens.max():.3g}], calibrated "
+                f"[{d['density_min']:.3g}, {d['density_max']:.3g}]")
+
     # -- backend protocol --------------------------------------------------------------------
     def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundSurrogate:
+        """Solve the map's operating point and transfer matrix (the per-map work)."""
         self._check_fitted()
         gp, gn = check_pair(self.spec, g_pos_us, g_neg_us)
         self.check_map(gp, gn)
         return BoundSurrogate(self, gp, gn)
 
     # -- persistence ------------------------------------------------------------------------
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (JSON): spec, fitted transistor, domain, provenance, energy."""
         self._check_fitted()
-        return json.dumps({
+        return {
+            "format": _FORMAT, "version": _VERSION,
             "spec": to_dict(self.spec), "read_noise_sigma_us": self.read_noise_sigma_us,
-            "r_s_ohm": self.r_s_ohm_, "k_wire": self.k_wire_, "domain": self.domain_,
-            "fit_rms_ua": self.fit_rms_ua_, "provenance": self.provenance_,
-        }, indent=2, sort_keys=True)
+            "linearise_level": self.linearise_level,
+            "g_on_s": self.g_on_s_, "vth_v": self.vth_v_,
+            "fitted_transistor": self.fitted_transistor_,
+            "domain": self.domain_, "fit_rms_ua": self.fit_rms_ua_,
+            "fit_rms_lsb": self.fit_rms_lsb_, "provenance": self.provenance_,
+            "energy": self.energy_, "validation": self.validation_,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=_json_default)
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted surrogate (JSON, atomic) with its TileSpec and provenance."""
-        return atomic_write_text(path, self.to_json())
+        """Write the fitted surrogate as JSON (atomic), with its TileSpec and provenance."""
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, strict: bool = False) -> TileSurrogate:
+        if d.get("format") != _FORMAT:
+            raise ConfigError(
+                f"Not a TileSurrogate file (format {d.get('format')!r}). Create one with "
+                "`rram-cosim calibrate`.")
+        if d.get("version") != _VERSION:
+            raise ConfigError(
+                f"TileSurrogate file version {d.get('version')!r} is not supported (this "
+                f"version reads {_VERSION}). Recalibrate with `rram-cosim calibrate`.")
+        s = cls(spec=from_dict(TileSpec, d["spec"]),
+                read_noise_sigma_us=float(d["read_noise_sigma_us"]), strict=strict,
+                linearise_level=float(d["linearise_level"]))
+        s.g_on_s_, s.vth_v_ = float(d["g_on_s"]), float(d["vth_v"])
+        s.fitted_transistor_ = bool(d["fitted_transistor"])
+        s.domain_ = dict(d["domain"])
+        s.fit_rms_ua_, s.fit_rms_lsb_ = float(d["fit_rms_ua"]), float(d["fit_rms_lsb"])
+        s.provenance_ = dict(d.get("provenance") or {})
+        s.energy_ = d.get("energy")
+        s.validation_ = d.get("validation")
+        return s
 
     @classmethod
     def load(cls, path: str | Path, *, strict: bool = False) -> TileSurrogate:
+        """Read a surrogate written by :meth:`save`."""
         try:
             d = json.loads(Path(path).read_text())
-            s = cls(spec=from_dict(TileSpec, d["spec"]),
-                    read_noise_sigma_us=d["read_noise_sigma_us"], strict=strict)
-            s.r_s_ohm_, s.k_wire_ = float(d["r_s_ohm"]), float(d["k_wire"])
-            s.domain_, s.fit_rms_ua_ = d["domain"], float(d["fit_rms_ua"])
-            s.provenance_ = d.get("provenance", {})
+            return cls.from_dict(d, strict=strict)
         except (OSError, KeyError, ValueError, TypeError) as e:
+            if isinstance(e, ConfigError):
+                raise ConfigError(f"Cannot load a TileSurrogate from {path}: {e}") from e
             raise ConfigError(f"Cannot load a TileSurrogate from {path}: {e}.") from e
+
+    def with_noise(self, read_noise_sigma_us: float) -> TileSurrogate:
+        """A copy with another read-noise level (e.g. 0 to measure model error)."""
+        self._check_fitted()
+        s = TileSurrogate.from_dict(self.to_dict(), strict=self.strict)
+        check_range("TileSurrogate", "read_noise_sigma_us", read_noise_sigma_us, 0, 10,
+                    unit="uS")
+        s.read_noise_sigma_us = read_noise_sigma_us
         return s
+
+    def summary(self) -> dict[str, Any]:
+        """The fitted numbers a report shows."""
+        self._check_fitted()
+        vov = self.spec.v_gate_read_v - self.vth_v_
+        return {"g_on_s": self.g_on_s_, "r_on_ohm": 1.0 / self.g_on_s_, "vth_v": self.vth_v_,
+                "fitted_transistor": self.fitted_transistor_,
+                "beta_a_per_v2": self.g_on_s_ / vov, "fit_rms_ua": self.fit_rms_ua_,
+                "fit_rms_lsb": self.fit_rms_lsb_}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@dataclass(frozen=True)
+class _Linearised:
+    """``I = c + v @ t`` (uA) of one physical map: t (R x P, uA/V), c (P, uA)."""
+
+    t_ua_per_v: np.ndarray
+    c_ua: np.ndarray
+    iterations: int
+
+    @classmethod
+    def build(cls, spec: TileSpec, g_phys_us: np.ndarray, model: CellModel,
+              level: float) -> _Linearised:
+        term = terminations(spec)
+        r = g_phys_us.shape[0]
+        d0 = dac_volts(np.full((1, r), level), spec)[0]
+        g_s = g_phys_us * 1e-6
+        op = operating_point(g_s, model, term, d0)
+        t = factorise(op.a_s, op.b_s, term, store=False).transfer() * 1e6
+        return cls(t_ua_per_v=t, c_ua=op.i_tia_a * 1e6 - d0 @ t, iterations=op.iterations)
+
+    def currents_ua(self, v: np.ndarray) -> np.ndarray:
+        return v @ self.t_ua_per_v + self.c_ua
 
 
 class BoundSurrogate:
-    """A fitted surrogate bound to one map: the transfer matrices are computed once."""
+    """A fitted surrogate bound to one map: operating point and transfer matrix solved once.
+
+    Attributes
+    ----------
+    t_pos_, t_neg_ : ndarray (R, K)
+        Transfer matrices of the G+ and G- columns, uA per V of DAC voltage.
+    c_pos_, c_neg_ : ndarray (K,)
+        Column currents at zero input (uA): the TIA offset driving current back into the rows.
+    """
 
     def __init__(self, model: TileSurrogate, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> None:
         self.model = model
         self.spec = model.spec
         self.g_pos_us, self.g_neg_us = g_pos_us, g_neg_us
-        a = transfer_matrix(interleave(g_pos_us, g_neg_us), self.spec, model.r_s_ohm_,
-                            model.k_wire_)
-        self.a_pos_, self.a_neg_ = a[:, 0::2].copy(), a[:, 1::2].copy()
-        self.v_t_ = model._v_virtual_ground()
+        lin = _Linearised.build(self.spec, interleave(g_pos_us, g_neg_us), model.cell_model(),
+                                model.linearise_level)
+        t = lin.t_ua_per_v
+        self.t_pos_ = np.ascontiguousarray(t[:, 0::2])
+        self.t_neg_ = np.ascontiguousarray(t[:, 1::2])
+        self.c_pos_, self.c_neg_ = lin.c_ua[0::2].copy(), lin.c_ua[1::2].copy()
         self.y_scale_ = code_y_scale(self.spec)
+
+    def currents(self, x: np.ndarray, rng: np.random.Generator | None = None, *,
+                 volts: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Column currents (uA) of the G+ and G- columns, batch x K; noise if rng is given."""
+        lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
+        self.model.check_density(lv)
+        v = dac_volts(lv, self.spec)
+        i_pos = v @ self.t_pos_ + self.c_pos_
+        i_neg = v @ self.t_neg_ + self.c_neg_
+        sig = self.model.read_noise_sigma_us
+        if rng is not None and sig > 0:
+            n = i_pos.shape[1]
+            i_pos += read_noise_ua(v, sig, n, rng)
+            i_neg += read_noise_ua(v, sig, n, rng)
+        return i_pos, i_neg
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
               volts: bool = False) -> TileOutput:
-        lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
-        v = dac_volts(lv, self.spec)
-        dv = v - self.v_t_
-        n = self.a_pos_.shape[1]
-        sig = self.model.read_noise_sigma_us
-        i_pos = dv @ self.a_pos_ + read_noise_ua(v, sig, n, rng)
-        i_neg = dv @ self.a_neg_ + read_noise_ua(v, sig, n, rng)
+        """Apply a batch (batch x rows) and return outputs (batch x cols) through TIA and ADC."""
+        i_pos, i_neg = self.currents(x, rng, volts=volts)
         return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_)
+

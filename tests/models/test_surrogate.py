@@ -1,72 +1,175 @@
+"""TileSurrogate on its own: limits with a closed form, the transistor fit, persistence, the
+validity domain and input checking. (Against the circuit: tests/cosim/test_surrogate_vs_circuit.py.)
+"""
+
+import json
 import warnings
 
 import numpy as np
 import pytest
 from rram_cosim.models.errors import ConfigError, DomainWarning, NotFittedError
-from rram_cosim.models.params import TileSpec
+from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
 from rram_cosim.models.periphery import dac_volts
-from rram_cosim.models.surrogate import (
-    CalibrationSample,
-    TileSurrogate,
-    interleave,
-    transfer_matrix,
-)
+from rram_cosim.models.surrogate import CalibrationSample, TileSurrogate, card_cell
+
+NEAR_IDEAL = MosfetSpec(kp_a_per_v2=1e-2, w_m=100e-6, l_m=10e-9, lambda_per_v=0.0)
 
 
-def _samples(spec, r_s, k_w, rng, n_maps=3):
-    out = []
-    for _ in range(n_maps):
-        gp = rng.uniform(2, 30, (spec.rows, spec.cols))
-        gn = rng.uniform(2, 30, (spec.rows, spec.cols))
-        x = (rng.random((20, spec.rows)) < rng.uniform(0.05, 1, (20, 1))).astype(float)
-        a = transfer_matrix(interleave(gp, gn), spec, r_s, k_w)
-        t = spec.tia
-        i = (dac_volts(x, spec) - t.v_offset_v * t.a_ol / (1 + t.a_ol)) @ a
-        out.append(CalibrationSample(gp, gn, x, i[:, 0::2], i[:, 1::2]))
-    return out
+def _fitted(spec, rng, n_maps=2, batch=12, **kw):
+    """A surrogate fitted on its own predictions (transistor from the card, so exact)."""
+    maps = [(rng.uniform(2, 30, (spec.rows, spec.cols)), rng.uniform(2, 30, (spec.rows,
+                                                                              spec.cols)))
+            for _ in range(n_maps)]
+    x = (rng.random((batch, spec.rows)) < np.linspace(0, 1, batch)[:, None]).astype(float)
+    x[-1] = 1.0
+    boot = TileSurrogate(spec=spec, read_noise_sigma_us=0.0)
+    boot.fit([CalibrationSample(gp, gn, x, np.zeros((batch, spec.cols)),
+                                np.zeros((batch, spec.cols))) for gp, gn in maps])
+    samples = []
+    for gp, gn in maps:
+        ip, i_n = boot.bind(gp, gn).currents(x)
+        samples.append(CalibrationSample(gp, gn, x, ip, i_n))
+    return TileSurrogate(spec=spec, **kw).fit(samples, provenance={"by": "test"}), samples
 
 
-def test_fit_recovers_known_parameters():
-    spec = TileSpec(rows=12, cols=6, r_wire_ohm=5.0)
+@pytest.mark.parametrize("v_offset_v", [0.0, 0.5e-3])
+def test_no_wires_near_ideal_transistor_is_g_dot_v_up_to_the_tia(v_offset_v):
+    spec = TileSpec(rows=8, cols=4, r_wire_ohm=0.0, dac=DacSpec(r_out_ohm=0.0),
+                    tia=TiaSpec(v_offset_v=v_offset_v), mosfet=NEAR_IDEAL)
+    rng = np.random.default_rng(3)
+    sur, _ = _fitted(spec, rng, read_noise_sigma_us=0.0)
+    gp, gn = rng.uniform(5, 30, (8, 4)), rng.uniform(5, 30, (8, 4))
+    x = rng.uniform(0, 1, (6, 8))
+    ip, i_n = sur.bind(gp, gn).currents(x)
+    v = dac_volts(x, spec)
+    t = spec.tia
+    for i_sur, g in ((ip, gp), (i_n, gn)):
+        g_s = g * 1e-6
+        # ideal cells on a TIA of finite gain: I = G.(v - v_t), v_t = (A v_os + I r) / (1 + A)
+        num = v @ g_s - g_s.sum(axis=0) * t.a_ol * t.v_offset_v / (1 + t.a_ol)
+        expect = num / (1 + g_s.sum(axis=0) * (spec.r_f_ohm + t.r_out_ohm) / (1 + t.a_ol)) * 1e6
+        # what remains is the ~16 mOhm transistor: below 1e-5 relative
+        np.testing.assert_allclose(i_sur, expect, rtol=1e-5, atol=1e-7)
+
+
+def test_wires_and_transistor_lower_the_currents_and_ir_drop_grows_with_r_wire():
     rng = np.random.default_rng(0)
-    sur = TileSurrogate(spec=spec).fit(_samples(spec, 2500.0, 0.8, rng))
-    assert sur.r_s_ohm_ == pytest.approx(2500.0, rel=1e-6)
-    assert sur.k_wire_ == pytest.approx(0.8, rel=1e-6)
+    gp = rng.uniform(10, 20, (16, 8))
+    x = np.ones((1, 16))
+    ratio = []
+    for r_wire in (0.0, 1.0, 5.0):
+        spec = TileSpec(rows=16, cols=8, r_wire_ohm=r_wire)
+        sur, _ = _fitted(spec, np.random.default_rng(1), read_noise_sigma_us=0.0)
+        ip, _ = sur.bind(gp, gp).currents(x)
+        ratio.append(float((ip / (dac_volts(x, spec) @ gp)).mean()))
+    assert 1.0 > ratio[0] > ratio[1] > ratio[2]
+    # no wires: each cell is G in series with r_on ~ 1.5 kOhm, driven by v_read - v_offset
+    g_s = gp * 1e-6
+    eff = (g_s / (1 + g_s / card_cell(spec)[0])).sum(axis=0) / g_s.sum(axis=0)
+    expect = eff.mean() * (1 - spec.tia.v_offset_v / spec.v_read_v)
+    assert ratio[0] == pytest.approx(expect, rel=5e-4)
 
 
-def test_first_order_wire_model_is_exact_for_one_cell():
-    # one cell: series DAC r, 1 row segment, 1 column segment: 1/(1/g + r_s + r_dac + 2 r_w)
-    spec = TileSpec(rows=1, cols=1, r_wire_ohm=7.0)
-    g = np.array([[20.0, 0.0]])
-    a = transfer_matrix(g, spec, 1000.0, 1.0)
-    expect = 1 / (1 / 20e-6 + 1000.0 + spec.dac.r_out_ohm + 2 * 7.0) * 1e6
-    assert a[0, 0] == pytest.approx(expect, rel=1e-3)
+def test_fit_recovers_a_transistor_the_card_does_not_know():
+    truth = TileSpec(rows=16, cols=8, r_wire_ohm=5.0,
+                     mosfet=MosfetSpec(kp_a_per_v2=250e-6, vto_v=0.5))
+    rng = np.random.default_rng(5)
+    _, samples = _fitted(truth, rng, n_maps=2, batch=10)
+    # a PDK card whose level-1 start values are off by 60 % in KP
+    guess = TileSpec(rows=16, cols=8, r_wire_ohm=5.0,
+                     mosfet=MosfetSpec(card="custom", lib_path="/pdk.lib", model_name="n",
+                                       kp_a_per_v2=400e-6, vto_v=0.5))
+    sur = TileSurrogate(spec=guess, read_noise_sigma_us=0.0).fit(samples)
+    assert sur.fitted_transistor_
+    assert sur.g_on_s_ == pytest.approx(card_cell(truth)[0], rel=1e-3)
+    assert sur.fit_rms_lsb_ < 0.05
+    level1 = TileSurrogate(spec=truth).fit(samples)
+    assert not level1.fitted_transistor_ and level1.fit_rms_lsb_ < 1e-6
 
 
 def test_save_load_round_trip_and_domain(tmp_path):
     spec = TileSpec(rows=8, cols=4)
     rng = np.random.default_rng(1)
-    sur = TileSurrogate(spec=spec).fit(_samples(spec, 1500.0, 1.0, rng), provenance={"by": "test"})
+    sur, _ = _fitted(spec, rng)
+    sur.energy_ = {"mean_total_j": 1e-9}
     sur.save(tmp_path / "s.json")
     back = TileSurrogate.load(tmp_path / "s.json")
-    assert back.r_s_ohm_ == sur.r_s_ohm_ and back.provenance_ == {"by": "test"}
+    assert back.spec == spec and back.provenance_ == {"by": "test"}
+    assert back.energy_ == {"mean_total_j": 1e-9}
+    assert back.summary() == sur.summary()
     gp = rng.uniform(5, 20, (8, 4))
     x = rng.integers(0, 2, (3, 8))
-    np.testing.assert_array_equal(
-        sur.bind(gp, gp).apply(x, np.random.default_rng(2)).codes_pos,
-        back.bind(gp, gp).apply(x, np.random.default_rng(2)).codes_pos)
+    a = sur.bind(gp, gp).apply(x, np.random.default_rng(2))
+    b = back.bind(gp, gp).apply(x, np.random.default_rng(2))
+    np.testing.assert_array_equal(a.codes_pos, b.codes_pos)
+    np.testing.assert_array_equal(a.i_neg_ua, b.i_neg_ua)
     with pytest.warns(DomainWarning, match="outside its calibrated domain"):
         sur.bind(gp * 10, gp)
+    with pytest.warns(DomainWarning, match="map 8x5, calibrated up to 8x4"):
+        sur.check_map(np.full((8, 5), 10.0), np.full((8, 5), 10.0))
     strict = TileSurrogate.load(tmp_path / "s.json", strict=True)
     with pytest.raises(ConfigError, match="calibrated domain"):
         strict.bind(gp * 10, gp)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sur.bind(gp, gp)  # inside the domain: silent
+        bound = sur.bind(np.where(gp > 10, gp, 0.0), gp)  # zeros (no cell) are in the domain
+        bound.apply(x, np.random.default_rng(0))
 
 
-def test_unfitted_and_bad_file():
+def test_density_outside_the_calibrated_range_warns():
+    spec = TileSpec(rows=8, cols=4)
+    sur, samples = _fitted(spec, np.random.default_rng(2))
+    sur.domain_ = dict(sur.domain_, density_max=0.5)
+    bound = sur.bind(samples[0].g_pos_us, samples[0].g_neg_us)
+    with pytest.warns(DomainWarning, match="input densities"):
+        bound.apply(np.ones((2, 8)), np.random.default_rng(0))
+    sur.strict = True
+    with pytest.raises(ConfigError, match="input densities"):
+        bound.apply(np.ones((2, 8)), np.random.default_rng(0))
+
+
+def test_read_noise_is_per_column_with_the_summed_variance():
+    spec = TileSpec(rows=16, cols=4)
+    sur, samples = _fitted(spec, np.random.default_rng(3), read_noise_sigma_us=0.5)
+    bound = sur.bind(samples[0].g_pos_us, samples[0].g_neg_us)
+    x = np.ones((4000, 16))
+    quiet, _ = sur.with_noise(0.0).bind(samples[0].g_pos_us, samples[0].g_neg_us).currents(x)
+    noisy, _ = bound.currents(x, np.random.default_rng(0))
+    expect = 0.5 * np.sqrt(16) * spec.v_read_v
+    assert np.std(noisy - quiet) == pytest.approx(expect, rel=0.03)
+
+
+def test_bad_inputs_give_clear_errors():
+    spec = TileSpec(rows=6, cols=3)
+    sur, _ = _fitted(spec, np.random.default_rng(4))
+    g = np.full((6, 3), 10.0)
+    bad = g.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ConfigError, match=r"non-finite conductance at \(1, 2\)"):
+        sur.bind(bad, g)
+    with pytest.raises(ConfigError, match="negative conductance"):
+        sur.bind(g, -g)
+    with pytest.raises(ConfigError, match=r"'g_neg_us' must have shape \(6, 3\)"):
+        sur.bind(g, g[:, :2])
+    with pytest.raises(ConfigError, match="does not fit a 6x3 tile"):
+        sur.bind(np.full((7, 3), 10.0), np.full((7, 3), 10.0))
+    bound = sur.bind(g, g)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ConfigError, match=r"shape \(batch, 6\)"):
+        bound.apply(np.ones((2, 5)), rng)
+    with pytest.raises(ConfigError, match="NaN or inf"):
+        bound.apply(np.full((2, 6), np.nan), rng)
+    with pytest.raises(ConfigError, match=r"levels in \[0, 1\]"):
+        bound.apply(-np.ones((2, 6)), rng)
+
+
+def test_unfitted_and_bad_files(tmp_path):
     with pytest.raises(NotFittedError):
         TileSurrogate().bind(np.ones((2, 2)), np.ones((2, 2)))
     with pytest.raises(ConfigError, match="Cannot load"):
         TileSurrogate.load("/nonexistent/s.json")
+    (tmp_path / "old.json").write_text(json.dumps({"r_s_ohm": 1.0}))
+    with pytest.raises(ConfigError, match="Not a TileSurrogate file"):
+        TileSurrogate.load(tmp_path / "old.json")
+    with pytest.raises(ConfigError, match="at least one CalibrationSample"):
+        TileSurrogate().fit([])
