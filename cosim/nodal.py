@@ -31,7 +31,6 @@ same Newton systems directly: the default for small tiles and the fallback whene
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +43,7 @@ from threadpoolctl import threadpool_limits
 from ..models.backend import TileOutput, check_pair, code_y_scale, input_levels
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError
+from ..models.level1 import level1_at_temperature, level1_channel
 from ..models.params import TileSpec
 from ..models.periphery import adc_codes, dac_volts
 from ..netlists.cards.level1 import level1_params
@@ -61,14 +61,7 @@ __all__ = [
     "level1_ids",
 ]
 
-# ngspice constants (src/include/ngspice/const.h, ngspice 39-41).
-_BOLTZ_J_PER_K = 1.38064852e-23  # CONSTboltz; CONSTKoverQ = CONSTboltz / CHARGE (main.c)
-_CHARGE_C = 1.6021766208e-19  # CHARGE
-_CTOK = 273.15  # CONSTCtoK
-_REFTEMP_K = 27.0 + _CTOK  # REFTEMP; also ngspice's default TNOM and TEMP
-_MAX_EXP_ARG = 709.0  # MAX_EXP_ARG (src/include/ngspice/defines.h)
-# ngspice level-1 default PHI (src/spicelib/devices/mos1/mos1set.c); the card does not set it.
-_LEVEL1_PHI_V = 0.6
+_MAX_EXP_ARG = 709.0  # ngspice MAX_EXP_ARG (src/include/ngspice/defines.h)
 # ngspice's default GMIN (.options gmin), added across every MOSFET junction (mos1load.c).
 _NGSPICE_GMIN_S = 1e-12
 
@@ -137,31 +130,14 @@ def level1_device(spec: TileSpec, gmin_s: float = _NGSPICE_GMIN_S) -> Level1Devi
         raise ConfigError(
             f"The nodal engine mirrors level 1 without body effect (gamma = 0). The card has "
             f"gamma={card['gamma']!r}.")
-    k, q = _BOLTZ_J_PER_K, _CHARGE_C
-    tnom = card["tnom"] + _CTOK
-    temp = spec.temperature_c + _CTOK
-    fact1 = tnom / _REFTEMP_K
-    vtnom = tnom * k / q
-    egfet1 = 1.16 - (7.02e-4 * tnom * tnom) / (tnom + 1108.0)
-    arg1 = -egfet1 / (2.0 * k * tnom) + 1.1150877 / (k * 2.0 * _REFTEMP_K)
-    pbfact1 = -2.0 * vtnom * (1.5 * math.log(fact1) + q * arg1)
-    vt = temp * k / q
-    ratio = temp / tnom
-    fact2 = temp / _REFTEMP_K
-    egfet = 1.16 - (7.02e-4 * temp * temp) / (temp + 1108.0)
-    arg = -egfet / (2.0 * k * temp) + 1.1150877 / (k * 2.0 * _REFTEMP_K)
-    pbfact = -2.0 * vt * (1.5 * math.log(fact2) + q * arg)
-    phio = (_LEVEL1_PHI_V - pbfact1) / fact1
-    t_phi = fact2 * phio + pbfact
-    t_vbi = card["vto"] + 0.5 * (egfet1 - egfet) + 0.5 * (t_phi - _LEVEL1_PHI_V)
-    t_kp = card["kp"] / (ratio * math.sqrt(ratio))
-    t_is = card["is"] * math.exp(-egfet / vt + egfet1 / vtnom)
+    t = level1_at_temperature(card["vto"], card["kp"], m.w_m, m.l_m, card["is"], card["tnom"],
+                              spec.temperature_c)
     return Level1Device(
-        beta_a_per_v2=t_kp * m.w_m / m.l_m,
-        vth_v=t_vbi,
+        beta_a_per_v2=t.beta_a_per_v2,
+        vth_v=t.vth_v,
         lambda_per_v=card["lambda"],
-        is_a=t_is,
-        vt_v=vt,
+        is_a=t.is_a,
+        vt_v=t.vt_v,
         gmin_s=gmin_s,
         v_gate_v=spec.v_gate_read_v,
     )
@@ -183,25 +159,8 @@ def level1_ids(vd: np.ndarray, vs: np.ndarray,
     ids, d_ids_d_vd, d_ids_d_vs : ndarray
         Current from drain to source and its derivatives w.r.t. the drain and source voltages.
     """
-    vds = vd - vs
-    normal = vds >= 0.0
-    vdse = np.abs(vds)
-    vgst = np.maximum(dev.v_gate_v - np.where(normal, vs, vd) - dev.vth_v, 0.0)
-    # vgst clamped at 0 lands in the saturation branch with zero current and conductances,
-    # which is exactly ngspice's cutoff branch.
-    sat = vgst <= vdse
-    beta, lam = dev.beta_a_per_v2, dev.lambda_per_v
-    betap = beta * (1.0 + lam * vdse)
-    vlin = np.where(sat, vgst, vdse)  # vds in the linear region, vgst in saturation
-    core = np.where(sat, 0.5 * vgst, vgst - 0.5 * vdse)  # id = betap * vlin * core
-    cd = betap * vlin * core
-    gm = betap * vlin
-    gds = np.where(sat, 0.5 * lam * beta * vgst * vgst,
-                   betap * (vgst - vdse) + lam * beta * vdse * core)
-    ids = np.where(normal, cd, -cd)
-    d_vd = np.where(normal, gds, gm + gds)
-    d_vs = np.where(normal, -(gm + gds), -gds)
-    return ids, d_vd, d_vs
+    return level1_channel(vd, vs, dev.v_gate_v, dev.vth_v, dev.beta_a_per_v2,
+                          dev.lambda_per_v)
 
 
 def junction(v_bn: np.ndarray, dev: Level1Device) -> tuple[np.ndarray, np.ndarray]:

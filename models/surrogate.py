@@ -54,6 +54,7 @@ from .backend import (
 )
 from .checks import check_range
 from .errors import ConfigError, DomainWarning, NotFittedError
+from .level1 import level1_at_temperature
 from .params import TileSpec, from_dict, to_dict
 from .periphery import current_lsb_ua, dac_volts
 from .tile_network import CellModel, Terminations, factorise, operating_point
@@ -85,12 +86,6 @@ def terminations(spec: TileSpec) -> Terminations:
     )
 
 
-# ngspice constants (src/include/ngspice/const.h), for the level-1 temperature scaling below.
-_BOLTZ_J_PER_K = 1.38064852e-23
-_CHARGE_C = 1.6021766208e-19
-_CTOK = 273.15
-_REFTEMP_K = 27.0 + _CTOK
-_LEVEL1_PHI_V = 0.6  # ngspice level-1 default PHI (mos1set.c); the card does not set it
 _LEVEL1_TNOM_C = 27.0  # the card's tnom (netlists/cards/level1.py)
 
 
@@ -103,24 +98,9 @@ def card_cell(spec: TileSpec) -> tuple[float, float]:
     same formula gives the start of the fit.
     """
     m = spec.mosfet
-    k, q = _BOLTZ_J_PER_K, _CHARGE_C
-    tnom = _LEVEL1_TNOM_C + _CTOK
-    temp = spec.temperature_c + _CTOK
-    fact1 = tnom / _REFTEMP_K
-    vtnom = tnom * k / q
-    egfet1 = 1.16 - (7.02e-4 * tnom * tnom) / (tnom + 1108.0)
-    arg1 = -egfet1 / (2.0 * k * tnom) + 1.1150877 / (k * 2.0 * _REFTEMP_K)
-    pbfact1 = -2.0 * vtnom * (1.5 * math.log(fact1) + q * arg1)
-    vt = temp * k / q
-    ratio = temp / tnom
-    fact2 = temp / _REFTEMP_K
-    egfet = 1.16 - (7.02e-4 * temp * temp) / (temp + 1108.0)
-    arg = -egfet / (2.0 * k * temp) + 1.1150877 / (k * 2.0 * _REFTEMP_K)
-    pbfact = -2.0 * vt * (1.5 * math.log(fact2) + q * arg)
-    phio = (_LEVEL1_PHI_V - pbfact1) / fact1
-    t_phi = fact2 * phio + pbfact
-    vth = m.vto_v + 0.5 * (egfet1 - egfet) + 0.5 * (t_phi - _LEVEL1_PHI_V)
-    beta = m.kp_a_per_v2 / (ratio * math.sqrt(ratio)) * m.w_m / m.l_m
+    t = level1_at_temperature(m.vto_v, m.kp_a_per_v2, m.w_m, m.l_m, 0.0, _LEVEL1_TNOM_C,
+                              spec.temperature_c)
+    beta, vth = t.beta_a_per_v2, t.vth_v
     vov = spec.v_gate_read_v - vth
     if vov <= 0:
         raise ConfigError(

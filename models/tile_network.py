@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
+from .level1 import level1_channel
 
 __all__ = [
     "CellModel",
@@ -109,23 +110,7 @@ def _channel(vd: np.ndarray, vs: np.ndarray, m: CellModel
     ngspice ``mos1load.c`` with gamma = 0: terminals swap when ``vds < 0``; cutoff, triode
     and saturation as in :func:`rram_cosim.cosim.nodal.level1_ids`.
     """
-    vds = vd - vs
-    normal = vds >= 0.0
-    vdse = np.abs(vds)
-    vgst = np.maximum(m.v_gate_v - np.where(normal, vs, vd) - m.vth_v, 0.0)
-    sat = vgst <= vdse
-    beta, lam = m.beta_a_per_v2, m.lambda_per_v
-    betap = beta * (1.0 + lam * vdse)
-    vlin = np.where(sat, vgst, vdse)
-    core = np.where(sat, 0.5 * vgst, vgst - 0.5 * vdse)
-    cd = betap * vlin * core
-    gm = betap * vlin
-    gds = np.where(sat, 0.5 * lam * beta * vgst * vgst,
-                   betap * (vgst - vdse) + lam * beta * vdse * core)
-    ids = np.where(normal, cd, -cd)
-    d_vd = np.where(normal, gds, gm + gds)
-    d_vs = np.where(normal, -(gm + gds), -gds)
-    return ids, d_vd, d_vs
+    return level1_channel(vd, vs, m.v_gate_v, m.vth_v, m.beta_a_per_v2, m.lambda_per_v)
 
 
 def cell_iv(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, model: CellModel,
