@@ -32,7 +32,7 @@ def test_classify_writes_tables_plots_and_paired_interval(small_run):
         assert (run / f).is_file(), f
     acc = pd.read_csv(run / "accuracy.csv")
     assert set(acc["seed"]) == {0, 1}
-    assert len(pd.read_csv(run / "grid.csv")) == 2 * 2  # 2 seeds x 2 thresholds
+    assert len(pd.read_csv(run / "grid.csv")) == 2 * 2 * 2  # 2 seeds x 2 backends x 2 thresholds
     paired = pd.read_csv(run / "paired_difference.csv").set_index("model")
     assert paired.loc["surrogate", "n"] == 2 * 30
     assert paired.loc["surrogate", "ci_low"] <= paired.loc["surrogate", "diff"]
