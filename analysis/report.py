@@ -51,3 +51,22 @@ def write_report(path: str | Path, title: str, sections: list[tuple[str, str]]) 
     for heading, body in sections:
         parts += [f"## {heading}", "", body.rstrip(), ""]
     return atomic_write_text(path, "\n".join(parts))
+
+
+def tile_error_figure(ref_ua: np.ndarray, preds_ua: dict[str, np.ndarray], lsb_ua: float,
+                      title: str) -> plt.Figure:
+    """Model vs circuit column currents (uA) and their difference in ADC LSB, per model."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, p in preds_ua.items():
+        axes[0].plot(ref_ua, p, ".", ms=2, label=name)
+        axes[1].plot(ref_ua, (p - ref_ua) / lsb_ua, ".", ms=2, label=name)
+    axes[0].set_xlabel("circuit column current (uA)")
+    axes[0].set_ylabel("model column current (uA)")
+    axes[1].set_xlabel("circuit column current (uA)")
+    axes[1].set_ylabel("model - circuit (ADC LSB)")
+    axes[1].set_yscale("symlog", linthresh=1.0)
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig

@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis.report import markdown_table, save_figure, save_table, write_report
+from ..analysis.report import (
+    markdown_table,
+    save_figure,
+    save_table,
+    tile_error_figure,
+    write_report,
+)
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError
 from ..models.params import AdcSpec, DacSpec, DeviceParams, MosfetSpec, TiaSpec, TileSpec
@@ -114,26 +120,13 @@ class CalibrateConfig(TileSpecOptions):
 
 
 def _error_plot(result) -> Any:
-    import matplotlib.pyplot as plt
-
     spec = result.spec
-    lsb = current_lsb_ua(spec)
     ref = np.concatenate([np.stack([s.i_pos_ua, s.i_neg_ua]).ravel() for s in result.held_out])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name, preds in result.predictions.items():
-        p = np.concatenate([np.stack(q).ravel() for q in preds])
-        axes[0].plot(ref, p, ".", ms=2, label=name)
-        axes[1].plot(ref, (p - ref) / lsb, ".", ms=2, label=name)
-    axes[0].set_xlabel("circuit column current (uA)")
-    axes[0].set_ylabel("model column current (uA)")
-    axes[1].set_xlabel("circuit column current (uA)")
-    axes[1].set_ylabel("model - circuit (ADC LSB)")
-    axes[1].set_yscale("symlog", linthresh=1.0)
-    for ax in axes:
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{spec.rows}x{spec.cols} tile, r_wire {spec.r_wire_ohm} ohm: held-out maps")
-    return fig
+    preds = {name: np.concatenate([np.stack(q).ravel() for q in p])
+             for name, p in result.predictions.items()}
+    return tile_error_figure(
+        ref, preds, current_lsb_ua(spec),
+        f"{spec.rows}x{spec.cols} tile, r_wire {spec.r_wire_ohm} ohm: held-out maps")
 
 
 def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,

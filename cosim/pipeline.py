@@ -20,7 +20,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..analysis import energy as en
-from ..analysis.report import markdown_table, save_figure, save_table, write_report
+from ..analysis.report import (
+    markdown_table,
+    save_figure,
+    save_table,
+    tile_error_figure,
+    write_report,
+)
 from ..models.backend import IdealBackend
 from ..models.checks import check_choice, check_int, check_range
 from ..models.conductance import differential_pair, map_stats
@@ -87,25 +93,6 @@ class DemoConfig:
                          in_level=self.in_level, rec_level=self.rec_level)
 
 
-def _scatter_plot(ref: np.ndarray, preds: dict[str, np.ndarray], lsb_ua: float):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name, p in preds.items():
-        axes[0].plot(ref, p, ".", ms=2, label=name)
-        axes[1].plot(ref, (p - ref) / lsb_ua, ".", ms=2, label=name)
-    axes[0].set_xlabel("reference column current (uA)")
-    axes[0].set_ylabel("model column current (uA)")
-    axes[1].set_xlabel("reference column current (uA)")
-    axes[1].set_ylabel("model - reference (ADC LSB)")
-    axes[1].set_yscale("symlog", linthresh=1.0)
-    for ax in axes:
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.suptitle("Tile VMM on held-out maps and inputs")
-    return fig
-
-
 def _accuracy_plot(df: pd.DataFrame):
     import matplotlib.pyplot as plt
 
@@ -170,7 +157,9 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
     flat = {k: np.concatenate([np.stack(p).ravel() for p in v]) for k, v in preds.items()}
     from ..models.periphery import current_lsb_ua
 
-    save_figure(_scatter_plot(ref_flat, flat, current_lsb_ua(spec)), run.path / "tile_error.png")
+    save_figure(tile_error_figure(ref_flat, flat, current_lsb_ua(spec),
+                                  "Tile VMM on held-out maps and inputs"),
+                run.path / "tile_error.png")
     stage("surrogate fit", t0)
 
     # 3. data
