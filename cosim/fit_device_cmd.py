@@ -42,8 +42,8 @@ from ..analysis.report import markdown_table, save_figure, save_table, write_rep
 from ..models.breakdown import cell_values, draw_cells, form_cells
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError
-from ..models.params import IO_NMOS_25V, BreakdownParams, FormingConditions, to_dict
-from .forming import load_device_params, save_device_params
+from ..models.params import BreakdownParams, FormingConditions, to_dict
+from .forming import load_device_params, pulse_conditions, save_device_params
 from .runs import RunDir
 
 COMMAND = "fit-device"
@@ -121,9 +121,7 @@ class FitDeviceConfig:
             self.conditions(i)
 
     def conditions(self, i_cc_a: float) -> FormingConditions:
-        return FormingConditions(v_form_v=self.v_form, t_pulse_s=self.t_pulse, i_cc_a=i_cc_a,
-                                 t_edge_s=self.t_edge, t_step_s=self.t_step,
-                                 mosfet=dataclasses.replace(IO_NMOS_25V, card=self.card))
+        return pulse_conditions(self, i_cc_a)
 
 
 @dataclass(frozen=True)

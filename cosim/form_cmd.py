@@ -42,10 +42,11 @@ from ..models.breakdown import (
 )
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError
-from ..models.params import IO_NMOS_25V, BreakdownParams, FormingConditions, to_dict
+from ..models.params import BreakdownParams, FormingConditions, to_dict
 from .forming import (
     compare_with_twin,
     load_device_params,
+    pulse_conditions,
     sample_indices,
     save_device_params,
     simulate_cells,
@@ -125,9 +126,7 @@ class FormConfig:
             self.conditions(i)
 
     def conditions(self, i_cc_a: float) -> FormingConditions:
-        return FormingConditions(v_form_v=self.v_form, t_pulse_s=self.t_pulse, i_cc_a=i_cc_a,
-                                 t_edge_s=self.t_edge, t_step_s=self.t_step,
-                                 mosfet=dataclasses.replace(IO_NMOS_25V, card=self.card))
+        return pulse_conditions(self, i_cc_a)
 
 
 def icc_tag(i_cc_a: float) -> str:

@@ -31,7 +31,7 @@ from ..models.atomic import atomic_write_text
 from ..models.breakdown import CellValues, gate_voltage_v
 from ..models.checks import check_int
 from ..models.errors import ConfigError
-from ..models.params import BreakdownParams, FormingConditions, from_dict, to_dict
+from ..models.params import IO_NMOS_25V, BreakdownParams, FormingConditions, from_dict, to_dict
 from ..netlists.forming import (
     DEFAULT_TOLERANCES,
     FormingTolerances,
@@ -319,3 +319,11 @@ def load_device_params(path: str | Path) -> BreakdownParams:
     if "breakdown_params" in data:
         data = data["breakdown_params"]
     return from_dict(BreakdownParams, data)
+
+
+def pulse_conditions(cfg: Any, i_cc_a: float) -> FormingConditions:
+    """FormingConditions of a form / fit-device config (fields v_form, t_pulse, t_edge, t_step,
+    card) at compliance ``i_cc_a``; forming uses the 2.5 V I/O select transistor."""
+    return FormingConditions(v_form_v=cfg.v_form, t_pulse_s=cfg.t_pulse, i_cc_a=i_cc_a,
+                             t_edge_s=cfg.t_edge, t_step_s=cfg.t_step,
+                             mosfet=dataclasses.replace(IO_NMOS_25V, card=cfg.card))
