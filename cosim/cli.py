@@ -27,7 +27,7 @@ from .runs import load_config
 # module names under rram_cosim.cosim that provide a command; a missing one is skipped so a
 # partial installation still runs the others
 COMMAND_MODULES = ("pipeline", "classify_cmd", "form_cmd", "fit_device_cmd", "calibrate_cmd",
-                   "tile_cmd")
+                   "tile_cmd", "sweep_cmd", "energy_cmd", "zeroshot_cmd")
 
 
 def _commands() -> dict[str, Any]:

@@ -1,27 +1,179 @@
+"""Energy accounting: the paper's figures, the physical model, and ngspice's supply energy."""
+
+import dataclasses
+
 import numpy as np
 import pytest
 from rram_cosim.analysis import energy as en
+from rram_cosim.cosim.ngspice import RunOptions
+from rram_cosim.cosim.spice_backend import SpiceBackend
+from rram_cosim.models.conductance import differential_pair
+from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.lsm import ReservoirActivity
-from rram_cosim.models.params import TileSpec
+from rram_cosim.models.params import AdcSpec, TiaSpec, TileSpec
+
+
+def _totals(rep):
+    return dict(zip(rep.totals.system, rep.totals.energy_uj))
 
 
 def test_paper_mode_reproduces_the_papers_digital_nmnist_figure():
     df = en.paper_energy(en.NetworkSize(n_in=256, hidden=200, n_steps=50, n_out=10))
-    reservoir = df.loc[df.component.str.startswith("reservoir"), "energy_j"].sum()
+    dig = df[df.system == "digital (paper mode)"]
+    reservoir = dig.loc[dig.component.str.startswith("reservoir"), "energy_j"].sum()
     assert reservoir * 1e6 == pytest.approx(4.38, abs=0.005)  # paper: 4.4 uJ
+
+
+@pytest.mark.parametrize("name", ["nmnist", "ntidigits", "zeroshot"])
+def test_paper_mode_ratios_within_1_5x_of_the_papers(name):
+    tot = _totals(en.energy_report(name, include_board=False))
+    ours = tot["digital (paper mode)"] / tot["hybrid (paper mode)"]
+    paper = en.PAPER_FIGURES[name].ratio
+    assert 1 / 1.5 < ours / paper < 1.5, (name, ours, paper)
+    # the hybrid rule is fitted on N-MNIST only; the other hybrids are predictions
+    assert tot["hybrid (paper mode)"] == pytest.approx(en.PAPER_FIGURES[name].hybrid_uj,
+                                                       rel=0.05)
+
+
+def test_bmi_has_no_paper_sizes_to_reproduce():
+    fig = en.PAPER_FIGURES["bmi"]
+    assert fig.hybrid_uj is None and fig.digital_uj is None and fig.ratio == 160.0
+    rep = en.energy_report("bmi", include_board=False)
+    assert rep.paper.loc[rep.paper.source == "paper [Lin25]", "ratio"].item() == 160.0
 
 
 def test_physical_mode_scales_with_measured_activity():
     spec = TileSpec(rows=456, cols=200)
     quiet = ReservoirActivity(256, 200, 50, 1, np.full(50, 10.0), np.full(50, 5.0))
     busy = ReservoirActivity(256, 200, 50, 1, np.full(50, 20.0), np.full(50, 10.0))
-    e1 = en.physical_energy(quiet, spec, 1e-3, 10)
-    e2 = en.physical_energy(busy, spec, 1e-3, 10)
-    arr = lambda e: e.loc[e.component.str.startswith("array"), "energy_j"].item()
-    assert arr(e2) == pytest.approx(2 * arr(e1))
-    # array energy = t_read * G_row * V^2 per driven row
-    assert arr(e1) == pytest.approx(spec.t_read_s * 1e-3 * 0.2**2 * (500 + 5 * 49))
+    e1 = en.physical_energy(quiet, spec, 1e-3, 10, periphery="spec")
+    e2 = en.physical_energy(busy, spec, 1e-3, 10, periphery="spec")
+
+    def part(e, prefix, system="hybrid (physical)"):
+        return e.loc[(e.system == system) & e.component.str.startswith(prefix), "energy_j"].sum()
+
+    assert part(e2, "array") == pytest.approx(2 * part(e1, "array"))
+    # array energy = t_read * G_row * V^2 per driven row (spikes of the last step drive none)
+    assert part(e1, "array") == pytest.approx(spec.t_read_s * 1e-3 * 0.2**2 * (500 + 5 * 49))
+    # quiescent TIA and ADC energy do not depend on activity; 2 x 200 columns x 50 steps
+    assert part(e2, "TIA quiescent") == part(e1, "TIA quiescent") == pytest.approx(
+        400 * 50 * 1.6e-3 * 5.0 * 1e-6)
+    assert part(e1, "ADC") == pytest.approx(400 * 50 * 5e-15 * 2**14)
+    # event-driven digital scales with activity, dense digital does not
+    ev, de = "digital event-driven (physical)", "digital dense (physical)"
+    assert part(e2, "reservoir", ev) == pytest.approx(2 * part(e1, "reservoir", ev))
+    assert part(e2, "reservoir", de) == part(e1, "reservoir", de)
     s = en.summarise(e1)
-    assert set(s.system) == {"hybrid (physical)", "digital (physical)"}
+    assert set(s.system) == {"hybrid (physical)", "digital dense (physical)",
+                             "digital event-driven (physical)"}
     assert (s.energy_uj > 0).all()
-    assert set(en.EnergyConstants().table().source.str.len() > 5) == {True}
+
+
+def test_integrated_periphery_and_tiling_change_the_right_components():
+    act = en.preset_activity(en.NetworkSize(256, 200, 50, 10), "image")
+    whole = en.physical_energy(act, TileSpec(rows=456, cols=200), 1e-3, 10)
+    tiled = en.physical_energy(act, TileSpec(rows=64, cols=64), 1e-3, 10)
+    assert whole.attrs["row_tiles"] == 1 and tiled.attrs["row_tiles"] == 8
+    adc = lambda e: e.loc[e.component.str.startswith("ADC"), "energy_j"].item()
+    assert adc(tiled) == pytest.approx(8 * adc(whole))
+    adds = lambda e: e.loc[e.component.str.startswith("digital adds"), "count"].item()
+    assert adds(whole) == 200 * 50 and adds(tiled) == 15 * 200 * 50
+    c = en.EnergyConstants()
+    q = whole.loc[whole.component == "TIA quiescent", "unit_energy_j"].item()
+    assert q == pytest.approx(c.tia_i_q_a * c.tia_supply_v * c.t_read_integrated_s)
+
+
+def test_measured_read_replaces_the_conductance_formula():
+    act = en.preset_activity(en.NetworkSize(256, 200, 50, 10), "image")
+    spec = TileSpec(rows=456, cols=200)
+    levels = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    m = en.measured_read(np.array([2e-12, 1e-12]), np.array([2e-6, 1e-6]), levels, 4, 1e-6)
+    assert m.p_array_w == pytest.approx(1e-12 / 1e-6 / 4)
+    assert m.i_col_a == pytest.approx(1e-6 / 4)
+    e = en.physical_energy(act, spec, 1e-3, 10, measured=m, periphery="spec")
+    n_rows = act.active_in_rows.sum() + act.spikes[:-1].sum()
+    arr = e.loc[e.component.str.startswith("array"), "energy_j"].item()
+    assert arr == pytest.approx(1e-6 * m.p_array_w * 400 * n_rows)
+    with pytest.raises(ConfigError):
+        en.measured_read(np.zeros(1), np.zeros(1), np.zeros((1, 3)), 4, 1e-6)
+
+
+def test_adc_sweep_is_monotone_and_dominated_by_conversions_at_high_resolution():
+    sw = en.adc_sweep("nmnist", (4, 8, 12, 14))
+    assert np.all(np.diff(sw.hybrid_uj) > 0)
+    assert sw.adc_uj.iloc[-1] == pytest.approx(2**6 * sw.adc_uj.iloc[1])  # 14 vs 8 bits
+    assert sw.adc_uj.iloc[-1] / sw.hybrid_uj.iloc[-1] > 0.5
+    assert sw.digital_dense_uj.nunique() == 1
+
+
+def test_latency_and_tops_per_w():
+    rep = en.energy_report("nmnist", include_board=False)
+    t = rep.totals.set_index("system")
+    ops = 2 * (256 * 200 + 200 * 200) * 50 + 2 * 200 * 10
+    assert (t.dense_equiv_ops == ops).all()
+    np.testing.assert_allclose(t.tops_per_w, ops / (t.energy_uj * 1e-6) / 1e12)
+    c = en.EnergyConstants()
+    assert t.loc["hybrid (physical)", "latency_s"] == pytest.approx(
+        50 * (c.t_read_integrated_s + 1e-9) + 8e-9)
+    # paper mode digital: the GPU-class rating, 2.08 TOPS/W
+    assert t.loc["digital (paper mode)", "tops_per_w"] == pytest.approx(1 / 0.4808, rel=1e-3)
+
+
+def test_constants_table_overrides_and_errors():
+    tab = en.EnergyConstants().table()
+    assert set(tab.columns) >= {"constant", "value", "unit", "node", "source"}
+    assert (tab.source.str.len() > 5).all() and (tab.node.str.len() > 0).all()
+    c = en.EnergyConstants.from_overrides({"adc_fom_j_per_step": 1e-15})
+    assert c.adc_fom_j_per_step == 1e-15
+    with pytest.raises(ConfigError, match="Valid names"):
+        en.EnergyConstants.from_overrides({"adc_fom": 1e-15})
+    with pytest.raises(ConfigError, match="adc_fom_j_per_step"):
+        en.EnergyConstants(adc_fom_j_per_step=-1.0)
+
+
+def test_scale_activity_keeps_rates():
+    a = ReservoirActivity(64, 24, 20, 5, np.linspace(0, 6.4, 20), np.full(20, 2.4))
+    s = en.scale_activity(a, en.NetworkSize(256, 200, 50, 10))
+    assert (s.n_in, s.hidden, s.n_steps) == (256, 200, 50)
+    assert s.active_in_rows[-1] == pytest.approx(6.4 / 64 * 256)
+    assert s.spikes.mean() == pytest.approx(2.4 / 24 * 200)
+    assert en.activity_from_dict(a.to_dict()).spikes.tolist() == a.spikes.tolist()
+    with pytest.raises(ConfigError):
+        en.activity_from_dict({"n_in": 3})
+
+
+@pytest.mark.parametrize("i_q_a", [1.6e-3, 10e-6])
+def test_array_plus_tia_energy_matches_ngspice_within_10_percent(tmp_path, i_q_a):
+    """Real ngspice on a small formed tile. With the board's 1.6 mA TIAs the quiescent power
+    dominates; with an integrated TIA's 10 uA the array and TIA output stage are about
+    half of the total, so each term is tested."""
+    spec = TileSpec(rows=12, cols=6, tia=TiaSpec(i_q_a=i_q_a))
+    rng = np.random.default_rng(3)
+    gp, gn = differential_pair((12, 6), rng)
+    x = (rng.random((5, 12)) < np.linspace(0.1, 1.0, 5)[:, None]).astype(float)
+    x[:, 0] = 1.0
+    bound = SpiceBackend(spec, RunOptions(run_dir=tmp_path), n_workers=1, cache=False).bind(gp,
+                                                                                           gn)
+    bound.apply(x)
+    meas = bound.last_solution.energy
+    model = en.vmm_read_energy(spec, gp, gn, x)
+    np.testing.assert_allclose(model["total_j"], meas.total_j, rtol=0.10)
+    np.testing.assert_allclose(model["array_j"] + model["tia_output_j"],
+                               meas.dac_j + meas.tia_output_j, rtol=0.10)
+    np.testing.assert_allclose(model["tia_quiescent_j"], meas.tia_quiescent_j, rtol=1e-6)
+    if i_q_a < 1e-5:
+        # the check can fail: without the quiescent term the model is far off
+        assert np.all(np.abs(model["total_j"] - model["tia_quiescent_j"] - meas.total_j)
+                      > 0.1 * meas.total_j)
+        # and the physical model's IR-drop-free currents are higher than the circuit's
+        assert np.all(model["array_j"] >= meas.dac_j)
+
+
+def test_energy_report_from_measured_activity_of_another_size():
+    act = ReservoirActivity(64, 24, 20, 5, np.full(20, 6.4), np.full(20, 2.4))
+    rep = en.energy_report("nmnist", {"image": act}, include_board=False)
+    used = rep.activities["image"]
+    assert (used.n_in, used.hidden, used.n_steps) == (256, 200, 50)
+    low = dataclasses.replace(TileSpec(rows=456, cols=200), adc=AdcSpec(bits=8))
+    rep8 = en.energy_report("nmnist", {"image": act}, spec=low, include_board=False)
+    assert _totals(rep8)["hybrid (physical)"] < _totals(rep)["hybrid (physical)"]
