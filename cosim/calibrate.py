@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..models.backend import TileBackend, ideal_codes
-from ..models.checks import check_choice, check_int
+from ..models.backend import BoundTile, TileBackend, TileOutput, ideal_codes
+from ..models.checks import check_choice, check_int, check_range
 from ..models.conductance import differential_pair
 from ..models.errors import ConfigError
-from ..models.params import DeviceParams, TileSpec
+from ..models.lsm import run_reservoir
+from ..models.params import DeviceParams, LIFParams, TileSpec
 from ..models.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 from ..models.surrogate import CalibrationSample, TileSurrogate
 from .spice_backend import ReadEnergy, read_energy
@@ -38,7 +39,8 @@ from .spice_backend import ReadEnergy, read_energy
 __all__ = [
     "CalibrationResult", "calibrate_tile", "calibration_inputs", "calibration_maps",
     "corner_map", "energy_summary", "error_table", "fit_surrogate", "full_scale_spec",
-    "reference_backend", "simulate", "simulate_with_energy", "with_idle",
+    "reference_backend", "simulate", "simulate_with_energy", "with_full_scale", "with_idle",
+    "Workload", "probe_workload", "workload_full_scale_ua",
 ]
 
 
@@ -194,8 +196,83 @@ def full_scale_spec(spec: TileSpec, reference: Callable[[TileSpec], TileBackend]
                           "v_read_v and the transistor.")
     if spec.tia.r_f_ohm is not None:
         return spec, i_max
-    r_f = spec.adc.v_full_scale_v / (i_max * 1e-6)
-    return dataclasses.replace(spec, tia=dataclasses.replace(spec.tia, r_f_ohm=r_f)), i_max
+    return with_full_scale(spec, i_max), i_max
+
+
+class _Probe:
+    """A bound tile that records, for every VMM, its largest column current and mean drive."""
+
+    def __init__(self, tile: BoundTile) -> None:
+        self.tile, self.spec = tile, tile.spec
+        self.g_pos_us, self.g_neg_us = tile.g_pos_us, tile.g_neg_us
+        self.peaks_ua: list[np.ndarray] = []
+        self.levels: list[np.ndarray] = []
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, *,
+              volts: bool = False) -> TileOutput:
+        out = self.tile.apply(x, rng, volts=volts)
+        self.peaks_ua.append(np.maximum(out.i_pos_ua.max(axis=1), out.i_neg_ua.max(axis=1)))
+        self.levels.append(np.asarray(x, dtype=np.float64).mean(axis=1))
+        return out
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a reservoir asks of its tile, per VMM (from :func:`probe_workload`)."""
+
+    peaks_ua: np.ndarray  # largest column current of each VMM (uA)
+    levels: np.ndarray  # mean input level over the rows of each VMM (fraction of v_read)
+
+    @property
+    def mean_level(self) -> float:
+        """Mean drive level: where a linearised surrogate is most accurate for this workload."""
+        return float(self.levels.mean())
+
+    def full_scale_ua(self, quantile: float = 0.999, margin: float = 1.1) -> float:
+        """ADC full-scale current: ``margin`` x the ``quantile`` of the per-VMM peak currents.
+
+        The default full scale (all rows on at ``g_full_scale_us``) never clips, but a
+        reservoir drives a small fraction of its rows at once, so most of that range goes
+        unused and a low-resolution ADC has only a few codes left for the currents that occur
+        (measured: 8 bits on the 456x201 map left digits-events at 19 % accuracy). Currents
+        above the returned value clip at the top code.
+        """
+        check_range("Workload.full_scale_ua", "quantile", quantile, 0, 1, lo_open=True)
+        check_range("Workload.full_scale_ua", "margin", margin, 1, 100)
+        i_fs = float(np.quantile(self.peaks_ua, quantile)) * margin
+        if not np.isfinite(i_fs) or i_fs <= 0:
+            raise ConfigError(
+                f"The workload drew no column current (largest {self.peaks_ua.max():g} uA), so "
+                "it cannot set the ADC range; check the inputs (all zero?) or use the corner "
+                "range.")
+        return i_fs
+
+
+def probe_workload(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
+                   rng: np.random.Generator) -> Workload:
+    """Run the reservoir on ``frames`` through ``tile`` and record what each VMM drew.
+
+    Typically the ideal backend on training data: its currents bound the circuit's from above
+    (the circuit loses some to IR drop).
+    """
+    probe = _Probe(tile)
+    run_reservoir(probe, frames, lif, rng)
+    return Workload(np.concatenate(probe.peaks_ua), np.concatenate(probe.levels))
+
+
+def workload_full_scale_ua(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
+                           rng: np.random.Generator, *, quantile: float = 0.999,
+                           margin: float = 1.1) -> float:
+    """ADC full-scale current (uA) for a workload; see :meth:`Workload.full_scale_ua`."""
+    return probe_workload(tile, frames, lif, rng).full_scale_ua(quantile, margin)
+
+
+def with_full_scale(spec: TileSpec, i_full_scale_ua: float) -> TileSpec:
+    """``spec`` with R_f chosen so ``i_full_scale_ua`` is the ADC full scale."""
+    check_range("with_full_scale", "i_full_scale_ua", i_full_scale_ua, 0, 1e9, lo_open=True,
+                unit="uA")
+    r_f = spec.adc.v_full_scale_v / (i_full_scale_ua * 1e-6)
+    return dataclasses.replace(spec, tia=dataclasses.replace(spec.tia, r_f_ohm=r_f))
 
 
 def energy_summary(spec: TileSpec, energies: list[ReadEnergy | None],

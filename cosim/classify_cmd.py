@@ -38,7 +38,14 @@ from ..models.stats import confusion_matrix, paired_difference, pca_2d
 from ..models.surrogate import TileSurrogate
 from ..models.tiling import TiledBackend
 from .backends import BACKENDS, make_backend
-from .calibrate import calibration_inputs, calibration_maps, fit_surrogate, simulate
+from .calibrate import (
+    calibration_inputs,
+    calibration_maps,
+    fit_surrogate,
+    simulate,
+    with_full_scale,
+    workload_full_scale_ua,
+)
 from .datasets import EventDataset, load_dataset, to_frames
 from .runs import RunDir
 
@@ -74,11 +81,15 @@ class ClassifyConfig:
     n_windows: int = 1  # spike counts over this many time windows (1: the paper's)
     r_wire_ohm: float = 1.0  # TileSpec default; 5 is the stressed value
     adc_bits: int = 14  # [Lin25] board; lower to stress the periphery
+    # ADC full scale: 'corner' = all rows on at g_full_scale (never clips); 'workload' =
+    # 1.1 x the 99.9th percentile of the column currents the reservoir draws on training data
+    adc_range: str = "corner"
     tile_rows: int = 0  # 0: the whole map on one macro, whole columns read at once
     tile_cols: int = 0
     cal_maps: int = 3  # surrogate calibration (when no file is given)
     cal_vectors: int = 24
     readout_epochs: int = 80
+    readout_solver: str = "adam"  # or lbfgs (full batch, deterministic)
 
     def __post_init__(self) -> None:
         o = "ClassifyConfig"
@@ -99,6 +110,8 @@ class ClassifyConfig:
         for f in ("crop", "hidden", "n_windows", "cal_maps", "cal_vectors", "readout_epochs"):
             check_int(o, f, getattr(self, f), 1, 1_000_000)
         check_int(o, "adc_bits", self.adc_bits, 1, 24)
+        check_choice(o, "adc_range", self.adc_range, ("corner", "workload"))
+        check_choice(o, "readout_solver", self.readout_solver, ("adam", "lbfgs"))
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
         for f in ("v_th", "in_level", "rec_level"):
             if not getattr(self, f):
@@ -150,6 +163,26 @@ def _tile_spec(cfg: ClassifyConfig, rows: int, cols: int) -> TileSpec:
                     r_wire_ohm=cfg.r_wire_ohm, adc=AdcSpec(bits=cfg.adc_bits))
 
 
+def _workload_spec(cfg: ClassifyConfig, spec: TileSpec, train: np.ndarray,
+                   grid: list[tuple[float, float, float, float]], h: int) -> TileSpec:
+    """Spec whose ADC full scale fits the currents the reservoir draws on training data.
+
+    Measured with the ideal backend on a probe map of the same distribution, at the grid
+    point with the most activity (lowest threshold, highest levels), on up to 200 training
+    samples; with ``--tile-rows`` the currents are summed over row tiles, so the range is
+    conservative there.
+    """
+    rng = np.random.default_rng([cfg.seed, 104729])
+    gp, gn = differential_pair((train.shape[2] + h, h), rng, DeviceParams())
+    v_th = min(g[0] for g in grid)
+    decay = max(g[1] for g in grid)
+    lif = LIFParams(hidden=h, v_th=v_th, decay=decay, in_level=max(g[2] for g in grid),
+                    rec_level=max(g[3] for g in grid))
+    tile = _backend("ideal", cfg, spec, None).bind(gp, gn)
+    i_fs = workload_full_scale_ua(tile, train[:200], lif, rng)
+    return with_full_scale(spec, i_fs)
+
+
 def _surrogate(cfg: ClassifyConfig, spec: TileSpec, run: RunDir,
                rng: np.random.Generator) -> TileSurrogate:
     if cfg.surrogate:
@@ -184,9 +217,9 @@ def _backend(name: str, cfg: ClassifyConfig, spec: TileSpec,
 
 # -- one network -----------------------------------------------------------------------------
 def _readout(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], n_classes: int,
-             epochs: int, rng: np.random.Generator) -> SoftmaxReadout:
-    return SoftmaxReadout(epochs=epochs).fit(feats["train"], labels["train"], rng=rng,
-                                             n_classes=n_classes)
+             cfg: ClassifyConfig, rng: np.random.Generator) -> SoftmaxReadout:
+    return SoftmaxReadout(epochs=cfg.readout_epochs, solver=cfg.readout_solver).fit(
+        feats["train"], labels["train"], rng=rng, n_classes=n_classes)
 
 
 def _features(tile, frames: dict[str, np.ndarray], lif: LIFParams, n_windows: int,
@@ -215,6 +248,8 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
     decays = cfg.decay or ((0.97,) if audio else (0.9,))
     grid = list(itertools.product(cfg.v_th, decays, cfg.in_level, cfg.rec_level))
     spec = _tile_spec(cfg, n_in + h, h)
+    if cfg.adc_range == "workload":
+        spec = _workload_spec(cfg, spec, frames["train"], grid, h)
     sur = (_surrogate(cfg, spec, run, np.random.default_rng([cfg.seed, 7919]))
            if "surrogate" in cfg.backends else None)
     backends = {b: _backend(b, cfg, spec, sur) for b in cfg.backends}
@@ -236,7 +271,7 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
                 lif = LIFParams(hidden=h, v_th=v_th, decay=decay, in_level=lin, rec_level=lrec)
                 r = np.random.default_rng([seed, 1])
                 feats, _ = _features(tile, frames, lif, cfg.n_windows, r, ("train", "val"))
-                clf = _readout(feats, labels, n_classes, cfg.readout_epochs, r)
+                clf = _readout(feats, labels, n_classes, cfg, r)
                 val = clf.score(feats["val"], labels["val"])
                 grid_rows.append({"seed": seed, "backend": name, "v_th": v_th, "decay": decay,
                                   "in_level": lin, "rec_level": lrec, "val_acc": val})
@@ -262,7 +297,7 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
                .reshape(len(frames[s]), -1) if n_steps % cfg.n_windows == 0
                else frames[s].sum(axis=1) for s in frames}
         r = np.random.default_rng([seed, 3])
-        clf = _readout(raw, labels, n_classes, cfg.readout_epochs, r)
+        clf = _readout(raw, labels, n_classes, cfg, r)
         pred = clf.predict(raw["test"])
         correct.setdefault("raw events", []).append(pred == labels["test"])
         acc_rows.append({"seed": seed, "model": "readout on raw events (no reservoir)",
@@ -295,7 +330,7 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
     assert embed is not None
     save_figure(_embedding_plot(embed[1], labels["test"], embed[0]), run.path / "embedding.png")
     wall = time.perf_counter() - t0
-    _report(run, cfg, data, n_in, n_steps, summary_tab, paired, per_class, wall)
+    _report(run, cfg, spec, data, n_in, n_steps, summary_tab, paired, per_class, wall)
     headline = {r["model"]: {"val": round(r["val_mean"], 4), "test": round(r["test_mean"], 4),
                              "test_std": round(float(np.nan_to_num(r["test_std"])), 4)}
                 for r in summary_tab.to_dict(orient="records")}
@@ -331,7 +366,8 @@ def _embedding_plot(feats: np.ndarray, labels: np.ndarray, backend: str):
     return fig
 
 
-def _report(run: RunDir, cfg: ClassifyConfig, data: dict, n_in: int, n_steps: int,
+def _report(run: RunDir, cfg: ClassifyConfig, spec: TileSpec, data: dict, n_in: int,
+            n_steps: int,
             summary_tab: pd.DataFrame, paired: pd.DataFrame, per_class: pd.DataFrame,
             wall: float) -> None:
     sizes = "/".join(str(len(d)) for d in data.values())
@@ -341,7 +377,9 @@ def _report(run: RunDir, cfg: ClassifyConfig, data: dict, n_in: int, n_steps: in
         ("What ran", (
             f"`{cfg.dataset}` ({sizes} train/val/test samples, {n_in} inputs, {n_steps} steps), "
             f"LIF reservoir h = {cfg.hidden} on a {n_in + cfg.hidden}x{cfg.hidden} differential "
-            f"map ({tile}; r_wire {cfg.r_wire_ohm} ohm, {cfg.adc_bits}-bit ADC), backends "
+            f"map ({tile}; r_wire {cfg.r_wire_ohm} ohm, {cfg.adc_bits}-bit ADC with full scale "
+            f"{spec.adc.v_full_scale_v / spec.r_f_ohm * 1e6:.0f} uA per column, "
+            f"'{cfg.adc_range}' range), backends "
             f"{', '.join(cfg.backends)}, {cfg.seeds} network seed(s). Hyperparameters chosen per "
             "seed and backend on validation (grid in grid.csv); nothing selected on "
             f"test. Wall time {wall:.0f} s.")),

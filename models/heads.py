@@ -1,4 +1,4 @@
-"""Trainable heads on top of the reservoir: a softmax readout trained with Adam.
+"""Trainable heads on top of the reservoir: a softmax readout trained with Adam or L-BFGS.
 
 scikit-learn-like: ``SoftmaxReadout(...).fit(X, y, rng=...)`` then ``predict``/``predict_proba``.
 Features are standardised with the training set's mean and standard deviation (spike counts of
@@ -8,8 +8,9 @@ different neurons differ by orders of magnitude).
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize
 
-from .checks import check_int, check_range
+from .checks import check_choice, check_int, check_range
 from .errors import ConfigError, NotFittedError
 
 
@@ -30,23 +31,27 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 class SoftmaxReadout:
-    """One fully connected layer with softmax, cross-entropy + L2, trained with Adam.
+    """One fully connected layer with softmax, cross-entropy + L2, trained with Adam or L-BFGS.
 
     Parameters
     ----------
     lr : float
         Adam learning rate.
     epochs : int
-        Passes over the training set.
+        Passes over the training set (Adam); the iteration cap for L-BFGS is ``10 * epochs``.
     batch_size : int
         Minibatch size.
     l2 : float
         Weight decay on the weights (not the bias).
+    solver : {"adam", "lbfgs"}
+        ``adam``: minibatches as the paper's scripts; ``lbfgs``: full-batch quasi-Newton on the
+        same (convex) loss, deterministic and free of learning-rate tuning.
     """
 
     def __init__(self, *, lr: float = 0.01, epochs: int = 60, batch_size: int = 64,
-                 l2: float = 1e-3) -> None:
+                 l2: float = 1e-3, solver: str = "adam") -> None:
         self.lr, self.epochs, self.batch_size, self.l2 = lr, epochs, batch_size, l2
+        self.solver = solver
 
     def _validate(self) -> None:
         o = "SoftmaxReadout"
@@ -54,6 +59,7 @@ class SoftmaxReadout:
         check_int(o, "epochs", self.epochs, 1, 100_000)
         check_int(o, "batch_size", self.batch_size, 1, 1 << 20)
         check_range(o, "l2", self.l2, 0, 100)
+        check_choice(o, "solver", self.solver, ("adam", "lbfgs"))
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, rng: np.random.Generator,
             n_classes: int | None = None) -> SoftmaxReadout:
@@ -74,6 +80,10 @@ class SoftmaxReadout:
         self.coef_ = np.zeros((d, k))
         self.intercept_ = np.zeros(k)
         onehot = np.eye(k)[y]
+        self.n_classes_ = k
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(z, onehot)
+            return self
         mw, vw = np.zeros_like(self.coef_), np.zeros_like(self.coef_)
         mb, vb = np.zeros(k), np.zeros(k)
         step = 0
@@ -88,8 +98,26 @@ class SoftmaxReadout:
                 adam_update(self.coef_, z[idx].T @ err + self.l2 * self.coef_, mw, vw, step,
                             self.lr)
                 adam_update(self.intercept_, err.sum(axis=0), mb, vb, step, self.lr)
-        self.n_classes_ = k
         return self
+
+    def _fit_lbfgs(self, z: np.ndarray, onehot: np.ndarray) -> None:
+        n, d = z.shape
+        k = onehot.shape[1]
+
+        # mean cross-entropy + l2/2 |W|^2: the objective whose gradient the Adam loop follows
+        def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:d * k].reshape(d, k), theta[d * k:]
+            logits = z @ w + b
+            logits -= logits.max(axis=1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            err = (np.exp(logp) - onehot) / n
+            loss = -float((onehot * logp).sum()) / n + 0.5 * self.l2 * float((w * w).sum())
+            return loss, np.concatenate([(z.T @ err + self.l2 * w).ravel(), err.sum(axis=0)])
+
+        res = minimize(loss_grad, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 10 * self.epochs})
+        self.coef_ = res.x[:d * k].reshape(d, k)
+        self.intercept_ = res.x[d * k:]
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         if not hasattr(self, "coef_"):
