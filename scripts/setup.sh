@@ -2,7 +2,8 @@
 # Idempotent set-up on Debian 12 (run as root, or with sudo available): installs what is
 # missing and skips what is there. System packages: ngspice, libngspice0, espeak-ng,
 # python3-venv. Then a virtualenv in .venv with this package installed editable, with its test
-# extras. Re-running after a change of pyproject.toml reinstalls; otherwise it does nothing.
+# extras. Re-running after a change of pyproject.toml or of this script reinstalls; otherwise
+# it does nothing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -35,10 +36,13 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.rram-cosim-installed
-want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing rram-cosim and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".[test]"
+  # test-only: tonic's N-MNIST reader as a cross-check; without its dependencies (its package
+  # imports a whole dataset zoo), the test loads only its numpy-only io module
+  .venv/bin/python -m pip install -q --no-deps "tonic==1.7.0"
   echo "$want" > "$stamp"
 fi
