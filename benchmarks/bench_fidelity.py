@@ -23,8 +23,6 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from scipy.stats import binomtest
-
 from rram_cosim.cosim.backends import make_backend
 from rram_cosim.cosim.calibrate import (
     calibration_inputs,
@@ -38,6 +36,7 @@ from rram_cosim.models.conductance import differential_pair
 from rram_cosim.models.heads import SoftmaxReadout
 from rram_cosim.models.lsm import run_reservoir
 from rram_cosim.models.params import DeviceParams, LIFParams, TileSpec
+from scipy.stats import binomtest
 
 
 def pooled_frames(split: str, n: int, n_steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,6 @@ import argparse
 import time
 
 import numpy as np
-
 from rram_cosim.cosim.backends import make_backend
 from rram_cosim.cosim.calibrate import calibration_inputs, calibration_maps, fit_surrogate, simulate
 from rram_cosim.models.backend import IdealBackend

@@ -9,12 +9,24 @@ from pathlib import Path
 from typing import Any
 
 from ..models.backend import IdealBackend, TileBackend
-from ..models.checks import check_choice
+from ..models.checks import check_choice, check_int
 from ..models.errors import ConfigError
 from ..models.params import TileSpec
 from ..models.surrogate import TileSurrogate
 
 BACKENDS = ("ideal", "surrogate", "nodal", "spice")
+
+
+def check_run_options(owner: str, backends: tuple[str, ...], seeds: int, seed: int,
+                      data_seed: int) -> None:
+    """Validate the options every network command shares: backends, seed count and seeds."""
+    if not backends:
+        raise ConfigError(f"The 'backends' parameter of {owner} needs at least one backend.")
+    for b in backends:
+        check_choice(owner, "backends", b, BACKENDS)
+    check_int(owner, "seeds", seeds, 1, 1000)
+    check_int(owner, "seed", seed, 0, 2**63 - 1)
+    check_int(owner, "data_seed", data_seed, 0, 2**63 - 1)
 
 
 def make_backend(name: str, spec: TileSpec, *, surrogate_path: str | Path | None = None,

@@ -37,10 +37,23 @@ from ..models.surrogate import CalibrationSample, TileSurrogate
 from .spice_backend import ReadEnergy, read_energy
 
 __all__ = [
-    "CalibrationResult", "calibrate_tile", "calibration_inputs", "calibration_maps",
-    "corner_map", "energy_summary", "error_table", "fit_surrogate", "full_scale_spec",
-    "reference_backend", "simulate", "simulate_with_energy", "with_full_scale", "with_idle",
-    "Workload", "probe_workload", "workload_full_scale_ua",
+    "CalibrationResult",
+    "Workload",
+    "calibrate_tile",
+    "calibration_inputs",
+    "calibration_maps",
+    "corner_map",
+    "energy_summary",
+    "error_table",
+    "fit_surrogate",
+    "full_scale_spec",
+    "probe_workload",
+    "reference_backend",
+    "simulate",
+    "simulate_with_energy",
+    "with_full_scale",
+    "with_idle",
+    "workload_full_scale_ua",
 ]
 
 

@@ -37,7 +37,7 @@ from ..models.params import AdcSpec, DeviceParams, LIFParams, TileSpec
 from ..models.stats import confusion_matrix, paired_difference, pca_2d
 from ..models.surrogate import TileSurrogate
 from ..models.tiling import TiledBackend
-from .backends import BACKENDS, make_backend
+from .backends import check_run_options, make_backend
 from .calibrate import (
     calibration_inputs,
     calibration_maps,
@@ -98,13 +98,7 @@ class ClassifyConfig:
             raise ConfigError(
                 f"The 'dataset' parameter of {o} must be one of {list(EMBEDDED)} or "
                 f"'<kind>:PATH' with kind in {list(PREFIXED)}. Got {self.dataset!r} instead.")
-        if not self.backends:
-            raise ConfigError(f"The 'backends' parameter of {o} needs at least one backend.")
-        for b in self.backends:
-            check_choice(o, "backends", b, BACKENDS)
-        check_int(o, "seeds", self.seeds, 1, 1000)
-        for f in ("seed", "data_seed"):
-            check_int(o, f, getattr(self, f), 0, 2**63 - 1)
+        check_run_options(o, self.backends, self.seeds, self.seed, self.data_seed)
         for f in ("n_train", "n_val", "n_test", "n_steps", "tile_rows", "tile_cols"):
             check_int(o, f, getattr(self, f), 0, 10_000_000)
         for f in ("crop", "hidden", "n_windows", "cal_maps", "cal_vectors", "readout_epochs"):

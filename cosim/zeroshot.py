@@ -67,7 +67,7 @@ from ..models.contrastive import (
 from ..models.errors import ConfigError
 from ..models.lsm import run_reservoir
 from ..models.params import DeviceParams, LIFParams
-from .backends import BACKENDS
+from .backends import check_run_options
 from .datasets import EventDataset
 
 IMAGE_KINDS = ("digits-events", "images")
@@ -191,13 +191,7 @@ class ZeroshotConfig:
             raise ConfigError("'oh_class' maps spoken-digits' word 'oh'; other is "
                               f"{self.other!r}. Leave oh_class at -1.")
         check_choice(o, "protocol", self.protocol, PROTOCOLS)
-        if not self.backends:
-            raise ConfigError(f"The 'backends' parameter of {o} needs at least one backend.")
-        for b in self.backends:
-            check_choice(o, "backends", b, BACKENDS)
-        check_int(o, "seeds", self.seeds, 1, 1000)
-        for f in ("seed", "data_seed"):
-            check_int(o, f, getattr(self, f), 0, 2**63 - 1)
+        check_run_options(o, self.backends, self.seeds, self.seed, self.data_seed)
         for f in ("n_train", "n_val", "n_test", "n_steps", "image_inputs", "other_inputs",
                   "other_hidden", "tile_rows", "tile_cols"):
             check_int(o, f, getattr(self, f), 0, 10_000_000)

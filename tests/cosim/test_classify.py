@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from rram_cosim.cosim.classify_cmd import ClassifyConfig, run_classify
 from rram_cosim.cosim.cli import main
 from rram_cosim.cosim.datasets import load_dataset

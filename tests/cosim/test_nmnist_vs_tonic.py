@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rram_cosim.cosim.nmnist import OVERFLOW_Y, decode_nmnist
 
 

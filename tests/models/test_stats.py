@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.stats import confusion_matrix, paired_difference, pca_2d
 
