@@ -53,8 +53,8 @@ class NeuralSimParams:
     rf_sigma_min_px: float = 1.5
     rf_sigma_max_px: float = 4.0
     # assumption: carrier spatial frequency, cycles per pixel (a stroke pair is ~5-10 px)
-    rf_freq_min: float = 0.05
-    rf_freq_max: float = 0.2
+    rf_freq_min_cyc_per_px: float = 0.05
+    rf_freq_max_cyc_per_px: float = 0.2
     rf_aspect: float = 0.7  # assumption: envelope aspect ratio (V1 simple cells ~0.5-1)
     rf_margin_px: float = 3.0  # assumption: RF centres at least this far from the image edge
     baseline_hz: float = 5.0  # assumption: spontaneous rate of V1 cells, a few Hz
@@ -71,8 +71,10 @@ class NeuralSimParams:
         check_range(o, "rf_sigma_min_px", self.rf_sigma_min_px, 0, 16, lo_open=True, unit="px")
         check_range(o, "rf_sigma_max_px", self.rf_sigma_max_px, self.rf_sigma_min_px, 16,
                     unit="px")
-        check_range(o, "rf_freq_min", self.rf_freq_min, 0, 0.5, unit="cycles/px")
-        check_range(o, "rf_freq_max", self.rf_freq_max, self.rf_freq_min, 0.5, unit="cycles/px",
+        check_range(o, "rf_freq_min_cyc_per_px", self.rf_freq_min_cyc_per_px, 0, 0.5,
+                    unit="cycles/px")
+        check_range(o, "rf_freq_max_cyc_per_px", self.rf_freq_max_cyc_per_px,
+                    self.rf_freq_min_cyc_per_px, 0.5, unit="cycles/px",
                     hint="Above 0.5 cycles/px the carrier aliases on the pixel grid.")
         check_range(o, "rf_aspect", self.rf_aspect, 0, 10, lo_open=True)
         check_range(o, "rf_margin_px", self.rf_margin_px, 0, 7.5, unit="px")
@@ -118,7 +120,8 @@ def gabor_fields(params: NeuralSimParams, size: int,
     info = {"cx": rng.uniform(lo, hi, n), "cy": rng.uniform(lo, hi, n),
             "theta": rng.uniform(0, np.pi, n), "phase": rng.uniform(0, 2 * np.pi, n),
             "sigma": rng.uniform(params.rf_sigma_min_px, params.rf_sigma_max_px, n),
-            "freq": rng.uniform(params.rf_freq_min, params.rf_freq_max, n)}
+            "freq": rng.uniform(params.rf_freq_min_cyc_per_px,
+                                params.rf_freq_max_cyc_per_px, n)}
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     dx = xx[None] - info["cx"][:, None, None]
     dy = yy[None] - info["cy"][:, None, None]
@@ -201,8 +204,11 @@ def load_neural_sim(split: str, *, seed: int, params: NeuralSimParams | None = N
     labels = _digit_labels()
     src = source_partition(seed)["neural"] if sources is None else np.asarray(sources, int)
     if src.size == 0 or src.min() < 0 or src.max() >= labels.size:
-        raise ConfigError(f"sources must be digit rows in [0, {labels.size - 1}]; got "
-                          f"{src.size} rows.")
+        got = (f"min {src.min()}, max {src.max()}" if src.size else "an empty array")
+        raise ConfigError(
+            f"sources must be a non-empty array of digit rows in [0, {labels.size - 1}] (rows "
+            f"of sklearn.datasets.load_digits); got {src.size} rows, {got}. Pass e.g. "
+            f"source_partition(seed)['neural'], or leave sources at None.")
     idx = stratified_split(labels[src], np.random.default_rng([seed, _SPLIT_KEY]),
                            split_fractions)[split]
     if n_samples is not None:

@@ -65,7 +65,7 @@ from ..models.contrastive import (
     topk_hits,
 )
 from ..models.errors import ConfigError
-from ..models.lsm import run_reservoir
+from ..models.lsm import ReservoirActivity, run_reservoir
 from ..models.params import DeviceParams, LIFParams
 from .backends import check_run_options
 from .datasets import EventDataset
@@ -133,12 +133,16 @@ class ZeroshotConfig:
     temperature: tuple[float, ...] = (0.1, 0.3)  # grid
     activation: tuple[str, ...] = ("linear",)  # grid: linear, gelu
     positives: tuple[str, ...] = ("pair",)  # grid: pair (CLIP identity mask), class
+    # assumption (no source gives these heads' training settings): 100 epochs, Adam lr 3e-3,
+    # batch 64, l2 1e-4 are common settings for small heads; the protocol then picks the
+    # epoch among the checkpoints, so epochs is an upper bound rather than a choice
     epochs: int = 100
-    eval_every: int = 10  # checkpoints for the epoch choice
-    lr: float = 3e-3
-    batch_size: int = 64
-    l2: float = 1e-4
-    top_k: int = 5
+    eval_every: int = 10  # assumption: 10 checkpoints a run resolve the epoch choice enough
+    lr: float = 3e-3  # assumption (see epochs)
+    batch_size: int = 64  # assumption (see epochs); also the InfoNCE negatives per positive
+    l2: float = 1e-4  # assumption (see epochs)
+    top_k: int = 5  # [Lin25] report top-5 (on 4 unseen classes in the BMI task)
+    # assumption: 2000 permutations resolve p down to 1/2001 ~ 5e-4, below the usual 0.05/0.01
     n_perm: int = 2000
     baseline: bool = True  # heads on raw binned events (no reservoir)
     r_wire_ohm: float = 1.0
@@ -380,6 +384,8 @@ def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
         # [Lin25] BMI: recordings of the viewed images. Training trials view the image
         # modality's own training images (row i pairs with image i); val and test queries stay
         # responses to the disjoint neural half, so no query is a gallery image in disguise.
+        # stream 3: load_neural_sim's splits use trial streams 0-2 (train, val, test); a
+        # fourth keeps these training trials' noise independent of the val/test queries'.
         ds = neural_responses(img.sources["train"], seed=cfg.data_seed,
                               params=NeuralSimParams(n_neurons=cfg.neurons), stream=3)
         oth.frames["train"] = frames_of(ds, oth.frames["val"].shape[1], cfg.crop)
@@ -448,8 +454,12 @@ class EncoderView:
               volts: bool = False) -> TileOutput:
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         if x.shape[1] != self.rows.size:
-            raise ConfigError(f"This encoder reads {self.rows.size} rows. Got inputs of shape "
-                              f"{x.shape}.")
+            hidden = self.bound.g_pos_us.shape[1]
+            raise ConfigError(
+                f"This encoder reads {self.rows.size} rows ({self.rows.size - hidden} own "
+                f"inputs, then the {hidden} shared recurrent rows), so x must be (n, "
+                f"{self.rows.size}). Got inputs of shape "
+                f"{x.shape}; pass one column per row in MapLayout.rows_of(encoder) order.")
         full = np.zeros((x.shape[0], self.n_rows_total))
         full[:, self.rows] = x
         return self.bound.apply(full, rng, volts=volts)
@@ -464,15 +474,15 @@ def draw_shared_map(layout: MapLayout, seed: int,
 
 # -- features --------------------------------------------------------------------------------
 class FeatureCache:
-    """Reservoir spike counts per (backend, seed, encoder, LIF parameters), computed once."""
+    """Reservoir spike counts and activity per (backend, seed, encoder, LIF parameters),
+    computed once."""
 
     def __init__(self) -> None:
-        self._store: dict[tuple, dict[str, np.ndarray]] = {}
+        self._store: dict[tuple, Any] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple, compute: Callable[[], dict[str, np.ndarray]]
-            ) -> dict[str, np.ndarray]:
+    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
         if key in self._store:
             self.hits += 1
         else:
@@ -482,16 +492,38 @@ class FeatureCache:
 
 
 def reservoir_features(view: BoundTile, mod: Modality, lif: LIFParams,
-                       rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Spike counts of every split of ``mod`` (one reservoir call over all splits)."""
+                       rng: np.random.Generator
+                       ) -> tuple[dict[str, np.ndarray], ReservoirActivity]:
+    """Spike counts of every split of ``mod`` (one reservoir call over all splits) and the
+    reservoir's activity over all those samples (for energy accounting)."""
     splits = list(mod.frames)
     allf = np.concatenate([mod.frames[s] for s in splits])
-    feats, _ = run_reservoir(view, allf, lif, rng)
+    feats, activity = run_reservoir(view, allf, lif, rng)
     out, i = {}, 0
     for s in splits:
         n = len(mod.frames[s])
         out[s] = feats[i:i + n]
         i += n
+    return out, activity
+
+
+def encoder_names(cfg: ZeroshotConfig) -> dict[str, str]:
+    """Energy-preset encoder name (:data:`rram_cosim.analysis.energy.PRESETS`) of each of the
+    run's encoders: ``image``, and ``neural`` (neural-sim) or ``audio`` (spoken digits, wav)."""
+    return {"image": "image", "other": "neural" if cfg.other == "neural-sim" else "audio"}
+
+
+def activity_records(cfg: ZeroshotConfig, res: ProtocolResult,
+                     selection: str) -> dict[str, dict[str, Any]]:
+    """``{"<backend>/<encoder>/seed<k>": ReservoirActivity.to_dict()}`` of every backend and
+    seed, at the LIF point ``selection`` chose for that seed's model (the reservoir a user
+    would deploy; the energy command reads this as activity.json)."""
+    names = encoder_names(cfg)
+    out: dict[str, dict[str, Any]] = {}
+    for backend in cfg.backends:
+        for row in res.chosen[(f"LSM, {backend}", selection)]:
+            for enc, act in row["activity"].items():
+                out[f"{backend}/{names[enc]}/seed{row['seed']}"] = act.to_dict()
     return out
 
 
@@ -606,10 +638,18 @@ def select(rows: list[dict[str, Any]], metric: str) -> int:
     return int(np.nanargmax(vals))
 
 
+P_INVALID_NOTE = "not valid after test selection"
+"""Note beside the p-value of rows chosen on the test queries (``paper``): the permutation
+null does not include the selection over the grid, so the p-value would be too small."""
+
+
 def summarise(per_seed: list[dict[str, Any]], query_labels: np.ndarray,
               gallery_labels: np.ndarray, n_perm: int,
-              rng: np.random.Generator) -> dict[str, Any]:
-    """Mean, std, 95 % interval over seeds, chance levels and the permutation p-value."""
+              rng: np.random.Generator, *, p_valid: bool = True) -> dict[str, Any]:
+    """Mean, std, 95 % interval over seeds, chance levels and the permutation p-value.
+
+    ``p_valid=False`` (a row selected on the test queries): ``p_value_top1`` is NaN and
+    ``p_value_note`` says why (:data:`P_INVALID_NOTE`)."""
     s1 = mean_interval([r["unseen_top1"] for r in per_seed])
     sk = mean_interval([r["unseen_topk"] for r in per_seed])
     neighbours = [r["neighbours"] for r in per_seed]
@@ -621,7 +661,9 @@ def summarise(per_seed: list[dict[str, Any]], query_labels: np.ndarray,
         "unseen_top1_ci_low": max(s1["ci_low"], 0.0),
         "unseen_top1_ci_high": min(s1["ci_high"], 1.0),
         "chance_top1": chance_topk(query_labels, gallery_labels, 1),
-        "p_value_top1": permutation_pvalue([n[:, :1] for n in neighbours], qls, n_perm, rng),
+        "p_value_top1": (permutation_pvalue([n[:, :1] for n in neighbours], qls, n_perm, rng)
+                         if p_valid else float("nan")),
+        "p_value_note": "" if p_valid else P_INVALID_NOTE,
         f"unseen_top{k}_mean": sk["mean"], f"unseen_top{k}_std": sk["std"],
         f"chance_top{k}": chance_topk(query_labels, gallery_labels, k),
         "seen_test_top1_mean": float(np.mean([r["seen_test_top1"] for r in per_seed])),
@@ -640,7 +682,8 @@ class ProtocolResult:
     ``"full"`` (trained on all seen classes) or ``"holdout"`` (seen minus validation classes).
     ``chosen``: ``{(model, selection): [per-seed row]}``; each row is the chosen full-grid row
     (its metrics and hyperparameters) plus ``neighbours`` (unseen queries' gallery labels),
-    the fitted ``heads`` and the features ``feats`` it used.
+    the fitted ``heads``, the features ``feats`` it used and the reservoirs' ``activity``
+    (``{"image": ReservoirActivity, "other": ...}``; empty for the raw-events baseline).
     """
 
     grid: list[dict[str, Any]]
@@ -681,7 +724,7 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
         rows: dict[str, list[dict]] = {"full": [], "holdout": []}
         extra: list[dict] = []
         for point, feats in points:
-            fi, fo = feats()
+            fi, fo, acts = feats()
             data = retrieval_sets(fi, fo, image.labels, other.labels, vcls,
                                   cfg.pairing_mode == "instance")
             for h_i, hp in enumerate(heads):
@@ -697,7 +740,8 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
                                              "grid": g_name, **point, **hp, "epoch": epoch,
                                              **ev, "train_ops": round(per_epoch * epoch)})
                         if g_name == "full":
-                            extra.append({"neighbours": nl, "heads": m, "feats": (fi, fo)})
+                            extra.append({"neighbours": nl, "heads": m, "feats": (fi, fo),
+                                          "activity": acts})
                 on_step()
         grid.extend(rows["full"] + rows["holdout"])
         total = sum(r["train_ops"] for g in rows.values() for r in g if r["epoch"] == cfg.epochs)
@@ -721,18 +765,18 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
             points = []
             for lif_i, lif_o in lifs:
                 def feats(lif_i=lif_i, lif_o=lif_o, name=name, views=views, seed=seed):
-                    fi = cache.get((name, seed, "image", lif_i), lambda: reservoir_features(
+                    fi, ai = cache.get((name, seed, "image", lif_i), lambda: reservoir_features(
                         views["image"], image, lif_i, np.random.default_rng([seed, 1, 0])))
-                    fo = cache.get((name, seed, "other", lif_o), lambda: reservoir_features(
+                    fo, ao = cache.get((name, seed, "other", lif_o), lambda: reservoir_features(
                         views["other"], other, lif_o, np.random.default_rng([seed, 1, 1])))
-                    return fi, fo
+                    return fi, fo, {"image": ai, "other": ao}
                 points.append(({"v_th": lif_i.v_th, "rec_level": lif_i.rec_level}, feats))
             fit_grid(f"LSM, {name}", seed, points)
         if cfg.baseline:
             raw_i, raw_o = raw_features(image), raw_features(other)
             fit_grid("raw events (no reservoir)", seed,
                      [({"v_th": np.nan, "rec_level": np.nan},
-                       lambda raw_i=raw_i, raw_o=raw_o: (raw_i, raw_o))])
+                       lambda raw_i=raw_i, raw_o=raw_o: (raw_i, raw_o, {}))])
     return ProtocolResult(grid=grid, chosen=chosen, query_labels=other.labels["test"],
                           gallery_labels=image.labels["test"], layout=layout,
                           val_classes=vcls, cache_hits=cache.hits, cache_misses=cache.misses)

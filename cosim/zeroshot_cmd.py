@@ -3,7 +3,9 @@
 The protocol is :mod:`rram_cosim.cosim.zeroshot`'s. This module runs it per backend over
 seeds and writes ``runs/<name>/``: ``config.json``, ``grid.csv`` (every grid point and
 checkpoint), ``chosen.csv`` (the chosen point per seed, model and selection rule),
-``summary.csv`` (mean, std, 95 % interval, chance, permutation p-value), ``confusion.png``
+``summary.csv`` (mean, std, 95 % interval, chance, permutation p-value; NaN and "not valid
+after test selection" for the ``paper`` rows), ``activity.json`` (reservoir activity per
+backend, encoder and seed at the headline selection's LIF point), ``confusion.png``
 (unseen queries vs the class of their nearest gallery image), ``embedding.png`` (both
 modalities' projections, 2-D), ``report.md`` with the paper's figures beside ours, and
 ``summary.json``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,12 @@ from ..models.stats import confusion_matrix, pca_2d
 from .classify_cmd import _backend, _surrogate
 from .runs import RunDir
 from .zeroshot import (
+    P_INVALID_NOTE,
     SELECTIONS,
     MapLayout,
     ProtocolResult,
     ZeroshotConfig,
+    activity_records,
     head_grid,
     lif_grid,
     load_modalities,
@@ -94,12 +99,12 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
 
     grid = pd.DataFrame(res.grid)
     chosen_rows, summary_rows = [], []
-    rng = np.random.default_rng([cfg.seed, 0x5045524D])
     for (model, sel), rows in res.chosen.items():
         for r in rows:
             chosen_rows.append({k: v for k, v in r.items()
-                                if k not in ("neighbours", "heads", "feats")})
-        s = summarise(rows, res.query_labels, res.gallery_labels, cfg.n_perm, rng)
+                                if k not in ("neighbours", "heads", "feats", "activity")})
+        s = summarise(rows, res.query_labels, res.gallery_labels, cfg.n_perm,
+                      permutation_rng(cfg.seed, model, sel), p_valid=sel != "paper")
         summary_rows.append({"model": model, "selection": SELECTIONS[sel][1], **s,
                              "train_ops_chosen": float(np.mean([r["train_ops"] for r in rows])),
                              "train_ops_grid": float(np.mean([r["grid_train_ops"]
@@ -113,6 +118,7 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
     save_table(summary, run.path / "summary.csv")
 
     head = headline_selection(cfg)
+    run.write_json("activity.json", activity_records(cfg, res, head))
     lead = f"LSM, {cfg.backends[0]}"
     lead_rows = res.chosen[(lead, head)]
     classes = sorted(set(res.query_labels.tolist()) | set(res.gallery_labels.tolist()))
@@ -129,7 +135,8 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
                              "ci95": [round(r["unseen_top1_ci_low"], 4),
                                       round(r["unseen_top1_ci_high"], 4)],
                              "chance": round(r["chance_top1"], 4),
-                             "p_value": r["p_value_top1"]}
+                             "p_value": (P_INVALID_NOTE if np.isnan(r["p_value_top1"])
+                                         else r["p_value_top1"])}
                 for r in hl.to_dict(orient="records")}
     headline["selection"] = SELECTIONS[head][1]
     out = {"headline": headline, "summary": summary.to_dict(orient="records"),
@@ -137,6 +144,13 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
            "cache": {"hits": res.cache_hits, "misses": res.cache_misses}}
     run.write_json("summary.json", {k: v for k, v in out.items() if k != "wall_s"})
     return out
+
+
+def permutation_rng(seed: int, model: str, selection: str) -> np.random.Generator:
+    """The permutation test's generator of one (model, selection) summary row, derived from
+    the run seed and the row's names, so adding a backend or model leaves every other row's
+    p-value unchanged."""
+    return np.random.default_rng([seed, 0x5045524D, zlib.crc32(f"{model}|{selection}".encode())])
 
 
 def paired_by_seed(chosen: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -211,6 +225,11 @@ def _fmt(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _p(p: float) -> str:
+    """A p-value for the report, or why there is none."""
+    return f"({P_INVALID_NOTE})" if np.isnan(p) else f"= {p:.2g}"
+
+
 def _report(run: RunDir, cfg: ZeroshotConfig, image, other, res: ProtocolResult,
             summary: pd.DataFrame, paired: pd.DataFrame, head: str, domain: list[str],
             wall: float) -> None:
@@ -225,7 +244,7 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image, other, res: ProtocolResult,
                else "class pairs: each epoch pairs every sample of the scarcer modality with a "
                "random same-class sample of the other")
     key = ["model", "selection", "unseen_top1_mean", "unseen_top1_std", "unseen_top1_ci_low",
-           "unseen_top1_ci_high", "chance_top1", "p_value_top1"]
+           "unseen_top1_ci_high", "chance_top1", "p_value_top1", "p_value_note"]
     k = [c for c in summary.columns if c.startswith("unseen_top") and c.endswith("_mean")
          and c != "unseen_top1_mean"]
     extra = ["model", "selection", *k,
@@ -235,7 +254,7 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image, other, res: ProtocolResult,
     lead = hl.iloc[0]
     ours = (f"{_fmt(lead['unseen_top1_mean'])} (95 % interval {_fmt(lead['unseen_top1_ci_low'])}"
             f" to {_fmt(lead['unseen_top1_ci_high'])}, chance {_fmt(lead['chance_top1'])}, "
-            f"permutation p = {lead['p_value_top1']:.2g})")
+            f"permutation p {_p(lead['p_value_top1'])})")
     paper_rows = summary[summary["selection"] == SELECTIONS["paper"][1]]
     comparison = pd.DataFrame([
         {"source": "[Lin25] paper, audio-to-image, unseen 8 and 9",
@@ -247,7 +266,7 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image, other, res: ProtocolResult,
         *[{"source": f"this run: {r['model']}, {cfg.image} + {cfg.other}",
            "selection": r["selection"], "unseen_top1": r["unseen_top1_mean"],
            "note": f"95 % interval [{r['unseen_top1_ci_low']:.3f}, "
-                   f"{r['unseen_top1_ci_high']:.3f}], p = {r['p_value_top1']:.2g}"}
+                   f"{r['unseen_top1_ci_high']:.3f}], p {_p(r['p_value_top1'])}"}
           for r in summary.to_dict(orient="records")],
     ])
     comparison = comparison.fillna("")
@@ -278,7 +297,11 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image, other, res: ProtocolResult,
             "seen classes is then tested once. `honest-seen-val` picks by top-1 on seen-class "
             "validation pairs. `paper` picks by the unseen test top-1, as the published "
             "scripts did, and is labelled so everywhere. Nothing but `paper` looks at the "
-            "unseen classes.")),
+            "unseen classes. The permutation p-value of a `paper` row is left out (NaN, "
+            f"\"{P_INVALID_NOTE}\"): its null would have to include the choice of the best "
+            "of the whole grid on these same test queries, which a label permutation of the "
+            "chosen model's neighbours does not. Each row's permutations use their own "
+            "generator (from the seed, model and selection).")),
         ("Headline", f"{lead['model']}: unseen top-1 {ours}."),
         ("Unseen-class retrieval (top-1), mean over seeds",
          markdown_table(summary[key])),

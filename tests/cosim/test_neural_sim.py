@@ -48,6 +48,8 @@ def test_same_seed_same_spikes_and_sources_are_disjoint(train):
     splits = [set(load_neural_sim(s, seed=0, params=SMALL).metadata["source_index"].tolist())
               for s in ("train", "val", "test")]
     assert not (splits[0] & splits[1]) and not (splits[0] & splits[2])
+    assert not (splits[1] & splits[2])  # val and test view different source images
+    assert all(sp <= set(halves["neural"].tolist()) for sp in splits)
     # classes are balanced in each half (stratified)
     from sklearn.datasets import load_digits
 
@@ -95,11 +97,13 @@ def test_nearest_class_mean_decodes_well_above_chance(train):
 
 
 def test_bad_parameters():
-    with pytest.raises(ConfigError, match="'rf_freq_max'"):
-        NeuralSimParams(rf_freq_max=0.8)
+    with pytest.raises(ConfigError, match="'rf_freq_max_cyc_per_px'"):
+        NeuralSimParams(rf_freq_max_cyc_per_px=0.8)
     with pytest.raises(ConfigError, match="'n_neurons'"):
         NeuralSimParams(n_neurons=0)
     with pytest.raises(ConfigError, match="'split'"):
         load_neural_sim("dev", seed=0)
+    with pytest.raises(ConfigError, match=r"got 2 rows, min -1, max 5000"):
+        load_neural_sim("val", seed=0, params=SMALL, sources=np.array([-1, 5000]))
     with pytest.raises(ConfigError, match="n_samples"):
         load_neural_sim("val", seed=0, params=SMALL, n_samples=10_000)

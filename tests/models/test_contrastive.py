@@ -178,3 +178,43 @@ def test_mean_interval_covers_the_mean():
     # Student t with 4 degrees of freedom: 2.776 standard errors
     assert s["ci_high"] - s["mean"] == pytest.approx(2.776 * s["std"] / np.sqrt(5), rel=1e-3)
     assert np.isnan(mean_interval([0.5])["std"])
+
+
+def test_pvalue_small_for_a_working_model_and_uniform_after_shuffled_labels():
+    # a tiny separable case: queries and gallery are noisy copies of two class prototypes
+    rng = np.random.default_rng(6)
+    protos = rng.normal(size=(2, 8))
+    ql, gl = np.repeat([0, 1], 20), np.repeat([0, 1], 15)
+    nl = nearest_labels(protos[ql] + 0.5 * rng.normal(size=(40, 8)),
+                        protos[gl] + 0.5 * rng.normal(size=(30, 8)), gl, 1)
+    assert topk_hits(nl, ql).mean() > 0.8  # chance 0.5
+    assert permutation_pvalue([nl], [ql], 200, np.random.default_rng(1)) == pytest.approx(1 / 201)
+    # labels unrelated to the neighbours: p is roughly uniform on (0, 1]
+    rng = np.random.default_rng(2)
+    ps = np.array([permutation_pvalue([nl], [rng.permutation(ql)], 200, rng)
+                   for _ in range(40)])
+    assert 0.3 < ps.mean() < 0.7
+    assert np.mean(ps < 0.1) < 0.25
+
+
+def test_chance_topk_matches_a_per_query_count():
+    rng = np.random.default_rng(7)
+    gl = rng.integers(0, 5, 60)
+    ql = rng.integers(0, 7, 300)  # classes 5 and 6 are missing from the gallery: m = 0
+    from scipy.special import comb
+
+    m = np.array([np.sum(gl == q) for q in ql])
+    for k in (1, 3):
+        want = np.mean(1 - comb(60 - m, k) / comb(60, k))
+        assert chance_topk(ql, gl, k) == pytest.approx(want, rel=1e-12)
+
+
+def test_info_nce_names_the_rows_without_a_positive():
+    rng = np.random.default_rng(8)
+    a, b = _unit(rng.normal(size=(4, 3))), _unit(rng.normal(size=(4, 3)))
+    mask = np.eye(4, dtype=bool)
+    mask[2, 2] = False
+    with pytest.raises(ConfigError, match=r"rows \[2\] and columns \[2\] have none"):
+        info_nce(a, b, 0.2, mask)
+    with pytest.raises(ConfigError, match=r"must be \(4, 4\).*\(3, 3\)"):
+        info_nce(a, b, 0.2, np.eye(3, dtype=bool))
