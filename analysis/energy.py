@@ -45,6 +45,7 @@ from ..models.periphery import dac_volts
 
 __all__ = [
     "CONSTANTS_INFO",
+    "DEFAULT_REC_LEVEL",
     "PAPER_FIGURES",
     "PRESETS",
     "SOURCES",
@@ -118,9 +119,32 @@ CONSTANTS_INFO: dict[str, tuple[str, str, str]] = {
 #: Short source of each constant (kept for older callers).
 SOURCES = {k: v[2] for k, v in CONSTANTS_INFO.items()}
 
-_RANGES = {"paper_ops_per_s": (1.0, 1e18), "paper_lif_ops": (0.0, 1e3), "node_scale": (0.0, 10.0),
-           "weight_bits": (1.0, 64.0), "state_bits": (1.0, 64.0), "tia_supply_v": (0.0, 20.0),
-           "f_clk_hz": (1.0, 1e12), "digital_lanes": (1.0, 1e9)}
+#: Accepted range of every constant, in its unit (:data:`CONSTANTS_INFO`): wide enough for any
+#: technology from an advanced node to a board (a GPU-class 0.48 pJ/op to a 32-bit multiply's
+#: 3.1 pJ and beyond), narrow enough to catch a unit slip (pJ given in J, or J in pJ). Energies
+#: may be 0, to switch a component off in a what-if.
+_RANGES: dict[str, tuple[float, float]] = {
+    "pj_per_op_paper": (1e-3, 1e3),        # pJ/op: 1 fJ/op (beyond any CMOS) to 1 nJ/op
+    "paper_ops_per_s": (1e6, 1e18),        # op/s: a microcontroller to an exascale rack
+    "paper_col_read_j": (0.0, 1e-6),       # J per column read: up to 1 uJ (board parts)
+    "paper_lif_ops": (0.0, 1e3),           # op per neuron-step
+    "node_scale": (0.01, 10.0),            # energy ratio between technology nodes
+    "e_add_8b_j": (0.0, 1e-9),             # J: up to 1 nJ an operation (FPGA, old nodes)
+    "e_add_32b_j": (0.0, 1e-9),
+    "e_mult_8b_j": (0.0, 1e-9),
+    "e_mult_32b_j": (0.0, 1e-9),
+    "e_sram_state_bit_j": (0.0, 1e-9),     # J/bit: SRAM ~0.1 pJ/bit to off-chip DRAM ~100 pJ
+    "e_sram_weight_bit_j": (0.0, 1e-9),
+    "weight_bits": (1.0, 64.0),
+    "state_bits": (1.0, 64.0),
+    "e_row_driver_j": (0.0, 1e-9),         # J per driven row
+    "tia_i_q_a": (0.0, 0.1),               # A: up to 100 mA a TIA (board op-amps: ~1-10 mA)
+    "tia_supply_v": (0.1, 30.0),           # V
+    "t_read_integrated_s": (1e-12, 1e-3),  # s
+    "adc_fom_j_per_step": (0.0, 1e-9),     # J/conv-step: survey FOMs span ~0.1 fJ to ~10 pJ
+    "f_clk_hz": (1e3, 1e12),               # Hz
+    "digital_lanes": (1.0, 1e9),
+}
 
 
 @dataclass(frozen=True)
@@ -153,8 +177,9 @@ class EnergyConstants:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            lo, hi = _RANGES.get(f.name, (0.0, 1.0))
+            lo, hi = _RANGES[f.name]
             check_range("EnergyConstants", f.name, getattr(self, f.name), lo, hi,
+                        unit=CONSTANTS_INFO[f.name][0],
                         hint="Energies are in J (pJ for pj_per_op_paper), times in s.")
 
     def table(self) -> pd.DataFrame:
@@ -223,15 +248,18 @@ class PaperFigure:
 
 
 #: The paper's network sizes ([Lin25] scripts and text; DESIGN.md). The N-TIDIGITS head has 11
-#: classes (zero to nine and "oh"); zero-shot heads project to 64 dimensions. The BMI encoder's
-#: 192 channels are the paper's; its 50 time bins are our assumption (the paper gives none).
+#: classes (zero to nine and "oh"); zero-shot heads project to 64 dimensions. BMI: [Lin25]'s
+#: brain-machine-interface variant (issue 7): an image encoder with 784 inputs and a neural
+#: encoder with 192 inputs, 2048 hidden neurons each, 256-dimensional projection heads (22 seen
+#: and 4 unseen classes, which do not enter the energy); its T = 50 time steps are our
+#: assumption (the paper gives none).
 PRESETS: dict[str, Network] = {
     "nmnist": Network("nmnist", (("image", NetworkSize(256, 200, 50, 10)),)),
     "ntidigits": Network("ntidigits", (("audio", NetworkSize(64, 200, 129, 11)),)),
     "zeroshot": Network("zeroshot", (("image", NetworkSize(256, 200, 50, 64)),
                                      ("audio", NetworkSize(64, 200, 129, 64)))),
-    "bmi": Network("bmi", (("image", NetworkSize(256, 200, 50, 64)),
-                           ("neural", NetworkSize(192, 200, 50, 64)))),
+    "bmi": Network("bmi", (("image", NetworkSize(784, 2048, 50, 256)),
+                           ("neural", NetworkSize(192, 2048, 50, 256)))),
 }
 
 #: [Lin25]'s figures. The zero-shot digital figure follows from 0.545 uJ x 23.34.
@@ -239,7 +267,9 @@ PAPER_FIGURES: dict[str, PaperFigure] = {
     "nmnist": PaperFigure(0.14, 4.4, 29.97),
     "ntidigits": PaperFigure(0.37, 8.28, 22.07),
     "zeroshot": PaperFigure(0.545, 0.545 * 23.34, 23.34, "digital = 0.545 uJ x 23.34"),
-    "bmi": PaperFigure(None, None, 160.0, "the paper gives '> 160x' and no sizes or energies"),
+    "bmi": PaperFigure(None, None, 160.0,
+                       "the paper gives '> 160x' (a lower bound) and no energies; sizes from "
+                       "its BMI variant, T = 50 steps assumed"),
 }
 
 
@@ -345,12 +375,25 @@ def vmm_read_energy(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
 
 def integrated_spec(spec: TileSpec, c: EnergyConstants = EnergyConstants()) -> TileSpec:
     """The tile with an integrated periphery: on-chip TIA bias and supply, integrated read
-    time (the board's OPA4322 draws 1.6 mA from 5 V and its read takes ~1 us)."""
+    time (the board's OPA4322 draws 1.6 mA from 5 V and its read takes ~1 us), and the ADC
+    full scale inside the integrated TIA's output swing (so R_f shrinks with the supply and the
+    TIA does not clip; the energies do not depend on R_f)."""
     half = c.tia_supply_v / 2
+    margin = min(spec.tia.v_swing_margin_v, half / 2)
     return dataclasses.replace(
         spec, t_read_s=c.t_read_integrated_s,
         tia=dataclasses.replace(spec.tia, i_q_a=c.tia_i_q_a, v_pos_v=half, v_neg_v=-half,
-                                v_swing_margin_v=min(spec.tia.v_swing_margin_v, half / 2)))
+                                v_swing_margin_v=margin),
+        adc=dataclasses.replace(spec.adc,
+                                v_full_scale_v=min(spec.adc.v_full_scale_v, half - margin)))
+
+
+#: Default drive level of the recurrent rows (fraction of the read voltage) in
+#: :func:`physical_energy` and :func:`energy_report`: 0.25, the demo's validated recurrent level
+#: (DemoConfig, and EnergyConfig.rec_level). Input rows default to the full read voltage (1.0).
+#: A caller with a run's chosen levels passes them (array and TIA output energy scale with
+#: level^2 and level).
+DEFAULT_REC_LEVEL = 0.25
 
 
 def _drive(activity: ReservoirActivity, in_level: float, rec_level: float):
@@ -364,7 +407,7 @@ def _drive(activity: ReservoirActivity, in_level: float, rec_level: float):
 
 def physical_energy(activity: ReservoirActivity, spec: TileSpec, g_row_sum_s: float,
                     n_out: int, c: EnergyConstants = EnergyConstants(), *,
-                    in_level: float = 1.0, rec_level: float = 1.0,
+                    in_level: float = 1.0, rec_level: float = DEFAULT_REC_LEVEL,
                     measured: MeasuredRead | None = None, periphery: str = "integrated",
                     encoder: str = "encoder") -> pd.DataFrame:
     """Per-component energy per inference: hybrid, digital dense, digital event-driven.
@@ -382,6 +425,9 @@ def physical_energy(activity: ReservoirActivity, spec: TileSpec, g_row_sum_s: fl
         of the whole map (S): the array draws ``v^2 * g_row_sum_s`` per driven row.
     n_out : int
         Head outputs (classes, or the projection dimension).
+    in_level, rec_level : float
+        Drive levels of the input and recurrent rows (fractions of the read voltage); default
+        1.0 and :data:`DEFAULT_REC_LEVEL` (0.25), as :func:`energy_report`.
     measured : MeasuredRead, optional
         Circuit-measured read power; replaces the conductance formula for the array and the
         TIA output stage.
@@ -573,7 +619,8 @@ class EnergyReport:
 def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] | None = None,
                   *, spec: TileSpec | None = None, c: EnergyConstants = EnergyConstants(),
                   g_row_sum_s: float | None = None, measured: MeasuredRead | None = None,
-                  in_level: float = 1.0, rec_level: float = 0.25,
+                  in_level: float = 1.0, rec_level: float = DEFAULT_REC_LEVEL,
+                  levels: dict[str, tuple[float, float]] | None = None,
                   periphery: str = "integrated", include_board: bool = True) -> EnergyReport:
     """Both modes for one network: per-component table, totals with latency and TOPS/W, and
     the paper's figures beside ours.
@@ -590,6 +637,13 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
     g_row_sum_s : float, optional
         Row conductance sum of the map (S); default: the formed-cell mean ([ESGNN]) over the
         2 x hidden physical columns.
+    in_level, rec_level : float
+        Drive levels of the input and recurrent rows (fractions of the read voltage), the same
+        for every encoder; default 1.0 and :data:`DEFAULT_REC_LEVEL` (0.25), as
+        :func:`physical_energy`. ``levels`` overrides them per encoder.
+    levels : dict of str to (float, float), optional
+        Per encoder ``(in_level, rec_level)``, for a pair whose encoders were driven
+        differently (a zero-shot run chooses each encoder's own).
     include_board : bool
         Also price the hybrid with the simulated TileSpec periphery (the paper's board parts).
 
@@ -613,12 +667,13 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
         sp = spec or TileSpec(rows=max(size.n_in + size.hidden, 1), cols=size.hidden)
         g = g_row_sum_s if g_row_sum_s is not None else (
             2 * size.hidden * DeviceParams().g_mean_us * 1e-6)
-        frames.append(physical_energy(a, sp, g, size.n_out, c, in_level=in_level,
-                                      rec_level=rec_level, measured=measured,
+        lv_in, lv_rec = (levels or {}).get(enc, (in_level, rec_level))
+        frames.append(physical_energy(a, sp, g, size.n_out, c, in_level=lv_in,
+                                      rec_level=lv_rec, measured=measured,
                                       periphery=periphery, encoder=enc))
         if include_board:
-            b = physical_energy(a, sp, g, size.n_out, c, in_level=in_level,
-                                rec_level=rec_level, measured=measured, periphery="spec",
+            b = physical_energy(a, sp, g, size.n_out, c, in_level=lv_in,
+                                rec_level=lv_rec, measured=measured, periphery="spec",
                                 encoder=enc)
             b = b[b.system.str.startswith("hybrid")].assign(
                 system="hybrid, board periphery (physical)")

@@ -1,6 +1,7 @@
 """Energy accounting: the paper's figures, the physical model, and ngspice's supply energy."""
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
@@ -24,22 +25,44 @@ def test_paper_mode_reproduces_the_papers_digital_nmnist_figure():
     assert reservoir * 1e6 == pytest.approx(4.38, abs=0.005)  # paper: 4.4 uJ
 
 
-@pytest.mark.parametrize("name", ["nmnist", "ntidigits", "zeroshot"])
-def test_paper_mode_ratios_within_1_5x_of_the_papers(name):
+def _paper_ratio(name):
     tot = _totals(en.energy_report(name, include_board=False))
-    ours = tot["digital (paper mode)"] / tot["hybrid (paper mode)"]
+    return tot, tot["digital (paper mode)"] / tot["hybrid (paper mode)"]
+
+
+def test_nmnist_paper_mode_agrees_by_construction():
+    """CIRCULAR, kept as a regression check only: paper_col_read_j is fitted to the paper's
+    N-MNIST hybrid figure (0.14 uJ), so the N-MNIST hybrid and ratio agree by construction
+    (the digital 4.4 uJ is the independent part, tested above). The predictions are the
+    N-TIDIGITS, zero-shot and BMI tests below."""
+    tot, ours = _paper_ratio("nmnist")
+    assert tot["hybrid (paper mode)"] == pytest.approx(0.14, rel=0.05)
+    assert ours == pytest.approx(en.PAPER_FIGURES["nmnist"].ratio, rel=0.05)
+
+
+@pytest.mark.parametrize("name", ["ntidigits", "zeroshot"])
+def test_paper_mode_predictions_within_1_5x_of_the_papers(name):
+    """Real predictions: the per-column read constant fitted on N-MNIST, applied unchanged."""
+    tot, ours = _paper_ratio(name)
     paper = en.PAPER_FIGURES[name].ratio
     assert 1 / 1.5 < ours / paper < 1.5, (name, ours, paper)
-    # the hybrid rule is fitted on N-MNIST only; the other hybrids are predictions
     assert tot["hybrid (paper mode)"] == pytest.approx(en.PAPER_FIGURES[name].hybrid_uj,
                                                        rel=0.05)
 
 
-def test_bmi_has_no_paper_sizes_to_reproduce():
+def test_bmi_paper_mode_ratio_within_1_5x_of_the_papers_lower_bound():
+    """[Lin25]'s BMI variant (issue 7): 784 image and 192 neural inputs, 2048 hidden, 256-dim
+    projections; T = 50 steps is our assumption. The paper states '> 160x', a lower bound,
+    which we compare as if it were the value (the issue's 1.5x band)."""
+    bmi = dict(en.PRESETS["bmi"].encoders)
+    assert bmi["image"] == en.NetworkSize(784, 2048, 50, 256)
+    assert bmi["neural"] == en.NetworkSize(192, 2048, 50, 256)
+    tot, ours = _paper_ratio("bmi")
+    assert tot["digital (paper mode)"] == pytest.approx(500.4, rel=1e-3)
+    assert tot["hybrid (paper mode)"] == pytest.approx(3.96, rel=1e-2)
     fig = en.PAPER_FIGURES["bmi"]
     assert fig.hybrid_uj is None and fig.digital_uj is None and fig.ratio == 160.0
-    rep = en.energy_report("bmi", include_board=False)
-    assert rep.paper.loc[rep.paper.source == "paper [Lin25]", "ratio"].item() == 160.0
+    assert 1 / 1.5 < ours / fig.ratio < 1.5, ours  # 126x against '> 160x'
 
 
 def test_physical_mode_scales_with_measured_activity():
@@ -48,13 +71,16 @@ def test_physical_mode_scales_with_measured_activity():
     busy = ReservoirActivity(256, 200, 50, 1, np.full(50, 20.0), np.full(50, 10.0))
     e1 = en.physical_energy(quiet, spec, 1e-3, 10, periphery="spec")
     e2 = en.physical_energy(busy, spec, 1e-3, 10, periphery="spec")
+    rec = en.DEFAULT_REC_LEVEL
 
     def part(e, prefix, system="hybrid (physical)"):
         return e.loc[(e.system == system) & e.component.str.startswith(prefix), "energy_j"].sum()
 
     assert part(e2, "array") == pytest.approx(2 * part(e1, "array"))
-    # array energy = t_read * G_row * V^2 per driven row (spikes of the last step drive none)
-    assert part(e1, "array") == pytest.approx(spec.t_read_s * 1e-3 * 0.2**2 * (500 + 5 * 49))
+    # array energy = t_read * G_row * (level V)^2 per driven row (inputs at 1, recurrent rows
+    # at the default 0.25; spikes of the last step drive none)
+    assert part(e1, "array") == pytest.approx(
+        spec.t_read_s * 1e-3 * 0.2**2 * (500 + 5 * 49 * rec**2))
     # quiescent TIA and ADC energy do not depend on activity; 2 x 200 columns x 50 steps
     assert part(e2, "TIA quiescent") == part(e1, "TIA quiescent") == pytest.approx(
         400 * 50 * 1.6e-3 * 5.0 * 1e-6)
@@ -91,9 +117,10 @@ def test_measured_read_replaces_the_conductance_formula():
     assert m.p_array_w == pytest.approx(1e-12 / 1e-6 / 4)
     assert m.i_col_a == pytest.approx(1e-6 / 4)
     e = en.physical_energy(act, spec, 1e-3, 10, measured=m, periphery="spec")
-    n_rows = act.active_in_rows.sum() + act.spikes[:-1].sum()
+    # sum of level^2 over the driven rows: inputs at 1, recurrent rows at the default level
+    lev2 = act.active_in_rows.sum() + act.spikes[:-1].sum() * en.DEFAULT_REC_LEVEL**2
     arr = e.loc[e.component.str.startswith("array"), "energy_j"].item()
-    assert arr == pytest.approx(1e-6 * m.p_array_w * 400 * n_rows)
+    assert arr == pytest.approx(1e-6 * m.p_array_w * 400 * lev2)
     with pytest.raises(ConfigError):
         en.measured_read(np.zeros(1), np.zeros(1), np.zeros((1, 3)), 4, 1e-6)
 
@@ -119,6 +146,48 @@ def test_latency_and_tops_per_w():
     assert t.loc["digital (paper mode)", "tops_per_w"] == pytest.approx(1 / 0.4808, rel=1e-3)
 
 
+def test_default_drive_levels_agree():
+    """physical_energy and energy_report price the same levels unless told otherwise."""
+    for fn in (en.physical_energy, en.energy_report):
+        params = inspect.signature(fn).parameters
+        assert params["rec_level"].default == en.DEFAULT_REC_LEVEL == 0.25
+        assert params["in_level"].default == 1.0
+    act = ReservoirActivity(256, 200, 50, 1, np.full(50, 10.0), np.full(50, 5.0))
+    rep = en.energy_report("nmnist", {"image": act}, include_board=False)
+    direct = en.physical_energy(act, TileSpec(rows=456, cols=200),
+                                2 * 200 * en.DeviceParams().g_mean_us * 1e-6, 10,
+                                encoder="image")
+    assert _totals(rep)["hybrid (physical)"] == pytest.approx(
+        direct.loc[direct.system == "hybrid (physical)", "energy_j"].sum() * 1e6)
+
+
+def test_each_encoder_of_a_pair_is_priced_at_its_own_levels():
+    base = en.energy_report("zeroshot", include_board=False)
+    own = en.energy_report("zeroshot", include_board=False,
+                           levels={"image": (1.0, 0.25), "audio": (0.5, 0.5)})
+
+    def arr(rep, enc):
+        c = rep.components
+        return c.loc[(c.system == "hybrid (physical)") & (c.encoder == enc)
+                     & c.component.str.startswith("array"), "energy_j"].item()
+
+    assert arr(own, "image") == pytest.approx(arr(base, "image"))
+    assert arr(own, "audio") != pytest.approx(arr(base, "audio"))
+
+
+def test_every_constant_has_a_realistic_range():
+    names = {f.name for f in dataclasses.fields(en.EnergyConstants)}
+    assert set(en._RANGES) == names == set(en.CONSTANTS_INFO)
+    # a 32-bit multiply's 3.1 pJ as the paper-mode constant is a legitimate what-if
+    assert en.EnergyConstants(pj_per_op_paper=3.1).pj_per_op_paper == 3.1
+    assert en.EnergyConstants(tia_i_q_a=1.6e-3, tia_supply_v=5.0).tia_supply_v == 5.0
+    # unit slips are refused, naming the constant, its range and unit
+    with pytest.raises(ConfigError, match=r"e_add_8b_j.*\[0, 1e-09\] J"):
+        en.EnergyConstants(e_add_8b_j=0.03)  # pJ given as J
+    with pytest.raises(ConfigError, match="pj_per_op_paper"):
+        en.EnergyConstants(pj_per_op_paper=0.48e-12)  # J given as pJ
+
+
 def test_constants_table_overrides_and_errors():
     tab = en.EnergyConstants().table()
     assert set(tab.columns) >= {"constant", "value", "unit", "node", "source"}
@@ -142,12 +211,19 @@ def test_scale_activity_keeps_rates():
         en.activity_from_dict({"n_in": 3})
 
 
-@pytest.mark.parametrize("i_q_a", [1.6e-3, 10e-6])
+@pytest.mark.parametrize("i_q_a", [1.6e-3, 10e-6, "integrated"])
 def test_array_plus_tia_energy_matches_ngspice_within_10_percent(tmp_path, i_q_a):
     """Real ngspice on a small formed tile. With the board's 1.6 mA TIAs the quiescent power
     dominates; with an integrated TIA's 10 uA the array and TIA output stage are about
-    half of the total, so each term is tested."""
-    spec = TileSpec(rows=12, cols=6, tia=TiaSpec(i_q_a=i_q_a))
+    half of the total, so each term is tested. ``integrated``: the periphery the energy
+    command prices and cross-checks (integrated_spec: 10 uA, +-0.55 V, 100 ns, ADC full
+    scale inside the TIA swing so nothing clips)."""
+    if i_q_a == "integrated":
+        spec = en.integrated_spec(TileSpec(rows=12, cols=6))
+        assert spec.adc.v_full_scale_v <= spec.tia.v_out_max_v
+        i_q_a = spec.tia.i_q_a
+    else:
+        spec = TileSpec(rows=12, cols=6, tia=TiaSpec(i_q_a=i_q_a))
     rng = np.random.default_rng(3)
     gp, gn = differential_pair((12, 6), rng)
     x = (rng.random((5, 12)) < np.linspace(0.1, 1.0, 5)[:, None]).astype(float)
@@ -167,6 +243,8 @@ def test_array_plus_tia_energy_matches_ngspice_within_10_percent(tmp_path, i_q_a
                       > 0.1 * meas.total_j)
         # and the physical model's IR-drop-free currents are higher than the circuit's
         assert np.all(model["array_j"] >= meas.dac_j)
+        # the quiescent term does not carry the total
+        assert np.all(meas.tia_quiescent_j < 0.9 * meas.total_j)
 
 
 def test_energy_report_from_measured_activity_of_another_size():
