@@ -157,23 +157,26 @@ def _tile_spec(cfg: ClassifyConfig, rows: int, cols: int) -> TileSpec:
                     r_wire_ohm=cfg.r_wire_ohm, adc=AdcSpec(bits=cfg.adc_bits))
 
 
+def most_active_lif(hidden: int, grid: list[tuple[float, float, float, float]]) -> LIFParams:
+    """The LIF of a (v_th, decay, in_level, rec_level) grid that fires most: lowest threshold,
+    highest decay and levels; the conservative point for sizing the ADC range."""
+    return LIFParams(hidden=hidden, v_th=min(g[0] for g in grid), decay=max(g[1] for g in grid),
+                     in_level=max(g[2] for g in grid), rec_level=max(g[3] for g in grid))
+
+
 def _workload_spec(cfg: ClassifyConfig, spec: TileSpec, train: np.ndarray,
                    grid: list[tuple[float, float, float, float]], h: int) -> TileSpec:
     """Spec whose ADC full scale fits the currents the reservoir draws on training data.
 
     Measured with the ideal backend on a probe map of the same distribution, at the grid
-    point with the most activity (lowest threshold, highest levels), on up to 200 training
-    samples; with ``--tile-rows`` the currents are summed over row tiles, so the range is
-    conservative there.
+    point with the most activity (:func:`most_active_lif`), on up to 200 training samples;
+    with ``--tile-rows`` the currents are summed over row tiles, so the range is conservative
+    there.
     """
     rng = np.random.default_rng([cfg.seed, 104729])
     gp, gn = differential_pair((train.shape[2] + h, h), rng, DeviceParams())
-    v_th = min(g[0] for g in grid)
-    decay = max(g[1] for g in grid)
-    lif = LIFParams(hidden=h, v_th=v_th, decay=decay, in_level=max(g[2] for g in grid),
-                    rec_level=max(g[3] for g in grid))
     tile = _backend("ideal", cfg, spec, None).bind(gp, gn)
-    i_fs = workload_full_scale_ua(tile, train[:200], lif, rng)
+    i_fs = workload_full_scale_ua(tile, train[:200], most_active_lif(h, grid), rng)
     return with_full_scale(spec, i_fs)
 
 
@@ -216,12 +219,51 @@ def _readout(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], n_clas
         feats["train"], labels["train"], rng=rng, n_classes=n_classes)
 
 
-def _features(tile, frames: dict[str, np.ndarray], lif: LIFParams, n_windows: int,
-              rng: np.random.Generator, splits: tuple[str, ...]):
-    out, acts = {}, {}
-    for s in splits:
-        out[s], acts[s] = run_reservoir(tile, frames[s], lif, rng, n_windows=n_windows)
-    return out, acts
+def load_task_frames(dataset: str, data_seed: int, sizes: tuple[int, int, int], n_steps: int,
+                     crop: int) -> tuple[dict[str, EventDataset], dict[str, np.ndarray],
+                                         dict[str, np.ndarray], bool, int]:
+    """Train/val/test splits of ``dataset``, binned: (data, frames, labels, audio, n_steps).
+
+    ``n_steps`` 0 picks the paper scripts' 129 steps for audio, 50 for images.
+    """
+    data = {s: load_split(dataset, s, data_seed, n)
+            for s, n in zip(("train", "val", "test"), sizes)}
+    audio = is_audio(data["train"])
+    steps = n_steps or (129 if audio else 50)
+    frames = {s: frames_of(d, steps, crop) for s, d in data.items()}
+    labels = {s: np.asarray(d.labels) for s, d in data.items()}
+    return data, frames, labels, audio, steps
+
+
+def select_on_validation(tile: Any, frames: dict[str, np.ndarray],
+                         labels: dict[str, np.ndarray], grid: list[tuple[float, float, float,
+                                                                         float]],
+                         hidden: int, n_classes: int, seed: int, *, epochs: int,
+                         solver: str = "adam", n_windows: int = 1,
+                         on_point: Any = None) -> tuple[float, LIFParams, dict, SoftmaxReadout]:
+    """Grid over (v_th, decay, in_level, rec_level) on the validation split.
+
+    Each point runs the reservoir on train and val and trains its own readout on train; the
+    best validation accuracy wins (first on ties). ``on_point(lif, val_acc)`` is called after
+    every point (progress, grid tables). Returns (val_acc, lif, features, readout).
+    """
+    best = None
+    for v_th, decay, lin, lrec in grid:
+        lif = LIFParams(hidden=hidden, v_th=v_th, decay=decay, in_level=lin, rec_level=lrec)
+        r = np.random.default_rng([seed, 1])
+        feats = {s: run_reservoir(tile, frames[s], lif, r, n_windows=n_windows)[0]
+                 for s in ("train", "val")}
+        clf = SoftmaxReadout(epochs=epochs, solver=solver).fit(
+            feats["train"], labels["train"], rng=r, n_classes=n_classes)
+        val = clf.score(feats["val"], labels["val"])
+        if on_point is not None:
+            on_point(lif, val)
+        if best is None or val > best[0]:
+            best = (val, lif, feats, clf)
+    if best is None:
+        raise ConfigError("The hyperparameter grid is empty: give at least one value of "
+                          "v_th, decay, in_level and rec_level.")
+    return best
 
 
 def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
@@ -230,12 +272,8 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
     t0 = time.perf_counter()
     run = RunDir.create(runs_root, cfg.name)
     run.write_config(COMMAND, asdict(cfg))
-    sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
-    data = {s: load_split(cfg.dataset, s, cfg.data_seed, n) for s, n in sizes.items()}
-    audio = is_audio(data["train"])
-    n_steps = cfg.n_steps or (129 if audio else 50)
-    frames = {s: frames_of(d, n_steps, cfg.crop) for s, d in data.items()}
-    labels = {s: np.asarray(d.labels) for s, d in data.items()}
+    data, frames, labels, audio, n_steps = load_task_frames(
+        cfg.dataset, cfg.data_seed, (cfg.n_train, cfg.n_val, cfg.n_test), cfg.n_steps, cfg.crop)
     n_classes = int(max(lab.max() for lab in labels.values()) + 1)
     n_in = frames["train"].shape[2]
     h = cfg.hidden
@@ -260,19 +298,15 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
         for name, be in backends.items():
             tile = be.bind(gp, gn)
             # grid on validation, per backend: a user tunes the network on the chip it runs on
-            best = None
-            for v_th, decay, lin, lrec in grid:
-                lif = LIFParams(hidden=h, v_th=v_th, decay=decay, in_level=lin, rec_level=lrec)
-                r = np.random.default_rng([seed, 1])
-                feats, _ = _features(tile, frames, lif, cfg.n_windows, r, ("train", "val"))
-                clf = _readout(feats, labels, n_classes, cfg, r)
-                val = clf.score(feats["val"], labels["val"])
-                grid_rows.append({"seed": seed, "backend": name, "v_th": v_th, "decay": decay,
-                                  "in_level": lin, "rec_level": lrec, "val_acc": val})
-                if best is None or val > best[0]:
-                    best = (val, lif, feats, clf)
+            def record(lif: LIFParams, val: float, seed: int = seed, name: str = name) -> None:
+                grid_rows.append({"seed": seed, "backend": name, "v_th": lif.v_th,
+                                  "decay": lif.decay, "in_level": lif.in_level,
+                                  "rec_level": lif.rec_level, "val_acc": val})
                 bar.update()
-            val, lif, feats, clf = best
+
+            val, lif, feats, clf = select_on_validation(
+                tile, frames, labels, grid, h, n_classes, seed, epochs=cfg.readout_epochs,
+                solver=cfg.readout_solver, n_windows=cfg.n_windows, on_point=record)
             feats["test"], act = run_reservoir(tile, frames["test"], lif,
                                                np.random.default_rng([seed, 2]),
                                                n_windows=cfg.n_windows)

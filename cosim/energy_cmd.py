@@ -428,7 +428,7 @@ def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: En
     The run's fitted surrogate is reused with only the ADC resolution changed (R_f, and so
     every column current, does not depend on it); same map, data, hyperparameters and seeds.
     """
-    from .classify_cmd import frames_of, load_split
+    from .classify_cmd import load_task_frames
 
     if src.run_path is None:
         raise ConfigError(f"The ADC-sweep accuracy needs a classify run folder with its "
@@ -437,10 +437,9 @@ def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: En
     sur = TileSurrogate.load(src.run_path / "surrogate.json")
     ccfg = json.loads((src.run_path / "config.json").read_text())["config"]
     n_steps = src.activity.n_steps
-    data = {s: load_split(ccfg["dataset"], s, ccfg["data_seed"], ccfg[f"n_{s}"])
-            for s in ("train", "val", "test")}
-    frames = {s: frames_of(d, n_steps, ccfg["crop"]) for s, d in data.items()}
-    labels = {s: np.asarray(d.labels) for s, d in data.items()}
+    _, frames, labels, _, _ = load_task_frames(
+        ccfg["dataset"], ccfg["data_seed"], (ccfg["n_train"], ccfg["n_val"], ccfg["n_test"]),
+        n_steps, ccfg["crop"])
     n_classes = int(max(v.max() for v in labels.values()) + 1)
     n_in, h = frames["train"].shape[2], int(ccfg["hidden"])
     lif = src.lif or cfg.lif()

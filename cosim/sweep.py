@@ -80,7 +80,6 @@ from ..models.atomic import atomic_write_text
 from ..models.breakdown import cell_values, draw_cells, form_cells
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError, DomainWarning
-from ..models.heads import SoftmaxReadout
 from ..models.lsm import run_reservoir
 from ..models.params import (
     IO_NMOS_25V,
@@ -93,6 +92,7 @@ from ..models.params import (
 )
 from ..models.surrogate import TileSurrogate
 from ..models.tiling import TiledBackend
+from .classify_cmd import load_task_frames, most_active_lif, select_on_validation
 from .ngspice import cache_root
 
 __all__ = [
@@ -339,9 +339,7 @@ def _workload_spec(unit: Unit, spec: TileSpec, pilot: np.ndarray) -> TileSpec:
                                   t["crop"])
     gp, gn = pilot[:, 0::2], pilot[:, 1::2]
     scale = _v_th_scale(gp - gn, t["v_th_scaled"])
-    decays = tuple(t["decay"]) or ((0.97,) if audio else (0.9,))
-    lif = LIFParams(hidden=t["hidden"], v_th=min(t["v_th"]) * scale, decay=max(decays),
-                    in_level=max(t["in_level"]), rec_level=max(t["rec_level"]))
+    lif = most_active_lif(t["hidden"], _grid(t, audio, scale))
     backend: Any = IdealBackend(spec)
     if t["tile_rows"]:
         backend = TiledBackend(backend, t["tile_rows"], t["tile_cols"])
@@ -430,14 +428,7 @@ def _load_surrogate(path: str) -> TileSurrogate:
 @functools.lru_cache(maxsize=4)
 def _frames(task: str, data_seed: int, sizes: tuple[int, int, int], n_steps: int,
             crop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool, int]:
-    from .classify_cmd import frames_of, is_audio, load_split
-
-    data = {s: load_split(task, s, data_seed, n)
-            for s, n in zip(("train", "val", "test"), sizes)}
-    audio = is_audio(data["train"])
-    steps = n_steps or (129 if audio else 50)
-    frames = {s: frames_of(d, steps, crop) for s, d in data.items()}
-    labels = {s: np.asarray(d.labels) for s, d in data.items()}
+    _, frames, labels, audio, steps = load_task_frames(task, data_seed, sizes, n_steps, crop)
     return frames, labels, audio, steps
 
 
@@ -510,6 +501,14 @@ def _energy(activity: Any, spec: TileSpec, gp: np.ndarray, gn: np.ndarray, n_cla
     return out
 
 
+def _grid(t: dict[str, Any], audio: bool, v_th_scale: float
+          ) -> list[tuple[float, float, float, float]]:
+    """The task's (v_th, decay, in_level, rec_level) grid, thresholds scaled by the chip."""
+    decays = tuple(t["decay"]) or ((0.97,) if audio else (0.9,))
+    return list(itertools.product([float(v) * v_th_scale for v in t["v_th"]], decays,
+                                  t["in_level"], t["rec_level"]))
+
+
 def _classify(unit: Unit, tile: Any, w_scale: float, rng_seed: int
               ) -> tuple[dict[str, Any], Any, LIFParams, int]:
     t = unit.task
@@ -517,22 +516,9 @@ def _classify(unit: Unit, tile: Any, w_scale: float, rng_seed: int
                                        (t["n_train"], t["n_val"], t["n_test"]), t["n_steps"],
                                        t["crop"])
     n_classes = int(max(lab.max() for lab in labels.values()) + 1)
-    decays = tuple(t["decay"]) or ((0.97,) if audio else (0.9,))
-    v_ths = [float(v) * w_scale for v in t["v_th"]]
-    best = None
-    for v_th, decay, lin, lrec in itertools.product(v_ths, decays, t["in_level"],
-                                                    t["rec_level"]):
-        lif = LIFParams(hidden=t["hidden"], v_th=v_th, decay=decay, in_level=lin,
-                        rec_level=lrec)
-        r = np.random.default_rng([rng_seed, 1])
-        feats = {s: run_reservoir(tile, frames[s], lif, r)[0] for s in ("train", "val")}
-        clf = SoftmaxReadout(epochs=t["readout_epochs"]).fit(
-            feats["train"], labels["train"], rng=r, n_classes=n_classes)
-        val = clf.score(feats["val"], labels["val"])
-        if best is None or val > best[0]:
-            best = (val, lif, clf)
-    assert best is not None
-    val, lif, clf = best
+    val, lif, _, clf = select_on_validation(tile, frames, labels, _grid(t, audio, w_scale),
+                                            t["hidden"], n_classes, rng_seed,
+                                            epochs=t["readout_epochs"])
     feats_test, act = run_reservoir(tile, frames["test"], lif,
                                     np.random.default_rng([rng_seed, 2]))
     test = float(np.mean(clf.predict(feats_test) == labels["test"]))
