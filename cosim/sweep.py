@@ -211,11 +211,9 @@ class SweepConfig:
             raise ConfigError(
                 f"The 'scheduler' parameter of {o} must be a Dask scheduler address such as "
                 f"tcp://10.0.0.5:8786 (empty: local process pool). Got {self.scheduler!r}.")
-        if self.task.startswith("zeroshot:"):
-            _check_zeroshot()  # fails now, with the reason, rather than in every unit
-            if self.adc_range != "corner":
-                raise ConfigError("adc_range='workload' is measured on a classification "
-                                  "task; the zero-shot task uses the 'corner' range.")
+        if self.task.startswith("zeroshot:") and self.adc_range != "corner":
+            raise ConfigError("adc_range='workload' is measured on a classification "
+                              "task; the zero-shot task uses the 'corner' range.")
 
     def n_units(self) -> int:
         return (len(self.icc) * len(self.v_form) * len(self.t_pulse) * len(self.r_wire)
@@ -430,25 +428,6 @@ def _frames(task: str, data_seed: int, sizes: tuple[int, int, int], n_steps: int
             crop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool, int]:
     _, frames, labels, audio, steps = load_task_frames(task, data_seed, sizes, n_steps, crop)
     return frames, labels, audio, steps
-
-
-def _check_zeroshot() -> None:
-    """ConfigError unless the zero-shot protocol (issue 7, cosim/zeroshot.py) is installed."""
-    try:
-        from . import zeroshot
-    except ModuleNotFoundError as e:
-        if e.name and e.name.endswith("zeroshot"):
-            raise ConfigError(
-                "The task 'zeroshot:image+neural-sim' is unavailable in this installation: "
-                "rram_cosim.cosim.zeroshot (issue 7) is not there. Use --task digits-events "
-                "or spoken-digits.") from e
-        raise
-    missing = [n for n in ("ZeroshotConfig", "load_modalities", "run_protocol", "lif_grid",
-                           "EncoderView", "MapLayout") if not hasattr(zeroshot, n)]
-    if missing:
-        raise ConfigError(
-            "The task 'zeroshot:image+neural-sim' is unavailable: rram_cosim.cosim.zeroshot "
-            f"lacks {missing}. Use --task digits-events or spoken-digits.")
 
 
 def _spot_check(unit: Unit, params: BreakdownParams, cond: FormingConditions, draws: Any,
