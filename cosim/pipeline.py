@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..analysis import energy as en
+from ..analysis.energy_plots import breakdown_figure
 from ..analysis.report import (
     markdown_table,
     save_figure,
@@ -37,7 +38,6 @@ from ..models.tiling import TiledBackend
 from .backends import make_backend
 from .calibrate import calibration_inputs, calibration_maps, error_table, fit_surrogate, simulate
 from .datasets import load_dataset, to_frames
-from .energy_cmd import breakdown_figure
 from .runs import RunDir
 
 COMMAND = "demo"
