@@ -145,7 +145,7 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
                                           "n_maps": len(cal), "n_vectors": cfg.n_vectors})
     surrogate.save(run.path / "surrogate.json")
     quiet = np.random.default_rng(0)  # error is measured without read noise
-    noiseless = replace_noise(surrogate, 0.0)
+    noiseless = surrogate.with_noise(0.0)
     ideal = IdealBackend(spec)
     preds: dict[str, list] = {"ideal": [], "surrogate": []}
     for s in held:
@@ -245,15 +245,6 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
 
 CONFIG = DemoConfig
 run = run_demo
-
-
-def replace_noise(surrogate, sigma_us: float):
-    """A copy of a fitted surrogate with another read-noise level."""
-    import copy
-
-    s = copy.copy(surrogate)
-    s.read_noise_sigma_us = sigma_us
-    return s
 
 
 def _train_and_score(label: str, feats: dict, data: dict, n_classes: int, cfg: DemoConfig,
