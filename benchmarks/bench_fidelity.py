@@ -9,7 +9,11 @@ and the script prints the fraction of test samples with the same predicted class
 fraction of (sample, neuron) spike counts that agree exactly.
 
     .venv/bin/python benchmarks/bench_fidelity.py [--circuit spice|nodal] [--n-test 100]
-        [--linearise workload|LEVEL] [--floor]
+        [--linearise workload|mean|LEVEL] [--floor]
+
+``--linearise workload`` (default) linearises the surrogate for the reservoir's measured drive
+(per-row chord, offset from exact solves of its own drive vectors: TileSurrogate.with_drive);
+``mean`` is the tangent at the mean drive level, a number the tangent at that level.
 
 ``--floor`` adds two circuits perturbed far below any model error the surrogate could be
 blamed for (wires 0.1 % more resistive, 0.1 C warmer) and compares them with the unperturbed
@@ -59,10 +63,12 @@ def main() -> None:
     ap.add_argument("--circuit", choices=["spice", "nodal"], default="spice")
     ap.add_argument("--n-train", type=int, default=400)
     ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--test-offset", type=int, default=0,
+                    help="skip this many test samples (to extend an earlier run with new ones)")
     ap.add_argument("--n-steps", type=int, default=50)
     ap.add_argument("--linearise", default="workload",
-                    help="surrogate linearisation level: 'workload' (mean drive level measured "
-                         "on the training split) or a number in (0, 1]")
+                    help="'workload' (drive profile measured on the training split), 'mean' "
+                         "(tangent at its mean level) or a level in (0, 1] (tangent there)")
     ap.add_argument("--floor", action="store_true",
                     help="also run the nodal engine with r_wire x 1.001 and T + 0.1 C and compare "
                          "it with the unperturbed circuit: how sensitive the network itself is")
@@ -77,15 +83,24 @@ def main() -> None:
     sur = fit_surrogate(spec, cal, read_noise_sigma_us=0.0, provenance={})
     print(f"surrogate fitted on nodal results in {time.perf_counter() - t0:.1f} s")
     x_tr, y_tr = pooled_frames("train", args.n_train, args.n_steps)
-    x_te, y_te = pooled_frames("test", args.n_test, args.n_steps)
+    x_te, y_te = pooled_frames("test", args.test_offset + args.n_test, args.n_steps)
+    x_te, y_te = x_te[args.test_offset:], y_te[args.test_offset:]
+    if len(y_te) < args.n_test:
+        raise SystemExit(f"the test split has {args.test_offset + len(y_te)} samples; lower "
+                         "--n-test or --test-offset")
     gp, gn = differential_pair((n_in + h, h), rng)
     lif = LIFParams(hidden=h, v_th=5.0, rec_level=0.25)
-    if args.linearise == "workload":
+    if args.linearise in ("workload", "mean"):
         wl = probe_workload(sur.bind(gp, gn), x_tr, lif, np.random.default_rng(1))
         sur.linearise_level = wl.mean_level
+        if args.linearise == "workload":
+            sur = sur.with_drive(wl.drive_profile(np.random.default_rng(4)))
+            print(f"linearised for the measured drive ({len(wl.drives)} drive vectors kept, "
+                  f"{len(sur.drive_.samples)} solved exactly)")
     else:
         sur.linearise_level = float(args.linearise)
-    print(f"linearisation level: {sur.linearise_level:.3f} of v_read ({args.linearise})")
+    if sur.drive_ is None:
+        print(f"tangent at level {sur.linearise_level:.3f} of v_read ({args.linearise})")
     st = sur.bind(gp, gn)
     f_tr, _ = run_reservoir(st, x_tr, lif, np.random.default_rng(1))
     clf = SoftmaxReadout(epochs=80).fit(f_tr, y_tr, rng=np.random.default_rng(2), n_classes=10)
@@ -97,7 +112,7 @@ def main() -> None:
     f_cir, _ = run_reservoir(circuit, x_te, lif, np.random.default_rng(3),
                              batch_size=args.n_test)
     t_cir = time.perf_counter() - t0
-    print(f"test samples: {args.n_test}, steps: {args.n_steps}, VMMs through {args.circuit}: "
+    print(f"test samples: {args.n_test} (from #{args.test_offset}), steps: {args.n_steps}, VMMs through {args.circuit}: "
           f"{args.n_test * args.n_steps}")
     print(f"\n| compared with {args.circuit} | same class [95 % Wilson] | identical counts | "
           "mean abs count diff |\n|---|---|---|---|")

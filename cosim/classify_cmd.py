@@ -39,6 +39,7 @@ from ..models.surrogate import TileSurrogate
 from ..models.tiling import TiledBackend
 from .backends import check_run_options, make_backend
 from .calibrate import (
+    bind_for_workload,
     calibration_inputs,
     calibration_maps,
     fit_surrogate,
@@ -86,6 +87,9 @@ class ClassifyConfig:
     adc_range: str = "corner"
     tile_rows: int = 0  # 0: the whole map on one macro, whole columns read at once
     tile_cols: int = 0
+    # surrogate linearisation: 'tangent' at half the read voltage, or 'workload': for the drive
+    # the reservoir measures on training data, per map (TileSurrogate.with_drive; docs/tile.md)
+    linearise: str = "tangent"
     cal_maps: int = 3  # surrogate calibration (when no file is given)
     cal_vectors: int = 24
     readout_epochs: int = 80
@@ -106,6 +110,12 @@ class ClassifyConfig:
         check_int(o, "adc_bits", self.adc_bits, 1, 24)
         check_choice(o, "adc_range", self.adc_range, ("corner", "workload"))
         check_choice(o, "readout_solver", self.readout_solver, ("adam", "lbfgs"))
+        check_choice(o, "linearise", self.linearise, ("tangent", "workload"))
+        if self.linearise == "workload" and self.tile_rows:
+            raise ConfigError(
+                f"linearise='workload' profiles the drive of one whole map, but tile_rows="
+                f"{self.tile_rows} splits it over tiles. Drop the tiling or use "
+                "linearise='tangent'.")
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
         for f in ("v_th", "in_level", "rec_level"):
             if not getattr(self, f):
@@ -296,7 +306,14 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
         rng = np.random.default_rng(seed)
         gp, gn = differential_pair((n_in + h, h), rng, DeviceParams())
         for name, be in backends.items():
-            tile = be.bind(gp, gn)
+            if name == "surrogate" and cfg.linearise == "workload":
+                assert sur is not None
+                # profiled at the grid point that fires most, as the ADC range is
+                tile = bind_for_workload(sur, gp, gn, frames["train"][:200],
+                                         most_active_lif(h, grid),
+                                         np.random.default_rng([seed, 5]))
+            else:
+                tile = be.bind(gp, gn)
             # grid on validation, per backend: a user tunes the network on the chip it runs on
             def record(lif: LIFParams, val: float, seed: int = seed, name: str = name) -> None:
                 grid_rows.append({"seed": seed, "backend": name, "v_th": lif.v_th,

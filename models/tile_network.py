@@ -52,6 +52,7 @@ __all__ = [
     "cell_iv",
     "factorise",
     "operating_point",
+    "operating_points",
 ]
 
 
@@ -639,17 +640,30 @@ def operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np
         If the iteration does not converge (the TIA would have to saturate, or the map is far
         outside the read regime).
     """
+    return operating_points(g_s, model, term, np.asarray(d)[None, :], tol_v=tol_v,
+                            max_iter=max_iter)[0]
+
+
+def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
+                     tol_v: float = 1e-13, max_iter: int = 40) -> list[OperatingPoint]:
+    """:func:`operating_point` for several DAC vectors ``d`` (B x R), one chord factor for all.
+
+    The chord matrix does not depend on the inputs, so its factorisation (the cost at large
+    maps) is shared; each vector then costs a few O(n^2 log n) solves.
+    """
     with _one_blas_thread():
-        return _operating_point(g_s, model, term, d, tol_v, max_iter)
+        z = np.full(g_s.shape, term.v_t0_v)
+        _, a0, b0, _ = cell_iv(z, z, g_s, model)
+        fac = NetworkFactor(a0, b0, term, store=True)
+        return [_chord_iteration(fac, a0, b0, g_s, model, dk, tol_v, max_iter)
+                for dk in np.atleast_2d(d)]
 
 
-def _operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray,
-                     tol_v: float, max_iter: int) -> OperatingPoint:
-    r, p = g_s.shape
-    z = np.full((r, p), term.v_t0_v)
-    _, a0, b0, v_m = cell_iv(z, z, g_s, model)
-    fac = NetworkFactor(a0, b0, term, store=True)
+def _chord_iteration(fac: NetworkFactor, a0: np.ndarray, b0: np.ndarray, g_s: np.ndarray,
+                     model: CellModel, d: np.ndarray, tol_v: float,
+                     max_iter: int) -> OperatingPoint:
     v_r, v_c, i_tia = fac.solve(d)
+    v_m = None
     for it in range(1, max_iter + 1):
         i_cell, _, _, v_m = cell_iv(v_r, v_c, g_s, model, v_m)
         # nonlinear remainder of every cell, injected as current sources

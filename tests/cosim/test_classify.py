@@ -10,9 +10,9 @@ from rram_cosim.cosim.cli import main
 from rram_cosim.cosim.datasets import load_dataset
 from rram_cosim.models.errors import ConfigError
 
-SMALL = dict(n_train=60, n_val=30, n_test=30, seeds=2, hidden=24, v_th=(5.0, 10.0),
-             rec_level=(0.25,), readout_epochs=15, tile_rows=16, tile_cols=12, cal_maps=2,
-             cal_vectors=10, n_steps=20)
+SMALL = {"n_train": 60, "n_val": 30, "n_test": 30, "seeds": 2, "hidden": 24,
+         "v_th": (5.0, 10.0), "rec_level": (0.25,), "readout_epochs": 15, "tile_rows": 16,
+         "tile_cols": 12, "cal_maps": 2, "cal_vectors": 10, "n_steps": 20}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def small_run(tmp_path_factory):
 
 
 def test_classify_writes_tables_plots_and_paired_interval(small_run):
-    root, summary = small_run
+    root, _ = small_run
     run = root / "c"
     for f in ("accuracy.csv", "accuracy_summary.csv", "paired_difference.csv", "grid.csv",
               "per_class.csv", "activity.json", "confusion.png", "embedding.png",
@@ -43,7 +43,7 @@ def test_classify_writes_tables_plots_and_paired_interval(small_run):
 
 
 def test_same_seed_same_accuracy(small_run, tmp_path):
-    root, summary = small_run
+    root, _ = small_run
     assert main(["classify", "--config", str(root / "c" / "config.json"), "--out",
                  str(tmp_path), "--no-progress"]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "c" / "accuracy.csv"),
@@ -86,6 +86,22 @@ def test_bad_inputs():
         ClassifyConfig(adc_range="auto")
     with pytest.raises(ConfigError, match="readout_solver"):
         ClassifyConfig(readout_solver="sgd")
+    with pytest.raises(ConfigError, match="linearise"):
+        ClassifyConfig(linearise="secant")
+    with pytest.raises(ConfigError, match="splits it over tiles"):
+        ClassifyConfig(linearise="workload", tile_rows=16, tile_cols=12)
+
+
+def test_workload_linearised_surrogate_tracks_the_ideal_network(tmp_path):
+    small = {**SMALL, "tile_rows": 0, "tile_cols": 0, "crop": 8, "seeds": 1}
+    out = {}
+    for lin in ("tangent", "workload"):
+        cfg = ClassifyConfig(name=lin, linearise=lin, **small)
+        out[lin] = run_classify(cfg, tmp_path, progress=False)["headline"]
+    # same map, same data: the linearisation moves the surrogate's accuracy only a little
+    for lin, h in out.items():
+        assert abs(h["LSM, surrogate"]["val"] - h["LSM, ideal"]["val"]) <= 0.2, lin
+    assert out["tangent"]["LSM, ideal"] == out["workload"]["LSM, ideal"]
 
 
 def test_workload_full_scale_is_a_high_quantile_of_the_reservoir_currents():
@@ -110,6 +126,33 @@ def test_workload_full_scale_is_a_high_quantile_of_the_reservoir_currents():
     assert s2.adc.v_full_scale_v / s2.r_f_ohm * 1e6 == pytest.approx(i_fs)
     with pytest.raises(ConfigError, match="no column current"):
         workload_full_scale_ua(tile, np.zeros_like(frames), lif, rng)
+
+
+def test_probe_workload_records_each_rows_drive():
+    from rram_cosim.cosim.calibrate import probe_workload
+    from rram_cosim.models.backend import IdealBackend
+    from rram_cosim.models.lsm import run_reservoir
+    from rram_cosim.models.params import LIFParams, TileSpec
+
+    rng = np.random.default_rng(0)
+    n_in, h = 12, 8
+    spec = TileSpec(rows=n_in + h, cols=h)
+    gp, gn = rng.uniform(5, 25, (n_in + h, h)), rng.uniform(5, 25, (n_in + h, h))
+    frames = (rng.random((30, 10, n_in)) < np.linspace(0.0, 0.6, n_in)).astype(float)
+    lif = LIFParams(hidden=h, v_th=2.0, in_level=0.8, rec_level=0.25)
+    tile = IdealBackend(spec).bind(gp, gn)
+    wl = probe_workload(tile, frames, lif, np.random.default_rng(1))
+    feats, _ = run_reservoir(tile, frames, lif, np.random.default_rng(1))
+    # input rows: driven at in_level exactly when the frame has an event
+    np.testing.assert_allclose(wl.row_p_on[:n_in], frames.reshape(-1, n_in).mean(axis=0))
+    assert wl.row_on_level[0] == 0.0 and np.all(wl.row_on_level[1:n_in] == 0.8)
+    # recurrent rows: driven at rec_level the step after a spike (the last step's spikes drive
+    # nothing), so their drive counts are at most the spike counts
+    assert np.all(wl.row_on_level[n_in:][feats.sum(axis=0) > 0] == 0.25)
+    assert np.all(wl.row_p_on[n_in:] * 300 <= feats.sum(axis=0) + 1e-9)
+    assert wl.drives.shape == (10, n_in + h)  # one kept vector per VMM batch (10 steps)
+    prof = wl.drive_profile(np.random.default_rng(2), n_samples=4)
+    assert prof.samples.shape == (4, n_in + h) and prof.rows == n_in + h
 
 
 def test_workload_adc_range_rescues_a_low_resolution_adc(tmp_path):

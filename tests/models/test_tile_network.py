@@ -11,6 +11,7 @@ from rram_cosim.models.tile_network import (
     cell_iv,
     factorise,
     operating_point,
+    operating_points,
 )
 
 MODEL = CellModel(beta_a_per_v2=400e-6 * 120 / 45, vth_v=0.47, lambda_per_v=0.1, v_gate_v=1.1)
@@ -143,3 +144,16 @@ def test_operating_point_satisfies_kirchhoff(g_wire):
         kcl = g_wire * (above - op.v_c) + i_cell - g_wire * (op.v_c - below)
         assert np.abs(kcl[:-1]).max() < 1e-12
     assert op.iterations <= 6
+
+
+def test_operating_points_share_one_factor_and_equal_single_solves():
+    rng = np.random.default_rng(4)
+    g = rng.uniform(5e-6, 30e-6, (6, 8))
+    term = Terminations(g_wire_s=1.0, g_dac_s=1.0, g_tia_s=500.0, v_t0_v=5e-4)
+    d = np.where(rng.random((3, 6)) < 0.4, 0.2, 0.0)
+    many = operating_points(g, MODEL, term, d)
+    assert len(many) == 3
+    for dk, op in zip(d, many):
+        one = operating_point(g, MODEL, term, dk)
+        np.testing.assert_allclose(op.i_tia_a, one.i_tia_a, rtol=1e-12, atol=1e-18)
+        np.testing.assert_allclose(op.v_c, one.v_c, rtol=1e-12, atol=1e-15)

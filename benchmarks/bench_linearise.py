@@ -1,0 +1,98 @@
+"""Open-loop error of the surrogate's linearisations on a reservoir's own drive vectors.
+
+The fidelity network of ``bench_fidelity.py`` (32 inputs, 32 LIF neurons, 64 rows x 64
+physical columns, the same map): the reservoir runs the test split through the surrogate and
+600 of its drive vectors (input rows at level 1, recurrent rows at 0.25, ~19 % of rows driven)
+are solved by the nodal engine (ngspice's equations, 1e-12). Each linearisation then predicts
+the column currents of those vectors; the script prints the RMS and mean error in ADC LSB and
+the fraction of identical ADC codes:
+
+- tangent at 0.5 of v_read (the default without a profile) and at the workload's mean level;
+- ``workload``: TileSurrogate.with_drive (per-row chord, offset from 16 exact solves);
+- the best any linear model can do: least squares on the circuit's own currents of 400 of the
+  vectors, scored on the other 200 (a floor, not a usable model: it needs the circuit's answers).
+
+    .venv/bin/python benchmarks/bench_linearise.py
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bench_fidelity import pooled_frames
+from rram_cosim.cosim.backends import make_backend
+from rram_cosim.cosim.calibrate import (
+    calibration_inputs,
+    calibration_maps,
+    fit_surrogate,
+    probe_workload,
+    simulate,
+)
+from rram_cosim.models.conductance import differential_pair
+from rram_cosim.models.lsm import run_reservoir
+from rram_cosim.models.params import DeviceParams, LIFParams, TileSpec
+from rram_cosim.models.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
+from rram_cosim.models.surrogate import interleave
+
+
+class _Recorder:
+    """A bound tile that keeps every drive vector it is asked for."""
+
+    def __init__(self, tile) -> None:
+        self.tile, self.spec = tile, tile.spec
+        self.g_pos_us, self.g_neg_us = tile.g_pos_us, tile.g_neg_us
+        self.x: list[np.ndarray] = []
+
+    def apply(self, x, rng, *, volts=False):
+        self.x.append(np.array(x))
+        return self.tile.apply(x, rng, volts=volts)
+
+
+def main() -> None:
+    # the network of bench_fidelity.py: same generator calls in the same order
+    rng = np.random.default_rng(0)
+    n_in, h = 32, 32
+    spec = TileSpec(rows=n_in + h, cols=h)
+    maps = calibration_maps((n_in + h, h), 3, rng, DeviceParams(), spec)
+    cal = simulate(make_backend("nodal", spec), maps,
+                   [calibration_inputs(n_in + h, 24, rng) for _ in maps], rng)
+    sur = fit_surrogate(spec, cal, read_noise_sigma_us=0.0, provenance={})
+    x_tr, _ = pooled_frames("train", 400, 50)
+    x_te, _ = pooled_frames("test", 100, 50)
+    gp, gn = differential_pair((n_in + h, h), rng)
+    lif = LIFParams(hidden=h, v_th=5.0, rec_level=0.25)
+    wl = probe_workload(sur.bind(gp, gn), x_tr, lif, np.random.default_rng(1))
+    sur.linearise_level = wl.mean_level
+    rec = _Recorder(sur.bind(gp, gn))
+    run_reservoir(rec, x_te, lif, np.random.default_rng(3))
+    drive = np.concatenate(rec.x)
+    drive = drive[np.random.default_rng(5).choice(len(drive), 600, replace=False)]
+    sol = make_backend("nodal", spec).bind(gp, gn).solve(drive)
+    truth_ua, truth_codes = sol.i_col_ua, adc_codes(sol.v_o, spec)
+    lsb = current_lsb_ua(spec)
+    held = slice(400, 600)
+
+    def row(name: str, i_ua: np.ndarray, sl: slice = slice(None)) -> None:
+        e = (i_ua[sl] - truth_ua[sl]) / lsb
+        same = np.mean(adc_codes(tia_out_v(i_ua[sl], spec), spec) == truth_codes[sl])
+        print(f"| {name} | {np.sqrt(np.mean(e**2)):.4f} | {e.mean():+.4f} | "
+              f"{np.abs(e).max():.3f} | {same:.4f} |")
+
+    def currents(s) -> np.ndarray:
+        return interleave(*s.bind(gp, gn).currents(drive))
+
+    print(f"drive: {len(drive)} vectors, {drive.mean():.3f} mean level, "
+          f"{(drive > 0).mean():.3f} of rows driven; 1 LSB = {lsb * 1e3:.2f} nA\n")
+    print("| linearisation | RMS error (LSB) | mean error (LSB) | max (LSB) | identical codes |\n"
+          "|---|---|---|---|---|")
+    for level in (0.5, wl.mean_level):
+        sur.linearise_level = level
+        row(f"tangent at {level:.3f} of v_read", currents(sur))
+    row("workload (with_drive)", currents(sur.with_drive(wl.drive_profile(
+        np.random.default_rng(4)))))
+    v = np.hstack([dac_volts(drive, spec), np.ones((len(drive), 1))])
+    coef, *_ = np.linalg.lstsq(v[:400], truth_ua[:400], rcond=None)
+    row("least squares on circuit currents (floor; held-out 200)", v @ coef, held)
+
+
+if __name__ == "__main__":
+    main()
