@@ -13,7 +13,7 @@ fraction of (sample, neuron) spike counts that agree exactly.
 
 ``--linearise workload`` (default) linearises the surrogate for the reservoir's measured drive
 (per-row chord, offset from exact solves of its own drive vectors: TileSurrogate.with_drive);
-``mean`` is the tangent at the mean drive level, a number the tangent at that level.
+``mean`` the tangent at the mean drive level; a number, the tangent at that level.
 
 ``--floor`` adds two circuits perturbed far below any model error the surrogate could be
 blamed for (wires 0.1 % more resistive, 0.1 C warmer) and compares them with the unperturbed
@@ -112,8 +112,8 @@ def main() -> None:
     f_cir, _ = run_reservoir(circuit, x_te, lif, np.random.default_rng(3),
                              batch_size=args.n_test)
     t_cir = time.perf_counter() - t0
-    print(f"test samples: {args.n_test} (from #{args.test_offset}), steps: {args.n_steps}, VMMs through {args.circuit}: "
-          f"{args.n_test * args.n_steps}")
+    print(f"test samples: {args.n_test} (from #{args.test_offset}), steps: {args.n_steps}, "
+          f"VMMs through {args.circuit}: {args.n_test * args.n_steps}")
     print(f"\n| compared with {args.circuit} | same class [95 % Wilson] | identical counts | "
           "mean abs count diff |\n|---|---|---|---|")
     print(_agreement("surrogate", f_sur, f_cir, clf))

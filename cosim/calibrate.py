@@ -34,6 +34,7 @@ from ..models.lsm import run_reservoir
 from ..models.params import DeviceParams, LIFParams, TileSpec
 from ..models.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 from ..models.surrogate import CalibrationSample, DriveProfile, TileSurrogate
+from ..models.tiling import TiledBackend
 from .spice_backend import ReadEnergy, read_energy
 
 __all__ = [
@@ -226,6 +227,7 @@ class _Probe:
         self.kept: list[np.ndarray] = []
         rows = tile.g_pos_us.shape[0]
         self.row_on = np.zeros(rows)
+        self.row_sum = np.zeros(rows)
         self.row_max = np.zeros(rows)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
@@ -238,6 +240,7 @@ class _Probe:
         self.levels.append(lv.mean(axis=1))
         self.kept.append(lv[len(self.kept) % lv.shape[0]].copy())
         self.row_on += (lv > 0).sum(axis=0)
+        self.row_sum += lv.sum(axis=0)
         self.row_max = np.maximum(self.row_max, lv.max(axis=0))
         return out
 
@@ -250,15 +253,17 @@ class Workload:
     levels: np.ndarray  # mean input level over the rows of each VMM (fraction of v_read)
     row_on_level: np.ndarray | None = None  # (R,) largest level each row was driven at
     row_p_on: np.ndarray | None = None  # (R,) fraction of VMMs that drove each row
+    row_mean_level: np.ndarray | None = None  # (R,) mean level of each row over the VMMs
     drives: np.ndarray | None = None  # (m, R) some drive vectors, one per batch of VMMs
 
     def drive_profile(self, rng: np.random.Generator, n_samples: int = 16) -> DriveProfile:
         """The rows' drive statistics, for :meth:`TileSurrogate.with_drive`."""
-        if self.row_on_level is None or self.row_p_on is None or self.drives is None:
+        if self.row_on_level is None or self.row_mean_level is None or self.drives is None:
             raise ConfigError("This Workload has no per-row statistics; measure it with "
                               "probe_workload.")
+        check_int("Workload.drive_profile", "n_samples", n_samples, 1)
         pick = rng.choice(len(self.drives), min(n_samples, len(self.drives)), replace=False)
-        return DriveProfile(on_level=self.row_on_level, p_on=self.row_p_on,
+        return DriveProfile(on_level=self.row_on_level, mean_level=self.row_mean_level,
                             samples=self.drives[np.sort(pick)])
 
     @property
@@ -297,22 +302,34 @@ def probe_workload(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
     run_reservoir(probe, frames, lif, rng)
     levels = np.concatenate(probe.levels)
     return Workload(np.concatenate(probe.peaks_ua), levels, row_on_level=probe.row_max,
-                    row_p_on=probe.row_on / max(levels.size, 1), drives=np.stack(probe.kept))
+                    row_p_on=probe.row_on / max(levels.size, 1),
+                    row_mean_level=probe.row_sum / max(levels.size, 1),
+                    drives=np.stack(probe.kept))
 
 
-def bind_for_workload(surrogate: TileSurrogate, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
-                      frames: np.ndarray, lif: LIFParams, rng: np.random.Generator, *,
-                      n_samples: int = 16) -> BoundTile:
+def bind_for_workload(backend: TileSurrogate | TiledBackend, g_pos_us: np.ndarray,
+                      g_neg_us: np.ndarray, frames: np.ndarray, lif: LIFParams,
+                      rng: np.random.Generator, *, n_samples: int = 16) -> BoundTile:
     """Bind a map with the surrogate linearised for the reservoir's own drive.
 
-    The reservoir runs once on ``frames`` through the surrogate's default (tangent) binding;
-    the rows' measured drive (:meth:`Workload.drive_profile`, ``n_samples`` vectors solved
-    exactly) then linearises the map (:meth:`TileSurrogate.with_drive`). On the 64 x 64
+    ``backend`` is a fitted surrogate, or a ``TiledBackend`` around one (each row block then
+    gets its rows' share of the profile). The reservoir runs once on ``frames`` through the
+    default (tangent) binding; the rows' measured drive (:meth:`Workload.drive_profile`,
+    ``n_samples`` vectors solved exactly) then linearises the map
+    (:meth:`TileSurrogate.with_drive`). On the 64 x 64
     fidelity network: 0.007 LSB RMS open-loop error against 0.068 for the tangent at the mean
     level and 0.175 at half the read voltage (``benchmarks/bench_linearise.py``).
     """
-    wl = probe_workload(surrogate.bind(g_pos_us, g_neg_us), frames, lif, rng)
-    return surrogate.with_drive(wl.drive_profile(rng, n_samples)).bind(g_pos_us, g_neg_us)
+    inner = backend.inner if isinstance(backend, TiledBackend) else backend
+    if not isinstance(inner, TileSurrogate):
+        raise ConfigError(
+            f"bind_for_workload linearises a TileSurrogate (alone or inside a TiledBackend). "
+            f"Got {type(inner).__name__}; other backends need no linearisation.")
+    wl = probe_workload(backend.bind(g_pos_us, g_neg_us), frames, lif, rng)
+    drive = wl.drive_profile(rng, n_samples)
+    linearised = (dataclasses.replace(backend, inner=inner.with_drive(drive))
+                  if isinstance(backend, TiledBackend) else inner.with_drive(drive))
+    return linearised.bind(g_pos_us, g_neg_us)
 
 
 def workload_full_scale_ua(tile: BoundTile, frames: np.ndarray, lif: LIFParams,

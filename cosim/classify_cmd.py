@@ -111,11 +111,6 @@ class ClassifyConfig:
         check_choice(o, "adc_range", self.adc_range, ("corner", "workload"))
         check_choice(o, "readout_solver", self.readout_solver, ("adam", "lbfgs"))
         check_choice(o, "linearise", self.linearise, ("tangent", "workload"))
-        if self.linearise == "workload" and self.tile_rows:
-            raise ConfigError(
-                f"linearise='workload' profiles the drive of one whole map, but tile_rows="
-                f"{self.tile_rows} splits it over tiles. Drop the tiling or use "
-                "linearise='tangent'.")
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
         for f in ("v_th", "in_level", "rec_level"):
             if not getattr(self, f):
@@ -307,9 +302,8 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
         gp, gn = differential_pair((n_in + h, h), rng, DeviceParams())
         for name, be in backends.items():
             if name == "surrogate" and cfg.linearise == "workload":
-                assert sur is not None
                 # profiled at the grid point that fires most, as the ADC range is
-                tile = bind_for_workload(sur, gp, gn, frames["train"][:200],
+                tile = bind_for_workload(be, gp, gn, frames["train"][:200],
                                          most_active_lif(h, grid),
                                          np.random.default_rng([seed, 5]))
             else:

@@ -36,7 +36,14 @@ from ..models.lsm import run_reservoir
 from ..models.params import DeviceParams, LIFParams, TileSpec
 from ..models.tiling import TiledBackend
 from .backends import make_backend
-from .calibrate import calibration_inputs, calibration_maps, error_table, fit_surrogate, simulate
+from .calibrate import (
+    bind_for_workload,
+    calibration_inputs,
+    calibration_maps,
+    error_table,
+    fit_surrogate,
+    simulate,
+)
 from .datasets import load_dataset, to_frames
 from .runs import RunDir
 
@@ -187,7 +194,10 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
     activity = None
     seed_seq = np.random.SeedSequence(cfg.seed).spawn(len(backends) + 1)
     for (label, be), ss in zip(backends.items(), seed_seq):
-        tile = be.bind(gp, gn)
+        # the surrogate is linearised for the drive this reservoir measures on training data
+        tile = (bind_for_workload(be, gp, gn, data["train"][0][:200], lif,
+                                  np.random.default_rng([cfg.seed, 5]))
+                if "surrogate" in label else be.bind(gp, gn))
         r = np.random.default_rng(ss)
         feats = {}
         for split, (frames, _) in data.items():

@@ -27,7 +27,8 @@ def ngspice_version_string(executable: str = "ngspice") -> str:
     if exe is None:
         return "not installed"
     try:
-        out = subprocess.run([exe, "-v"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([exe, "-v"], capture_output=True, text=True, timeout=30,
+                             check=False).stdout
     except (OSError, subprocess.SubprocessError) as e:
         return f"unknown ({e})"
     m = re.search(r"ngspice-(\S+)", out)

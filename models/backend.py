@@ -146,7 +146,7 @@ class BoundIdeal:
 class IdealBackend:
     """The ideal ``G . V`` model (no wires, no transistor, ideal TIA); optional read noise."""
 
-    spec: TileSpec = TileSpec()
+    spec: TileSpec = TileSpec()  # noqa: RUF009 - frozen, so one shared default is safe
     read_noise_sigma_us: float = 0.0
     name: str = "ideal"
 

@@ -14,7 +14,8 @@ from .params import DeviceParams
 
 
 def sample_formed_map(shape: tuple[int, int], rng: np.random.Generator,
-                      device: DeviceParams = DeviceParams()) -> np.ndarray:
+                      device: DeviceParams = DeviceParams()  # noqa: B008 - frozen dataclass
+                      ) -> np.ndarray:
     """Conductances (uS) of formed cells, normal(g_mean, g_std) floored at ``g_min_us``."""
     check_int("sample_formed_map", "rows", int(shape[0]), 1, 1 << 20)
     check_int("sample_formed_map", "cols", int(shape[1]), 1, 1 << 20)
@@ -23,7 +24,8 @@ def sample_formed_map(shape: tuple[int, int], rng: np.random.Generator,
 
 
 def differential_pair(shape: tuple[int, int], rng: np.random.Generator,
-                      device: DeviceParams = DeviceParams()) -> tuple[np.ndarray, np.ndarray]:
+                      device: DeviceParams = DeviceParams()  # noqa: B008 - frozen dataclass
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """A random differential pair (G+, G-) of formed maps, each of ``shape`` (weights)."""
     return sample_formed_map(shape, rng, device), sample_formed_map(shape, rng, device)
 

@@ -66,7 +66,7 @@ from .backend import (
     output_from_currents,
     read_noise_ua,
 )
-from .checks import check_range
+from .checks import check_int, check_range
 from .errors import ConfigError, DomainWarning, NotFittedError
 from .level1 import level1_at_temperature
 from .params import TileSpec, from_dict, to_dict
@@ -146,38 +146,55 @@ class CalibrationSample:
     i_neg_ua: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DriveProfile:
     """How a workload drives the rows of one map: what the surrogate linearises for.
 
     Shapes: on_level (R,) the level a row is driven at (fraction of ``v_read_v``; its largest
-    observed level, 0 for a row never driven); p_on (R,) the fraction of VMMs driving it;
-    samples (m, R) some of the workload's own drive vectors (levels), solved exactly at
-    ``bind`` to make the model unbiased. Build with :meth:`from_levels`.
+    observed level, 0 for a row never driven); mean_level (R,) its mean level over the
+    workload's VMMs (``on_level x`` the fraction driven, for single-level drive); samples
+    (m, R) some of the workload's own drive vectors (levels), solved exactly at ``bind`` to make
+    the model unbiased. Build with :meth:`from_levels`. The arrays are copied (read-only).
     """
 
     on_level: np.ndarray
-    p_on: np.ndarray
+    mean_level: np.ndarray
     samples: np.ndarray
 
     def __post_init__(self) -> None:
-        on, p, smp = (np.asarray(a, dtype=np.float64) for a in (self.on_level, self.p_on,
-                                                                 self.samples))
-        if on.ndim != 1 or p.shape != on.shape or smp.ndim != 2 or smp.shape[1] != on.size:
-            raise ConfigError(
-                f"DriveProfile needs on_level and p_on of shape (R,) and samples (m, R). Got "
-                f"{on.shape}, {p.shape} and {smp.shape}.")
-        if smp.shape[0] < 1:
-            raise ConfigError("DriveProfile needs at least one sample drive vector. Got 0.")
-        for name, a in (("on_level", on), ("p_on", p), ("samples", smp)):
-            if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
+        arrs = {}
+        for name in ("on_level", "mean_level", "samples"):
+            a = np.array(getattr(self, name), dtype=np.float64)
+            if a.size and (not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1):
                 raise ConfigError(
-                    f"DriveProfile.{name} must lie in [0, 1] (fractions of v_read / of VMMs). "
-                    f"Got values in [{np.nanmin(a):.4g}, {np.nanmax(a):.4g}].")
+                    f"DriveProfile.{name} must lie in [0, 1] (fractions of v_read). Got values "
+                    f"in [{np.nanmin(a):.4g}, {np.nanmax(a):.4g}].")
+            a.setflags(write=False)
+            arrs[name] = a
+            object.__setattr__(self, name, a)
+        on, mean, smp = arrs["on_level"], arrs["mean_level"], arrs["samples"]
+        if on.ndim != 1 or mean.shape != on.shape or smp.ndim != 2 or smp.shape[1] != on.size:
+            raise ConfigError(
+                f"DriveProfile needs on_level and mean_level of shape (R,) and samples (m, R). "
+                f"Got {on.shape}, {mean.shape} and {smp.shape}.")
+        if smp.shape[0] < 1:
+            raise ConfigError("DriveProfile needs at least one sample drive vector (m >= 1). "
+                              "Got 0.")
+        if np.any(mean > on + 1e-12):
+            raise ConfigError(
+                "DriveProfile.mean_level exceeds on_level (the largest level) on rows "
+                f"{np.flatnonzero(mean > on + 1e-12)[:5].tolist()}: the mean of a row's levels "
+                "cannot exceed their maximum. Build the profile with DriveProfile.from_levels.")
 
     @property
     def rows(self) -> int:
         return int(np.asarray(self.on_level).size)
+
+    def row_slice(self, start: int, stop: int) -> DriveProfile:
+        """The profile of rows ``start:stop`` (one row block of a tiled map)."""
+        sl = slice(start, stop)
+        return DriveProfile(on_level=self.on_level[sl], mean_level=self.mean_level[sl],
+                            samples=self.samples[:, sl])
 
     @classmethod
     def from_levels(cls, levels: np.ndarray, rng: np.random.Generator, *,
@@ -193,24 +210,18 @@ class DriveProfile:
             raise ConfigError(
                 f"DriveProfile.from_levels needs recorded drive vectors of shape (n, R) with "
                 f"n >= 1. Got shape {lv.shape}.")
-        n_keep = min(int(n_samples), lv.shape[0])
-        if n_keep < 1:
-            raise ConfigError(f"DriveProfile.from_levels: n_samples must be >= 1. Got "
-                              f"{n_samples}.")
-        pick = rng.choice(lv.shape[0], n_keep, replace=False)
-        return cls(on_level=lv.max(axis=0), p_on=(lv > 0).mean(axis=0),
+        check_int("DriveProfile.from_levels", "n_samples", n_samples, 1)
+        pick = rng.choice(lv.shape[0], min(int(n_samples), lv.shape[0]), replace=False)
+        return cls(on_level=lv.max(axis=0), mean_level=lv.mean(axis=0),
                    samples=lv[np.sort(pick)])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"on_level": np.asarray(self.on_level).tolist(),
-                "p_on": np.asarray(self.p_on).tolist(),
-                "samples": np.asarray(self.samples).tolist()}
+        return {"on_level": self.on_level.tolist(), "mean_level": self.mean_level.tolist(),
+                "samples": self.samples.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DriveProfile:
-        return cls(on_level=np.asarray(d["on_level"], dtype=np.float64),
-                   p_on=np.asarray(d["p_on"], dtype=np.float64),
-                   samples=np.asarray(d["samples"], dtype=np.float64))
+        return cls(on_level=d["on_level"], mean_level=d["mean_level"], samples=d["samples"])
 
 
 class TileSurrogate:
@@ -424,13 +435,14 @@ class TileSurrogate:
     def check_density(self, levels: np.ndarray) -> None:
         """Warn (or raise if strict) when input densities leave the calibrated range.
 
-        All-zero inputs (a reservoir step without events or spikes) are exempt: they are the
-        linear model's constant, not an extrapolation in density.
+        Linearised for a workload, all-zero inputs (a reservoir step without events or
+        spikes) are exempt: that workload's own drive sets the model's constant.
         """
         self._check_fitted()
         d = self.domain_
         dens = levels.mean(axis=1)
-        dens = dens[dens > 0]
+        if self.drive_ is not None:
+            dens = dens[dens > 0]
         if dens.size and (dens.min() < d["density_min"] - 1e-12
                           or dens.max() > d["density_max"] + 1e-12):
             self._out_of_domain(
@@ -471,8 +483,12 @@ class TileSurrogate:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=_json_default)
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted surrogate as JSON (atomic), with its TileSpec and provenance."""
-        return atomic_write_text(path, self.to_json() + "\n")
+        """Write the fitted surrogate as JSON (atomic), with its TileSpec and provenance.
+
+        A drive profile is not saved: it belongs to one network's map and workload, and a
+        surrogate file is a tile model that other networks load.
+        """
+        return atomic_write_text(path, self.with_drive(None).to_json() + "\n")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, strict: bool = False) -> TileSurrogate:
@@ -528,6 +544,12 @@ class TileSurrogate:
         s.drive_ = drive
         return s
 
+    def row_block(self, start: int, stop: int) -> TileSurrogate:
+        """The backend for rows ``start:stop`` of a larger map (``TiledBackend`` asks): this
+        surrogate, with its drive profile cut to those rows."""
+        return self if self.drive_ is None else self.with_drive(
+            self.drive_.row_slice(start, stop))
+
     def summary(self) -> dict[str, Any]:
         """The fitted numbers a report shows."""
         self._check_fitted()
@@ -570,20 +592,17 @@ class _Linearised:
                   drive: DriveProfile) -> _Linearised:
         """Chord-per-row linearisation for a workload (module docstring, steps 1-4)."""
         term = terminations(spec)
-        on = np.asarray(drive.on_level, dtype=np.float64)
-        mean = on * np.asarray(drive.p_on, dtype=np.float64)
         g_s = g_phys_us * 1e-6
-        smp = np.asarray(drive.samples, dtype=np.float64)
-        d_smp = dac_volts(smp, spec)
-        ops = operating_points(g_s, model, term, np.vstack([dac_volts(mean[None], spec),
-                                                            d_smp]))
+        d_smp = dac_volts(drive.samples, spec)
+        # the mean state is a linearisation point, not a DAC code: unquantised volts
+        d_mean = drive.mean_level * spec.v_read_v
+        ops = operating_points(g_s, model, term, np.vstack([d_mean, d_smp]))
         op = ops[0]
-        # A cell's voltage scales with its row's drive (the wires are linear), so the midpoint
-        # of the row's swing, 0 -> on, is the mean state's cell voltage scaled by on/2 / mean.
-        driven = mean > 0
-        scale = np.where(driven, 0.5 * on / np.where(driven, mean, 1.0), 1.0)[:, None]
-        v_r_mid = op.v_c + (op.v_r - op.v_c) * scale
-        _, a_mid, _, _ = cell_iv(v_r_mid, op.v_c, g_s, model, op.v_m)
+        # Midpoint of each row's swing (0 -> on): its row taps move with the row's own DAC
+        # voltage (the row wire drops a small, linear share of it); the column taps stay at the
+        # mean state, which the other rows set.
+        shift = 0.5 * dac_volts(drive.on_level, spec) - d_mean
+        _, a_mid, _, _ = cell_iv(op.v_r + shift[:, None], op.v_c, g_s, model)
         t = factorise(a_mid, op.b_s, term, store=False).transfer() * 1e6
         i_smp = np.stack([o.i_tia_a for o in ops[1:]]) * 1e6
         c = (i_smp - d_smp @ t).mean(axis=0)

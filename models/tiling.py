@@ -38,9 +38,13 @@ class TiledBackend:
         gn = as_conductance("g_neg_us", g_neg_us, shape=gp.shape)
         r_edges = np.arange(0, gp.shape[0], self.tile_rows)
         c_edges = np.arange(0, gp.shape[1], self.tile_cols)
-        tiles = [[self.inner.bind(gp[r:r + self.tile_rows, c:c + self.tile_cols],
-                                  gn[r:r + self.tile_rows, c:c + self.tile_cols])
-                  for c in c_edges] for r in r_edges]
+        # a backend that depends on how its rows are driven (a surrogate linearised for a
+        # workload) gives each row block its own rows' share
+        block = getattr(self.inner, "row_block", None)
+        inners = [block(r, r + self.tile_rows) if block else self.inner for r in r_edges]
+        tiles = [[be.bind(gp[r:r + self.tile_rows, c:c + self.tile_cols],
+                          gn[r:r + self.tile_rows, c:c + self.tile_cols])
+                  for c in c_edges] for r, be in zip(r_edges, inners)]
         return BoundTiled(gp, gn, r_edges, c_edges, self.tile_rows, self.tile_cols, tiles)
 
 
@@ -70,9 +74,9 @@ class BoundTiled:
             for bj, c in enumerate(self.c_edges):
                 out = self.tiles[bi][bj].apply(xs, rng, volts=volts)
                 sl = slice(c, c + out.y.shape[1])
-                for f in acc:
-                    acc[f][:, sl] += getattr(out, f)
-                for f in codes:
-                    codes[f][:, sl] += getattr(out, f)
+                for f, a in acc.items():
+                    a[:, sl] += getattr(out, f)
+                for f, c in codes.items():
+                    c[:, sl] += getattr(out, f)
         return TileOutput(y=acc["y"], i_pos_ua=acc["i_pos_ua"], i_neg_ua=acc["i_neg_ua"],
                           codes_pos=codes["codes_pos"], codes_neg=codes["codes_neg"])

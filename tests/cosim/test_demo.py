@@ -8,8 +8,9 @@ from rram_cosim.cosim.cli import main
 from rram_cosim.cosim.pipeline import DemoConfig, run_demo
 from rram_cosim.models.errors import ConfigError
 
-SMALL = dict(tile_rows=8, tile_cols=8, n_cal_maps=2, n_test_maps=1, n_vectors=12, hidden=16,
-             n_steps=20, n_train=60, n_val=30, n_test=30, readout_epochs=20)
+SMALL = {"tile_rows": 8, "tile_cols": 8, "n_cal_maps": 2, "n_test_maps": 1, "n_vectors": 12,
+         "hidden": 16, "n_steps": 20, "n_train": 60, "n_val": 30, "n_test": 30,
+         "readout_epochs": 20}
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def demo_run(tmp_path_factory):
 
 
 def test_demo_writes_a_complete_run_folder(demo_run):
-    root, summary = demo_run
+    root, _ = demo_run
     run = root / "small"
     for f in ("config.json", "versions.json", "tile_error.csv", "tile_error.png", "accuracy.csv",
               "accuracy.png", "energy.csv", "energy_summary.csv", "energy_constants.csv",

@@ -19,7 +19,7 @@ def _tonic_io():
     spec = importlib.util.find_spec("tonic")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("tonic is not installed (scripts/setup.sh installs it for the tests)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "io.py"
+    path = Path(next(iter(spec.submodule_search_locations))) / "io.py"
     mod_spec = importlib.util.spec_from_file_location("_tonic_io", path)
     mod = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(mod)

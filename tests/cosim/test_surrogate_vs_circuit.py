@@ -87,3 +87,59 @@ def test_bsim4_card_gets_a_fitted_effective_transistor(tmp_path):
     assert res.surrogate.fitted_transistor_
     assert e.loc["surrogate", "rms_lsb"] < 1.0 and e.loc["surrogate", "max_code_lsb"] <= 2
     assert e.loc["ideal", "rms_lsb"] > 100 * e.loc["surrogate", "rms_lsb"]
+
+
+def test_bind_for_workload_on_tiles_tracks_the_circuit_closer_than_the_tangent():
+    """A tiled surrogate linearised for a reservoir's drive: every tile carries its rows'
+    profile, and on that reservoir's own drive vectors its currents sit closer to the circuit
+    (nodal engine, same tiling) than the tangent's."""
+    from rram_cosim.cosim.backends import make_backend
+    from rram_cosim.cosim.calibrate import bind_for_workload, calibration_maps, fit_surrogate
+    from rram_cosim.cosim.calibrate import simulate as simulate_cal
+    from rram_cosim.models.backend import IdealBackend
+    from rram_cosim.models.conductance import differential_pair
+    from rram_cosim.models.errors import ConfigError
+    from rram_cosim.models.lsm import run_reservoir
+    from rram_cosim.models.params import DeviceParams, LIFParams
+    from rram_cosim.models.surrogate import interleave
+    from rram_cosim.models.tiling import TiledBackend
+
+    spec = TileSpec(rows=16, cols=8, r_wire_ohm=5.0)
+    rng = np.random.default_rng(3)
+    maps = calibration_maps((16, 8), 2, rng, DeviceParams(), spec)
+    cal = simulate_cal(make_backend("nodal", spec), maps,
+                       [calibration_inputs(16, 8, rng) for _ in maps], rng)
+    sur = fit_surrogate(spec, cal, read_noise_sigma_us=0.0, provenance={})
+    sur.linearise_level = 0.2
+    n_in, h = 24, 8
+    frames = (rng.random((24, 15, n_in)) < 0.25).astype(float)
+    lif = LIFParams(hidden=h, v_th=1.0, rec_level=0.25)
+    gp, gn = differential_pair((n_in + h, h), rng)
+    tiled = TiledBackend(sur, 16, 8)
+    bound = bind_for_workload(tiled, gp, gn, frames[:12], lif, np.random.default_rng(4))
+    assert [t.model.drive_.rows for row in bound.tiles for t in row] == [16, 16]
+
+    class Keep:  # the drive vectors of the held-out frames, through the tangent tiles
+        def __init__(self, tile):
+            self.tile, self.spec = tile, tile.spec
+            self.g_pos_us, self.g_neg_us = tile.g_pos_us, tile.g_neg_us
+            self.x = []
+
+        def apply(self, x, rng, *, volts=False):
+            self.x.append(np.array(x))
+            return self.tile.apply(x, rng, volts=volts)
+
+    keep = Keep(tiled.bind(gp, gn))
+    run_reservoir(keep, frames[12:], lif, np.random.default_rng(5))
+    x = np.concatenate(keep.x)
+    assert (x[:, n_in:] > 0).mean() > 0.02  # the recurrent rows are driven too
+    ref = TiledBackend(make_backend("nodal", spec), 16, 8).bind(gp, gn).apply(x, rng)
+    lsb = current_lsb_ua(spec)
+    err = {}
+    for name, b in (("workload", bound), ("tangent", tiled.bind(gp, gn))):
+        out = b.apply(x, rng)
+        err[name] = np.sqrt(np.mean((interleave(out.i_pos_ua, out.i_neg_ua)
+                                     - interleave(ref.i_pos_ua, ref.i_neg_ua)) ** 2)) / lsb
+    assert err["workload"] < 0.5 * err["tangent"], err
+    with pytest.raises(ConfigError, match="linearises a TileSurrogate"):
+        bind_for_workload(IdealBackend(spec), gp, gn, frames, lif, rng)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rram_cosim.models.errors import ConfigError, DomainWarning, NotFittedError
 from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
-from rram_cosim.models.periphery import dac_volts
+from rram_cosim.models.periphery import current_lsb_ua, dac_volts
 from rram_cosim.models.surrogate import (
     CalibrationSample,
     DriveProfile,
@@ -219,6 +219,51 @@ def test_drive_profile_makes_the_surrogate_unbiased_and_closer_than_any_tangent(
     assert abs(float(e_drv.mean())) < 0.2 * abs(float(e_tan.mean()))
 
 
+def test_rarely_driven_rows_are_linearised_at_their_own_swing():
+    """A row driven once in a thousand VMMs still swings 0 -> on when it fires: the model must
+    stay as good on vectors where rare rows fire as where only common ones do."""
+    spec = TileSpec(rows=24, cols=12, r_wire_ohm=5.0)
+    rng = np.random.default_rng(7)
+    sur, _ = _fitted(spec, rng, read_noise_sigma_us=0.0)
+    gp, gn = rng.uniform(3, 28, (24, 12)), rng.uniform(3, 28, (24, 12))
+    rec = _spiking_drive(rng, 4000, 24, 12)
+    rec[:, [3, 15]] = 0.0
+    rec[:4, 3], rec[:4, 15] = 1.0, 0.25  # rows 3 and 15: driven in 1e-3 of the VMMs
+    test = _spiking_drive(np.random.default_rng(8), 60, 24, 12)
+    test[:, 3], test[:, 15] = 1.0, 0.25  # ... and firing in every test vector
+    exact = np.stack([o.i_tia_a for o in operating_points(
+        interleave(gp, gn) * 1e-6, sur.cell_model(), terminations(spec),
+        dac_volts(test, spec))]) * 1e6
+    prof = DriveProfile.from_levels(rec, np.random.default_rng(0))
+    ip, i_n = sur.with_drive(prof).bind(gp, gn).currents(test)
+    err_lsb = (interleave(ip, i_n) - exact) / current_lsb_ua(spec)
+    sur.linearise_level = float(rec.mean())
+    ip, i_n = sur.bind(gp, gn).currents(test)
+    tan_lsb = (interleave(ip, i_n) - exact) / current_lsb_ua(spec)
+    assert np.sqrt(np.mean(err_lsb**2)) < 0.5 * np.sqrt(np.mean(tan_lsb**2))
+
+
+def test_tiled_surrogate_gives_each_row_block_its_rows_profile():
+    from rram_cosim.models.tiling import TiledBackend
+
+    spec = TileSpec(rows=8, cols=4)
+    rng = np.random.default_rng(2)
+    sur, _ = _fitted(spec, rng, read_noise_sigma_us=0.0)
+    big_g = rng.uniform(5, 25, (20, 6)), rng.uniform(5, 25, (20, 6))
+    lv = _spiking_drive(rng, 50, 20, 12)
+    prof = DriveProfile.from_levels(lv, np.random.default_rng(0), n_samples=5)
+    bound = TiledBackend(sur.with_drive(prof), 8, 4).bind(*big_g)
+    for bi, r in enumerate((0, 8, 16)):
+        for t in bound.tiles[bi]:
+            got = t.model.drive_
+            np.testing.assert_array_equal(got.samples, prof.samples[:, r:r + 8])
+            np.testing.assert_array_equal(got.on_level, prof.on_level[r:r + 8])
+    # and each block is linearised for its rows: same as binding that block alone
+    alone = sur.with_drive(prof.row_slice(8, 16)).bind(big_g[0][8:16, :4], big_g[1][8:16, :4])
+    np.testing.assert_array_equal(bound.tiles[1][0].t_pos_, alone.t_pos_)
+    assert sur.row_block(0, 8) is sur  # no profile: nothing to cut
+
+
 def test_drive_profile_statistics_persistence_and_errors(tmp_path):
     spec = TileSpec(rows=8, cols=4)
     rng = np.random.default_rng(1)
@@ -226,23 +271,33 @@ def test_drive_profile_statistics_persistence_and_errors(tmp_path):
     lv = np.array([[1.0, 0, 0.25, 0, 0, 0, 0, 0], [1.0, 1.0, 0, 0, 0, 0, 0, 0.5]] * 5)
     prof = DriveProfile.from_levels(lv, np.random.default_rng(0), n_samples=4)
     np.testing.assert_array_equal(prof.on_level, [1, 1, 0.25, 0, 0, 0, 0, 0.5])
-    np.testing.assert_array_equal(prof.p_on, [1, 0.5, 0.5, 0, 0, 0, 0, 0.5])
+    np.testing.assert_array_equal(prof.mean_level, [1, 0.5, 0.125, 0, 0, 0, 0, 0.25])
     assert prof.samples.shape == (4, 8)
     # the same seed keeps the same vectors
     again = DriveProfile.from_levels(lv, np.random.default_rng(0), n_samples=4)
     np.testing.assert_array_equal(prof.samples, again.samples)
     d = sur.with_drive(prof)
     assert sur.drive_ is None  # a copy
-    back = TileSurrogate.load(d.save(tmp_path / "s.json"))
-    np.testing.assert_array_equal(back.drive_.samples, prof.samples)
+    # copies keep the profile; a saved file (a tile model other networks load) does not
+    copy = TileSurrogate.from_dict(d.to_dict()).with_noise(0.2)
+    np.testing.assert_array_equal(copy.drive_.samples, prof.samples)
     gp = rng.uniform(5, 30, (8, 4))
-    np.testing.assert_array_equal(back.bind(gp, gp).t_pos_, d.bind(gp, gp).t_pos_)
+    np.testing.assert_array_equal(copy.bind(gp, gp).t_pos_, d.bind(gp, gp).t_pos_)
+    assert TileSurrogate.load(d.save(tmp_path / "s.json")).drive_ is None
+    assert "drive" not in (tmp_path / "s.json").read_text() or json.loads(
+        (tmp_path / "s.json").read_text())["drive"] is None
+    with pytest.raises(ValueError, match="read-only"):
+        prof.samples[0, 0] = 0.5
     with pytest.raises(ConfigError, match="describes 8 rows, but the map has 6"):
         d.bind(gp[:6], gp[:6])
     with pytest.raises(ConfigError, match=r"must lie in \[0, 1\]"):
-        DriveProfile(on_level=np.full(8, 1.5), p_on=np.zeros(8), samples=np.zeros((1, 8)))
+        DriveProfile(on_level=np.full(8, 1.5), mean_level=np.zeros(8), samples=np.zeros((1, 8)))
     with pytest.raises(ConfigError, match="shape"):
-        DriveProfile(on_level=np.ones(8), p_on=np.zeros(7), samples=np.zeros((1, 8)))
+        DriveProfile(on_level=np.ones(8), mean_level=np.zeros(7), samples=np.zeros((1, 8)))
+    with pytest.raises(ConfigError, match="exceeds on_level"):
+        DriveProfile(on_level=np.zeros(8), mean_level=np.full(8, 0.5), samples=np.zeros((1, 8)))
+    with pytest.raises(ConfigError, match="n_samples"):
+        DriveProfile.from_levels(lv, rng, n_samples=0)
     with pytest.raises(ConfigError, match="n >= 1"):
         DriveProfile.from_levels(np.zeros((0, 8)), rng)
     with pytest.raises(ConfigError, match="DriveProfile or None"):
