@@ -47,7 +47,7 @@ from ..models.conductance import differential_pair
 from ..models.errors import ConfigError, DomainWarning
 from ..models.heads import SoftmaxReadout
 from ..models.lsm import ReservoirActivity, run_reservoir
-from ..models.params import AdcSpec, DeviceParams, LIFParams, TileSpec, from_dict, to_dict
+from ..models.params import AdcSpec, DeviceParams, LIFParams, TileSpec, from_dict
 from ..models.surrogate import TileSurrogate
 from ..models.tiling import TiledBackend
 from .backends import BACKENDS
@@ -448,10 +448,7 @@ def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: En
     gp, gn = differential_pair((n_in + h, h), np.random.default_rng(seed), DeviceParams())
     rows = []
     for b in bits:
-        d = sur.to_dict()
-        d["spec"] = to_dict(dataclasses.replace(sur.spec, adc=AdcSpec(
-            bits=int(b), v_full_scale_v=sur.spec.adc.v_full_scale_v)))
-        s_b = TileSurrogate.from_dict(d)
+        s_b = sur.with_adc(AdcSpec(bits=int(b), v_full_scale_v=sur.spec.adc.v_full_scale_v))
         tile = TiledBackend(s_b, int(ccfg["tile_rows"]) or sur.spec.rows,
                             int(ccfg["tile_cols"]) or sur.spec.cols).bind(gp, gn)
         r = np.random.default_rng([seed, 1])

@@ -51,7 +51,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ from .backend import (
 from .checks import check_int, check_range
 from .errors import ConfigError, DomainWarning, NotFittedError
 from .level1 import level1_at_temperature
-from .params import TileSpec, from_dict, to_dict
+from .params import AdcSpec, TileSpec, from_dict, to_dict
 from .periphery import current_lsb_ua, dac_volts
 from .tile_network import (
     CellModel,
@@ -543,6 +543,17 @@ class TileSurrogate:
         s = TileSurrogate.from_dict(self.to_dict(), strict=self.strict)
         s.drive_ = drive
         return s
+
+    def with_adc(self, adc: AdcSpec) -> TileSurrogate:
+        """A copy behind another ADC (resolution, full scale). The calibrated circuit (array,
+        transistor, wires, TIA) is unchanged, so the fit stays valid; anything else needs a
+        recalibration."""
+        self._check_fitted()
+        if not isinstance(adc, AdcSpec):
+            raise ConfigError(f"with_adc needs an AdcSpec. Got {type(adc).__name__}.")
+        d = self.to_dict()
+        d["spec"] = to_dict(replace(self.spec, adc=adc))
+        return TileSurrogate.from_dict(d, strict=self.strict)
 
     def row_block(self, start: int, stop: int) -> TileSurrogate:
         """The backend for rows ``start:stop`` of a larger map (``TiledBackend`` asks): this

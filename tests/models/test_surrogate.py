@@ -302,3 +302,20 @@ def test_drive_profile_statistics_persistence_and_errors(tmp_path):
         DriveProfile.from_levels(np.zeros((0, 8)), rng)
     with pytest.raises(ConfigError, match="DriveProfile or None"):
         sur.with_drive({"on_level": 1})
+
+
+def test_with_adc_changes_only_the_quantisation():
+    from rram_cosim.models.params import AdcSpec
+
+    spec = TileSpec(rows=8, cols=4)
+    rng = np.random.default_rng(5)
+    sur, _ = _fitted(spec, rng, read_noise_sigma_us=0.0)
+    low = sur.with_adc(AdcSpec(bits=6, v_full_scale_v=spec.adc.v_full_scale_v))
+    assert low.spec.adc.bits == 6 and sur.spec.adc.bits == spec.adc.bits
+    gp, gn = rng.uniform(5, 30, (8, 4)), rng.uniform(5, 30, (8, 4))
+    x = (rng.random((20, 8)) < 0.5).astype(float)
+    hi_out, lo_out = sur.bind(gp, gn).apply(x, rng), low.bind(gp, gn).apply(x, rng)
+    np.testing.assert_array_equal(hi_out.i_pos_ua, lo_out.i_pos_ua)  # same circuit
+    assert lo_out.codes_pos.max() <= 63 < hi_out.codes_pos.max()
+    with pytest.raises(ConfigError, match="AdcSpec"):
+        sur.with_adc(6)
