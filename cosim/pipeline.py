@@ -280,8 +280,10 @@ def _write_demo_report(run: RunDir, cfg: DemoConfig, spec: TileSpec, err: pd.Dat
             f"vectors each; surrogate calibrated (access transistor r_on = "
             f"{s['r_on_ohm']:.1f} ohm); a LIF reservoir (hidden {cfg.hidden}, T {cfg.n_steps}) on "
             f"`{cfg.dataset}` ({cfg.n_train}/{cfg.n_val}/{cfg.n_test} train/val/test samples) "
-            "with every VMM through the surrogate, tiled over the calibrated tile size; a "
-            "softmax readout trained with Adam. Nothing was selected on the test split.")),
+            "with every VMM through the surrogate, tiled over the calibrated tile size and "
+            "linearised for the drive the reservoir measured on up to 200 training samples "
+            "(per-row chord, see docs/tile.md); a softmax readout trained with Adam. Nothing "
+            "was selected on the test split.")),
         ("Tile VMM error on held-out maps (vs the circuit simulation)",
          markdown_table(err) + "\n\nOne LSB is one code of a column's ADC; current errors are "
          "before quantisation, code errors after it. ![](tile_error.png)"),
