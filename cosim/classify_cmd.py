@@ -419,7 +419,10 @@ def _report(run: RunDir, cfg: ClassifyConfig, spec: TileSpec, data: dict, n_in: 
             f"map ({tile}; r_wire {cfg.r_wire_ohm} ohm, {cfg.adc_bits}-bit ADC with full scale "
             f"{spec.adc.v_full_scale_v / spec.r_f_ohm * 1e6:.0f} uA per column, "
             f"'{cfg.adc_range}' range), backends "
-            f"{', '.join(cfg.backends)}, {cfg.seeds} network seed(s). Hyperparameters chosen per "
+            f"{', '.join(cfg.backends)}"
+            + (f" (surrogate linearised: '{cfg.linearise}')" if "surrogate" in cfg.backends
+               else "")
+            + f", {cfg.seeds} network seed(s). Hyperparameters chosen per "
             "seed and backend on validation (grid in grid.csv); nothing selected on "
             f"test. Wall time {wall:.0f} s.")),
         ("Accuracy (mean and std over seeds)", markdown_table(summary_tab)),
