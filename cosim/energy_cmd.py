@@ -428,7 +428,10 @@ def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: En
 
     The run's fitted surrogate is reused with only the ADC resolution changed (R_f, and so
     every column current, does not depend on it); same map, data, hyperparameters and seeds.
+    A run with ``--linearise workload`` is linearised for its drive again, profiled at the
+    chosen hyperparameters (classify profiles at the grid's most active point).
     """
+    from .calibrate import bind_for_workload
     from .classify_cmd import load_task_frames
 
     if src.run_path is None:
@@ -449,8 +452,13 @@ def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: En
     rows = []
     for b in bits:
         s_b = sur.with_adc(AdcSpec(bits=int(b), v_full_scale_v=sur.spec.adc.v_full_scale_v))
-        tile = TiledBackend(s_b, int(ccfg["tile_rows"]) or sur.spec.rows,
-                            int(ccfg["tile_cols"]) or sur.spec.cols).bind(gp, gn)
+        be = TiledBackend(s_b, int(ccfg["tile_rows"]) or sur.spec.rows,
+                          int(ccfg["tile_cols"]) or sur.spec.cols)
+        if ccfg.get("linearise", "tangent") == "workload":
+            tile = bind_for_workload(be, gp, gn, frames["train"][:200], lif,
+                                     np.random.default_rng([seed, 5]))
+        else:
+            tile = be.bind(gp, gn)
         r = np.random.default_rng([seed, 1])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DomainWarning)

@@ -180,11 +180,13 @@ class DriveProfile:
         if smp.shape[0] < 1:
             raise ConfigError("DriveProfile needs at least one sample drive vector (m >= 1). "
                               "Got 0.")
-        if np.any(mean > on + 1e-12):
+        bad = np.flatnonzero(mean > on + 1e-12)[:5]
+        if bad.size:
             raise ConfigError(
-                "DriveProfile.mean_level exceeds on_level (the largest level) on rows "
-                f"{np.flatnonzero(mean > on + 1e-12)[:5].tolist()}: the mean of a row's levels "
-                "cannot exceed their maximum. Build the profile with DriveProfile.from_levels.")
+                f"DriveProfile.mean_level exceeds on_level (the largest level) on rows "
+                f"{bad.tolist()}: mean {mean[bad].tolist()} > on {on[bad].tolist()}. A row's "
+                "mean level must lie in [0, on_level]; build the profile with "
+                "DriveProfile.from_levels.")
 
     @property
     def rows(self) -> int:
@@ -546,20 +548,29 @@ class TileSurrogate:
 
     def with_adc(self, adc: AdcSpec) -> TileSurrogate:
         """A copy behind another ADC (resolution, full scale). The calibrated circuit (array,
-        transistor, wires, TIA) is unchanged, so the fit stays valid; anything else needs a
-        recalibration."""
+        transistor, wires, TIA with its R_f, pinned here) is unchanged, so the fit stays
+        valid; anything else needs a recalibration. Noise, strictness and drive profile are
+        kept."""
         self._check_fitted()
         if not isinstance(adc, AdcSpec):
             raise ConfigError(f"with_adc needs an AdcSpec. Got {type(adc).__name__}.")
         d = self.to_dict()
-        d["spec"] = to_dict(replace(self.spec, adc=adc))
+        tia = replace(self.spec.tia, r_f_ohm=self.spec.r_f_ohm)
+        d["spec"] = to_dict(replace(self.spec, adc=adc, tia=tia))
         return TileSurrogate.from_dict(d, strict=self.strict)
 
-    def row_block(self, start: int, stop: int) -> TileSurrogate:
-        """The backend for rows ``start:stop`` of a larger map (``TiledBackend`` asks): this
-        surrogate, with its drive profile cut to those rows."""
-        return self if self.drive_ is None else self.with_drive(
-            self.drive_.row_slice(start, stop))
+    def row_block(self, start: int, stop: int, map_rows: int) -> TileSurrogate:
+        """The backend for rows ``start:stop`` of a ``map_rows``-row map (``TiledBackend``
+        asks): this surrogate, with its drive profile cut to those rows."""
+        if self.drive_ is None:
+            return self
+        if self.drive_.rows != map_rows:
+            raise ConfigError(
+                f"The surrogate's drive profile describes {self.drive_.rows} rows, but the "
+                f"tiled map has {map_rows}. Measure the profile on this network's own drive "
+                "(rram_cosim.cosim.calibrate.bind_for_workload), or clear it with "
+                "with_drive(None).")
+        return self.with_drive(self.drive_.row_slice(start, stop))
 
     def summary(self) -> dict[str, Any]:
         """The fitted numbers a report shows."""

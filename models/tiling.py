@@ -41,7 +41,8 @@ class TiledBackend:
         # a backend that depends on how its rows are driven (a surrogate linearised for a
         # workload) gives each row block its own rows' share
         block = getattr(self.inner, "row_block", None)
-        inners = [block(r, r + self.tile_rows) if block else self.inner for r in r_edges]
+        inners = [block(r, r + self.tile_rows, gp.shape[0]) if block else self.inner
+                  for r in r_edges]
         tiles = [[be.bind(gp[r:r + self.tile_rows, c:c + self.tile_cols],
                           gn[r:r + self.tile_rows, c:c + self.tile_cols])
                   for c in c_edges] for r, be in zip(r_edges, inners)]
@@ -76,7 +77,7 @@ class BoundTiled:
                 sl = slice(c, c + out.y.shape[1])
                 for f, a in acc.items():
                     a[:, sl] += getattr(out, f)
-                for f, c in codes.items():
-                    c[:, sl] += getattr(out, f)
+                for f, arr in codes.items():
+                    arr[:, sl] += getattr(out, f)
         return TileOutput(y=acc["y"], i_pos_ua=acc["i_pos_ua"], i_neg_ua=acc["i_neg_ua"],
                           codes_pos=codes["codes_pos"], codes_neg=codes["codes_neg"])

@@ -99,7 +99,16 @@ def test_workload_linearised_surrogate_tracks_the_ideal_network(tmp_path):
     # same map, same data: the linearisation moves the surrogate's accuracy only a little
     for lin, h in out.items():
         assert abs(h["LSM, surrogate"]["val"] - h["LSM, ideal"]["val"]) <= 0.2, lin
+        assert f"linearised: '{lin}'" in (tmp_path / lin / "report.md").read_text()
     assert out["tangent"]["LSM, ideal"] == out["workload"]["LSM, ideal"]
+    # the energy command's ADC sweep re-runs that network, linearised the same way
+    from rram_cosim.cosim.energy_cmd import EnergyConfig, run_energy
+
+    run_energy(EnergyConfig(name="e", from_run=str(tmp_path / "workload"), adc_bits=(4, 14),
+                            array_source="conductance"), tmp_path, progress=False)
+    sweep = pd.read_csv(tmp_path / "e" / "adc_sweep.csv").set_index("bits")
+    assert sweep.loc[14, "val_acc"] == pytest.approx(out["workload"]["LSM, surrogate"]["val"],
+                                                     abs=0.15)
 
 
 def test_workload_full_scale_is_a_high_quantile_of_the_reservoir_currents():

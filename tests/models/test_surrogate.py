@@ -261,7 +261,10 @@ def test_tiled_surrogate_gives_each_row_block_its_rows_profile():
     # and each block is linearised for its rows: same as binding that block alone
     alone = sur.with_drive(prof.row_slice(8, 16)).bind(big_g[0][8:16, :4], big_g[1][8:16, :4])
     np.testing.assert_array_equal(bound.tiles[1][0].t_pos_, alone.t_pos_)
-    assert sur.row_block(0, 8) is sur  # no profile: nothing to cut
+    assert sur.row_block(0, 8, 20) is sur  # no profile: nothing to cut
+    with pytest.raises(ConfigError, match="describes 20 rows, but the tiled map has 24"):
+        TiledBackend(sur.with_drive(prof), 8, 4).bind(rng.uniform(5, 25, (24, 6)),
+                                                      rng.uniform(5, 25, (24, 6)))
 
 
 def test_drive_profile_statistics_persistence_and_errors(tmp_path):
@@ -319,3 +322,11 @@ def test_with_adc_changes_only_the_quantisation():
     assert lo_out.codes_pos.max() <= 63 < hi_out.codes_pos.max()
     with pytest.raises(ConfigError, match="AdcSpec"):
         sur.with_adc(6)
+    # R_f is the calibrated circuit's: pinned when the ADC's full scale changes
+    half = sur.with_adc(AdcSpec(bits=14, v_full_scale_v=spec.adc.v_full_scale_v / 2))
+    assert half.spec.r_f_ohm == sur.spec.r_f_ohm
+    prof = DriveProfile.from_levels(x, rng)
+    kept = TileSurrogate.from_dict(sur.to_dict(), strict=True).with_drive(prof).with_adc(
+        AdcSpec(bits=8, v_full_scale_v=spec.adc.v_full_scale_v))
+    assert kept.strict
+    np.testing.assert_array_equal(kept.drive_.samples, prof.samples)
