@@ -155,6 +155,9 @@ class SweepConfig:
     # ADC full scale: 'corner' = every cell at the domain's top, all rows on (never clips);
     # 'workload' = 1.1 x the 99.9th percentile of the task's column currents (as classify)
     adc_range: str = "corner"
+    # surrogate linearisation, as classify's: 'tangent' or 'workload' (for the drive the
+    # reservoir measures on training data at the grid's most active point)
+    linearise: str = "tangent"
     tile_rows: int = 0  # 0: the whole map on one macro (as on the paper's board)
     tile_cols: int = 0
     # surrogate calibration: maps (plus the corner map) and vectors a map. With the level-1
@@ -171,6 +174,7 @@ class SweepConfig:
         o = "SweepConfig"
         check_choice(o, "task", self.task, TASKS)
         check_choice(o, "adc_range", self.adc_range, ("corner", "workload"))
+        check_choice(o, "linearise", self.linearise, ("tangent", "workload"))
         lists = {"icc": (FormingConditions.I_CC_RANGE_A, "A", True),
                  "v_form": (FormingConditions.V_FORM_RANGE_V, "V", False),
                  "t_pulse": ((1e-12, 1.0), "s", False), "r_wire": ((0.0, 1e4), "ohm", False)}
@@ -214,6 +218,10 @@ class SweepConfig:
         if self.task.startswith("zeroshot:") and self.adc_range != "corner":
             raise ConfigError("adc_range='workload' is measured on a classification "
                               "task; the zero-shot task uses the 'corner' range.")
+        if self.task.startswith("zeroshot:") and self.linearise != "tangent":
+            raise ConfigError("linearise='workload' profiles a classification reservoir's "
+                              "drive; the zero-shot task (two encoders on one map) uses "
+                              "linearise='tangent'.")
 
     def n_units(self) -> int:
         return (len(self.icc) * len(self.v_form) * len(self.t_pulse) * len(self.r_wire)
@@ -263,6 +271,8 @@ def _task_dict(cfg: SweepConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     for f in _EXEC_FIELDS + _AXES:
         d.pop(f)
+    if d["linearise"] == "tangent":
+        d.pop("linearise")  # the default before the option existed: older sweeps resume
     return d
 
 
@@ -488,14 +498,23 @@ def _grid(t: dict[str, Any], audio: bool, v_th_scale: float
                                   t["in_level"], t["rec_level"]))
 
 
-def _classify(unit: Unit, tile: Any, w_scale: float, rng_seed: int
-              ) -> tuple[dict[str, Any], Any, LIFParams, int]:
+def _classify(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale: float,
+              rng_seed: int) -> tuple[dict[str, Any], Any, LIFParams, int]:
     t = unit.task
     frames, labels, audio, _ = _frames(t["task"], t["data_seed"],
                                        (t["n_train"], t["n_val"], t["n_test"]), t["n_steps"],
                                        t["crop"])
     n_classes = int(max(lab.max() for lab in labels.values()) + 1)
-    val, lif, _, clf = select_on_validation(tile, frames, labels, _grid(t, audio, w_scale),
+    grid = _grid(t, audio, w_scale)
+    if t.get("linearise", "tangent") == "workload":
+        from .calibrate import bind_for_workload
+
+        tile = bind_for_workload(backend, gp, gn, frames["train"][:200],
+                                 most_active_lif(t["hidden"], grid),
+                                 np.random.default_rng([rng_seed, 5]))
+    else:
+        tile = backend.bind(gp, gn)
+    val, lif, _, clf = select_on_validation(tile, frames, labels, grid,
                                             t["hidden"], n_classes, rng_seed,
                                             epochs=t["readout_epochs"])
     feats_test, act = run_reservoir(tile, frames["test"], lif,
@@ -635,8 +654,8 @@ def _compute(unit: Unit, cache: Path) -> dict[str, Any]:
         if t["task"].startswith("zeroshot:"):
             out.update(_zeroshot(unit, backend, gp, gn, w_scale, sur.spec))
         else:
-            tile = backend.bind(gp, gn)
-            acc, act, lif, n_classes = _classify(unit, tile, w_scale, unit.net_seed)
+            acc, act, lif, n_classes = _classify(unit, backend, gp, gn, w_scale,
+                                                 unit.net_seed)
             out.update(acc)
             out.update(_energy(act, sur.spec, gp, gn, n_classes, lif))
     out["v_th_scale"] = w_scale

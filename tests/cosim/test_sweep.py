@@ -194,6 +194,28 @@ def test_bad_configurations():
         SweepConfig(task="mnist")
     with pytest.raises(ConfigError, match="workload"):
         SweepConfig(task="zeroshot:image+neural-sim", adc_range="workload")
+    with pytest.raises(ConfigError, match="linearise"):
+        SweepConfig(linearise="chord")
+    with pytest.raises(ConfigError, match="linearise='tangent'"):
+        SweepConfig(task="zeroshot:image+neural-sim", linearise="workload")
+
+
+def test_linearise_workload_runs_and_keeps_default_keys(tiny_run, tmp_path):
+    root, cfg, _ = tiny_run
+    # the default leaves the unit keys as they were before the option (resumable)
+    same = dataclasses.replace(cfg, linearise="tangent")
+    assert [u.key for u in units_of(same)] == [u.key for u in units_of(cfg)]
+    assert "linearise" not in units_of(cfg)[0].task
+    cfg2 = dataclasses.replace(cfg, chips=1, icc=(20e-6,), linearise="workload",
+                               cache_dir=str(tmp_path / "c"))
+    assert {u.key for u in units_of(cfg2)}.isdisjoint(u.key for u in units_of(cfg))
+    run_sweep_cmd(cfg2, tmp_path, progress=False)
+    wl = pd.read_csv(tmp_path / "s" / "sweep.csv")
+    tan = pd.read_csv(root / "s" / "sweep.csv")
+    tan = tan[(tan["icc_a"] == 20e-6) & (tan["chip"] == 0)]
+    assert (wl["status"] == "ok").all()
+    # same chip, data and seeds: only the surrogate's linearisation differs
+    assert wl["val_acc"].iloc[0] == pytest.approx(tan["val_acc"].iloc[0], abs=0.15)
 
 def test_workload_adc_range_narrows_the_full_scale(tiny_run, tmp_path):
     root, cfg, _ = tiny_run
