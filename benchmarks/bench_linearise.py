@@ -25,26 +25,13 @@ from rram_cosim.cosim.calibrate import (
     calibration_maps,
     fit_surrogate,
     probe_workload,
+    record_drive,
     simulate,
 )
 from rram_cosim.models.conductance import differential_pair
-from rram_cosim.models.lsm import run_reservoir
 from rram_cosim.models.params import DeviceParams, LIFParams, TileSpec
 from rram_cosim.models.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 from rram_cosim.models.surrogate import interleave
-
-
-class _Recorder:
-    """A bound tile that keeps every drive vector it is asked for."""
-
-    def __init__(self, tile) -> None:
-        self.tile, self.spec = tile, tile.spec
-        self.g_pos_us, self.g_neg_us = tile.g_pos_us, tile.g_neg_us
-        self.x: list[np.ndarray] = []
-
-    def apply(self, x, rng, *, volts=False):
-        self.x.append(np.array(x))
-        return self.tile.apply(x, rng, volts=volts)
 
 
 def main() -> None:
@@ -62,9 +49,7 @@ def main() -> None:
     lif = LIFParams(hidden=h, v_th=5.0, rec_level=0.25)
     wl = probe_workload(sur.bind(gp, gn), x_tr, lif, np.random.default_rng(1))
     sur.linearise_level = wl.mean_level
-    rec = _Recorder(sur.bind(gp, gn))
-    run_reservoir(rec, x_te, lif, np.random.default_rng(3))
-    drive = np.concatenate(rec.x)
+    drive = record_drive(sur.bind(gp, gn), x_te, lif, np.random.default_rng(3))
     drive = drive[np.random.default_rng(5).choice(len(drive), 600, replace=False)]
     sol = make_backend("nodal", spec).bind(gp, gn).solve(drive)
     truth_ua, truth_codes = sol.i_col_ua, adc_codes(sol.v_o, spec)

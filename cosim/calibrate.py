@@ -50,6 +50,7 @@ __all__ = [
     "fit_surrogate",
     "full_scale_spec",
     "probe_workload",
+    "record_drive",
     "reference_backend",
     "simulate",
     "simulate_with_energy",
@@ -217,10 +218,11 @@ def full_scale_spec(spec: TileSpec, reference: Callable[[TileSpec], TileBackend]
 class _Probe:
     """A bound tile that records, for every VMM, its largest column current and mean drive,
     and keeps one drive vector of every batch (the k-th call keeps row k mod batch, so the
-    kept vectors spread over samples and time steps)."""
+    kept vectors spread over samples and time steps), or all of them with ``keep_all``."""
 
-    def __init__(self, tile: BoundTile) -> None:
+    def __init__(self, tile: BoundTile, keep_all: bool = False) -> None:
         self.tile, self.spec = tile, tile.spec
+        self.keep_all = keep_all
         self.g_pos_us, self.g_neg_us = tile.g_pos_us, tile.g_neg_us
         self.peaks_ua: list[np.ndarray] = []
         self.levels: list[np.ndarray] = []
@@ -238,7 +240,8 @@ class _Probe:
             lv = lv / self.spec.v_read_v
         self.peaks_ua.append(np.maximum(out.i_pos_ua.max(axis=1), out.i_neg_ua.max(axis=1)))
         self.levels.append(lv.mean(axis=1))
-        self.kept.append(lv[len(self.kept) % lv.shape[0]].copy())
+        self.kept.append(lv.copy() if self.keep_all
+                         else lv[len(self.kept) % lv.shape[0]][None].copy())
         self.row_on += (lv > 0).sum(axis=0)
         self.row_sum += lv.sum(axis=0)
         self.row_max = np.maximum(self.row_max, lv.max(axis=0))
@@ -304,7 +307,16 @@ def probe_workload(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
     return Workload(np.concatenate(probe.peaks_ua), levels, row_on_level=probe.row_max,
                     row_p_on=probe.row_on / max(levels.size, 1),
                     row_mean_level=probe.row_sum / max(levels.size, 1),
-                    drives=np.stack(probe.kept))
+                    drives=np.concatenate(probe.kept))
+
+
+def record_drive(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Every drive vector (levels, n_vmm x rows) a reservoir run on ``frames`` asks of
+    ``tile``: the inputs to solve exactly when checking a tile model on that workload."""
+    probe = _Probe(tile, keep_all=True)
+    run_reservoir(probe, frames, lif, rng)
+    return np.concatenate(probe.kept)
 
 
 def bind_for_workload(backend: TileSurrogate | TiledBackend, g_pos_us: np.ndarray,

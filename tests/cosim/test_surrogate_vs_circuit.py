@@ -94,12 +94,16 @@ def test_bind_for_workload_on_tiles_tracks_the_circuit_closer_than_the_tangent()
     profile, and on that reservoir's own drive vectors its currents sit closer to the circuit
     (nodal engine, same tiling) than the tangent's."""
     from rram_cosim.cosim.backends import make_backend
-    from rram_cosim.cosim.calibrate import bind_for_workload, calibration_maps, fit_surrogate
+    from rram_cosim.cosim.calibrate import (
+        bind_for_workload,
+        calibration_maps,
+        fit_surrogate,
+        record_drive,
+    )
     from rram_cosim.cosim.calibrate import simulate as simulate_cal
     from rram_cosim.models.backend import IdealBackend
     from rram_cosim.models.conductance import differential_pair
     from rram_cosim.models.errors import ConfigError
-    from rram_cosim.models.lsm import run_reservoir
     from rram_cosim.models.params import DeviceParams, LIFParams
     from rram_cosim.models.surrogate import interleave
     from rram_cosim.models.tiling import TiledBackend
@@ -119,19 +123,8 @@ def test_bind_for_workload_on_tiles_tracks_the_circuit_closer_than_the_tangent()
     bound = bind_for_workload(tiled, gp, gn, frames[:12], lif, np.random.default_rng(4))
     assert [t.model.drive_.rows for row in bound.tiles for t in row] == [16, 16]
 
-    class Keep:  # the drive vectors of the held-out frames, through the tangent tiles
-        def __init__(self, tile):
-            self.tile, self.spec = tile, tile.spec
-            self.g_pos_us, self.g_neg_us = tile.g_pos_us, tile.g_neg_us
-            self.x = []
-
-        def apply(self, x, rng, *, volts=False):
-            self.x.append(np.array(x))
-            return self.tile.apply(x, rng, volts=volts)
-
-    keep = Keep(tiled.bind(gp, gn))
-    run_reservoir(keep, frames[12:], lif, np.random.default_rng(5))
-    x = np.concatenate(keep.x)
+    # the drive vectors of the held-out frames, through the tangent tiles
+    x = record_drive(tiled.bind(gp, gn), frames[12:], lif, np.random.default_rng(5))
     assert (x[:, n_in:] > 0).mean() > 0.02  # the recurrent rows are driven too
     ref = TiledBackend(make_backend("nodal", spec), 16, 8).bind(gp, gn).apply(x, rng)
     lsb = current_lsb_ua(spec)
