@@ -59,16 +59,11 @@ PREFIXED = ("nmnist", "ntidigits", "wav", "images", "events")
 
 
 @dataclass(frozen=True)
-class ClassifyConfig:
-    """Configuration of a classify run (saved as config.json; every field is an option)."""
+class TaskOptions:
+    """What a classification task on a tile needs, shared by ``classify`` and the sweep's
+    task: data split, LIF grid, readout, ADC range, tiling and linearisation."""
 
-    name: str = "classify"
-    dataset: str = "digits-events"  # or spoken-digits, nmnist:PATH, ntidigits:PATH, wav:DIR, ...
-    backends: tuple[str, ...] = ("ideal", "surrogate")
-    seeds: int = 3
-    seed: int = 0  # network seeds are seed, seed+1, ...
     data_seed: int = 0  # fixes the embedded data and its split
-    surrogate: str = ""  # fitted surrogate file; empty: calibrate on the nodal engine
     n_train: int = 0  # 0: the whole split
     n_val: int = 0
     n_test: int = 0
@@ -79,9 +74,7 @@ class ClassifyConfig:
     decay: tuple[float, ...] = ()  # empty: 0.9 images, 0.97 audio ([Lin25] scripts)
     in_level: tuple[float, ...] = (1.0,)
     rec_level: tuple[float, ...] = (0.0, 0.25, 0.5)
-    n_windows: int = 1  # spike counts over this many time windows (1: the paper's)
-    r_wire_ohm: float = 1.0  # TileSpec default; 5 is the stressed value
-    adc_bits: int = 14  # [Lin25] board; lower to stress the periphery
+    readout_epochs: int = 80
     # ADC full scale: 'corner' = all rows on at g_full_scale (never clips); 'workload' =
     # 1.1 x the 99.9th percentile of the column currents the reservoir draws on training data
     adc_range: str = "corner"
@@ -90,9 +83,39 @@ class ClassifyConfig:
     # surrogate linearisation: 'tangent' at half the read voltage, or 'workload': for the drive
     # the reservoir measures on training data, per map (TileSurrogate.with_drive; docs/tile.md)
     linearise: str = "tangent"
+
+    def check_task(self, owner: str) -> None:
+        """Validate the shared fields (each config's ``__post_init__`` calls this)."""
+        for f in ("n_train", "n_val", "n_test", "n_steps", "tile_rows", "tile_cols"):
+            check_int(owner, f, getattr(self, f), 0, 10_000_000)
+        for f in ("crop", "hidden", "readout_epochs"):
+            check_int(owner, f, getattr(self, f), 1, 1_000_000)
+        check_choice(owner, "adc_range", self.adc_range, ("corner", "workload"))
+        check_choice(owner, "linearise", self.linearise, ("tangent", "workload"))
+        for f in ("v_th", "in_level", "rec_level"):
+            if not getattr(self, f):
+                raise ConfigError(f"The '{f}' grid of {owner} needs at least one value.")
+        if (self.tile_rows == 0) != (self.tile_cols == 0):
+            raise ConfigError(
+                f"Give both tile_rows and tile_cols (a tile size), or neither. Got "
+                f"{self.tile_rows}x{self.tile_cols}.")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig(TaskOptions):
+    """Configuration of a classify run (saved as config.json; every field is an option)."""
+
+    name: str = "classify"
+    dataset: str = "digits-events"  # or spoken-digits, nmnist:PATH, ntidigits:PATH, wav:DIR, ...
+    backends: tuple[str, ...] = ("ideal", "surrogate")
+    seeds: int = 3
+    seed: int = 0  # network seeds are seed, seed+1, ...
+    surrogate: str = ""  # fitted surrogate file; empty: calibrate on the nodal engine
+    n_windows: int = 1  # spike counts over this many time windows (1: the paper's)
+    r_wire_ohm: float = 1.0  # TileSpec default; 5 is the stressed value
+    adc_bits: int = 14  # [Lin25] board; lower to stress the periphery
     cal_maps: int = 3  # surrogate calibration (when no file is given)
     cal_vectors: int = 24
-    readout_epochs: int = 80
     readout_solver: str = "adam"  # or lbfgs (full batch, deterministic)
 
     def __post_init__(self) -> None:
@@ -103,22 +126,12 @@ class ClassifyConfig:
                 f"The 'dataset' parameter of {o} must be one of {list(EMBEDDED)} or "
                 f"'<kind>:PATH' with kind in {list(PREFIXED)}. Got {self.dataset!r} instead.")
         check_run_options(o, self.backends, self.seeds, self.seed, self.data_seed)
-        for f in ("n_train", "n_val", "n_test", "n_steps", "tile_rows", "tile_cols"):
-            check_int(o, f, getattr(self, f), 0, 10_000_000)
-        for f in ("crop", "hidden", "n_windows", "cal_maps", "cal_vectors", "readout_epochs"):
+        self.check_task(o)
+        for f in ("n_windows", "cal_maps", "cal_vectors"):
             check_int(o, f, getattr(self, f), 1, 1_000_000)
         check_int(o, "adc_bits", self.adc_bits, 1, 24)
-        check_choice(o, "adc_range", self.adc_range, ("corner", "workload"))
         check_choice(o, "readout_solver", self.readout_solver, ("adam", "lbfgs"))
-        check_choice(o, "linearise", self.linearise, ("tangent", "workload"))
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
-        for f in ("v_th", "in_level", "rec_level"):
-            if not getattr(self, f):
-                raise ConfigError(f"The '{f}' grid of {o} needs at least one value.")
-        if (self.tile_rows == 0) != (self.tile_cols == 0):
-            raise ConfigError(
-                f"Give both tile_rows and tile_cols (a tile size), or neither. Got "
-                f"{self.tile_rows}x{self.tile_cols}.")
 
 
 # -- data ------------------------------------------------------------------------------------

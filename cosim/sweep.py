@@ -92,7 +92,7 @@ from ..models.params import (
 )
 from ..models.surrogate import TileSurrogate
 from ..models.tiling import TiledBackend
-from .classify_cmd import load_task_frames, most_active_lif, select_on_validation
+from .classify_cmd import TaskOptions, load_task_frames, most_active_lif, select_on_validation
 from .ngspice import cache_root
 
 __all__ = [
@@ -119,7 +119,7 @@ _AXES = ("icc", "v_form", "t_pulse", "r_wire", "adc_bits", "chips", "seeds")
 
 
 @dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(TaskOptions):
     """A sweep (saved as config.json; every field is an option of ``rram-cosim sweep``).
 
     Units: ``icc`` A, ``v_form`` V, ``t_pulse``/``t_edge``/``t_step`` s, ``r_wire`` ohm per
@@ -139,27 +139,9 @@ class SweepConfig:
     t_edge: float = 10e-9  # s, FormingConditions default
     t_step: float = 10e-9  # s, FormingConditions default
     spot_cells: int = 4  # SPICE forming spot check per chip (0: none); one deck of 4 cells
-    data_seed: int = 0  # fixes the embedded data and its split
-    n_train: int = 0  # 0: the whole split
-    n_val: int = 0
-    n_test: int = 0
-    n_steps: int = 0  # 0: 50 for images, 129 for audio ([Lin25] scripts)
-    crop: int = 16  # images: centre crop ([Lin25]: 16x16)
-    hidden: int = 200  # [Lin25]
-    v_th: tuple[float, ...] = (5.0, 10.0, 20.0)  # grid, chosen on validation
+    # the task's data, LIF grid, readout, ADC range ('corner' here: every cell at the domain's
+    # top, all rows on), tiling and linearisation: TaskOptions, as classify's
     v_th_scaled: bool = True  # scale the v_th grid by the chip's weight spread (see module doc)
-    decay: tuple[float, ...] = ()  # empty: 0.9 images, 0.97 audio ([Lin25] scripts)
-    in_level: tuple[float, ...] = (1.0,)
-    rec_level: tuple[float, ...] = (0.0, 0.25, 0.5)
-    readout_epochs: int = 80
-    # ADC full scale: 'corner' = every cell at the domain's top, all rows on (never clips);
-    # 'workload' = 1.1 x the 99.9th percentile of the task's column currents (as classify)
-    adc_range: str = "corner"
-    # surrogate linearisation, as classify's: 'tangent' or 'workload' (for the drive the
-    # reservoir measures on training data at the grid's most active point)
-    linearise: str = "tangent"
-    tile_rows: int = 0  # 0: the whole map on one macro (as on the paper's board)
-    tile_cols: int = 0
     # surrogate calibration: maps (plus the corner map) and vectors a map. With the level-1
     # card the surrogate fits no parameter (models/surrogate.py): calibration fixes the ADC
     # full scale, the domain, the fit error and the read energy, so a small set does
@@ -173,8 +155,6 @@ class SweepConfig:
     def __post_init__(self) -> None:
         o = "SweepConfig"
         check_choice(o, "task", self.task, TASKS)
-        check_choice(o, "adc_range", self.adc_range, ("corner", "workload"))
-        check_choice(o, "linearise", self.linearise, ("tangent", "workload"))
         lists = {"icc": (FormingConditions.I_CC_RANGE_A, "A", True),
                  "v_form": (FormingConditions.V_FORM_RANGE_V, "V", False),
                  "t_pulse": ((1e-12, 1.0), "s", False), "r_wire": ((0.0, 1e4), "ohm", False)}
@@ -197,20 +177,12 @@ class SweepConfig:
         for f in ("seed", "data_seed"):
             check_int(o, f, getattr(self, f), 0, 2**63 - 1)
         check_int(o, "spot_cells", self.spot_cells, 0, 4096)
-        for f in ("n_train", "n_val", "n_test", "n_steps", "tile_rows", "tile_cols"):
-            check_int(o, f, getattr(self, f), 0, 10_000_000)
-        for f in ("crop", "hidden", "readout_epochs", "cal_maps"):
-            check_int(o, f, getattr(self, f), 1, 1_000_000)
+        self.check_task(o)
+        check_int(o, "cal_maps", self.cal_maps, 1, 1_000_000)
         check_int(o, "cal_vectors", self.cal_vectors, 2, 100_000)
         check_int(o, "workers", self.workers, 0, 4096)
         check_range(o, "t_step", self.t_step, 1e-12, 1e-3, unit="s")
         check_range(o, "t_edge", self.t_edge, self.t_step, 1.0, unit="s")
-        for f in ("v_th", "in_level", "rec_level"):
-            if not getattr(self, f):
-                raise ConfigError(f"The '{f}' grid of {o} needs at least one value.")
-        if (self.tile_rows == 0) != (self.tile_cols == 0):
-            raise ConfigError(f"Give both tile_rows and tile_cols (a tile size), or neither. "
-                              f"Got {self.tile_rows}x{self.tile_cols}.")
         if self.scheduler and not re.match(r"^[a-z]+://\S+$", self.scheduler):
             raise ConfigError(
                 f"The 'scheduler' parameter of {o} must be a Dask scheduler address such as "
