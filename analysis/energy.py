@@ -15,7 +15,7 @@ Two modes, always shown side by side (docs/energy.md):
   independent of the number of input rows.
 
 ``physical`` prices what a run measured (active input rows and spikes per step,
-:class:`~rram_cosim.models.lsm.ReservoirActivity`) component by component with the
+:class:`~rram_cosim.models.snn.lsm.ReservoirActivity`) component by component with the
 technology constants of :class:`EnergyConstants` (value, node and source of each in
 :data:`CONSTANTS_INFO`): input DACs, the array (from the conductances, or from the
 ngspice-measured read power, :func:`measured_read`), TIAs (quiescent and output stage), ADC
@@ -39,9 +39,9 @@ import pandas as pd
 
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError
-from ..models.lsm import ReservoirActivity
 from ..models.params import DeviceParams, TileSpec
-from ..models.periphery import dac_volts
+from ..models.snn.lsm import ReservoirActivity
+from ..models.tile.periphery import dac_volts
 
 __all__ = [
     "CONSTANTS_INFO",
@@ -360,7 +360,7 @@ def vmm_read_energy(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
     the array dissipates ``sum v_i^2 G_ij`` and every TIA output stage returns its column
     current to the negative rail, ``|v_neg| sum_j I_j``; each of the ``2K`` TIAs draws
     ``i_q (v_pos - v_neg)``; all over ``t_read_s``. This is what the ngspice deck measures on
-    its DAC and supply sources (:func:`rram_cosim.cosim.spice_backend.read_energy`).
+    its DAC and supply sources (:func:`rram_cosim.cosim.spice.backend.read_energy`).
     """
     v = dac_volts(np.atleast_2d(levels), spec)
     g = np.concatenate([np.asarray(g_pos_us), np.asarray(g_neg_us)], axis=1) * 1e-6

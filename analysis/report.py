@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..models.atomic import atomic_write, atomic_write_text
+from ..models.io import atomic_write, atomic_write_text
 
 
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:

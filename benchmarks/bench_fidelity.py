@@ -27,19 +27,19 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from rram_cosim.cosim.backends import make_backend
-from rram_cosim.cosim.calibrate import (
+from rram_cosim.cosim.data.datasets import load_dataset, to_frames
+from rram_cosim.cosim.engines.calibrate import (
     calibration_inputs,
     calibration_maps,
     fit_surrogate,
     probe_workload,
     simulate,
 )
-from rram_cosim.cosim.datasets import load_dataset, to_frames
-from rram_cosim.models.conductance import differential_pair
-from rram_cosim.models.heads import SoftmaxReadout
-from rram_cosim.models.lsm import run_reservoir
+from rram_cosim.cosim.engines.registry import make_backend
+from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.params import DeviceParams, LIFParams, TileSpec
+from rram_cosim.models.snn.heads import SoftmaxReadout
+from rram_cosim.models.snn.lsm import run_reservoir
 from scipy.stats import binomtest
 
 

@@ -2,10 +2,10 @@
 
 Both numbers in one run:
 
-- twin: :func:`rram_cosim.models.breakdown.form_array` on ``--rows x --cols`` cells (default
+- twin: :func:`rram_cosim.models.device.breakdown.form_array` on ``--rows x --cols`` cells (default
   512 x 512, the paper's macro) at the default forming conditions; best of ``--repeats`` runs
   (draws included), the issue's aim being under 2 s;
-- SPICE: ``--cells`` cells formed in ngspice by :func:`rram_cosim.cosim.forming.simulate_cells`
+- SPICE: ``--cells`` cells formed in ngspice by :func:`rram_cosim.cosim.spice.forming.simulate_cells`
   (``--cells-per-deck`` cells a deck, ``--workers`` processes, cache off), reported as cells per
   second of wall time, with the per-cell SPICE-vs-twin agreement on the same cells.
 
@@ -23,8 +23,8 @@ import shutil
 import time
 
 import numpy as np
-from rram_cosim.cosim.forming import compare_with_twin, sample_indices, simulate_cells
-from rram_cosim.models.breakdown import cell_values, draw_cells, form_array, form_cells
+from rram_cosim.cosim.spice.forming import compare_with_twin, sample_indices, simulate_cells
+from rram_cosim.models.device.breakdown import cell_values, draw_cells, form_array, form_cells
 from rram_cosim.models.params import BreakdownParams, FormingConditions
 
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 from bench_fidelity import pooled_frames
-from rram_cosim.cosim.backends import make_backend
-from rram_cosim.cosim.calibrate import (
+from rram_cosim.cosim.engines.calibrate import (
     calibration_inputs,
     calibration_maps,
     fit_surrogate,
@@ -28,10 +27,11 @@ from rram_cosim.cosim.calibrate import (
     record_drive,
     simulate,
 )
-from rram_cosim.models.conductance import differential_pair
+from rram_cosim.cosim.engines.registry import make_backend
+from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.params import DeviceParams, LIFParams, TileSpec
-from rram_cosim.models.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
-from rram_cosim.models.surrogate import interleave
+from rram_cosim.models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
+from rram_cosim.models.tile.surrogate import interleave
 
 
 def main() -> None:

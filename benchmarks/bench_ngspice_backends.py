@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from rram_cosim.cosim.ngspice import RunOptions, SimResult, ngspice_version, run_deck
-from rram_cosim.cosim.spice_pool import run_decks
+from rram_cosim.cosim.spice.pool import run_decks
+from rram_cosim.cosim.spice.runner import RunOptions, SimResult, ngspice_version, run_deck
 from rram_cosim.models.params import TileSpec
 from rram_cosim.netlists.deck import Deck
 

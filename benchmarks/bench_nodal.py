@@ -11,7 +11,7 @@ conductances (uniform 5-40 uS) and random binary inputs, and is timed for:
   Newton iteration count and the linear solver the steps used.
 
 For sizes up to ``--spice-max`` the same tile and vectors also run in ngspice
-(:func:`rram_cosim.cosim.ngspice.run_deck` on :func:`rram_cosim.netlists.tile.tile_deck`, one
+(:func:`rram_cosim.cosim.spice.runner.run_deck` on :func:`rram_cosim.netlists.tile.tile_deck`, one
 ``.dc`` sweep over the vectors): the table shows ngspice's time per vector, the ratio, and the
 largest relative difference of the TIA outputs.
 
@@ -30,13 +30,13 @@ import tempfile
 import time
 
 import numpy as np
-from rram_cosim.cosim.nodal import NodalBackend
+from rram_cosim.cosim.engines.nodal import NodalBackend
 from rram_cosim.models.params import TileSpec
 
 
 def _spice(spec: TileSpec, gp: np.ndarray, gn: np.ndarray, x: np.ndarray,
            run_dir: str) -> tuple[float, np.ndarray]:
-    from rram_cosim.cosim.ngspice import RunOptions, run_deck
+    from rram_cosim.cosim.spice.runner import RunOptions, run_deck
     from rram_cosim.netlists.tile import tile_deck
 
     deck = tile_deck(spec, gp, gn, x)

@@ -16,18 +16,18 @@ import argparse
 import time
 
 import numpy as np
-from rram_cosim.cosim.backends import make_backend
-from rram_cosim.cosim.calibrate import (
+from rram_cosim.cosim.engines.calibrate import (
     bind_for_workload,
     calibration_inputs,
     calibration_maps,
     fit_surrogate,
     simulate,
 )
-from rram_cosim.models.backend import IdealBackend
-from rram_cosim.models.conductance import differential_pair
-from rram_cosim.models.lsm import run_reservoir
+from rram_cosim.cosim.engines.registry import make_backend
+from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.params import DeviceParams, LIFParams, TileSpec
+from rram_cosim.models.snn.lsm import run_reservoir
+from rram_cosim.models.tile.backend import IdealBackend
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ import tempfile
 import time
 
 import numpy as np
-from rram_cosim.cosim.ngspice import RunOptions, run_deck
-from rram_cosim.cosim.spice_backend import SpiceBackend
+from rram_cosim.cosim.spice.backend import SpiceBackend
+from rram_cosim.cosim.spice.runner import RunOptions, run_deck
 from rram_cosim.models.params import TileSpec
 from rram_cosim.netlists.tile import tile_deck
 

@@ -1,7 +1,7 @@
 """The tile surrogate's error table and speeds, measured in one run.
 
 Error table. For each tile size and wire resistance a surrogate is calibrated
-(:func:`rram_cosim.cosim.calibrate.calibrate_tile`: TIA full scale from the corner map, every
+(:func:`rram_cosim.cosim.engines.calibrate.calibrate_tile`: TIA full scale from the corner map, every
 cell at ``g_full_scale_us`` with all rows on; calibration maps; held-out formed maps with
 fresh spike inputs of densities 0 to 1) and its held-out error is printed next to the ideal
 G.V model's, in LSB of the 14-bit ADC (current before quantisation, and codes after it) and
@@ -38,16 +38,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rram_cosim.cosim.calibrate import calibrate_tile
-from rram_cosim.cosim.ngspice import RunOptions, run_deck
-from rram_cosim.cosim.nodal import NodalBackend
-from rram_cosim.cosim.spice_backend import SpiceBackend
-from rram_cosim.models.backend import IdealBackend
-from rram_cosim.models.conductance import differential_pair
+from rram_cosim.cosim.engines.calibrate import calibrate_tile
+from rram_cosim.cosim.engines.nodal import NodalBackend
+from rram_cosim.cosim.spice.backend import SpiceBackend
+from rram_cosim.cosim.spice.runner import RunOptions, run_deck
+from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.errors import DomainWarning
 from rram_cosim.models.params import DeviceParams, TileSpec, to_dict
-from rram_cosim.models.periphery import current_lsb_ua
-from rram_cosim.models.surrogate import TileSurrogate
+from rram_cosim.models.tile.backend import IdealBackend
+from rram_cosim.models.tile.periphery import current_lsb_ua
+from rram_cosim.models.tile.surrogate import TileSurrogate
 from rram_cosim.netlists.tile import tile_deck
 from threadpoolctl import threadpool_limits
 

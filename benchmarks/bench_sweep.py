@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from rram_cosim.cosim.sweep import EXECUTION_COLUMNS, SweepConfig
-from rram_cosim.cosim.sweep_cmd import run_sweep_cmd
+from rram_cosim.cosim.cli.commands.sweep import run_sweep_cmd
+from rram_cosim.cosim.tasks.sweep import EXECUTION_COLUMNS, SweepConfig
 
 LIMIT_S = 30 * 60  # issue 9: the default example within 30 minutes on 2 cores
 

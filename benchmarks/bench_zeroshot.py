@@ -21,8 +21,8 @@ import argparse
 import time
 
 import pandas as pd
-from rram_cosim.cosim.zeroshot import ZeroshotConfig
-from rram_cosim.cosim.zeroshot_cmd import run_zeroshot
+from rram_cosim.cosim.cli.commands.zeroshot import run_zeroshot
+from rram_cosim.cosim.tasks.zeroshot import ZeroshotConfig
 
 PAIRS = {"neural-sim": "digits-events + neural-sim",
          "spoken-digits": "digits-events + spoken-digits"}

@@ -2,7 +2,7 @@
 
 Every error raised on purpose derives from :class:`CosimError`; leaves also subclass the
 built-in they resemble, so ``except ValueError`` keeps working for callers who do not know
-this package. Simulation failures (ngspice) live in :mod:`rram_cosim.cosim.errors` and derive
+this package. Simulation failures (ngspice) live in :mod:`rram_cosim.cosim.spice.errors` and derive
 from the same root.
 """
 

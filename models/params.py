@@ -54,7 +54,7 @@ class DeviceParams:
     """Formed-cell statistics and read behaviour of the RRAM device.
 
     The stochastic breakdown model that produces these statistics from forming conditions lives
-    in :mod:`rram_cosim.models.breakdown`; here are the numbers every read path needs.
+    in :mod:`rram_cosim.models.device.breakdown`; here are the numbers every read path needs.
     """
 
     g_mean_us: float = 14.2  # [ESGNN] formed-cell mean conductance
@@ -294,7 +294,7 @@ class BreakdownParams:
     """Stochastic breakdown (forming) compact model of a TaN/TaOx/Ta/TiN cell.
 
     One parameter set for both implementations: the ngspice cell
-    (:mod:`rram_cosim.netlists.forming`) and the numpy twin (:mod:`rram_cosim.models.breakdown`).
+    (:mod:`rram_cosim.netlists.forming`) and the numpy twin (:mod:`rram_cosim.models.device.breakdown`).
     Equations (docs/device.md):
 
     - breakdown: a damage state ``D`` grows as ``dD/dt = exp(gamma (V_cell - v_ref)) / t63_ref``

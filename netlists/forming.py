@@ -6,7 +6,7 @@ Every cell of the deck is an independent copy of::
 
 driven by one trapezoidal pulse source ``vte`` (0 -> ``v_form_v`` in ``t_edge_s``, held for
 ``t_pulse_s``, back to 0 in ``t_edge_s``). Cell ``k`` receives its own random values as numbers
-in the text (drawn once in Python, :mod:`rram_cosim.models.breakdown`; an ``agauss`` in the deck
+in the text (drawn once in Python, :mod:`rram_cosim.models.device.breakdown`; an ``agauss`` in the deck
 would draw new values on every run): its gate voltage ``v_gate - dVt_k`` (a threshold offset is
 a gate offset for a transistor whose source and bulk sit at 0, exact for level 1 with
 ``gamma = 0``), its damage threshold ``w_k`` and its growth charge ``Q_k``.
@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.breakdown import CellValues, gate_voltage_v, growth_charge_v_s
 from ..models.checks import check_range
+from ..models.device.breakdown import CellValues, gate_voltage_v, growth_charge_v_s
 from ..models.errors import ConfigError
 from ..models.params import BreakdownParams, FormingConditions
 from .deck import Deck
@@ -186,7 +186,7 @@ def compliance_deck(params: BreakdownParams, cond: FormingConditions, *,
 
     The drain sits at ``v_form_v - v_hold_v``, the bias of a formed cell under compliance, so
     the sweep gives the compliance current of any card (BSIM, PDK) at each gate voltage; the
-    gate for a target ``i_cc_a`` is read off it (:func:`rram_cosim.cosim.forming.
+    gate for a target ``i_cc_a`` is read off it (:func:`rram_cosim.cosim.spice.forming.
     spice_gate_voltage_v`). ``node_map``: ``"i_drain"`` -> ``"i(vds)"`` (minus the drain
     current), ``"v_gate"`` -> ``"v(v-sweep)"``.
     """

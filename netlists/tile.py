@@ -53,11 +53,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.backend import check_pair
 from ..models.checks import as_inputs, check_range
 from ..models.errors import ConfigError
 from ..models.params import TileSpec
-from ..models.periphery import dac_volts
+from ..models.tile.backend import check_pair
+from ..models.tile.periphery import dac_volts
 from .deck import Deck
 from .mosfet import mosfet_card, mosfet_instance
 
@@ -293,7 +293,7 @@ def tile_deck(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray, x: np.
         circuit; pad it with zeros to simulate unused cells of a larger tile.
     x : ndarray, shape (N, R) or (R,)
         Input levels in [0, 1] (1 = ``v_read_v``), quantised by
-        :func:`~rram_cosim.models.periphery.dac_volts`.
+        :func:`~rram_cosim.models.tile.periphery.dac_volts`.
     tolerances : SimTolerances
         ngspice convergence tolerances.
 

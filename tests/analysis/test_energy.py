@@ -6,12 +6,12 @@ import inspect
 import numpy as np
 import pytest
 from rram_cosim.analysis import energy as en
-from rram_cosim.cosim.ngspice import RunOptions
-from rram_cosim.cosim.spice_backend import SpiceBackend
-from rram_cosim.models.conductance import differential_pair
+from rram_cosim.cosim.spice.backend import SpiceBackend
+from rram_cosim.cosim.spice.runner import RunOptions
+from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.lsm import ReservoirActivity
 from rram_cosim.models.params import AdcSpec, TiaSpec, TileSpec
+from rram_cosim.models.snn.lsm import ReservoirActivity
 
 
 def _totals(rep):

@@ -8,7 +8,7 @@ import struct
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.audio import (
+from rram_cosim.cosim.data.audio import (
     DIGIT_WORDS,
     CochleaParams,
     SpokenDigitsParams,
@@ -26,7 +26,7 @@ from rram_cosim.cosim.audio import (
     synthesize_utterances,
 )
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.events import AUDIO_EVENT_DTYPE
+from rram_cosim.models.snn.events import AUDIO_EVENT_DTYPE
 from scipy.io import wavfile
 
 # --------------------------------------------------------------------------------------------

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.backends import make_backend
-from rram_cosim.cosim.calibrate import calibration_inputs, simulate
-from rram_cosim.models.backend import BoundTile, TileBackend
-from rram_cosim.models.conductance import differential_pair
+from rram_cosim.cosim.engines.calibrate import calibration_inputs, simulate
+from rram_cosim.cosim.engines.registry import make_backend
+from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import DeviceParams, TileSpec
-from rram_cosim.models.surrogate import TileSurrogate
+from rram_cosim.models.tile.backend import BoundTile, TileBackend
+from rram_cosim.models.tile.surrogate import TileSurrogate
 
 
 @pytest.fixture(scope="module")

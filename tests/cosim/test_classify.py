@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from rram_cosim.cosim.classify_cmd import ClassifyConfig, run_classify
-from rram_cosim.cosim.cli import main
-from rram_cosim.cosim.datasets import load_dataset
+from rram_cosim.cosim.cli.commands.classify import ClassifyConfig, run_classify
+from rram_cosim.cosim.cli.main import main
+from rram_cosim.cosim.data.datasets import load_dataset
 from rram_cosim.models.errors import ConfigError
 
 SMALL = {"n_train": 60, "n_val": 30, "n_test": 30, "seeds": 2, "hidden": 24,
@@ -102,7 +102,7 @@ def test_workload_linearised_surrogate_tracks_the_ideal_network(tmp_path):
         assert f"linearised: '{lin}'" in (tmp_path / lin / "report.md").read_text()
     assert out["tangent"]["LSM, ideal"] == out["workload"]["LSM, ideal"]
     # the energy command's ADC sweep re-runs that network, linearised the same way
-    from rram_cosim.cosim.energy_cmd import EnergyConfig, run_energy
+    from rram_cosim.cosim.cli.commands.energy import EnergyConfig, run_energy
 
     run_energy(EnergyConfig(name="e", from_run=str(tmp_path / "workload"), adc_bits=(4, 14),
                             array_source="conductance"), tmp_path, progress=False)
@@ -112,9 +112,9 @@ def test_workload_linearised_surrogate_tracks_the_ideal_network(tmp_path):
 
 
 def test_workload_full_scale_is_a_high_quantile_of_the_reservoir_currents():
-    from rram_cosim.cosim.calibrate import with_full_scale, workload_full_scale_ua
-    from rram_cosim.models.backend import IdealBackend
+    from rram_cosim.cosim.engines.calibrate import with_full_scale, workload_full_scale_ua
     from rram_cosim.models.params import LIFParams, TileSpec
+    from rram_cosim.models.tile.backend import IdealBackend
 
     rng = np.random.default_rng(0)
     n_in, h = 20, 10
@@ -136,10 +136,10 @@ def test_workload_full_scale_is_a_high_quantile_of_the_reservoir_currents():
 
 
 def test_probe_workload_records_each_rows_drive():
-    from rram_cosim.cosim.calibrate import probe_workload
-    from rram_cosim.models.backend import IdealBackend
-    from rram_cosim.models.lsm import run_reservoir
+    from rram_cosim.cosim.engines.calibrate import probe_workload
     from rram_cosim.models.params import LIFParams, TileSpec
+    from rram_cosim.models.snn.lsm import run_reservoir
+    from rram_cosim.models.tile.backend import IdealBackend
 
     rng = np.random.default_rng(0)
     n_in, h = 12, 8

@@ -8,8 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.audio import SpokenDigitsParams
-from rram_cosim.cosim.datasets import (
+from rram_cosim.cosim.data.audio import SpokenDigitsParams
+from rram_cosim.cosim.data.datasets import (
     EventDataset,
     SaccadeDvsParams,
     cache_key,
@@ -23,9 +23,9 @@ from rram_cosim.cosim.datasets import (
     stratified_split,
     to_frames,
 )
-from rram_cosim.cosim.nmnist import decode_nmnist, load_nmnist, read_nmnist_bin
+from rram_cosim.cosim.data.nmnist import decode_nmnist, load_nmnist, read_nmnist_bin
 from rram_cosim.models.errors import ConfigError, CosimError
-from rram_cosim.models.events import AUDIO_EVENT_DTYPE, IMAGE_EVENT_DTYPE, make_image_events
+from rram_cosim.models.snn.events import AUDIO_EVENT_DTYPE, IMAGE_EVENT_DTYPE, make_image_events
 
 NAME = "digits-events"
 # Coarser steps and thresholds (a fifth of the events) build the whole set in well under a

@@ -6,12 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from rram_cosim.analysis.energy import PAPER_FIGURES
-from rram_cosim.cosim.cli import main
-from rram_cosim.cosim.energy_cmd import EnergyConfig, parse_constants, read_activity, run_energy
-from rram_cosim.cosim.zeroshot import ZeroshotConfig
-from rram_cosim.cosim.zeroshot_cmd import run_zeroshot
+from rram_cosim.cosim.cli.commands.energy import (
+    EnergyConfig,
+    parse_constants,
+    read_activity,
+    run_energy,
+)
+from rram_cosim.cosim.cli.commands.zeroshot import run_zeroshot
+from rram_cosim.cosim.cli.main import main
+from rram_cosim.cosim.tasks.zeroshot import ZeroshotConfig
 from rram_cosim.models.errors import ConfigError, DomainWarning
-from rram_cosim.models.lsm import ReservoirActivity
+from rram_cosim.models.snn.lsm import ReservoirActivity
 
 TINY = {"hidden": 24, "n_train": 40, "n_val": 30, "n_test": 30, "sim_tile_rows": 16,
         "sim_tile_cols": 12, "readout_epochs": 10, "adc_bits": (4, 10), "spice_rows": 4,

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from rram_cosim.cosim.cli import main
-from rram_cosim.cosim.fit_device_cmd import FitDeviceConfig, fit_breakdown, run_fit_device
-from rram_cosim.cosim.form_cmd import FormConfig, distribution_stats, run_form
-from rram_cosim.cosim.forming import load_device_params
-from rram_cosim.models.breakdown import form_array
+from rram_cosim.cosim.cli.commands.fit_device import FitDeviceConfig, fit_breakdown, run_fit_device
+from rram_cosim.cosim.cli.commands.form import FormConfig, distribution_stats, run_form
+from rram_cosim.cosim.cli.main import main
+from rram_cosim.cosim.spice.forming import load_device_params
+from rram_cosim.models.device.breakdown import form_array
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import BreakdownParams, FormingConditions
 

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.forming import (
+from rram_cosim.cosim.spice.forming import (
     compare_with_twin,
     load_device_params,
     sample_indices,
@@ -15,7 +15,7 @@ from rram_cosim.cosim.forming import (
     simulate_cells,
     spice_gate_voltage_v,
 )
-from rram_cosim.models.breakdown import (
+from rram_cosim.models.device.breakdown import (
     CellValues,
     cell_values,
     draw_cells,

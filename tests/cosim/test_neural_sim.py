@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.datasets import to_frames
-from rram_cosim.cosim.neural_sim import (
+from rram_cosim.cosim.data.datasets import to_frames
+from rram_cosim.cosim.data.neural_sim import (
     NeuralSimParams,
     gabor_fields,
     load_neural_sim,

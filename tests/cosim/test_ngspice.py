@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.errors import (
+from rram_cosim.cosim.spice.errors import (
     ConvergenceError,
     DeckParseError,
     NgspiceNotFoundError,
@@ -19,7 +19,7 @@ from rram_cosim.cosim.errors import (
     SimulationTimeoutError,
     SingularMatrixError,
 )
-from rram_cosim.cosim.ngspice import (
+from rram_cosim.cosim.spice.runner import (
     RETRY_REMEDIES,
     RunOptions,
     floating_nodes,
@@ -306,7 +306,7 @@ def test_timeout(mode, tmp_path):
 
 def test_incomplete_results_are_detected(tmp_path):
     """The point count a .dc line implies is checked against the plot ngspice wrote."""
-    from rram_cosim.cosim.ngspice import _Analysis, _check_points
+    from rram_cosim.cosim.spice.runner import _Analysis, _check_points
 
     res = run_deck(Deck("dc\nV1 a 0 1\nR1 a 0 1k\n.dc V1 0 1 0.1\n.end\n", analysis="dc"),
                    opts("batch", tmp_path))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.nmnist import OVERFLOW_Y, decode_nmnist
+from rram_cosim.cosim.data.nmnist import OVERFLOW_Y, decode_nmnist
 
 
 def _tonic_io():

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.backends import make_backend
-from rram_cosim.cosim.errors import ConvergenceError
-from rram_cosim.cosim.nodal import NodalBackend, level1_device, level1_ids
-from rram_cosim.models.backend import BoundTile, TileBackend, TileOutput, code_y_scale
+from rram_cosim.cosim.engines.nodal import NodalBackend, level1_device, level1_ids
+from rram_cosim.cosim.engines.registry import make_backend
+from rram_cosim.cosim.spice.errors import ConvergenceError
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
-from rram_cosim.models.periphery import adc_codes, dac_volts
+from rram_cosim.models.tile.backend import BoundTile, TileBackend, TileOutput, code_y_scale
+from rram_cosim.models.tile.periphery import adc_codes, dac_volts
 
 needs_ngspice = pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs ngspice")
 
@@ -115,7 +115,7 @@ def test_level1_equations_by_hand() -> None:
 def _spice_tia(spec: TileSpec, gp: np.ndarray, gn: np.ndarray, x: np.ndarray,
                tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """TIA outputs and column currents (uA) from ngspice on the shared tile deck."""
-    from rram_cosim.cosim.ngspice import RunOptions, run_deck
+    from rram_cosim.cosim.spice.runner import RunOptions, run_deck
     from rram_cosim.netlists.tile import tile_deck
 
     res = run_deck(tile_deck(spec, gp, gn, x), RunOptions(run_dir=tmp_path, retry=False))

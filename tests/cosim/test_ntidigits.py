@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.ntidigits import (
+from rram_cosim.cosim.data.ntidigits import (
     NTIDIGITS_SENSOR_SIZE,
     load_ntidigits,
     parse_label,
     read_ntidigits_labels,
 )
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.events import AUDIO_EVENT_DTYPE
+from rram_cosim.models.snn.events import AUDIO_EVENT_DTYPE
 
 h5py = pytest.importorskip("h5py")
 

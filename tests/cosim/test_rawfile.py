@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.errors import SimulationError
-from rram_cosim.cosim.rawfile import RawFileError, normalise_vector_name, parse_raw, read_raw
+from rram_cosim.cosim.spice.errors import SimulationError
+from rram_cosim.cosim.spice.rawfile import RawFileError, normalise_vector_name, parse_raw, read_raw
 
 pytestmark = pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs ngspice")
 

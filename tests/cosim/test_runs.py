@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from rram_cosim.cosim.runs import RunDir, load_config, versions
+from rram_cosim.cosim.cli.runs import RunDir, load_config, versions
 from rram_cosim.models.errors import ConfigError
 
 

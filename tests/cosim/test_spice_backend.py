@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.ngspice import RunOptions
-from rram_cosim.cosim.spice_backend import SpiceBackend
-from rram_cosim.models.backend import BoundTile, IdealBackend, TileBackend, code_y_scale
+from rram_cosim.cosim.spice.backend import SpiceBackend
+from rram_cosim.cosim.spice.runner import RunOptions
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
-from rram_cosim.models.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
+from rram_cosim.models.tile.backend import BoundTile, IdealBackend, TileBackend, code_y_scale
+from rram_cosim.models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 
 
 def _backend(spec: TileSpec, tmp_path: Path, **kw) -> SpiceBackend:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.errors import SingularMatrixError
-from rram_cosim.cosim.ngspice import RunOptions, deck_digest, run_deck
-from rram_cosim.cosim.spice_pool import default_cache_dir, load_cached, run_decks
+from rram_cosim.cosim.spice.errors import SingularMatrixError
+from rram_cosim.cosim.spice.pool import default_cache_dir, load_cached, run_decks
+from rram_cosim.cosim.spice.runner import RunOptions, deck_digest, run_deck
 from rram_cosim.netlists.deck import Deck
 
 pytestmark = pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs ngspice")

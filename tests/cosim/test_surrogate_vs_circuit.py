@@ -4,17 +4,17 @@ scale and read energy. (The large-size table is benchmarks/bench_surrogate.py's.
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.calibrate import (
+from rram_cosim.cosim.engines.calibrate import (
     calibrate_tile,
     calibration_inputs,
     corner_map,
     simulate_with_energy,
 )
-from rram_cosim.cosim.ngspice import RunOptions
-from rram_cosim.cosim.nodal import NodalBackend
-from rram_cosim.cosim.spice_backend import SpiceBackend
+from rram_cosim.cosim.engines.nodal import NodalBackend
+from rram_cosim.cosim.spice.backend import SpiceBackend
+from rram_cosim.cosim.spice.runner import RunOptions
 from rram_cosim.models.params import MosfetSpec, TileSpec
-from rram_cosim.models.periphery import adc_codes, current_lsb_ua, tia_out_v
+from rram_cosim.models.tile.periphery import adc_codes, current_lsb_ua, tia_out_v
 
 
 @pytest.mark.parametrize("r_wire", [1.0, 5.0])
@@ -93,20 +93,20 @@ def test_bind_for_workload_on_tiles_tracks_the_circuit_closer_than_the_tangent()
     """A tiled surrogate linearised for a reservoir's drive: every tile carries its rows'
     profile, and on that reservoir's own drive vectors its currents sit closer to the circuit
     (nodal engine, same tiling) than the tangent's."""
-    from rram_cosim.cosim.backends import make_backend
-    from rram_cosim.cosim.calibrate import (
+    from rram_cosim.cosim.engines.calibrate import (
         bind_for_workload,
         calibration_maps,
         fit_surrogate,
         record_drive,
     )
-    from rram_cosim.cosim.calibrate import simulate as simulate_cal
-    from rram_cosim.models.backend import IdealBackend
-    from rram_cosim.models.conductance import differential_pair
+    from rram_cosim.cosim.engines.calibrate import simulate as simulate_cal
+    from rram_cosim.cosim.engines.registry import make_backend
+    from rram_cosim.models.device.conductance import differential_pair
     from rram_cosim.models.errors import ConfigError
     from rram_cosim.models.params import DeviceParams, LIFParams
-    from rram_cosim.models.surrogate import interleave
-    from rram_cosim.models.tiling import TiledBackend
+    from rram_cosim.models.tile.backend import IdealBackend
+    from rram_cosim.models.tile.surrogate import interleave
+    from rram_cosim.models.tile.tiling import TiledBackend
 
     spec = TileSpec(rows=16, cols=8, r_wire_ohm=5.0)
     rng = np.random.default_rng(3)

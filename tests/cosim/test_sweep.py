@@ -12,15 +12,15 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from rram_cosim.cosim.cli import main
-from rram_cosim.cosim.sweep import (
+from rram_cosim.cosim.cli.commands.sweep import run_sweep_cmd
+from rram_cosim.cosim.cli.main import main
+from rram_cosim.cosim.tasks.sweep import (
     EXECUTION_COLUMNS,
     SweepConfig,
     derive_seed,
     run_sweep,
     units_of,
 )
-from rram_cosim.cosim.sweep_cmd import run_sweep_cmd
 from rram_cosim.models.errors import ConfigError
 
 TINY = {"icc": (5e-6, 20e-6), "seeds": 1, "n_train": 60, "n_val": 30, "n_test": 30,
@@ -129,7 +129,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path):
                       **{**TINY, "icc": (5e-6, 10e-6, 20e-6, 40e-6)})
     args = _cli_args(cfg, tmp_path)
     points = tmp_path / "k" / "points"
-    proc = subprocess.Popen([sys.executable, "-m", "rram_cosim.cosim.cli", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "rram_cosim.cosim.cli.main", *args],
                             start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:

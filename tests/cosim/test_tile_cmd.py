@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.cli import main
-from rram_cosim.models.surrogate import TileSurrogate
+from rram_cosim.cosim.cli.main import main
+from rram_cosim.models.tile.surrogate import TileSurrogate
 
 ROWS, COLS = 8, 4
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.audio import CochleaParams, channel_frequencies_hz
-from rram_cosim.cosim.datasets import SaccadeDvsParams, to_frames
-from rram_cosim.cosim.user_data import load_events, load_images, load_wav
+from rram_cosim.cosim.data.audio import CochleaParams, channel_frequencies_hz
+from rram_cosim.cosim.data.datasets import SaccadeDvsParams, to_frames
+from rram_cosim.cosim.data.user_data import load_events, load_images, load_wav
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.events import AUDIO_EVENT_DTYPE, IMAGE_EVENT_DTYPE, make_audio_events
+from rram_cosim.models.snn.events import AUDIO_EVENT_DTYPE, IMAGE_EVENT_DTYPE, make_audio_events
 from scipy.io import wavfile
 
 TONE_HZ = {0: 300.0, 1: 1200.0, 2: 4000.0}

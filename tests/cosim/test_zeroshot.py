@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from rram_cosim.cosim.backends import make_backend
-from rram_cosim.cosim.cli import main
-from rram_cosim.cosim.energy_cmd import read_activity
-from rram_cosim.cosim.zeroshot import (
+from rram_cosim.cosim.cli.commands.energy import read_activity
+from rram_cosim.cosim.cli.commands.zeroshot import _tile_spec, permutation_rng, run_zeroshot
+from rram_cosim.cosim.cli.main import main
+from rram_cosim.cosim.engines.registry import make_backend
+from rram_cosim.cosim.tasks.zeroshot import (
     P_INVALID_NOTE,
     SELECTIONS,
     EncoderView,
@@ -23,11 +24,10 @@ from rram_cosim.cosim.zeroshot import (
     select,
     summarise,
 )
-from rram_cosim.cosim.zeroshot_cmd import _tile_spec, permutation_rng, run_zeroshot
-from rram_cosim.models.backend import IdealBackend
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import TileSpec
-from rram_cosim.models.tiling import TiledBackend
+from rram_cosim.models.tile.backend import IdealBackend
+from rram_cosim.models.tile.tiling import TiledBackend
 
 SMALL = ["--seeds", "2", "--hidden", "16", "--crop", "8", "--neurons", "16", "--v-th", "3,6",
          "--temperature", "0.3", "--epochs", "10", "--eval-every", "5", "--tile-rows", "64",

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from rram_cosim.models.backend import IdealBackend, read_noise_ua
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import TileSpec
-from rram_cosim.models.periphery import adc_codes, codes_to_ua, dac_volts, tia_out_v
-from rram_cosim.models.tiling import TiledBackend
+from rram_cosim.models.tile.backend import IdealBackend, read_noise_ua
+from rram_cosim.models.tile.periphery import adc_codes, codes_to_ua, dac_volts, tia_out_v
+from rram_cosim.models.tile.tiling import TiledBackend
 
 
 def _pair(rng, shape):

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from rram_cosim.models.breakdown import (
+from rram_cosim.models.device.breakdown import (
     CellValues,
     breakdown_time_s,
     cell_values,

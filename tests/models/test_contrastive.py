@@ -3,7 +3,8 @@ retrieval metrics and the permutation test."""
 
 import numpy as np
 import pytest
-from rram_cosim.models.contrastive import (
+from rram_cosim.models.errors import ConfigError, NotFittedError
+from rram_cosim.models.snn.contrastive import (
     ContrastiveHeads,
     chance_topk,
     class_pairs,
@@ -16,7 +17,6 @@ from rram_cosim.models.contrastive import (
     retrieval_accuracy,
     topk_hits,
 )
-from rram_cosim.models.errors import ConfigError, NotFittedError
 
 
 def _unit(x):

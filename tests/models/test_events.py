@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rram_cosim.models import events as ev_mod
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.events import (
+from rram_cosim.models.snn import events as ev_mod
+from rram_cosim.models.snn.events import (
     AUDIO_EVENT_DTYPE,
     IMAGE_EVENT_DTYPE,
     bin_event_batch,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from rram_cosim.models.errors import NotFittedError
-from rram_cosim.models.heads import SoftmaxReadout
+from rram_cosim.models.snn.heads import SoftmaxReadout
 
 
 def test_readout_learns_separable_classes_and_is_seeded():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
+from rram_cosim.analysis.stats import confusion_matrix, paired_difference, pca_2d
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.stats import confusion_matrix, paired_difference, pca_2d
 
 
 def test_paired_difference_by_hand():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from rram_cosim.models.errors import ConfigError, DomainWarning, NotFittedError
 from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
-from rram_cosim.models.periphery import current_lsb_ua, dac_volts
-from rram_cosim.models.surrogate import (
+from rram_cosim.models.tile.network import operating_points
+from rram_cosim.models.tile.periphery import current_lsb_ua, dac_volts
+from rram_cosim.models.tile.surrogate import (
     CalibrationSample,
     DriveProfile,
     TileSurrogate,
@@ -18,7 +19,6 @@ from rram_cosim.models.surrogate import (
     interleave,
     terminations,
 )
-from rram_cosim.models.tile_network import operating_points
 
 NEAR_IDEAL = MosfetSpec(kp_a_per_v2=1e-2, w_m=100e-6, l_m=10e-9, lambda_per_v=0.0)
 
@@ -244,7 +244,7 @@ def test_rarely_driven_rows_are_linearised_at_their_own_swing():
 
 
 def test_tiled_surrogate_gives_each_row_block_its_rows_profile():
-    from rram_cosim.models.tiling import TiledBackend
+    from rram_cosim.models.tile.tiling import TiledBackend
 
     spec = TileSpec(rows=8, cols=4)
     rng = np.random.default_rng(2)

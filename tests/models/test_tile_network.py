@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from rram_cosim.models.tile_network import (
+from rram_cosim.models.tile.network import (
     CellModel,
     Terminations,
     cell_iv,

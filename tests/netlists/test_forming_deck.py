@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from rram_cosim.models.breakdown import CellValues, cell_values, draw_cells, form_cells
+from rram_cosim.models.device.breakdown import CellValues, cell_values, draw_cells, form_cells
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import BreakdownParams, FormingConditions
 from rram_cosim.netlists.cards import PTM45_NMOS_PATH
@@ -75,7 +75,7 @@ def test_bad_values_and_tolerances_are_rejected():
 
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs ngspice")
 def test_one_deck_in_ngspice_matches_the_twin(tmp_path):
-    from rram_cosim.cosim.ngspice import RunOptions, run_deck
+    from rram_cosim.cosim.spice.runner import RunOptions, run_deck
 
     v = values(3, seed=4)
     res = run_deck(forming_deck(v, P, C), RunOptions(run_dir=tmp_path, retry=False))

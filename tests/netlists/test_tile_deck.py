@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.ngspice import RunOptions, run_deck
+from rram_cosim.cosim.spice.runner import RunOptions, run_deck
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
-from rram_cosim.models.periphery import dac_volts
+from rram_cosim.models.tile.periphery import dac_volts
 from rram_cosim.netlists.cards import PTM45_NMOS_MODEL, PTM45_NMOS_PATH, level1_params
 from rram_cosim.netlists.deck import Deck
 from rram_cosim.netlists.mosfet import mosfet_card, mosfet_model_name

@@ -1,0 +1,479 @@
+"""Calibration of the tile surrogate on circuit-level simulations, and its error table.
+
+A calibration set is a few conductance maps drawn across the device's range (formed maps from
+the device model, one map uniform over [g_min, g_full_scale]), each driven by spike-like
+sparse binary inputs over the whole density range (all rows off and all rows on included),
+plus the corner case of every cell at ``g_full_scale_us`` with all rows on. A reference
+engine (``spice``: ngspice; ``nodal``: the scipy engine, equal to ngspice to 1e-12) simulates
+them; the surrogate is fitted on them and its error is measured on maps and inputs not used in
+fitting.
+
+Full scale. Unless the TileSpec fixes ``tia.r_f_ohm``, :func:`calibrate_tile` sets the TIA
+feedback resistor so that the largest column current of the calibration set (the corner)
+lands on the ADC's full scale: one LSB is then one code of that 14-bit ADC, as the tile
+issue defines it. The nominal rule of :class:`TileSpec` (rows x v_read x g_full_scale) ignores
+IR drop, which at 512 rows with 5 ohm wires would leave three quarters of the codes unused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...models.checks import check_choice, check_int, check_range
+from ...models.device.conductance import differential_pair
+from ...models.errors import ConfigError
+from ...models.params import DeviceParams, LIFParams, TileSpec
+from ...models.snn.lsm import run_reservoir
+from ...models.tile.backend import BoundTile, TileBackend, TileOutput, ideal_codes
+from ...models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
+from ...models.tile.surrogate import CalibrationSample, DriveProfile, TileSurrogate
+from ...models.tile.tiling import TiledBackend
+from ..spice.backend import ReadEnergy, read_energy
+
+__all__ = [
+    "CalibrationResult",
+    "Workload",
+    "bind_for_workload",
+    "calibrate_tile",
+    "calibration_inputs",
+    "calibration_maps",
+    "corner_map",
+    "energy_summary",
+    "error_table",
+    "fit_surrogate",
+    "full_scale_spec",
+    "probe_workload",
+    "record_drive",
+    "reference_backend",
+    "simulate",
+    "simulate_with_energy",
+    "with_full_scale",
+    "with_idle",
+    "workload_full_scale_ua",
+]
+
+
+def calibration_inputs(rows: int, n_vectors: int, rng: np.random.Generator) -> np.ndarray:
+    """Binary inputs (n_vectors x rows): densities spread over (0, 1], last vector all on."""
+    check_int("calibration_inputs", "rows", rows, 1)
+    check_int("calibration_inputs", "n_vectors", n_vectors, 1)
+    dens = np.linspace(1.0 / rows, 1.0, n_vectors)
+    x = (rng.random((n_vectors, rows)) < dens[:, None]).astype(np.float64)
+    x[-1] = 1.0
+    return x
+
+
+def with_idle(x: np.ndarray) -> np.ndarray:
+    """Inputs with an all-off vector first: the idle tile, where only the TIA offset drives
+    (reverse) currents, so the calibrated densities start at 0."""
+    return np.concatenate([np.zeros((1, x.shape[1])), x], axis=0)
+
+
+def calibration_maps(shape: tuple[int, int], n_maps: int, rng: np.random.Generator,
+                     device: DeviceParams, spec: TileSpec) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Formed-distribution maps, plus (from the second on) one spanning [g_min, full scale]."""
+    maps = [differential_pair(shape, rng, device) for _ in range(max(n_maps - 1, 1))]
+    if n_maps > 1:
+        lo, hi = device.g_min_us, spec.g_full_scale_us
+        maps.append((rng.uniform(lo, hi, shape), rng.uniform(lo, hi, shape)))
+    return maps
+
+
+def corner_map(shape: tuple[int, int], spec: TileSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell at ``g_full_scale_us``: with all rows on, the largest column currents."""
+    g = np.full(shape, spec.g_full_scale_us)
+    return g, g.copy()
+
+
+def reference_backend(name: str, spec: TileSpec, **options: Any) -> TileBackend:
+    """The circuit engine a calibration runs on: ``"spice"`` or ``"nodal"``."""
+    check_choice("calibrate", "reference", name, ["spice", "nodal"])
+    if name == "nodal":
+        from .nodal import NodalBackend
+
+        return NodalBackend(spec, **options)
+    from ..spice.backend import SpiceBackend
+
+    return SpiceBackend(spec, **options)
+
+
+def _nodal_energy(spec: TileSpec, sol: Any) -> ReadEnergy:
+    """Read energy of a nodal solution by the same rules as the ngspice backend's.
+
+    The row current a DAC delivers equals the sum of its row's cell currents (the row line
+    connects only the DAC and the cells); the quiescent supply current is ``i_q`` per TIA.
+    """
+    i_row = sol.i_cell_a.sum(axis=2)
+    p = sol.v_t.shape[1]
+    t = spec.tia
+    p_q = np.full(sol.v_d.shape[0], t.i_q_a * (t.v_pos_v - t.v_neg_v) * p)
+    return read_energy(spec, sol.v_d, i_row, sol.i_col_ua * 1e-6, p_q)
+
+
+def simulate_with_energy(reference: TileBackend, maps: list[tuple[np.ndarray, np.ndarray]],
+                         inputs: list[np.ndarray], rng: np.random.Generator
+                         ) -> tuple[list[CalibrationSample], list[ReadEnergy | None]]:
+    """Run every (map, inputs) pair through the reference; keep the read energy where known.
+
+    ngspice (:class:`rram_cosim.cosim.spice.backend.BoundSpice`) measures it on its supply
+    sources; for the nodal engine it is computed from the solved node voltages and currents.
+    """
+    samples, energies = [], []
+    for (gp, gn), x in zip(maps, inputs):
+        bound = reference.bind(gp, gn)
+        if hasattr(bound, "solve") and getattr(reference, "name", "") == "nodal":
+            sol = bound.solve(x, rng)
+            i_col = sol.i_col_ua
+            energies.append(_nodal_energy(reference.spec, sol))
+            samples.append(CalibrationSample(gp, gn, x, i_col[:, 0::2], i_col[:, 1::2]))
+            continue
+        res = bound.apply(x, rng)
+        last = getattr(bound, "last_solution", None)
+        energies.append(last.energy if last is not None else None)
+        samples.append(CalibrationSample(gp, gn, x, res.i_pos_ua, res.i_neg_ua))
+    return samples, energies
+
+
+def simulate(reference: TileBackend, maps: list[tuple[np.ndarray, np.ndarray]],
+             inputs: list[np.ndarray], rng: np.random.Generator) -> list[CalibrationSample]:
+    """Run every (map, inputs) pair through the reference backend."""
+    out = []
+    for (gp, gn), x in zip(maps, inputs):
+        res = reference.bind(gp, gn).apply(x, rng)
+        out.append(CalibrationSample(gp, gn, x, res.i_pos_ua, res.i_neg_ua))
+    return out
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    backend: str
+    rms_lsb: float
+    max_lsb: float
+    rms_code_lsb: float
+    max_code_lsb: float
+    rms_pct_fs: float
+    max_pct_fs: float
+
+
+def error_table(spec: TileSpec, held_out: list[CalibrationSample],
+                predictions: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> pd.DataFrame:
+    """Error of each model's column currents against the reference, in ADC LSB and % of FS.
+
+    ``predictions[name]`` holds, per held-out sample, the model's (i_pos_ua, i_neg_ua). Current
+    error is measured before quantisation (in units of one LSB of current); code error after
+    the TIA and ADC (the ideal model goes through the ideal TIA, as the ideal G.V model has none).
+    Full scale is the ADC's ``2**bits`` codes.
+    """
+    lsb = current_lsb_ua(spec)
+    ref_i = np.concatenate([np.stack([s.i_pos_ua, s.i_neg_ua]).ravel() for s in held_out])
+    ref_c = adc_codes(tia_out_v(ref_i, spec), spec)
+    rows = []
+    for name, preds in predictions.items():
+        pi = np.concatenate([np.stack(p).ravel() for p in preds])
+        pc = ideal_codes(pi, spec) if name == "ideal" else adc_codes(tia_out_v(pi, spec), spec)
+        e = (pi - ref_i) / lsb
+        ec = (pc - ref_c).astype(np.float64)
+        n_codes = spec.adc.n_codes
+        rows.append(ErrorRow(name, float(np.sqrt(np.mean(e**2))), float(np.abs(e).max()),
+                             float(np.sqrt(np.mean(ec**2))), float(np.abs(ec).max()),
+                             float(np.sqrt(np.mean(e**2)) / n_codes * 100),
+                             float(np.abs(e).max() / n_codes * 100)).__dict__)
+    return pd.DataFrame(rows)
+
+
+def fit_surrogate(spec: TileSpec, samples: list[CalibrationSample], *,
+                  read_noise_sigma_us: float, provenance: dict,
+                  fit_transistor: bool | None = None) -> TileSurrogate:
+    """Fit a :class:`TileSurrogate` on calibration samples (see :meth:`TileSurrogate.fit`)."""
+    return TileSurrogate(spec=spec, read_noise_sigma_us=read_noise_sigma_us).fit(
+        samples, provenance=provenance, fit_transistor=fit_transistor)
+
+
+def full_scale_spec(spec: TileSpec, reference: Callable[[TileSpec], TileBackend],
+                    shape: tuple[int, int], rng: np.random.Generator) -> tuple[TileSpec, float]:
+    """Set R_f so the corner's largest column current is the ADC full scale.
+
+    Returns the spec (unchanged if ``spec.tia.r_f_ohm`` is already given) and that current
+    (uA). R_f hardly moves the currents themselves: the TIA input sees ``(R_f + r_o) / (1 + A)``,
+    milliohms.
+    """
+    gp, gn = corner_map(shape, spec)
+    res = reference(spec).bind(gp, gn).apply(np.ones((1, shape[0])), rng)
+    i_max = float(max(res.i_pos_ua.max(), res.i_neg_ua.max()))
+    if i_max <= 0:
+        raise ConfigError(f"The corner map drew no column current ({i_max:g} uA); check "
+                          "v_read_v and the transistor.")
+    if spec.tia.r_f_ohm is not None:
+        return spec, i_max
+    return with_full_scale(spec, i_max), i_max
+
+
+class _Probe:
+    """A bound tile that records, for every VMM, its largest column current and mean drive,
+    and keeps one drive vector of every batch (the k-th call keeps row k mod batch, so the
+    kept vectors spread over samples and time steps), or all of them with ``keep_all``."""
+
+    def __init__(self, tile: BoundTile, keep_all: bool = False) -> None:
+        self.tile, self.spec = tile, tile.spec
+        self.keep_all = keep_all
+        self.g_pos_us, self.g_neg_us = tile.g_pos_us, tile.g_neg_us
+        self.peaks_ua: list[np.ndarray] = []
+        self.levels: list[np.ndarray] = []
+        self.kept: list[np.ndarray] = []
+        rows = tile.g_pos_us.shape[0]
+        self.row_on = np.zeros(rows)
+        self.row_sum = np.zeros(rows)
+        self.row_max = np.zeros(rows)
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, *,
+              volts: bool = False) -> TileOutput:
+        out = self.tile.apply(x, rng, volts=volts)
+        lv = np.asarray(x, dtype=np.float64)
+        if volts:
+            lv = lv / self.spec.v_read_v
+        self.peaks_ua.append(np.maximum(out.i_pos_ua.max(axis=1), out.i_neg_ua.max(axis=1)))
+        self.levels.append(lv.mean(axis=1))
+        self.kept.append(lv.copy() if self.keep_all
+                         else lv[len(self.kept) % lv.shape[0]][None].copy())
+        self.row_on += (lv > 0).sum(axis=0)
+        self.row_sum += lv.sum(axis=0)
+        self.row_max = np.maximum(self.row_max, lv.max(axis=0))
+        return out
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a reservoir asks of its tile, per VMM (from :func:`probe_workload`)."""
+
+    peaks_ua: np.ndarray  # largest column current of each VMM (uA)
+    levels: np.ndarray  # mean input level over the rows of each VMM (fraction of v_read)
+    row_on_level: np.ndarray | None = None  # (R,) largest level each row was driven at
+    row_p_on: np.ndarray | None = None  # (R,) fraction of VMMs that drove each row
+    row_mean_level: np.ndarray | None = None  # (R,) mean level of each row over the VMMs
+    drives: np.ndarray | None = None  # (m, R) some drive vectors, one per batch of VMMs
+
+    def drive_profile(self, rng: np.random.Generator, n_samples: int = 16) -> DriveProfile:
+        """The rows' drive statistics, for :meth:`TileSurrogate.with_drive`."""
+        if self.row_on_level is None or self.row_mean_level is None or self.drives is None:
+            raise ConfigError("This Workload has no per-row statistics; measure it with "
+                              "probe_workload.")
+        check_int("Workload.drive_profile", "n_samples", n_samples, 1)
+        pick = rng.choice(len(self.drives), min(n_samples, len(self.drives)), replace=False)
+        return DriveProfile(on_level=self.row_on_level, mean_level=self.row_mean_level,
+                            samples=self.drives[np.sort(pick)])
+
+    @property
+    def mean_level(self) -> float:
+        """Mean drive level: where a linearised surrogate is most accurate for this workload."""
+        return float(self.levels.mean())
+
+    def full_scale_ua(self, quantile: float = 0.999, margin: float = 1.1) -> float:
+        """ADC full-scale current: ``margin`` x the ``quantile`` of the per-VMM peak currents.
+
+        The default full scale (all rows on at ``g_full_scale_us``) never clips, but a
+        reservoir drives a small fraction of its rows at once, so most of that range goes
+        unused and a low-resolution ADC has only a few codes left for the currents that occur
+        (measured: 8 bits on the 456x201 map left digits-events at 19 % accuracy). Currents
+        above the returned value clip at the top code.
+        """
+        check_range("Workload.full_scale_ua", "quantile", quantile, 0, 1, lo_open=True)
+        check_range("Workload.full_scale_ua", "margin", margin, 1, 100)
+        i_fs = float(np.quantile(self.peaks_ua, quantile)) * margin
+        if not np.isfinite(i_fs) or i_fs <= 0:
+            raise ConfigError(
+                f"The workload drew no column current (largest {self.peaks_ua.max():g} uA), so "
+                "it cannot set the ADC range; check the inputs (all zero?) or use the corner "
+                "range.")
+        return i_fs
+
+
+def probe_workload(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
+                   rng: np.random.Generator) -> Workload:
+    """Run the reservoir on ``frames`` through ``tile`` and record what each VMM drew.
+
+    Typically the ideal backend on training data: its currents bound the circuit's from above
+    (the circuit loses some to IR drop).
+    """
+    probe = _Probe(tile)
+    run_reservoir(probe, frames, lif, rng)
+    levels = np.concatenate(probe.levels)
+    return Workload(np.concatenate(probe.peaks_ua), levels, row_on_level=probe.row_max,
+                    row_p_on=probe.row_on / max(levels.size, 1),
+                    row_mean_level=probe.row_sum / max(levels.size, 1),
+                    drives=np.concatenate(probe.kept))
+
+
+def record_drive(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Every drive vector (levels, n_vmm x rows) a reservoir run on ``frames`` asks of
+    ``tile``: the inputs to solve exactly when checking a tile model on that workload."""
+    probe = _Probe(tile, keep_all=True)
+    run_reservoir(probe, frames, lif, rng)
+    return np.concatenate(probe.kept)
+
+
+def bind_for_workload(backend: TileSurrogate | TiledBackend, g_pos_us: np.ndarray,
+                      g_neg_us: np.ndarray, frames: np.ndarray, lif: LIFParams,
+                      rng: np.random.Generator, *, n_samples: int = 16) -> BoundTile:
+    """Bind a map with the surrogate linearised for the reservoir's own drive.
+
+    ``backend`` is a fitted surrogate, or a ``TiledBackend`` around one (each row block then
+    gets its rows' share of the profile). The reservoir runs once on ``frames`` through the
+    default (tangent) binding; the rows' measured drive (:meth:`Workload.drive_profile`,
+    ``n_samples`` vectors solved exactly) then linearises the map
+    (:meth:`TileSurrogate.with_drive`). On the 64 x 64
+    fidelity network: 0.0068 LSB RMS open-loop error against 0.068 for the tangent at the mean
+    level and 0.173 at half the read voltage (``benchmarks/bench_linearise.py``).
+    """
+    inner = backend.inner if isinstance(backend, TiledBackend) else backend
+    if not isinstance(inner, TileSurrogate):
+        raise ConfigError(
+            f"bind_for_workload linearises a TileSurrogate (alone or inside a TiledBackend). "
+            f"Got {type(inner).__name__}; other backends need no linearisation: call "
+            "backend.bind(g_pos_us, g_neg_us) instead.")
+    def wrap(s: TileSurrogate) -> TileSurrogate | TiledBackend:
+        return dataclasses.replace(backend, inner=s) if isinstance(backend, TiledBackend) else s
+
+    # the probe runs on the plain surrogate: a profile it may carry belongs to another network
+    wl = probe_workload(wrap(inner.with_drive(None)).bind(g_pos_us, g_neg_us), frames, lif,
+                        rng)
+    return wrap(inner.with_drive(wl.drive_profile(rng, n_samples))).bind(g_pos_us, g_neg_us)
+
+
+def workload_full_scale_ua(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
+                           rng: np.random.Generator, *, quantile: float = 0.999,
+                           margin: float = 1.1) -> float:
+    """ADC full-scale current (uA) for a workload; see :meth:`Workload.full_scale_ua`."""
+    return probe_workload(tile, frames, lif, rng).full_scale_ua(quantile, margin)
+
+
+def with_full_scale(spec: TileSpec, i_full_scale_ua: float) -> TileSpec:
+    """``spec`` with R_f chosen so ``i_full_scale_ua`` is the ADC full scale."""
+    check_range("with_full_scale", "i_full_scale_ua", i_full_scale_ua, 0, 1e9, lo_open=True,
+                unit="uA")
+    r_f = spec.adc.v_full_scale_v / (i_full_scale_ua * 1e-6)
+    return dataclasses.replace(spec, tia=dataclasses.replace(spec.tia, r_f_ohm=r_f))
+
+
+def energy_summary(spec: TileSpec, energies: list[ReadEnergy | None],
+                   inputs: list[np.ndarray]) -> dict[str, Any] | None:
+    """Read energy per VMM over ``t_read_s``: means by component and a fit against activity.
+
+    ``total ~ idle + per_active_row * sum(levels)`` by least squares (the array and TIA
+    output energies scale with the driven rows; the TIA quiescent part does not).
+    """
+    pairs = [(e, x) for e, x in zip(energies, inputs) if e is not None]
+    if not pairs:
+        return None
+    tot = np.concatenate([e.total_j for e, _ in pairs])
+    act = np.concatenate([np.asarray(x, dtype=np.float64).sum(axis=1) for _, x in pairs])
+    a = np.stack([np.ones_like(act), act], axis=1)
+    coef, *_ = np.linalg.lstsq(a, tot, rcond=None)
+    return {
+        "t_read_s": spec.t_read_s,
+        "n_vmm": int(tot.size),
+        "mean_total_j": float(tot.mean()),
+        "mean_dac_j": float(np.concatenate([e.dac_j for e, _ in pairs]).mean()),
+        "mean_tia_quiescent_j": float(np.concatenate([e.tia_quiescent_j
+                                                      for e, _ in pairs]).mean()),
+        "mean_tia_output_j": float(np.concatenate([e.tia_output_j for e, _ in pairs]).mean()),
+        "idle_j": float(coef[0]),
+        "per_active_row_j": float(coef[1]),
+        "mean_active_rows": float(act.mean()),
+    }
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate_tile` produced (also saved with the surrogate)."""
+
+    surrogate: TileSurrogate
+    spec: TileSpec
+    i_full_scale_ua: float
+    errors: pd.DataFrame
+    held_out: list[CalibrationSample]
+    predictions: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+    energy: dict[str, Any] | None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
+                   n_test_maps: int = 2, n_vectors: int = 32, seed: int = 0,
+                   device: DeviceParams | None = None,
+                   reference_options: dict[str, Any] | None = None,
+                   progress: Callable[[str], None] | None = None,
+                   fit_transistor: bool | None = None) -> CalibrationResult:
+    """Calibrate a surrogate for ``spec`` (a ``rows x cols`` tile) and measure its error.
+
+    1. R_f from the corner map (every cell at ``g_full_scale_us``, all rows on) unless given;
+    2. ``n_maps`` calibration maps (:func:`calibration_maps`) and the corner, ``n_vectors``
+       inputs each (the idle vector and :func:`calibration_inputs`), simulated by the
+       reference; the surrogate is fitted on them;
+    3. ``n_test_maps`` fresh formed maps with fresh inputs: the held-out error of the
+       surrogate and of the ideal G.V model (:func:`error_table`), stored in the surrogate
+       (``validation_``) with the reference's read energy (``energy_``).
+    """
+    check_int("calibrate_tile", "n_maps", n_maps, 1, 1000)
+    check_int("calibrate_tile", "n_test_maps", n_test_maps, 0, 1000)
+    check_int("calibrate_tile", "n_vectors", n_vectors, 2, 100_000)
+    opts = dict(reference_options or {})
+    device = device or DeviceParams()
+    say = progress or (lambda _msg: None)
+    rng = np.random.default_rng(seed)
+    shape = (spec.rows, spec.cols)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    say("full scale: corner map through the reference")
+    spec, i_fs = full_scale_spec(spec, lambda s: reference_backend(reference, s, **opts),
+                                 shape, rng)
+    timings["full_scale"] = time.perf_counter() - t0
+    ref = reference_backend(reference, spec, **opts)
+    maps = calibration_maps(shape, n_maps, rng, device, spec) + [corner_map(shape, spec)]
+    inputs = [with_idle(calibration_inputs(spec.rows, n_vectors - 1, rng)) for _ in maps]
+    tests = [differential_pair(shape, rng, device) for _ in range(n_test_maps)]
+    test_inputs = [with_idle(calibration_inputs(spec.rows, n_vectors - 1, rng))
+                   for _ in tests]
+    t0 = time.perf_counter()
+    say(f"calibration: {len(maps)} maps x {n_vectors} vectors through {reference}")
+    cal, cal_energy = simulate_with_energy(ref, maps, inputs, rng)
+    held, held_energy = simulate_with_energy(ref, tests, test_inputs, rng)
+    timings["reference"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    say("fit")
+    sur = fit_surrogate(spec, cal, read_noise_sigma_us=device.read_noise_sigma_us,
+                        provenance={"reference": reference, "seed": seed, "n_maps": len(maps),
+                                    "n_vectors": n_vectors, "n_test_maps": n_test_maps,
+                                    "i_full_scale_ua": i_fs, "device": dataclasses.asdict(device)},
+                        fit_transistor=fit_transistor)
+    timings["fit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    preds = predictions_on(spec, sur, held)
+    errors = error_table(spec, held, preds) if held else pd.DataFrame()
+    timings["validate"] = time.perf_counter() - t0
+    energy = energy_summary(spec, cal_energy + held_energy, inputs + test_inputs)
+    if energy is not None:
+        energy["source"] = "ngspice supply currents" if reference == "spice" else (
+            "nodal engine node voltages and currents")
+    sur.energy_ = energy
+    sur.validation_ = errors.to_dict(orient="records") if len(errors) else None
+    return CalibrationResult(sur, spec, i_fs, errors, held, preds, energy, timings)
+
+
+def predictions_on(spec: TileSpec, surrogate: TileSurrogate, samples: list[CalibrationSample]
+                   ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Noise-free column currents of the ideal G.V model and of the surrogate per sample."""
+    preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"ideal": [], "surrogate": []}
+    quiet = surrogate.with_noise(0.0)
+    for s in samples:
+        v = dac_volts(s.levels, spec)
+        preds["ideal"].append((v @ s.g_pos_us, v @ s.g_neg_us))
+        preds["surrogate"].append(quiet.bind(s.g_pos_us, s.g_neg_us).currents(s.levels))
+    return preds
+

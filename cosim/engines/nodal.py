@@ -1,0 +1,966 @@
+"""Independent nodal DC engine: the canonical tile circuit solved exactly in scipy.
+
+The engine solves the circuit that :func:`rram_cosim.netlists.tile.tile_deck` writes (DAC behind
+``dac.r_out_ohm``, row and column wire segments, 1T1R cells with the ngspice level-1 access
+transistor, one finite-gain clipped TIA per physical column) by Newton-Raphson on the nodal
+equations. It mirrors ngspice's level-1 MOSFET (``src/spicelib/devices/mos1/mos1load.c`` and
+``mos1temp.c``) including the bulk junctions and the GMIN ngspice puts across them, so the two
+agree to round-off (about 1e-12 relative on TIA outputs, measured), and it reaches the macro's
+full 512 x 512 size, which ngspice (no KLU) cannot.
+
+Exact reductions of the circuit:
+
+- The cell's internal node ``m`` (RRAM / drain) is eliminated: for given row and column tap
+  voltages a vectorised, bracketed scalar Newton finds ``v_m`` to round-off and the implicit
+  function theorem gives the cell's 2 x 2 Jacobian, so each cell is a two-port between its row
+  tap and its column tap.
+- The TIA's nodes ``x`` and ``o`` are eliminated: KCL at ``o`` gives
+  ``v_o = (x R_f + v_t r_out) / (R_f + r_out)``, so the TIA loads its input ``t`` with
+  ``(v_t - x(v_t)) / (R_f + r_out)``, ``x = clip(A (v_os - v_t), v_min, v_max)``.
+- ``r_wire_ohm == 0`` merges the taps into ``a{i}`` and ``t{j}``; ``dac.r_out_ohm == 0`` makes
+  ``a{i}`` the fixed DAC node.
+
+Linear algebra: unknowns are ordered as chains (row ``i``: ``a_i, r_i_0 .. r_i_{P-1}``, then
+column ``j``: ``c_0_j .. c_{R-1}_j, t_j``), so without the cells' row-column coupling the
+Jacobian is a symmetric positive-definite tridiagonal matrix per layer. A block Gauss-Seidel
+sweep (row layer, then column layer) built from those two tridiagonals (LAPACK ``pttrf``,
+O(n)) preconditions GMRES; it needs 5-15 iterations per Newton step up to 512 x 512 with 1-5
+ohm wires (measured). A sparse LU (SuperLU, minimum-degree ordering on ``A + A^T``) solves the
+same Newton systems directly: the default for small tiles and the fallback whenever GMRES stalls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
+
+from ...models.checks import check_choice, check_int, check_range
+from ...models.device.level1 import level1_at_temperature, level1_channel
+from ...models.errors import ConfigError
+from ...models.params import TileSpec
+from ...models.tile.backend import TileOutput, check_pair, code_y_scale, input_levels
+from ...models.tile.periphery import adc_codes, dac_volts
+from ...netlists.cards.level1 import level1_params
+from ..spice.errors import ConvergenceError
+
+__all__ = [
+    "BoundNodal",
+    "CellState",
+    "Level1Device",
+    "NodalBackend",
+    "NodalSolution",
+    "cell_solve",
+    "junction",
+    "level1_device",
+    "level1_ids",
+]
+
+_MAX_EXP_ARG = 709.0  # ngspice MAX_EXP_ARG (src/include/ngspice/defines.h)
+# ngspice's default GMIN (.options gmin), added across every MOSFET junction (mos1load.c).
+_NGSPICE_GMIN_S = 1e-12
+
+_LINEAR_SOLVERS = ("auto", "direct", "krylov")
+# Under "auto", sparse LU below this many unknowns per vector (about a 16 x 32 physical tile
+# with wires): there it costs milliseconds and needs no iteration; GMRES was faster from
+# 32 x 32 up (measured: 9 ms vs 31 ms per vector at 32 x 32, 0.27 s vs 0.54 s at 128 x 128).
+_AUTO_DIRECT_MAX_UNKNOWNS = 2_000
+
+
+# ---------------------------------------------------------------------------------------------
+# Device equations: ngspice level 1 (Shichman-Hodges), mirrored line by line
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Level1Device:
+    """Temperature-adjusted level-1 NMOS quantities, as ngspice's ``MOS1temp`` computes them.
+
+    Attributes
+    ----------
+    beta_a_per_v2 : float
+        ``KP(T) * W / (L - 2 LD)`` with ``LD = 0``; ``KP(T) = KP / (T / TNOM)^1.5``.
+    vth_v : float
+        ``tVbi`` (gamma = 0, so ``von = tVbi``): VTO plus ngspice's band-gap and PHI shifts,
+        which vanish at ``T = TNOM``.
+    lambda_per_v : float
+        Channel-length modulation, in both the linear and the saturation region.
+    is_a : float
+        Junction saturation current ``IS(T)`` of the bulk-drain and bulk-source diodes.
+    vt_v : float
+        Thermal voltage ``k T / q`` of the diodes.
+    gmin_s : float
+        GMIN across each junction.
+    v_gate_v : float
+        Word-line voltage (the gate is held by a source; the bulk is ground).
+    """
+
+    beta_a_per_v2: float
+    vth_v: float
+    lambda_per_v: float
+    is_a: float
+    vt_v: float
+    gmin_s: float
+    v_gate_v: float
+
+
+def level1_device(spec: TileSpec, gmin_s: float = _NGSPICE_GMIN_S) -> Level1Device:
+    """Level-1 quantities of the tile's access transistor at ``spec.temperature_c``.
+
+    Reads the card's numbers from :func:`rram_cosim.netlists.cards.level1.level1_params` (the
+    deck's ``.model`` line comes from the same function) and mirrors ``MOS1temp`` (ngspice
+    ``mos1temp.c``) for an NMOS with ``gamma = 0``, ``LD = 0``, default ``PHI``; the deck sets
+    ``.temp`` to ``spec.temperature_c``. Raises :class:`ConfigError` for a card other than
+    ``"level1"`` or a level-1 card with body effect.
+    """
+    m = spec.mosfet
+    if m.card != "level1":
+        raise ConfigError(
+            f"The nodal engine implements the ngspice level-1 transistor only. Got "
+            f"TileSpec.mosfet.card={m.card!r}. Use card='level1', or the ngspice backend for "
+            "BSIM4/PDK cards."
+        )
+    card = level1_params(m)
+    if card["gamma"] != 0.0:
+        raise ConfigError(
+            f"The nodal engine mirrors level 1 without body effect (gamma = 0). The card has "
+            f"gamma={card['gamma']!r}.")
+    t = level1_at_temperature(card["vto"], card["kp"], m.w_m, m.l_m, card["is"], card["tnom"],
+                              spec.temperature_c)
+    return Level1Device(
+        beta_a_per_v2=t.beta_a_per_v2,
+        vth_v=t.vth_v,
+        lambda_per_v=card["lambda"],
+        is_a=t.is_a,
+        vt_v=t.vt_v,
+        gmin_s=gmin_s,
+        v_gate_v=spec.v_gate_read_v,
+    )
+
+
+def level1_ids(vd: np.ndarray, vs: np.ndarray,
+               dev: Level1Device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Channel current drain -> source (A) and its partial derivatives (S), any shape.
+
+    ngspice ``mos1load.c`` with gamma = 0: ``mode = +1`` if ``vds >= 0`` else the terminals swap
+    (``vgs -> vgd``, ``vds -> -vds``); ``vgst = vgs - VTH``; cutoff if ``vgst <= 0``;
+    ``betap = beta (1 + lambda vds)``; saturation if ``vgst <= vds``:
+    ``id = betap vgst^2 / 2``, ``gm = betap vgst``, ``gds = lambda beta vgst^2 / 2``; otherwise
+    linear: ``id = betap vds (vgst - vds/2)``, ``gm = betap vds``,
+    ``gds = betap (vgst - vds) + lambda beta vds (vgst - vds/2)``.
+
+    Returns
+    -------
+    ids, d_ids_d_vd, d_ids_d_vs : ndarray
+        Current from drain to source and its derivatives w.r.t. the drain and source voltages.
+    """
+    return level1_channel(vd, vs, dev.v_gate_v, dev.vth_v, dev.beta_a_per_v2,
+                          dev.lambda_per_v)
+
+
+def junction(v_bn: np.ndarray, dev: Level1Device) -> tuple[np.ndarray, np.ndarray]:
+    """Bulk junction diode of ngspice's level 1 with GMIN, for ``v_bn = v_bulk - v_node``.
+
+    ``v <= -3 vt``: ``g = GMIN``, ``i = GMIN v - IS``; otherwise ``e = exp(min(709, v/vt))``,
+    ``g = IS e / vt + GMIN``, ``i = IS (e - 1) + GMIN v``. ``i`` flows from the bulk into the
+    node (A); ``g = di/dv`` (S).
+    """
+    vt, i_s, gmin = dev.vt_v, dev.is_a, dev.gmin_s
+    rev = v_bn <= -3.0 * vt
+    e = np.exp(np.minimum(v_bn / vt, _MAX_EXP_ARG))
+    g = np.where(rev, gmin, i_s * e / vt + gmin)
+    i = np.where(rev, gmin * v_bn - i_s, i_s * (e - 1.0) + gmin * v_bn)
+    return i, g
+
+
+@dataclass
+class CellState:
+    """One cell two-port after eliminating its internal node (arrays of equal shape).
+
+    ``i_r_a`` flows from the row tap into the RRAM, ``i_c_a`` from the transistor's source into
+    the column tap; they differ by the drain junction current. Derivatives in S.
+    """
+
+    v_m: np.ndarray
+    i_r_a: np.ndarray
+    i_c_a: np.ndarray
+    dir_dvr: np.ndarray
+    dir_dvc: np.ndarray
+    dic_dvr: np.ndarray
+    dic_dvc: np.ndarray
+
+
+def cell_solve(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, v_m0: np.ndarray | None,
+               dev: Level1Device, max_iter: int = 80) -> CellState:
+    """Solve each cell's internal node and return its two-port currents and Jacobian.
+
+    KCL at ``m``: ``f(v_m) = G (v_r - v_m) + i_bd(-v_m) - i_ds(v_m, v_c) = 0``. ``f`` strictly
+    decreases, so a Newton step safeguarded by bisection inside the bracket
+    ``[min(v_r, v_c, 0) - 1 V, max(v_r, v_c, 0) + 1 V]`` converges for every cell; iteration
+    stops when every step is below ``1e-14`` of the cell's voltage scale (round-off). Warm
+    started from the previous Newton iterate it takes 1-3 steps.
+
+    Parameters
+    ----------
+    v_r, v_c : ndarray
+        Row and column tap voltages (V), any common shape.
+    g_s : ndarray
+        RRAM conductance (S), broadcastable to that shape.
+    v_m0 : ndarray or None
+        Starting guess for ``v_m`` (warm start), or None.
+    dev : Level1Device
+        The transistor.
+
+    Raises
+    ------
+    ConvergenceError
+        If the bracketed iteration has not converged after ``max_iter`` steps (a bug guard:
+        bisection alone converges in about 60).
+    """
+    g = np.broadcast_to(g_s, v_r.shape)
+    # f(lo) > 0 and f(hi) < 0 for any G >= 0, IS >= 0, GMIN >= 0: below min(v_r, v_c, 0) every
+    # term pushes current into m, above max(v_r, v_c, 0) every term drains it.
+    lo = np.minimum(np.minimum(v_r, v_c), 0.0) - 1.0
+    hi = np.maximum(np.maximum(v_r, v_c), 0.0) + 1.0
+    if v_m0 is None:
+        g_on = dev.beta_a_per_v2 * np.maximum(dev.v_gate_v - v_c - dev.vth_v, 1e-3)
+        v_m = v_c + (v_r - v_c) * g / (g + g_on)
+    else:
+        v_m = np.clip(v_m0, lo, hi)
+    tol = 1e-14 * (np.abs(v_r) + np.abs(v_c)) + 1e-20
+    for _ in range(max_iter):
+        ids, d_vd, _ = level1_ids(v_m, v_c, dev)
+        i_bd, g_bd = junction(-v_m, dev)
+        f = g * (v_r - v_m) + i_bd - ids
+        lo = np.where(f > 0.0, v_m, lo)
+        hi = np.where(f < 0.0, v_m, hi)
+        v_new = v_m + f / (g + g_bd + d_vd)
+        # The bracket end on the step's side is v_m itself, so only an overshoot past the far
+        # end is rejected (a step below one ulp leaves v_new == v_m: converged, not outside).
+        v_new = np.where((v_new < lo) | (v_new > hi), 0.5 * (lo + hi), v_new)
+        done = np.abs(v_new - v_m) <= tol
+        v_m = v_new
+        if done.all():
+            break
+    else:
+        bad = int(np.count_nonzero(~done))
+        raise ConvergenceError(
+            f"The cell-internal node solve did not converge for {bad} cell(s) after {max_iter} "
+            "bracketed Newton steps. This indicates non-finite node voltages; check the inputs."
+        )
+    ids, d_vd, d_vs = level1_ids(v_m, v_c, dev)
+    i_bd, g_bd = junction(-v_m, dev)
+    den = g + g_bd + d_vd
+    dvm_dvr = g / den
+    dvm_dvc = -d_vs / den
+    return CellState(
+        v_m=v_m,
+        i_r_a=g * (v_r - v_m),
+        i_c_a=ids,
+        dir_dvr=g * (1.0 - dvm_dvr),
+        dir_dvc=-g * dvm_dvc,
+        dic_dvr=d_vd * dvm_dvr,
+        dic_dvc=d_vd * dvm_dvc + d_vs,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Topology: node numbering, element lists and the sparse pattern, built once per map
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Topology:
+    """Index arrays of one physical conductance map (internal; caches per batch size)."""
+
+    n_rows: int
+    n_phys: int
+    n: int  # unknowns per vector; fixed DAC nodes follow at n .. n + n_rows - 1
+    n_row_layer: int  # unknowns 0 .. n_row_layer - 1 are row-layer nodes, the rest column
+    node_a: np.ndarray  # (R,) index into [unknowns, d]
+    node_r: np.ndarray  # (R, P)
+    node_c: np.ndarray  # (R, P)
+    node_t: np.ndarray  # (P,)
+    cell_flat: np.ndarray  # flat (i * P + j) positions of the cells with G > 0
+    cell_nr: np.ndarray
+    cell_nc: np.ndarray
+    cell_g_s: np.ndarray
+    res_n1: np.ndarray  # linear resistors (wires, DAC r_out): node pairs and conductances
+    res_n2: np.ndarray
+    res_g: np.ndarray
+    tri_e: np.ndarray  # (n - 1,) off-diagonal of the chain (tridiagonal) part of the Jacobian
+    lap: sp.csr_matrix  # (n, n + R): resistor currents leaving each unknown = lap @ v_all
+    # Nonlinear terms (cell row side, cell column side, source junction, TIA), see _evaluate:
+    kcl_idx: np.ndarray  # node of every nonlinear current term
+    jac_keep: np.ndarray  # which nonlinear Jacobian entries touch two unknowns
+    jac_pos: np.ndarray  # their positions in the CSR data array
+    jac_const: np.ndarray  # (nnz,) CSR data of the resistors (constant per map)
+    csr_indices: np.ndarray
+    csr_indptr: np.ndarray
+    diag_pos: np.ndarray  # (n,) data positions of the diagonal
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.csr_indices.size)
+
+    def batched(self, b: int) -> dict[str, np.ndarray]:
+        """Offset index arrays for a block-diagonal batch of ``b`` vectors (cached)."""
+        if b not in self._cache:
+            nb = self.n + self.n_rows
+            off_n = np.arange(b)[:, None]
+            self._cache.clear()  # keep one batch size: the arrays scale with b
+            self._cache[b] = {
+                "kcl": (self.kcl_idx[None, :] + nb * off_n).ravel(),
+                "jac": (self.jac_pos[None, :] + self.nnz * off_n).ravel(),
+                "indices": (self.csr_indices[None, :] + self.n * off_n).ravel(),
+                "indptr": np.concatenate(
+                    [[0], (self.csr_indptr[1:][None, :] + self.nnz * off_n).ravel()]),
+            }
+        return self._cache[b]
+
+
+def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
+    n_rows, n_phys = g_phys_us.shape
+    rw = spec.r_wire_ohm
+    rd = spec.dac.r_out_ohm
+    l_row = (1 if rd > 0 else 0) + (n_phys if rw > 0 else 0)
+    l_col = (n_rows if rw > 0 else 0) + 1
+    n = n_rows * l_row + n_phys * l_col
+    ii = np.arange(n_rows)
+    jj = np.arange(n_phys)
+    node_d = n + ii
+    node_a = ii * l_row if rd > 0 else node_d
+    col0 = n_rows * l_row
+    node_t = col0 + jj * l_col + (l_col - 1)
+    if rw > 0:
+        node_r = ii[:, None] * l_row + (1 if rd > 0 else 0) + jj[None, :]
+        node_c = col0 + jj[None, :] * l_col + ii[:, None]
+    else:
+        node_r = np.broadcast_to(node_a[:, None], (n_rows, n_phys)).copy()
+        node_c = np.broadcast_to(node_t[None, :], (n_rows, n_phys)).copy()
+
+    n1: list[np.ndarray] = []
+    n2: list[np.ndarray] = []
+    gg: list[np.ndarray] = []
+    if rd > 0:
+        n1.append(node_a)
+        n2.append(node_d)
+        gg.append(np.full(n_rows, 1.0 / rd))
+    if rw > 0:
+        left = np.concatenate([node_a[:, None], node_r[:, :-1]], axis=1)
+        n1.append(left.ravel())
+        n2.append(node_r.ravel())
+        below = np.concatenate([node_c[1:, :], node_t[None, :]], axis=0)
+        n1.append(node_c.ravel())
+        n2.append(below.ravel())
+        gg.append(np.full(n_rows * n_phys * 2, 1.0 / rw))
+    res_n1 = np.concatenate(n1) if n1 else np.zeros(0, np.int64)
+    res_n2 = np.concatenate(n2) if n2 else np.zeros(0, np.int64)
+    res_g = np.concatenate(gg) if gg else np.zeros(0)
+
+    flat = np.flatnonzero(g_phys_us.ravel() > 0.0)
+    cell_nr = node_r.ravel()[flat]
+    cell_nc = node_c.ravel()[flat]
+    cell_g = g_phys_us.ravel()[flat] * 1e-6
+
+    # Chain off-diagonal: every resistor between two unknowns joins neighbours by construction.
+    both = (res_n1 < n) & (res_n2 < n)
+    lo = np.minimum(res_n1[both], res_n2[both])
+    if np.any(np.abs(res_n1[both] - res_n2[both]) != 1):
+        raise AssertionError("internal: a wire joins non-adjacent unknowns")
+    tri_e = np.zeros(max(n - 1, 0))
+    np.add.at(tri_e, lo, -res_g[both])
+
+    # Resistor stamps (n1,n1,+g), (n2,n2,+g), (n1,n2,-g), (n2,n1,-g).
+    rr = np.concatenate([res_n1, res_n2, res_n1, res_n2])
+    rc = np.concatenate([res_n1, res_n2, res_n2, res_n1])
+    rv = np.concatenate([res_g, res_g, -res_g, -res_g])
+    r_keep = rr < n
+    lap = sp.coo_matrix((rv[r_keep], (rr[r_keep], rc[r_keep])),
+                        shape=(n, n + n_rows)).tocsr()
+    rj_keep = r_keep & (rc < n)
+
+    # Nonlinear term order (see _evaluate): cell r, cell c, source junction c, TIA t.
+    kcl_idx = np.concatenate([cell_nr, cell_nc, cell_nc, node_t])
+    # Nonlinear Jacobian entry order (see _evaluate): cell (r,r), (r,c), (c,r), (c,c); source
+    # junction (c,c); TIA (t,t).
+    jr = np.concatenate([cell_nr, cell_nr, cell_nc, cell_nc, cell_nc, node_t])
+    jc = np.concatenate([cell_nr, cell_nc, cell_nr, cell_nc, cell_nc, node_t])
+    keep = (jr < n) & (jc < n)
+    key_nl = jr[keep].astype(np.int64) * n + jc[keep]
+    key_res = rr[rj_keep].astype(np.int64) * n + rc[rj_keep]
+    # Every unknown gets a diagonal entry, so the pattern is complete even for an empty column.
+    key_diag = np.arange(n, dtype=np.int64) * (n + 1)
+    ukey, pos = np.unique(np.concatenate([key_nl, key_res, key_diag]), return_inverse=True)
+    nnz = ukey.size
+    jac_const = np.bincount(pos[key_nl.size: key_nl.size + key_res.size],
+                            weights=rv[rj_keep], minlength=nnz)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(ukey // n, minlength=n))])
+    return _Topology(
+        n_rows=n_rows, n_phys=n_phys, n=n, n_row_layer=col0, node_a=node_a, node_r=node_r,
+        node_c=node_c, node_t=node_t, cell_flat=flat, cell_nr=cell_nr, cell_nc=cell_nc,
+        cell_g_s=cell_g, res_n1=res_n1, res_n2=res_n2, res_g=res_g, tri_e=tri_e, lap=lap,
+        kcl_idx=kcl_idx, jac_keep=keep, jac_pos=pos[: key_nl.size], jac_const=jac_const,
+        csr_indices=(ukey % n).astype(np.int64), csr_indptr=indptr.astype(np.int64),
+        diag_pos=np.searchsorted(ukey, key_diag),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The TIA as a one-node element at its input t
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tia:
+    """The TIA seen from its input node ``t`` (``x`` and ``o`` eliminated, see module doc)."""
+
+    a_ol: float
+    v_os_v: float
+    v_min_v: float
+    v_max_v: float
+    r_f_ohm: float
+    r_out_ohm: float
+
+    @classmethod
+    def of(cls, spec: TileSpec) -> _Tia:
+        t = spec.tia
+        return cls(t.a_ol, t.v_offset_v, t.v_out_min_v, t.v_out_max_v, spec.r_f_ohm,
+                   t.r_out_ohm)
+
+    @property
+    def r_series_ohm(self) -> float:
+        return self.r_f_ohm + self.r_out_ohm
+
+    @property
+    def window_v(self) -> tuple[float, float]:
+        """Input voltages between which the B-source is not clipped (``x`` from max to min)."""
+        return (self.v_os_v - self.v_max_v / self.a_ol, self.v_os_v - self.v_min_v / self.a_ol)
+
+    def x(self, v_t: np.ndarray) -> np.ndarray:
+        """The B-source: ``clip(A (v_os - v_t), v_min, v_max)`` (V)."""
+        return np.clip(self.a_ol * (self.v_os_v - v_t), self.v_min_v, self.v_max_v)
+
+    def out(self, v_t: np.ndarray) -> np.ndarray:
+        """Output node ``o`` from KCL at ``o`` (only ``r_out`` and ``R_f`` meet there)."""
+        return (self.x(v_t) * self.r_f_ohm + v_t * self.r_out_ohm) / self.r_series_ohm
+
+    def region(self, v_t: np.ndarray) -> np.ndarray:
+        """+1 where ``x`` sits at ``v_max`` (input below the window), -1 at ``v_min``, else 0."""
+        w_lo, w_hi = self.window_v
+        return np.where(v_t < w_lo, 1, np.where(v_t > w_hi, -1, 0))
+
+    def limit(self, v_old: np.ndarray, v_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Newton step limiting at the clip corners (the B-source is piecewise linear).
+
+        A step that changes the clip region stops just past the corner it crosses first, so the
+        next Newton step sees the slope of the region it enters. Without this, a step from one
+        clipped region can jump over the 1.6 uV-wide linear window into the other and cycle.
+        ngspice does not limit B-sources; limiting only changes the path, not the solution.
+        """
+        w_lo, w_hi = self.window_v
+        eta = 1e-3 * (w_hi - w_lo)
+        r_old, r_new = self.region(v_old), self.region(v_new)
+        lim = np.where(r_old == 1, w_lo + eta,
+                       np.where(r_old == -1, w_hi - eta,
+                                np.where(r_new == 1, w_lo - eta, w_hi + eta)))
+        changed = r_old != r_new
+        return np.where(changed, lim, v_new), changed
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly and Newton-Raphson
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Eval:
+    f: np.ndarray  # (B, n) KCL residual, sum of currents leaving each unknown node (A)
+    jac: np.ndarray  # (B, nnz) CSR data of the Jacobian blocks (S)
+    cells: CellState
+    v_all: np.ndarray  # (B, n + R)
+    terms: np.ndarray  # (B, n_terms) nonlinear current terms, in topo.kcl_idx order (A)
+
+
+def _evaluate(topo: _Topology, dev: Level1Device, tia: _Tia, x: np.ndarray, d: np.ndarray,
+              g_cells: np.ndarray, v_m0: np.ndarray | None) -> _Eval:
+    """KCL residual and Jacobian at ``x`` (B x n unknowns) with DAC voltages ``d`` (B x R)."""
+    b = x.shape[0]
+    n = topo.n
+    v = np.concatenate([x, d], axis=1)
+    v_cr = v[:, topo.cell_nr]
+    v_cc = v[:, topo.cell_nc]
+    cells = cell_solve(v_cr, v_cc, g_cells, v_m0, dev)
+    i_bs, g_bs = junction(-v_cc, dev)  # bulk -> source junction (bulk is ground)
+    v_t = v[:, topo.node_t]
+    i_tia = (v_t - tia.x(v_t)) / tia.r_series_ohm
+    g_tia = (1.0 + tia.a_ol * (tia.region(v_t) == 0)) / tia.r_series_ohm
+
+    terms = np.concatenate([cells.i_r_a, -cells.i_c_a, -i_bs, i_tia], axis=1)
+    bt = topo.batched(b)
+    nb = n + topo.n_rows
+    f = np.bincount(bt["kcl"], weights=terms.ravel(), minlength=b * nb).reshape(b, nb)[:, :n]
+    f += (topo.lap @ v.T).T
+
+    vals = np.concatenate([cells.dir_dvr, cells.dir_dvc, -cells.dic_dvr, -cells.dic_dvc, g_bs,
+                           g_tia], axis=1)[:, topo.jac_keep]
+    jac = np.bincount(bt["jac"], weights=vals.ravel(), minlength=b * topo.nnz).reshape(
+        b, topo.nnz)
+    jac += topo.jac_const
+    return _Eval(f=f, jac=jac, cells=cells, v_all=v, terms=terms)
+
+
+def _kcl_scale(topo: _Topology, ev: _Eval) -> np.ndarray:
+    """Sum of |branch currents| at each unknown node (B x n, A): the residual's yardstick."""
+    b, n = ev.f.shape
+    nb = n + topo.n_rows
+    bt = topo.batched(b)
+    scale = np.bincount(bt["kcl"], weights=np.abs(ev.terms).ravel(),
+                        minlength=b * nb).reshape(b, nb)
+    i_res = np.abs(topo.res_g * (ev.v_all[:, topo.res_n1] - ev.v_all[:, topo.res_n2]))
+    for nodes in (topo.res_n1, topo.res_n2):
+        scale += np.bincount((nodes[None, :] + nb * np.arange(b)[:, None]).ravel(),
+                             weights=i_res.ravel(), minlength=b * nb).reshape(b, nb)
+    return scale[:, :n]
+
+
+def _initial_guess(topo: _Topology, tia: _Tia, d: np.ndarray, g_phys_s: np.ndarray
+                   ) -> np.ndarray:
+    """Rows at their DAC voltage; each column at the exact solution for ideal cells.
+
+    With ideal cells a column is a Norton source ``I = G_sum (V_th - v_t)`` into the TIA, which
+    has a closed form in every clip region. A guess that ignores the current limit (e.g. the
+    TIA input an ideal current source would push it to, hundreds of volts when the TIA clips)
+    puts every transistor in a region it never visits and slows the first steps badly.
+    """
+    b = d.shape[0]
+    x = np.zeros((b, topo.n + topo.n_rows))
+    x[:, topo.n:] = d
+    x[:, topo.node_a] = d
+    x[:, topo.node_r] = d[:, :, None]
+    g_sum = g_phys_s.sum(axis=0)  # (P,), S
+    i_th = d @ g_phys_s  # G_sum * V_th, (B, P), A
+    rs, a = tia.r_series_ohm, tia.a_ol
+    v_t = (a * tia.v_os_v + rs * i_th) / (1.0 + a + rs * g_sum)
+    x_src = a * (tia.v_os_v - v_t)
+    for rail, hit in ((tia.v_max_v, x_src > tia.v_max_v), (tia.v_min_v, x_src < tia.v_min_v)):
+        v_t = np.where(hit, (rail / rs + i_th) / (1.0 / rs + g_sum), v_t)
+    x[:, topo.node_t] = v_t
+    x[:, topo.node_c] = v_t[:, None, :]
+    return x[:, : topo.n]
+
+
+@dataclass(frozen=True)
+class _Options:
+    reltol: float
+    vntol_v: float
+    abstol_a: float
+    max_iter: int
+    linear_solver: str
+    krylov_rtol: float
+
+
+def _solve_linear(topo: _Topology, ev: _Eval, opts: _Options) -> tuple[np.ndarray, str]:
+    """Newton step ``dx`` from ``J dx = -F`` for the block-diagonal batch; returns the method."""
+    b, n = ev.f.shape
+    bt = topo.batched(b)
+    jac = sp.csr_matrix((ev.jac.ravel(), bt["indices"], bt["indptr"]), shape=(b * n, b * n))
+    rhs = -ev.f.ravel()
+    method = opts.linear_solver
+    if method == "auto":
+        method = "direct" if n <= _AUTO_DIRECT_MAX_UNKNOWNS else "krylov"
+    if method == "krylov":
+        dx = _solve_krylov(topo, ev, jac, rhs, opts)
+        if dx is not None:
+            return dx.reshape(b, n), "krylov"
+    lu = spla.splu(jac.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                   options={"SymmetricMode": True})
+    return lu.solve(rhs).reshape(b, n), "direct"
+
+
+def _gmres(matvec: Any, prec: Any, rhs: np.ndarray, rtol: float, restart: int,
+           max_iter: int) -> tuple[np.ndarray, bool, int]:
+    """Right-preconditioned flexible GMRES with classical Gram-Schmidt re-orthogonalised once.
+
+    Stops when the true residual ``||rhs - A x||_2 <= rtol ||rhs||_2``. Lean on purpose: the
+    basis (``restart`` + 1 vectors of n) is allocated once and the orthogonalisation is two BLAS
+    matrix-vector products per iteration, which matters at 0.5 M unknowns.
+    """
+    b_norm = float(np.linalg.norm(rhs))
+    x = np.zeros_like(rhs)
+    if b_norm == 0.0:
+        return x, True, 0
+    target = rtol * b_norm
+    v = np.empty((restart + 1, rhs.size))
+    z = np.empty((restart, rhs.size))
+    r = rhs.copy()
+    total = 0
+    while total < max_iter:
+        beta = float(np.linalg.norm(r))
+        if beta <= target:
+            return x, True, total
+        h = np.zeros((restart + 1, restart))
+        v[0] = r / beta
+        y = np.zeros(0)
+        k_used = 0
+        for k in range(restart):
+            z[k] = prec(v[k])
+            w = matvec(z[k])
+            c1 = v[: k + 1] @ w
+            w -= c1 @ v[: k + 1]
+            c2 = v[: k + 1] @ w
+            w -= c2 @ v[: k + 1]
+            h[: k + 1, k] = c1 + c2
+            h_next = float(np.linalg.norm(w))
+            h[k + 1, k] = h_next
+            e1 = np.zeros(k + 2)
+            e1[0] = beta
+            y = np.linalg.lstsq(h[: k + 2, : k + 1], e1, rcond=None)[0]
+            res = float(np.linalg.norm(e1 - h[: k + 2, : k + 1] @ y))
+            total += 1
+            k_used = k + 1
+            if res <= 0.5 * target or h_next == 0.0 or total >= max_iter:
+                break
+            v[k + 1] = w / h_next
+        x += y @ z[:k_used]
+        r = rhs - matvec(x)
+    return x, bool(np.linalg.norm(r) <= target), total
+
+
+def _solve_krylov(topo: _Topology, ev: _Eval, jac: sp.csr_matrix, rhs: np.ndarray,
+                  opts: _Options) -> np.ndarray | None:
+    """GMRES with a block Gauss-Seidel preconditioner; None if it fails (caller uses LU).
+
+    The preconditioner solves the row layer (tridiagonal chains: wires, DAC and the cells'
+    row-side self terms) exactly, then the column layer (chains, cells' column-side self terms,
+    junctions, TIAs) with the row solution's coupling through the cells subtracted. Both layers
+    are symmetric positive-definite tridiagonal (LAPACK ``pttrf``/``pttrs``, O(n)).
+    """
+    b, n = ev.f.shape
+    nrl = topo.n_row_layer
+    ncl = n - nrl
+    diag = ev.jac[:, topo.diag_pos]
+
+    def factor(d: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if d.shape[1] == 0:
+            return np.zeros(0), np.zeros(0)
+        e_b = np.tile(np.append(e, 0.0), d.shape[0])[:-1]
+        df, ef, info = lapack.dpttrf(d.ravel(), e_b)
+        return None if info != 0 else (df, ef)
+
+    f_row = factor(diag[:, :nrl], topo.tri_e[: max(nrl - 1, 0)])
+    f_col = factor(diag[:, nrl:], topo.tri_e[nrl:])
+    if f_row is None or f_col is None:
+        return None
+    # Coupling of the column layer to the row layer: J[c, r] = -dIc/dvr per cell.
+    keep = topo.cell_nr < n
+    c_idx = topo.cell_nc[keep] - nrl
+    r_idx = topo.cell_nr[keep]
+    c_val = -ev.cells.dic_dvr[:, keep]
+    c_idx_b = (c_idx[None, :] + ncl * np.arange(b)[:, None]).ravel()
+
+    def prec(res: np.ndarray) -> np.ndarray:
+        r2 = res.reshape(b, n)
+        out = np.empty((b, n))
+        if nrl:
+            y_r = lapack.dpttrs(f_row[0], f_row[1], r2[:, :nrl].ravel())[0].reshape(b, nrl)
+            out[:, :nrl] = y_r
+            coupled = np.bincount(c_idx_b, weights=(c_val * y_r[:, r_idx]).ravel(),
+                                  minlength=b * ncl)
+            rhs_c = (r2[:, nrl:].ravel() - coupled)
+        else:
+            rhs_c = r2[:, nrl:].ravel()
+        out[:, nrl:] = lapack.dpttrs(f_col[0], f_col[1], rhs_c)[0].reshape(b, ncl)
+        return out.ravel()
+
+    dx, ok, _ = _gmres(jac.dot, prec, rhs, opts.krylov_rtol, restart=40, max_iter=120)
+    return dx if ok else None
+
+
+@dataclass
+class _Solved:
+    v_all: np.ndarray
+    cells: CellState
+    iterations: int
+    residual_a: np.ndarray  # (B,) max |KCL residual|
+    methods: tuple[str, ...]
+
+
+def _newton(topo: _Topology, dev: Level1Device, tia: _Tia, d: np.ndarray, g_cells: np.ndarray,
+            g_phys_s: np.ndarray, opts: _Options) -> _Solved:
+    """Newton-Raphson for a block of vectors; converged when both the KCL residual
+    (``|F| <= reltol * sum|i| + abstol`` at every node) and the last update
+    (``|dx| <= reltol |x| + vntol``, and the TIA output it implies) are below tolerance."""
+    x = _initial_guess(topo, tia, d, g_phys_s)
+    v_m = None
+    step_ok = False
+    methods: list[str] = []
+    ev = None
+    for it in range(1, opts.max_iter + 1):
+        ev = _evaluate(topo, dev, tia, x, d, g_cells, v_m)
+        v_m = ev.cells.v_m
+        if step_ok and bool(np.all(
+                np.abs(ev.f) <= opts.reltol * _kcl_scale(topo, ev) + opts.abstol_a)):
+            return _Solved(ev.v_all, ev.cells, it, np.abs(ev.f).max(axis=1, initial=0.0),
+                           tuple(methods))
+        dx, method = _solve_linear(topo, ev, opts)
+        methods.append(method)
+        x_new = x + dx
+        vt_old = x[:, topo.node_t]
+        vt_new, limited = tia.limit(vt_old, x_new[:, topo.node_t])
+        x_new[:, topo.node_t] = vt_new
+        dx = x_new - x
+        v_o = tia.out(vt_new)
+        unclipped = tia.region(vt_new) == 0
+        dvo = np.where(unclipped, tia.a_ol * tia.r_f_ohm / tia.r_series_ohm, 0.0) * np.abs(
+            vt_new - vt_old)
+        step_ok = bool(
+            np.all(np.abs(dx) <= opts.reltol * np.maximum(np.abs(x), np.abs(x_new))
+                   + opts.vntol_v)
+            and np.all(dvo <= opts.reltol * np.abs(v_o) + opts.vntol_v)
+            and not limited.any()
+        )
+        if not np.all(np.isfinite(x_new)):
+            raise ConvergenceError(
+                f"The nodal Newton iteration produced non-finite node voltages at iteration "
+                f"{it} (max KCL residual {float(np.abs(ev.f).max()):.3e} A). Check the "
+                "conductances and the TIA parameters for extreme values.")
+        x = x_new
+    resid = float(np.abs(ev.f).max()) if ev is not None else float("nan")
+    raise ConvergenceError(
+        f"The nodal Newton iteration did not converge in {opts.max_iter} iterations "
+        f"(max KCL residual {resid:.3e} A, reltol {opts.reltol:g}, abstol {opts.abstol_a:g} A). "
+        "Raise NodalBackend.max_iter or loosen reltol; a TIA driven far past its rails or a "
+        "wire resistance near the cell resistance converges slowest."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API: solution, backend, bound tile
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodalSolution:
+    """Every node of the canonical tile circuit for a batch of B input vectors.
+
+    Shapes: R rows, P = 2K physical columns (column 2k is G+ of weight column k, 2k+1 its G-).
+    Merged nodes repeat (e.g. with ``r_wire_ohm == 0`` every ``v_r[:, i, :]`` equals ``v_a``).
+
+    Attributes
+    ----------
+    v_d, v_a : ndarray (B, R)
+        DAC voltage and the row line's start behind the DAC's ``r_out`` (V).
+    v_r, v_m, v_c : ndarray (B, R, P)
+        Row tap, cell-internal node (RRAM / drain; NaN where G = 0) and column tap (V).
+    v_t, v_x, v_o : ndarray (B, P)
+        TIA input, B-source output and TIA output (V).
+    i_cell_a : ndarray (B, R, P)
+        Current from each cell's transistor into its column tap (A); 0 where G = 0.
+    i_col_ua : ndarray (B, P)
+        Column current into the TIA, ``(v_t - v_o) / R_f`` (uA).
+    iterations : int
+        Newton iterations (residual evaluations) of the slowest block.
+    residual_a : ndarray (B,)
+        Max |KCL residual| of each vector at the returned solution (A).
+    linear_solvers : tuple of str
+        The linear solver each Newton step of the slowest block used ("direct" or "krylov").
+    """
+
+    v_d: np.ndarray
+    v_a: np.ndarray
+    v_r: np.ndarray
+    v_m: np.ndarray
+    v_c: np.ndarray
+    v_t: np.ndarray
+    v_x: np.ndarray
+    v_o: np.ndarray
+    i_cell_a: np.ndarray
+    i_col_ua: np.ndarray
+    iterations: int
+    residual_a: np.ndarray
+    linear_solvers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodalBackend:
+    """Tile backend that solves the canonical tile circuit's DC operating point in scipy.
+
+    Parameters
+    ----------
+    spec : TileSpec
+        The tile; ``spec.mosfet.card`` must be ``"level1"``.
+    reltol : float
+        Relative tolerance of node updates and KCL residuals (ngspice's RELTOL is 1e-3; the
+        default here is tight enough for 1e-6 agreement of TIA outputs).
+    vntol_v : float
+        Absolute voltage tolerance of node updates (V).
+    abstol_a : float
+        Absolute KCL residual tolerance (A).
+    max_iter : int
+        Newton iterations before :class:`ConvergenceError`.
+    linear_solver : {"auto", "direct", "krylov"}
+        Sparse LU (SuperLU) for each Newton step; GMRES with the block Gauss-Seidel chain
+        preconditioner (falling back to LU for a step where it stalls); or "auto": LU below
+        2,000 unknowns per vector, GMRES above.
+    krylov_rtol : float
+        GMRES relative tolerance per Newton step (inexact Newton; the outer test decides).
+    max_block_unknowns : int
+        Vectors solved together as one block-diagonal system, up to this many unknowns (batching
+        cuts per-vector overhead on small tiles: 1.8 vs 6.1 ms per 32 x 32 vector, measured;
+        neutral from 128 x 128 up).
+    read_noise_sigma_us : float
+        Per-read Gaussian conductance noise of each cell (uS, std), drawn from ``apply``'s rng
+        and clipped at 0; 0 gives a deterministic solve.
+    gmin_s : float
+        GMIN across each transistor junction (ngspice's default ``.options gmin`` 1e-12 S).
+    """
+
+    spec: TileSpec = field(default_factory=TileSpec)
+    reltol: float = 1e-10
+    vntol_v: float = 1e-12
+    abstol_a: float = 1e-15
+    max_iter: int = 60
+    linear_solver: str = "auto"
+    krylov_rtol: float = 1e-8
+    max_block_unknowns: int = 100_000
+    read_noise_sigma_us: float = 0.0
+    gmin_s: float = _NGSPICE_GMIN_S
+    name: str = "nodal"
+
+    def __post_init__(self) -> None:
+        o = "NodalBackend"
+        if not isinstance(self.spec, TileSpec):
+            raise ConfigError(
+                f"The 'spec' parameter of NodalBackend must be a TileSpec. Got "
+                f"{type(self.spec).__name__}.")
+        check_range(o, "reltol", self.reltol, 0, 1e-2, lo_open=True)
+        check_range(o, "vntol_v", self.vntol_v, 0, 1e-3, lo_open=True, unit="V")
+        check_range(o, "abstol_a", self.abstol_a, 0, 1e-6, lo_open=True, unit="A")
+        check_int(o, "max_iter", self.max_iter, 2, 10_000)
+        check_choice(o, "linear_solver", self.linear_solver, _LINEAR_SOLVERS)
+        check_range(o, "krylov_rtol", self.krylov_rtol, 0, 0.5, lo_open=True)
+        check_int(o, "max_block_unknowns", self.max_block_unknowns, 1, 10**9)
+        check_range(o, "read_noise_sigma_us", self.read_noise_sigma_us, 0, 10, unit="uS")
+        check_range(o, "gmin_s", self.gmin_s, 0, 1e-6, unit="S")
+        level1_device(self.spec, self.gmin_s)  # rejects non-level-1 cards at construction
+
+    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundNodal:
+        """Validate a differential pair (R x K, uS) and build its circuit topology."""
+        return BoundNodal(self, g_pos_us, g_neg_us)
+
+
+class BoundNodal:
+    """A :class:`NodalBackend` bound to one differential conductance pair.
+
+    ``g_phys_us`` (R x 2K) interleaves the pair: column 2k is G+, column 2k+1 is G-.
+    """
+
+    def __init__(self, backend: NodalBackend, g_pos_us: np.ndarray,
+                 g_neg_us: np.ndarray) -> None:
+        self.backend = backend
+        self.spec = backend.spec
+        self.g_pos_us, self.g_neg_us = check_pair(self.spec, g_pos_us, g_neg_us)
+        r, k = self.g_pos_us.shape
+        g = np.empty((r, 2 * k))
+        g[:, 0::2] = self.g_pos_us
+        g[:, 1::2] = self.g_neg_us
+        self.g_phys_us = g
+        self.dev_ = level1_device(self.spec, backend.gmin_s)
+        self.tia_ = _Tia.of(self.spec)
+        self.topology_ = _build_topology(g, self.spec)
+        self.opts_ = _Options(backend.reltol, backend.vntol_v, backend.abstol_a,
+                              backend.max_iter, backend.linear_solver, backend.krylov_rtol)
+
+    def solve(self, levels: np.ndarray, rng: np.random.Generator | None = None, *,
+              volts: bool = False) -> NodalSolution:
+        """Solve the circuit for input levels (B x R in [0, 1], or volts with ``volts=True``).
+
+        ``rng`` is needed only with ``read_noise_sigma_us > 0``.
+
+        Raises
+        ------
+        ConfigError
+            Inputs of the wrong shape or outside [0, 1].
+        ConvergenceError
+            Newton did not converge within ``max_iter`` (iterations and residual in the message).
+        """
+        topo = self.topology_
+        lv = input_levels(levels, self.spec, topo.n_rows, volts)
+        d_all = dac_volts(lv, self.spec)
+        n_b = d_all.shape[0]
+        sigma = self.backend.read_noise_sigma_us
+        if sigma > 0 and rng is None:
+            raise ConfigError(
+                "NodalBackend(read_noise_sigma_us > 0) needs a numpy.random.Generator: pass "
+                "rng=np.random.default_rng(seed).")
+        g_phys_s = self.g_phys_us * 1e-6
+        chunk = max(1, self.backend.max_block_unknowns // max(topo.n, 1))
+        r, p = topo.n_rows, topo.n_phys
+        out = {k: np.empty((n_b, r)) for k in ("v_d", "v_a")}
+        out.update({k: np.empty((n_b, r, p)) for k in ("v_r", "v_m", "v_c", "i_cell_a")})
+        out.update({k: np.empty((n_b, p)) for k in ("v_t", "v_x", "v_o", "i_col_ua")})
+        resid = np.empty(n_b)
+        slowest: _Solved | None = None
+        # One BLAS thread: the solve's BLAS calls are short matrix-vector products, which a
+        # second thread slows down (0.03 s vs 0.05-0.27 s per 128 x 128 vector, measured on 2
+        # busy cores); parallel sweeps run one process per core instead.
+        with threadpool_limits(limits=1, user_api="blas"):
+            for start in range(0, n_b, chunk):
+                d = d_all[start: start + chunk]
+                g_cells = np.broadcast_to(topo.cell_g_s, (d.shape[0], topo.cell_g_s.size))
+                if sigma > 0:
+                    g_cells = np.maximum(
+                        g_cells + 1e-6 * sigma * rng.standard_normal(g_cells.shape), 0.0)
+                res = _newton(topo, self.dev_, self.tia_, d, g_cells, g_phys_s, self.opts_)
+                if slowest is None or res.iterations > slowest.iterations:
+                    slowest = res
+                self._store(out, slice(start, start + d.shape[0]), res)
+                resid[start: start + d.shape[0]] = res.residual_a
+        return NodalSolution(**out, iterations=slowest.iterations if slowest else 0,
+                             residual_a=resid,
+                             linear_solvers=slowest.methods if slowest else ())
+
+    def _store(self, out: dict[str, np.ndarray], sl: slice, res: _Solved) -> None:
+        """Scatter one block's solution into the node arrays of :class:`NodalSolution`."""
+        topo = self.topology_
+        b = sl.stop - sl.start
+        r, p = topo.n_rows, topo.n_phys
+        v = res.v_all
+        out["v_d"][sl] = v[:, topo.n:]
+        out["v_a"][sl] = v[:, topo.node_a]
+        out["v_r"][sl] = v[:, topo.node_r]
+        out["v_c"][sl] = v[:, topo.node_c]
+        vm = np.full((b, r * p), np.nan)
+        vm[:, topo.cell_flat] = res.cells.v_m
+        out["v_m"][sl] = vm.reshape(b, r, p)
+        ic = np.zeros((b, r * p))
+        ic[:, topo.cell_flat] = res.cells.i_c_a
+        out["i_cell_a"][sl] = ic.reshape(b, r, p)
+        v_t = v[:, topo.node_t]
+        out["v_t"][sl] = v_t
+        out["v_x"][sl] = self.tia_.x(v_t)
+        v_o = self.tia_.out(v_t)
+        out["v_o"][sl] = v_o
+        out["i_col_ua"][sl] = (v_t - v_o) / self.tia_.r_f_ohm * 1e6
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, *,
+              volts: bool = False) -> TileOutput:
+        """Apply a batch (B x R) and return outputs (B x K) through the solved TIA outputs.
+
+        Codes come from the solved ``v(o)`` via :func:`models.periphery.adc_codes`; currents
+        are ``(v(t) - v(o)) / R_f`` in uA; ``y`` is the code difference times
+        :func:`models.backend.code_y_scale`.
+        """
+        sol = self.solve(x, rng, volts=volts)
+        codes = adc_codes(sol.v_o, self.spec)
+        cp, cn = codes[:, 0::2], codes[:, 1::2]
+        y = (cp - cn).astype(np.float64) * code_y_scale(self.spec)
+        return TileOutput(y=y, i_pos_ua=sol.i_col_ua[:, 0::2], i_neg_ua=sol.i_col_ua[:, 1::2],
+                          codes_pos=cp, codes_neg=cn)

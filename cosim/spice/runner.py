@@ -1,0 +1,1096 @@
+"""Run an ngspice deck, in batch mode (``ngspice -b`` subprocess) or through libngspice.
+
+Both modes sit behind :func:`run_deck` and return the same :class:`SimResult`, with vectors
+named the raw-file way, lower case: ``v(node)`` for node voltages, ``i(vsource)`` for the
+current through a voltage source (positive into its ``+`` terminal), ``i(@dev[param])`` for
+saved device currents, scale vectors as ``time``, ``frequency``, ``v(v-sweep)``/``i(i-sweep)``
+(see :func:`rram_cosim.cosim.spice.rawfile.normalise_vector_name`).
+
+ngspice's exit code says little (0 after a failed ``.op`` rescued by a garbage transient-op,
+0 with a floating node), so a run is accepted only when: the log holds no parse error, no
+"singular matrix" and no fatal convergence message; every analysis of the deck produced a plot
+with the number of points it implies; and no node lacks a DC path to ground
+(:func:`floating_nodes`). Non-convergence is retried with :data:`RETRY_REMEDIES`, in order, by
+inserting ``.options`` lines before ``.end``; a parse error or a singular matrix is a deck bug
+and is raised at once. Every failure raises a subclass of
+:class:`~rram_cosim.cosim.spice.errors.SimulationError` carrying the kept deck's path, the exit code
+and the tail of ngspice's output.
+
+Shared mode loads ``libngspice`` once per process through PySpice's ``NgSpiceShared``. A fatal
+parse error leaves that library unusable ("ngspice.dll cannot recover and awaits to be
+detached"); the next run then loads a fresh private copy of the library file.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import hashlib
+import locale
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...models.checks import check_choice, check_range
+from ...models.errors import ConfigError
+from ...netlists.deck import Deck
+from .errors import (
+    ConvergenceError,
+    DeckParseError,
+    NgspiceNotFoundError,
+    NgspiceVersionError,
+    SimulationError,
+    SimulationTimeoutError,
+    SingularMatrixError,
+)
+from .rawfile import RawFileError, RawPlot, normalise_vector_name, read_raw
+
+__all__ = [
+    "MIN_NGSPICE_VERSION",
+    "RETRY_REMEDIES",
+    "Remedy",
+    "RunOptions",
+    "SimResult",
+    "cache_root",
+    "deck_digest",
+    "floating_nodes",
+    "ngspice_version",
+    "parse_ngspice_version",
+    "run_deck",
+    "shared_library_version",
+    "with_options",
+]
+
+MIN_NGSPICE_VERSION = (39, 0)  # Debian bookworm's ngspice; older ones are untested here
+_TAIL_LINES = 20
+
+
+def cache_root() -> Path:
+    """The framework's cache folder: ``$RRAM_COSIM_CACHE`` or ``~/.cache/rram-cosim``.
+
+    SPICE results live in its ``spice/`` subfolder, run folders in ``runs/``.
+    """
+    env = os.environ.get("RRAM_COSIM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rram-cosim"
+
+
+# --------------------------------------------------------------------------------------------
+# Options and results
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_deck` runs a deck (not what it simulates: that is the deck).
+
+    Attributes
+    ----------
+    executable : str
+        ngspice executable, a name looked up on PATH or a path (batch mode).
+    mode : {"batch", "shared"}
+        ``"batch"``: one ``ngspice -b`` subprocess per run. ``"shared"``: libngspice loaded in
+        this process through PySpice (no process start, same results and names).
+    run_dir : str or Path or None
+        Folder under which each run gets its own subfolder (deck, raw file, log). None: a
+        ``runs/`` folder under :func:`cache_root`.
+    keep : {"failed", "always", "never"}
+        Which run folders to keep. ``"failed"`` keeps a failing run's deck and log, so the
+        error can point at them.
+    timeout_s : float or None
+        Wall-clock limit of the whole call, retries included, in s. None: no limit.
+    retry : bool
+        Retry non-convergence with :data:`RETRY_REMEDIES`.
+    extra_options : tuple of str
+        ``name=value`` (or bare flag) entries added as ``.options`` to every attempt, e.g.
+        ``("reltol=1e-4", "temp=50")``.
+    check_topology : bool
+        Reject decks with nodes that have no DC path to ground (:func:`floating_nodes`);
+        ngspice does not always notice them (a node fed only by a current source).
+    """
+
+    executable: str = "ngspice"
+    mode: str = "batch"
+    run_dir: str | Path | None = None
+    keep: str = "failed"
+    timeout_s: float | None = 600.0  # assumption: far above any tile this framework runs
+    retry: bool = True
+    extra_options: tuple[str, ...] = ()
+    check_topology: bool = True
+
+    def __post_init__(self) -> None:
+        o = "RunOptions"
+        check_choice(o, "mode", self.mode, ["batch", "shared"])
+        check_choice(o, "keep", self.keep, ["failed", "always", "never"])
+        if self.timeout_s is not None:
+            check_range(o, "timeout_s", self.timeout_s, 0, None, lo_open=True, unit="s",
+                        hint="Use None for no limit.")
+        if not isinstance(self.executable, str) or not self.executable:
+            raise ConfigError("The 'executable' parameter of RunOptions must be a non-empty "
+                              f"string (a name on PATH or a path). Got {self.executable!r}.")
+        opts = tuple(self.extra_options)
+        for entry in opts:
+            if not isinstance(entry, str) or not re.fullmatch(r"[A-Za-z][\w.]*(=\S+)?", entry):
+                raise ConfigError(
+                    "Each entry of RunOptions.extra_options must be 'name=value' or a bare "
+                    f"flag without spaces, e.g. 'reltol=1e-4'. Got {entry!r}.")
+        object.__setattr__(self, "extra_options", opts)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """A retry: a name and the ``.options`` entries it adds."""
+
+    name: str
+    options: tuple[str, ...]
+
+
+#: Tried in order after a convergence failure, each alone on top of the deck's own options
+#: (ngspice applies the last ``.options`` it reads). gmin_stepping adds 1e-10 S across each
+#: junction, far below any cell's conductance; source stepping and more iterations leave the
+#: solution unchanged; loose_tolerances accepts a 1 % error (reltol), hence last.
+RETRY_REMEDIES: tuple[Remedy, ...] = (
+    Remedy("gmin_stepping", ("gmin=1e-10", "gminsteps=100")),
+    Remedy("source_stepping", ("srcsteps=100",)),
+    Remedy("more_iterations", ("itl1=1000", "itl2=1000", "itl4=100")),
+    Remedy("loose_tolerances", ("reltol=1e-2", "abstol=1e-10", "vntol=1e-4")),
+)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """The outcome of one deck.
+
+    Attributes
+    ----------
+    plots : tuple of RawPlot
+        Every plot (analysis) in the order ngspice produced them.
+    vectors : dict of str to numpy.ndarray
+        The primary plot's vectors (the plot of ``Deck.analysis``, else the last one), keyed
+        by lower-case raw-file names (``"v(o3)"``, ``"i(vdd)"``); shape ``(n_points,)``.
+    log : str
+        ngspice's output of the successful attempt.
+    deck_sha256 : str
+        ``Deck.sha256`` of the deck that was run (without retry options).
+    wall_time_s : float
+        Wall time of the whole call in s, retries included.
+    remedy : str or None
+        Name of the :class:`Remedy` that made the deck converge, None if none was needed.
+    mode : str
+        ``"batch"`` or ``"shared"``.
+    run_dir : str or None
+        The kept run folder, None if it was removed.
+    from_cache : bool
+        True when :mod:`rram_cosim.cosim.spice.pool` served it from its disk cache.
+    """
+
+    plots: tuple[RawPlot, ...]
+    vectors: dict[str, np.ndarray] = field(repr=False)
+    log: str = field(repr=False)
+    deck_sha256: str
+    wall_time_s: float
+    remedy: str | None = None
+    mode: str = "batch"
+    run_dir: str | None = None
+    from_cache: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Version
+
+
+_VERSION_RE = re.compile(r"ngspice-(\d+)(?:\.(\d+))?", re.IGNORECASE)
+_version_cache: dict[str, tuple[int, int]] = {}
+_version_lock = threading.Lock()
+
+
+def parse_ngspice_version(text: str) -> tuple[int, int] | None:
+    """``(major, minor)`` from ngspice's banner (``** ngspice-39 : Circuit level ...``)."""
+    m = _VERSION_RE.search(text)
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def _resolve_executable(executable: str) -> str:
+    path = shutil.which(executable)
+    if path is None:
+        raise NgspiceNotFoundError(
+            f"The ngspice executable {executable!r} was not found "
+            f"(PATH={os.environ.get('PATH', '')!r}). Install ngspice {MIN_NGSPICE_VERSION[0]} "
+            "or newer (Debian/Ubuntu: apt-get install ngspice) or set "
+            "RunOptions(executable='/path/to/ngspice').")
+    return path
+
+
+def _require_version(version: tuple[int, int], where: str,
+                     minimum: tuple[int, int] | None) -> tuple[int, int]:
+    if minimum is not None and version < tuple(minimum):
+        raise NgspiceVersionError(
+            f"{where} is ngspice {version[0]}.{version[1]}; this framework needs "
+            f"ngspice {minimum[0]} or newer (its convergence fall-backs and messages differ). "
+            "Install a newer ngspice or point RunOptions.executable at one.")
+    return version
+
+
+def ngspice_version(executable: str = "ngspice", *,
+                    minimum: tuple[int, int] | None = MIN_NGSPICE_VERSION) -> tuple[int, int]:
+    """Version of an ngspice executable, read once per process from ``ngspice -v``.
+
+    Parameters
+    ----------
+    executable : str
+        Name on PATH or path.
+    minimum : (int, int) or None
+        Raise :class:`NgspiceVersionError` below this version; None only reads it.
+
+    Raises
+    ------
+    NgspiceNotFoundError
+        The executable is not on PATH.
+    NgspiceVersionError
+        Older than ``minimum``, or its banner cannot be read.
+    """
+    path = _resolve_executable(executable)
+    with _version_lock:
+        version = _version_cache.get(path)
+        if version is None:
+            try:
+                out = subprocess.run([path, "-v"], capture_output=True, text=True, check=False,
+                                     errors="replace", timeout=60, stdin=subprocess.DEVNULL)
+            except OSError as e:
+                raise NgspiceNotFoundError(f"Cannot start {path!r}: {e}.") from e
+            version = parse_ngspice_version(out.stdout + out.stderr)
+            if version is None:
+                raise NgspiceVersionError(
+                    f"{path!r} -v printed no 'ngspice-<version>' banner; is it ngspice?",
+                    output_tail=(out.stdout + out.stderr)[-2000:])
+            _version_cache[path] = version
+    return _require_version(version, repr(path), minimum)
+
+
+# --------------------------------------------------------------------------------------------
+# Deck text: options, analyses, topology
+
+
+_END_RE = re.compile(r"(?im)^[ \t]*\.end[ \t]*$")
+_SCALE = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3, "u": 1e-6,
+          "n": 1e-9, "p": 1e-12, "f": 1e-15, "a": 1e-18}
+_NUMBER_RE = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmunpfa])?[a-z]*$")
+
+
+def with_options(text: str, options: tuple[str, ...] | list[str]) -> str:
+    """The deck with one ``.options`` line before its final ``.end`` (appended if none)."""
+    if not options:
+        return text
+    line = ".options " + " ".join(options)
+    ends = list(_END_RE.finditer(text))
+    if not ends:
+        return text.rstrip("\n") + "\n" + line + "\n"
+    at = ends[-1].start()
+    return text[:at] + line + "\n" + text[at:]
+
+
+def _parse_number(token: str) -> float | None:
+    """A SPICE number (``10k``, ``1meg``, ``2.5u``, ``1e-9s``) or None (e.g. a ``{param}``)."""
+    m = _NUMBER_RE.match(token.lower())
+    if m is None:
+        return None
+    return float(m.group(1)) * _SCALE.get(m.group(2) or "", 1.0)
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lower-case statements: title dropped, comments removed, '+' continuations joined,
+    ``.control`` blocks skipped."""
+    out: list[str] = []
+    in_control = False
+    for raw in text.lower().splitlines()[1:]:
+        s = raw.strip()
+        if not s or s[0] == "*":
+            continue
+        if ";" in s or "$" in s:
+            s = re.split(r";|\s\$\s|\s\$$", s, maxsplit=1)[0].strip()
+            if not s:
+                continue
+        if s.startswith(".control"):
+            in_control = True
+            continue
+        if s.startswith(".endc"):
+            in_control = False
+            continue
+        if in_control:
+            continue
+        if s.startswith("+"):
+            if out:
+                out[-1] += " " + s[1:].strip()
+            continue
+        out.append(s)
+    return out
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    kind: str  # op, dc, tran, ac, or another analysis name
+    args: tuple[str, ...]
+
+
+_PLOTNAMES = {"op": "operating point", "dc": "dc transfer characteristic",
+              "tran": "transient analysis", "ac": "ac analysis"}
+
+
+def _analyses(lines: list[str]) -> list[_Analysis]:
+    found = []
+    depth = 0
+    for s in lines:
+        if s[0] != ".":
+            continue
+        if s.startswith(".subckt"):
+            depth += 1
+        elif s.startswith(".ends"):
+            depth -= 1
+        elif depth == 0 and re.match(r"\.(op|dc|tran|ac|noise|tf|sens|pz|disto)\b", s):
+            toks = s.split()
+            found.append(_Analysis(toks[0][1:], tuple(toks[1:])))
+    return found
+
+
+_NOT_A_NODE = re.compile(r"[=(){}\[\]'\"]|^params:$")
+
+
+def _is_node(tok: str) -> bool:
+    return _NOT_A_NODE.search(tok) is None
+
+
+def floating_nodes(text: str) -> list[str]:
+    """Nodes of a flat deck that have no DC path to ground.
+
+    DC paths run through R, L, V, E, H, voltage-defined B sources, diodes, BJT and JFET
+    terminals, MOSFET drain/source/bulk and switch outputs. Capacitors, current sources
+    (I, F, G, current-defined B), MOSFET gates and controlled-source inputs give none. To
+    avoid false alarms, a subcircuit instance (X) and any element type not listed are assumed
+    to tie all their nodes to ground; element lines inside ``.subckt`` are not checked.
+
+    Returns
+    -------
+    list of str
+        Sorted lower-case node names; empty when every node reaches ground.
+    """
+    return _floating(_logical_lines(text))
+
+
+def _floating(lines: list[str]) -> list[str]:
+    """:func:`floating_nodes` on statements from :func:`_logical_lines`."""
+    parent: dict[str, str] = {"0": "0"}
+
+    def find(a: str) -> str:
+        root = a
+        while parent[root] != root:
+            root = parent[root]
+        while parent[a] != root:
+            parent[a], a = root, parent[a]
+        return root
+
+    def link(ns: list[str]) -> None:
+        # Tie the listed nodes together (a DC path); one node alone is just registered.
+        ns = [n for n in ns if _is_node(n)]
+        for n in ns:
+            parent.setdefault(n, n)
+        if len(ns) > 1:
+            r0 = find(ns[0])
+            for n in ns[1:]:
+                r = find(n)
+                if r != r0:
+                    parent[r] = r0
+
+    def touch(ns: list[str]) -> None:
+        for n in ns:
+            if _is_node(n):
+                parent.setdefault(n, n)
+
+    depth = 0
+    for s in lines:
+        if s[0] == ".":
+            if s.startswith(".subckt"):
+                depth += 1
+            elif s.startswith(".ends"):
+                depth -= 1
+            continue
+        if depth:
+            continue
+        toks = s.split()
+        kind = toks[0][0]
+        nodes = ["0" if t == "gnd" else t for t in toks[1:6]]
+        if kind in "rlvd" or kind == "w":
+            link(nodes[:2])
+        elif kind in "cif":
+            touch(nodes[:2])
+        elif kind in "eh":
+            link(nodes[:2])
+            if kind == "e" and len(nodes) >= 5 and _parse_number(nodes[4]) is not None:
+                touch(nodes[2:4])  # linear VCVS: controls are high-impedance inputs
+        elif kind == "b":
+            if "".join(toks[3:]).startswith("i="):
+                touch(nodes[:2])
+            else:
+                link(nodes[:2])
+        elif kind == "g":
+            if len(nodes) >= 5 and _parse_number(nodes[4]) is not None:
+                if {nodes[0], nodes[1]} == {nodes[2], nodes[3]}:
+                    link(nodes[:2])  # VCCS sensing its own output: a conductance
+                else:
+                    touch(nodes[:4])
+            else:
+                touch(nodes[:2])
+        elif kind == "m":
+            link([nodes[0], *nodes[2:4]])
+            touch(nodes[1:2])
+        elif kind in "qjz":
+            link(nodes[:3])
+        elif kind == "s":
+            link(nodes[:2])
+            touch(nodes[2:4])
+        elif kind == "k":
+            continue
+        else:
+            # X instances and unlisted elements: assume every node is tied to ground.
+            rest = [t for t in toks[1:] if _is_node(t)]
+            link((rest[:-1] if kind == "x" else rest) + ["0"])
+    root = find("0")
+    return sorted(n for n in list(parent) if find(n) != root)
+
+
+# --------------------------------------------------------------------------------------------
+# Log diagnosis
+
+
+_PARSE_PATTERNS = [
+    r"could not find a valid modelname", r"can't find model", r"unknown model",
+    r"unknown subckt", r"error on line", r"circuit not parsed", r"undefined parameter",
+    r"cannot compute substitute", r"unknown device type", r"no such function",
+    r"syntax error", r"could not find include file", r"can't open", r"cannot open",
+    r"fatal error in ngspice", r"please check your input netlist",
+    r"there aren't any circuits loaded", r"unable to find definition of model",
+]
+_SINGULAR_PATTERNS = [r"singular matrix"]
+_FATAL_CONVERGENCE_PATTERNS = [
+    r"timestep too small", r"no convergence", r"dc solution failed", r"transient op failed",
+    r"simulation\(s\) aborted", r"iteration limit reached", r"doanalyses:",
+]
+_STEPPING_PATTERNS = [r"gmin stepping failed", r"source stepping failed"]
+_NOISE_RE = re.compile(
+    r"^\s*$|^\s*(total (dram|analysis|elapsed)|dram currently|maximum ngspice|current ngspice|"
+    r"shared ngspice|text \(code\)|stack =|library pages|trying gmin|supplies reduced|"
+    r"note: one successful|reference value|background thread stopped)", re.IGNORECASE)
+
+
+def _first_match(log: str, patterns: list[str]) -> str | None:
+    rx = re.compile("|".join(patterns), re.IGNORECASE)
+    for line in log.splitlines():
+        # "Circuit: <title>" echoes the deck's free-text title, which may say anything.
+        if rx.search(line) and not line.lstrip().startswith("Circuit:"):
+            return line.strip()
+    return None
+
+
+def _tail(log: str, n: int = _TAIL_LINES) -> str:
+    """Last ``n`` informative lines (gmin/source-stepping chatter and resource usage dropped)."""
+    lines = [ln.rstrip() for ln in log.splitlines() if not _NOISE_RE.match(ln)]
+    return "\n".join(lines[-n:])
+
+
+@dataclass
+class _Attempt:
+    """What one ngspice invocation left behind."""
+
+    log: str
+    returncode: int | None
+    plots: list[RawPlot] | None
+    raw_error: RawFileError | None = None
+    timed_out: bool = False
+
+
+@dataclass
+class _Failure:
+    cls: type[SimulationError]
+    message: str
+
+
+def _check_points(plots: list[RawPlot], analyses: list[_Analysis]) -> str | None:
+    """None if each analysis has its plot with the expected points, else the mismatch."""
+    by_name: dict[str, list[RawPlot]] = {}
+    for p in plots:
+        by_name.setdefault(p.plotname.strip().lower(), []).append(p)
+    for kind, plotname in _PLOTNAMES.items():
+        wanted = [a for a in analyses if a.kind == kind]
+        got = by_name.get(plotname, [])
+        if len(got) != len(wanted):
+            return (f"the deck has {len(wanted)} '.{kind}' analyses but ngspice produced "
+                    f"{len(got)} '{plotname}' plots")
+        for a, p in zip(wanted, got):
+            msg = _check_one(a, p)
+            if msg:
+                return msg
+    return None
+
+
+def _check_one(a: _Analysis, p: RawPlot) -> str | None:
+    n = p.n_points
+    if a.kind == "op":
+        return None if n == 1 else f"the operating point holds {n} points instead of 1"
+    if a.kind == "dc":
+        expected = 1
+        args = list(a.args)
+        while len(args) >= 4:
+            start, stop, step = (_parse_number(t) for t in args[1:4])
+            if None in (start, stop, step) or step == 0:
+                return None  # parameterised sweep: no count to check
+            expected *= int(np.floor((stop - start) / step * (1 + 1e-9) + 1e-9)) + 1
+            args = args[4:]
+        if n != expected:
+            return f"the .dc sweep holds {n} points; '.dc {' '.join(a.args)}' implies {expected}"
+        return None
+    if a.kind == "tran":
+        tstop = _parse_number(a.args[1]) if len(a.args) > 1 else None
+        t = p.vectors.get("time")
+        if tstop is None or t is None:
+            return None
+        if n == 0 or abs(t[-1] - tstop) > 1e-6 * abs(tstop):
+            last = f"{t[-1]:g}" if n else "nothing"
+            return f"the transient stopped at {last} s instead of tstop = {tstop:g} s"
+        return None
+    if a.kind == "ac" and len(a.args) >= 4:
+        kind, npts = a.args[0], _parse_number(a.args[1])
+        fstart, fstop = _parse_number(a.args[2]), _parse_number(a.args[3])
+        f = p.vectors.get("frequency")
+        if None in (npts, fstart, fstop) or f is None:
+            return None
+        if kind == "lin":
+            ok = n == int(npts)
+        else:
+            per = np.log(10.0 if kind == "dec" else 2.0) / npts
+            ok = n >= 1 and abs(f[0] - fstart) <= 1e-9 * fstart and \
+                f[-1] * np.exp(per) > fstop * (1 - 1e-9)
+        return None if ok else (f"the AC sweep holds {n} points, not the sweep "
+                                f"'.ac {' '.join(a.args)}' implies")
+    return None
+
+
+def _diagnose(att: _Attempt, lines: list[str], analyses: list[_Analysis],
+              check_topology: bool, timeout_s: float | None) -> _Failure | None:
+    log = att.log
+    if att.timed_out:
+        return _Failure(SimulationTimeoutError,
+                        f"ngspice did not finish within timeout_s={timeout_s:g} s "
+                        "(RunOptions.timeout_s, retries included). Shorten the analysis or "
+                        "raise the timeout.")
+    hit = _first_match(log, _PARSE_PATTERNS)
+    if hit:
+        return _Failure(DeckParseError,
+                        f"ngspice could not parse the deck: {hit!r}. Check element and model "
+                        "names, subcircuit definitions, parameters and .include paths in the "
+                        "kept deck.")
+    hit = _first_match(log, _SINGULAR_PATTERNS)
+    if hit:
+        nodes = _floating(lines)
+        where = f" Nodes without a DC path to ground: {', '.join(nodes)}." if nodes else ""
+        return _Failure(SingularMatrixError,
+                        f"ngspice reports a singular matrix ({hit!r}).{where} A floating node "
+                        "(only capacitors or current sources attached) is a deck bug and is "
+                        "not retried: connect it, or add a large resistor to ground.")
+    stepping = _first_match(log, _STEPPING_PATTERNS)
+    hit = _first_match(log, _FATAL_CONVERGENCE_PATTERNS)
+    if hit:
+        return _Failure(ConvergenceError, f"ngspice did not converge ({hit!r}).")
+    if att.returncode not in (0, None):
+        if stepping:
+            return _Failure(ConvergenceError, f"ngspice did not converge ({stepping!r}).")
+        return _Failure(SimulationError, "ngspice exited with an error and no recognised "
+                                         "message; see its output below.")
+    if att.plots is None:
+        why = str(att.raw_error) if att.raw_error else "no results"
+        cls = ConvergenceError if stepping else SimulationError
+        return _Failure(cls, f"ngspice gave no usable results: {why}")
+    mismatch = _check_points(att.plots, analyses)
+    if mismatch:
+        cls = ConvergenceError if stepping else SimulationError
+        return _Failure(cls, f"ngspice's results are incomplete: {mismatch}.")
+    if check_topology:
+        nodes = _floating(lines)
+        if nodes:
+            return _Failure(SingularMatrixError,
+                            f"Node(s) {', '.join(nodes)} have no DC path to ground (only "
+                            "capacitors, current sources or gates attach to them); ngspice's "
+                            "values for them are arbitrary. A floating node is a deck bug and "
+                            "is not retried: connect it, or add a large resistor to ground "
+                            "(or set RunOptions.check_topology=False if this is intended).")
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Batch mode
+
+
+def _run_batch(text: str, folder: Path, tag: str, executable: str,
+               timeout_s: float | None) -> _Attempt:
+    deck_name, raw_name, log_name = f"deck{tag}.cir", f"out{tag}.raw", f"ngspice{tag}.log"
+    (folder / deck_name).write_text(text)
+    proc = subprocess.Popen([executable, "-b", "-r", raw_name, deck_name], cwd=folder,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    timed_out = False
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the session we started: ngspice only
+        except ProcessLookupError:
+            pass
+        out, _ = proc.communicate()
+    log = out.decode("utf-8", errors="replace")
+    (folder / log_name).write_text(log)
+    plots, raw_error = None, None
+    if not timed_out:
+        try:
+            plots = read_raw(folder / raw_name)
+        except RawFileError as e:
+            raw_error = e
+    return _Attempt(log=log, returncode=None if timed_out else proc.returncode, plots=plots,
+                    raw_error=raw_error, timed_out=timed_out)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared mode (libngspice through PySpice)
+
+
+_shared_lock = threading.RLock()
+_shared_state: dict[str, object] = {}
+_graveyard: list[object] = []  # broken library instances: their callbacks must stay alive
+
+
+def _library_name() -> str:
+    env = os.environ.get("NGSPICE_LIBRARY_PATH")
+    if env:
+        return env
+    name = ctypes.util.find_library("ngspice")
+    if name is None:
+        raise NgspiceNotFoundError(
+            "libngspice (ngspice as a shared library) was not found. Install it (Debian/"
+            "Ubuntu: apt-get install libngspice0), set NGSPICE_LIBRARY_PATH to the .so file, "
+            "or use RunOptions(mode='batch').")
+    return name
+
+
+def _shared_class() -> type:
+    """NgSpiceShared subclass: collects output, loads a given library file, quiet logging."""
+    cls = _shared_state.get("cls")
+    if cls is not None:
+        return cls  # type: ignore[return-value]
+    from PySpice.Spice.NgSpice import Shared as pyspice_shared
+
+    ffi = pyspice_shared.ffi
+    quiet = logging.getLogger(__name__ + ".pyspice")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False  # PySpice echoes ngspice's stderr as errors; we keep it in the log
+
+    class _Lib(pyspice_shared.NgSpiceShared):
+        _logger = quiet
+
+        def __init__(self, lib_path: str, ngspice_id: int) -> None:
+            self.lib_path = lib_path
+            self.lines: list[str] = []
+            self.exited = threading.Event()
+            super().__init__(ngspice_id=ngspice_id, send_data=False)
+
+        def _load_library(self, verbose: bool) -> None:
+            # ngspice reads numbers with the C library: force a '.' decimal point.
+            locale.setlocale(locale.LC_NUMERIC, "C")
+            if not _shared_state.get("cdef"):
+                api = Path(pyspice_shared.__file__).with_name("api.h").read_text()
+                ffi.cdef(api)  # once per process: cffi refuses duplicate declarations
+                _shared_state["cdef"] = True
+            self._ngspice_shared = ffi.dlopen(self.lib_path)
+
+        def send_char(self, message: str, ngspice_id: int) -> int:
+            prefix, _, content = message.partition(" ")
+            self.lines.append(content if prefix in ("stdout", "stderr") else message)
+            return 0
+
+        @staticmethod
+        def _background_thread_running(not_running, ngspice_id, user_data):
+            # Measured with ngspice 39: called with False when the background thread starts
+            # and True when it has finished (PySpice's handler returns None, which cffi
+            # reports on every run).
+            self = ffi.from_handle(user_data)
+            if not_running:
+                self.exited.set()
+            return 0
+
+        def command(self, cmd: str) -> int:
+            return int(self._ngspice_shared.ngSpice_Command(cmd.encode()))
+
+        def load(self, text: str) -> int:
+            lines = [ln for ln in text.splitlines() if ln.strip()] + [""]
+            keep = [ffi.new("char[]", ln.encode()) for ln in lines] + [ffi.NULL]
+            return int(self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep)))
+
+        def plot_names(self) -> list[str]:
+            arr = self._ngspice_shared.ngSpice_AllPlots()
+            names, i = [], 0
+            while arr[i] != ffi.NULL:
+                names.append(ffi.string(arr[i]).decode())
+                i += 1
+            return names
+
+        def vector_names(self, plot: str) -> list[str]:
+            arr = self._ngspice_shared.ngSpice_AllVecs(plot.encode())
+            names, i = [], 0
+            while arr[i] != ffi.NULL:
+                names.append(ffi.string(arr[i]).decode())
+                i += 1
+            return names
+
+        def vector(self, plot: str, name: str) -> tuple[int, np.ndarray]:
+            info = self._ngspice_shared.ngGet_Vec_Info(f"{plot}.{name}".encode())
+            n = int(info.v_length)
+            if info.v_compdata == ffi.NULL:
+                arr = np.frombuffer(ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
+            else:
+                ri = np.frombuffer(ffi.buffer(info.v_compdata, n * 16), dtype=np.float64)
+                arr = ri[0::2] + 1j * ri[1::2]
+            return int(info.v_type), arr
+
+    _shared_state["cls"] = _Lib
+    return _Lib
+
+
+def _type_names(major: int) -> tuple[str, ...]:
+    from PySpice.Spice.NgSpice.SimulationType import SIMULATION_TYPE
+
+    return SIMULATION_TYPE.get(major, SIMULATION_TYPE["last"])
+
+
+def _loaded_library_file() -> str | None:
+    """Path of the libngspice file mapped into this process (Linux), for fresh copies."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    for line in maps.splitlines():
+        path = line.split(None, 5)[-1] if len(line.split(None, 5)) == 6 else ""
+        if "libngspice" in Path(path).name and Path(path).exists():
+            return path
+    return None
+
+
+def _shared_instance():
+    """The live libngspice instance of this process, (re)loaded when needed."""
+    lib = _shared_state.get("lib")
+    if lib is not None and not _shared_state.get("broken"):
+        _require_version(_shared_state["version"], "libngspice", MIN_NGSPICE_VERSION)
+        return lib
+    cls = _shared_class()
+    generation = int(_shared_state.get("generation", 0))
+    copy_path = None
+    if lib is None and generation == 0:
+        lib_path = _library_name()
+    else:
+        # A broken libngspice cannot be re-initialised in place: load a private copy.
+        _graveyard.append(lib)
+        source = _shared_state.get("file") or _loaded_library_file()
+        if not source:
+            raise SimulationError("libngspice broke after a fatal error and its file cannot be "
+                                  "located to load a fresh copy. Use RunOptions(mode='batch') "
+                                  "or restart the process.")
+        # Under the cache rather than /tmp, which may be mounted noexec (dlopen would fail).
+        folder = cache_root() / "libngspice"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = Path(tempfile.gettempdir())
+        fd, copy_path = tempfile.mkstemp(prefix="libngspice-", suffix=".so", dir=folder)
+        os.close(fd)
+        shutil.copyfile(str(source), copy_path)
+        lib_path = copy_path
+    try:
+        lib = cls(lib_path, generation)
+    except OSError as e:
+        raise NgspiceNotFoundError(f"libngspice could not be loaded from {lib_path!r}: {e}. "
+                                   "Install libngspice0 or use RunOptions(mode='batch').") from e
+    finally:
+        if copy_path:
+            os.unlink(copy_path)  # the mapping stays valid; nothing to clean up later
+    init_log = "\n".join(lib.lines)
+    version = parse_ngspice_version(init_log) or (int(lib.ngspice_version or 0), 0)
+    lib.lines.clear()
+    _shared_state.update(lib=lib, broken=False, generation=generation + 1, version=version)
+    if "file" not in _shared_state:
+        _shared_state["file"] = _loaded_library_file()
+    _require_version(version, "libngspice", MIN_NGSPICE_VERSION)
+    return lib
+
+
+def _shared_plots(lib, title: str) -> list[RawPlot]:
+    major = _shared_state["version"][0]  # type: ignore[index]
+    tnames = _type_names(major)
+    plots = []
+    for pn in reversed([p for p in lib.plot_names() if p != "const"]):
+        mark = len(lib.lines)
+        lib.command(f"setplot {pn}")
+        lib.command("echo rram-cosim-plotname: $curplotname")
+        lib.command("echo rram-cosim-plottitle: $curplottitle")
+        # Other output may arrive meanwhile (ngspice reports the end of its background thread
+        # at the next command), hence the markers; that output stays in the log.
+        echoed = {}
+        for ln in lib.lines[mark:]:
+            key, sep, value = ln.partition(": ")
+            if sep and key.startswith("rram-cosim-"):
+                echoed[key] = value.strip()
+        lib.lines[mark:] = [ln for ln in lib.lines[mark:] if not ln.startswith("rram-cosim-")]
+        plotname = echoed.get("rram-cosim-plotname", pn)
+        ptitle = echoed.get("rram-cosim-plottitle", title)
+        names, types, vectors = [], [], {}
+        cplx = False
+        # ngspice lists vectors newest first; the raw file writes them in creation order.
+        for vn in reversed(lib.vector_names(pn)):
+            vtype, arr = lib.vector(pn, vn)
+            tname = tnames[vtype] if 0 <= vtype < len(tnames) else "notype"
+            tname = "notype" if tname == "no_type" else tname
+            name = normalise_vector_name(vn, tname)
+            if np.iscomplexobj(arr):
+                cplx = True
+                if tname == "frequency":
+                    arr = np.ascontiguousarray(arr.real)
+            arr.flags.writeable = False
+            names.append(name)
+            types.append(tname)
+            vectors[name] = arr
+        plots.append(RawPlot(title=ptitle, plotname=plotname,
+                             flags=("complex",) if cplx else ("real",), names=tuple(names),
+                             types=tuple(types), vectors=vectors))
+    return plots
+
+
+def _run_shared(text: str, timeout_s: float | None) -> _Attempt:
+    with _shared_lock:
+        lib = _shared_instance()
+        lib.lines.clear()
+        timed_out = False
+        if lib.load(text) != 0:
+            # ngSpice_Circ fails only on errors it cannot recover from.
+            _shared_state["broken"] = True
+        elif timeout_s is None:
+            lib.command("run")
+        else:
+            # The background thread can be halted at the deadline; a synchronous run cannot.
+            lib.exited.clear()
+            if lib.command("bg_run") == 0 and not lib.exited.wait(timeout_s):
+                timed_out = True
+                lib.command("bg_halt")
+                if not lib.exited.wait(10.0):
+                    _shared_state["broken"] = True  # a thread we cannot stop: abandon it
+        log = "\n".join(ln.rstrip("\r") for ln in lib.lines)
+        if "cannot recover" in log:
+            _shared_state["broken"] = True
+        plots = None
+        if not _shared_state.get("broken"):
+            if not timed_out:
+                plots = _shared_plots(lib, text.splitlines()[0] if text else "")
+            mark = len(lib.lines)
+            lib.command("destroy all")
+            lib.command("remcirc")
+            del lib.lines[mark:]
+        return _Attempt(log=log, returncode=None, plots=plots, timed_out=timed_out)
+
+
+def shared_library_version() -> tuple[int, int]:
+    """Version of the libngspice that shared mode loads (loads it on first call)."""
+    with _shared_lock:
+        _shared_instance()
+        return _shared_state["version"]  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# run_deck
+
+
+def _primary_index(plots: list[RawPlot], analysis: str) -> int:
+    want = _PLOTNAMES.get(analysis.lower())
+    for i in range(len(plots) - 1, -1, -1):
+        if want and plots[i].plotname.strip().lower() == want:
+            return i
+    return len(plots) - 1
+
+
+def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
+    """Run one deck in ngspice and return its results.
+
+    Parameters
+    ----------
+    deck : Deck
+        The netlist (with an analysis line such as ``.op``, ``.dc``, ``.tran`` and ``.end``;
+        no ``.control`` block).
+    options : RunOptions, optional
+        Executable, mode, run folder, keep policy, timeout, retries, extra ``.options``.
+
+    Returns
+    -------
+    SimResult
+        Plots, the primary plot's vectors (lower-case raw-file names), log and provenance.
+
+    Raises
+    ------
+    NgspiceNotFoundError, NgspiceVersionError
+        ngspice (or libngspice) missing or older than :data:`MIN_NGSPICE_VERSION`.
+    DeckParseError
+        ngspice could not parse the deck.
+    SingularMatrixError
+        A floating node (not retried).
+    ConvergenceError
+        No convergence, also after every remedy in :data:`RETRY_REMEDIES`.
+    SimulationTimeoutError
+        The run exceeded ``options.timeout_s``.
+    SimulationError
+        Anything else ngspice got wrong (missing or incomplete results).
+    """
+    opts = options or RunOptions()
+    if not isinstance(deck, Deck):
+        raise ConfigError(f"run_deck expects a rram_cosim.netlists.deck.Deck. Got "
+                          f"{type(deck).__name__}; wrap text as Deck(text=...).")
+    if re.search(r"(?im)^[ \t]*\.control\b", deck.text):
+        raise ConfigError("run_deck runs the deck's own analyses (.op/.dc/.tran/.ac) and "
+                          "reads the raw file; a .control block is not supported (it also "
+                          "makes 'ngspice -b' exit 1 without 'quit'). Remove it.")
+    lines = _logical_lines(deck.text)
+    analyses = _analyses(lines)
+    if not analyses:
+        raise ConfigError("The deck has no analysis line (.op, .dc, .tran, .ac, ...), so "
+                          "ngspice would compute nothing. Add one before .end.")
+    t0 = time.perf_counter()
+    sha = deck.sha256
+    folder = _RunFolder(opts, sha)
+    attempts: list[tuple[str, str, str]] = []  # (tag, deck text, log) for the run folder
+    succeeded = False
+    try:
+        try:
+            if opts.mode == "batch":
+                executable = _resolve_executable(opts.executable)
+                ngspice_version(executable)
+            else:
+                with _shared_lock:
+                    _shared_instance()
+        except (NgspiceNotFoundError, NgspiceVersionError) as e:
+            attempts.append(("", with_options(deck.text, opts.extra_options), ""))
+            raise type(e)(str(e).split("\n")[0], deck_path=folder.keep_failed(attempts),
+                          output_tail=e.output_tail) from None
+        remedies: list[Remedy | None] = [None, *(RETRY_REMEDIES if opts.retry else ())]
+        deadline = None if opts.timeout_s is None else t0 + opts.timeout_s
+        tried: list[str] = []
+        failure: _Failure | None = None
+        att: _Attempt | None = None
+        for remedy in remedies:
+            remaining = None if deadline is None else deadline - time.perf_counter()
+            if remaining is not None and remaining <= 0:
+                failure = _Failure(SimulationTimeoutError,
+                                   f"ngspice did not converge and timeout_s={opts.timeout_s:g} "
+                                   f"s ran out during the retries (tried: {', '.join(tried)}).")
+                break
+            text = with_options(deck.text,
+                                opts.extra_options + (remedy.options if remedy else ()))
+            tag = f".{remedy.name}" if remedy else ""
+            if opts.mode == "batch":
+                att = _run_batch(text, folder.path(), tag, executable, remaining)
+            else:
+                att = _run_shared(text, remaining)
+            attempts.append((tag, text, att.log))
+            failure = _diagnose(att, lines, analyses, opts.check_topology, opts.timeout_s)
+            if failure is None:
+                succeeded = True
+                plots = att.plots or []
+                primary = plots[_primary_index(plots, deck.analysis)]
+                run_dir = folder.keep_success(attempts)
+                return SimResult(plots=tuple(plots), vectors=dict(primary.vectors),
+                                 log=att.log, deck_sha256=sha,
+                                 wall_time_s=time.perf_counter() - t0,
+                                 remedy=remedy.name if remedy else None, mode=opts.mode,
+                                 run_dir=run_dir)
+            if failure.cls is not ConvergenceError:
+                break
+            tried.append(remedy.name if remedy else "default options")
+        assert failure is not None and att is not None
+        msg = failure.message
+        if failure.cls is ConvergenceError and opts.retry:
+            msg += (f" Tried: {', '.join(tried)} (each attempt's deck and log are in the run "
+                    "folder). Look for a behavioural source without a solution or with a "
+                    "jump, or a device far outside its model's range.")
+        elif failure.cls is ConvergenceError:
+            msg += " Retries are off (RunOptions.retry=False)."
+        if opts.mode == "shared":
+            msg += " [shared mode: libngspice, no exit code]"
+        deck_path = folder.keep_failed(attempts)
+        if deck_path is None:
+            msg += " The run folder was removed (RunOptions.keep='never')."
+        raise failure.cls(msg, deck_path=deck_path, returncode=att.returncode,
+                          output_tail=_tail(att.log))
+    finally:
+        folder.finish(succeeded)
+
+
+class _RunFolder:
+    """A run's folder: created at once in batch mode (ngspice needs files), lazily in shared
+    mode (only to keep a deck), removed at the end unless the keep policy says otherwise."""
+
+    def __init__(self, opts: RunOptions, sha: str) -> None:
+        self.opts = opts
+        self.sha = sha
+        self._path: Path | None = None
+        if opts.mode == "batch":
+            self.path()
+
+    def path(self) -> Path:
+        if self._path is None:
+            parent = Path(self.opts.run_dir) if self.opts.run_dir is not None \
+                else cache_root() / "runs"
+            parent.mkdir(parents=True, exist_ok=True)
+            self._path = Path(tempfile.mkdtemp(prefix=f"{self.sha[:12]}-", dir=parent))
+        return self._path
+
+    def _write(self, attempts: list[tuple[str, str, str]]) -> Path:
+        folder = self.path()
+        for tag, text, log in attempts:
+            if not (folder / f"deck{tag}.cir").exists():
+                (folder / f"deck{tag}.cir").write_text(text)
+            if log and not (folder / f"ngspice{tag}.log").exists():
+                (folder / f"ngspice{tag}.log").write_text(log)
+        return folder / "deck.cir"
+
+    def keep_success(self, attempts: list[tuple[str, str, str]]) -> str | None:
+        if self.opts.keep != "always":
+            return None
+        self._write(attempts)
+        return str(self.path())
+
+    def keep_failed(self, attempts: list[tuple[str, str, str]]) -> Path | None:
+        if self.opts.keep == "never":
+            return None
+        return self._write(attempts)
+
+    def finish(self, succeeded: bool) -> None:
+        keep = self.opts.keep == "always" or (self.opts.keep == "failed" and not succeeded)
+        if self._path is not None and not keep:
+            shutil.rmtree(self._path, ignore_errors=True)
+
+
+def deck_digest(deck: Deck, options: RunOptions) -> str:
+    """Cache key of a run: the deck's hash plus the options that change its results."""
+    h = hashlib.sha256(deck.sha256.encode())
+    for entry in options.extra_options:
+        h.update(b"\0" + entry.encode())
+    return h.hexdigest()

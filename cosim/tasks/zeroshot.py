@@ -1,0 +1,782 @@
+"""Zero-shot multimodal retrieval: two LSM encoders on one conductance map, contrastive heads.
+
+The protocol ([Lin25] zero-shot task, measured honestly):
+
+1. **Data.** Images (``digits-events`` or ``images:FILE``) and a second modality
+   (``neural-sim``, ``spoken-digits`` or ``wav:DIR``), each split train / val / test by
+   ``data_seed``. Training uses the *seen* classes' train splits, validation their val splits;
+   the test uses every sample of the *unseen* classes (``unseen_from="all"``: none is trained
+   or selected on) or only their test splits (``"test"``), and the seen classes' test splits
+   for the seen-class number. With ``neural-sim`` the image modality keeps only the
+   ``"image"`` half of the digits (:func:`~.neural_sim.source_partition`): no neural query is
+   a recording of a gallery image.
+2. **Pairs.** ``instance`` (neural-sim with digits-events; the paper's BMI data): the
+   population's *training* trials view the image modality's training images, so training pair
+   i is (image i, a recording of image i); its val and test trials view the other half of the
+   digits. ``class``: every epoch pairs each sample of the scarcer modality with a random
+   same-class sample of the other.
+3. **One map, two encoders.** Per network seed one differential map of
+   ``(n_image + n_other + hidden) x hidden`` weights is drawn: rows ``[image inputs | other
+   inputs | recurrent]``. The backend binds the whole map once (as one physical array);
+   each encoder is a view (:class:`EncoderView`) that drives its own input rows and the
+   shared recurrent rows and holds the other modality's input rows at 0 V. The image encoder
+   thus reads a ``(n_image + hidden) x hidden`` sub-map, the other a ``(n_other + hidden) x
+   hidden`` one, and both read the same recurrent cells (the paper's 456x201 / 264x201
+   sharing). With ``tile_rows``/``tile_cols`` the map is split over tiles
+   (:class:`~rram_cosim.models.tile.tiling.TiledBackend`); tiles that hold only the other
+   modality's rows then see zero inputs.
+4. **Reservoir features** per (backend, seed, encoder, LIF parameters) are computed once
+   (:class:`FeatureCache`); every head grid and checkpoint reuses them.
+5. **Heads.** :class:`~rram_cosim.models.snn.contrastive.ContrastiveHeads` on the spike counts for
+   every temperature / activation / positive mask of the grid, checkpoints every
+   ``eval_every`` epochs, trained twice: on all seen classes (``full``) and on the seen
+   classes minus the validation classes (``holdout``).
+   **Selection** (:data:`SELECTIONS`), each over the (LIF, head, epoch) grid: ``honest`` by
+   zero-shot top-1 on the held-out validation classes (the standard zero-shot protocol;
+   the chosen point's ``full`` model is tested); ``honest-seen-val`` by top-1 on seen-class
+   validation pairs; ``paper`` by the unseen *test* top-1 (the published scripts kept the
+   best test epoch), labelled as such everywhere. Only ``paper`` looks at unseen classes.
+6. **Baseline.** The same heads and grid on raw binned event counts (no reservoir).
+7. **Statistics.** Mean, std and Student-t 95 % interval over seeds, the exact chance level of
+   the retrieval rule, and a label-permutation p-value pooled over seeds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...models.checks import check_choice, check_int, check_range
+from ...models.device.conductance import differential_pair
+from ...models.errors import ConfigError
+from ...models.params import DeviceParams, LIFParams
+from ...models.snn.contrastive import (
+    ACTIVATIONS,
+    POSITIVES,
+    ContrastiveHeads,
+    chance_topk,
+    mean_interval,
+    nearest_labels,
+    permutation_pvalue,
+    topk_hits,
+)
+from ...models.snn.lsm import ReservoirActivity, run_reservoir
+from ...models.tile.backend import BoundTile, TileOutput
+from ..data.datasets import EventDataset
+from ..engines.registry import check_run_options
+
+IMAGE_KINDS = ("digits-events", "images")
+OTHER_KINDS = ("neural-sim", "spoken-digits", "wav")
+PROTOCOLS = ("honest", "paper")
+
+
+def parse_classes(text: str, what: str) -> tuple[int, ...]:
+    """Class list from ``"1-7"``, ``"8,9"`` or ``"0-3,7"`` (sorted, unique)."""
+    out: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if m is None:
+            raise ConfigError(
+                f"The '{what}' classes must be a list like '1-7' or '8,9' of class indices. "
+                f"Got {text!r}.")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise ConfigError(f"The range {part!r} in '{what}' runs backwards; write "
+                              f"'{hi}-{lo}'.")
+        out.extend(range(lo, hi + 1))
+    if not out:
+        raise ConfigError(f"The '{what}' class list is empty. Got {text!r}.")
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True)
+class ZeroshotConfig:
+    """Configuration of a zero-shot run (saved as config.json; every field is an option)."""
+
+    name: str = "zeroshot"
+    image: str = "digits-events"  # or images:FILE
+    other: str = "neural-sim"  # or spoken-digits, wav:DIR
+    seen: str = "1-7"  # training classes ([Lin25]: 1-7; "oh" left out)
+    unseen: str = "8,9"  # test classes ([Lin25]: 8 and 9)
+    val_classes: str = "auto"  # held out of training for selection; auto: last two seen; none
+    pairing: str = "auto"  # instance (neural-sim: trials on the training images), class; auto
+    unseen_from: str = "all"  # unseen queries/gallery from all splits ("all") or "test" only
+    oh_class: int = -1  # spoken-digits: map the word "oh" to this class; -1 leaves it out
+    protocol: str = "honest"  # headline protocol; both are computed and shown
+    backends: tuple[str, ...] = ("ideal", "surrogate")
+    seeds: int = 5
+    seed: int = 0  # network seeds are seed, seed+1, ...
+    data_seed: int = 0  # fixes the data, the neural population and the splits
+    surrogate: str = ""  # fitted surrogate file; empty: calibrate on the nodal engine
+    n_train: int = 0  # per modality and split, 0: all (before class filtering)
+    n_val: int = 0
+    n_test: int = 0
+    n_steps: int = 0  # 0: 50 for images and neural-sim, 129 for audio ([Lin25] scripts)
+    crop: int = 16  # image centre crop ([Lin25]: 16x16 -> 256 inputs)
+    image_inputs: int = 0  # expected image-encoder inputs; 0: from the data
+    other_inputs: int = 0  # expected other-encoder inputs; 0: from the data
+    hidden: int = 200  # [Lin25]
+    other_hidden: int = 0  # 0: = hidden; the encoders share the recurrent rows
+    neurons: int = 192  # neural-sim channels ([Lin25] BMI: 192)
+    v_th: tuple[float, ...] = (5.0, 10.0, 20.0)  # grid, chosen on validation
+    rec_level: tuple[float, ...] = (0.25,)  # grid
+    decay_image: float = 0.9  # [Lin25] N-MNIST script
+    decay_other: float = 0.0  # 0: 0.97 audio ([Lin25] N-TIDIGITS script), 0.9 neural-sim
+    dim: int = 64  # projection dimension ([Lin25] BMI: 256)
+    temperature: tuple[float, ...] = (0.1, 0.3)  # grid
+    activation: tuple[str, ...] = ("linear",)  # grid: linear, gelu
+    positives: tuple[str, ...] = ("pair",)  # grid: pair (CLIP identity mask), class
+    # assumption (no source gives these heads' training settings): 100 epochs, Adam lr 3e-3,
+    # batch 64, l2 1e-4 are common settings for small heads; the protocol then picks the
+    # epoch among the checkpoints, so epochs is an upper bound rather than a choice
+    epochs: int = 100
+    eval_every: int = 10  # assumption: 10 checkpoints a run resolve the epoch choice enough
+    lr: float = 3e-3  # assumption (see epochs)
+    batch_size: int = 64  # assumption (see epochs); also the InfoNCE negatives per positive
+    l2: float = 1e-4  # assumption (see epochs)
+    top_k: int = 5  # [Lin25] report top-5 (on 4 unseen classes in the BMI task)
+    # assumption: 2000 permutations resolve p down to 1/2001 ~ 5e-4, below the usual 0.05/0.01
+    n_perm: int = 2000
+    baseline: bool = True  # heads on raw binned events (no reservoir)
+    r_wire_ohm: float = 1.0
+    adc_bits: int = 14
+    tile_rows: int = 0  # 0: the whole shared map on one macro
+    tile_cols: int = 0
+    cal_maps: int = 3  # surrogate calibration (when no file is given)
+    cal_vectors: int = 24
+
+    def __post_init__(self) -> None:
+        o = "ZeroshotConfig"
+        ik = self.image.split(":", 1)[0]
+        if not (self.image == "digits-events" or (ik == "images" and ":" in self.image)):
+            raise ConfigError(f"The 'image' parameter of {o} must be 'digits-events' or "
+                              f"'images:FILE'. Got {self.image!r} instead.")
+        ok = self.other.split(":", 1)[0]
+        if not (self.other in ("neural-sim", "spoken-digits")
+                or (ok == "wav" and ":" in self.other)):
+            raise ConfigError(f"The 'other' parameter of {o} must be 'neural-sim', "
+                              f"'spoken-digits' or 'wav:DIR'. Got {self.other!r} instead.")
+        seen, unseen = self.seen_classes, self.unseen_classes
+        both = sorted(set(seen) & set(unseen))
+        if both:
+            raise ConfigError(
+                f"Classes {both} are in both 'seen' and 'unseen'. A zero-shot test needs "
+                "classes never trained on: remove them from one list.")
+        if len(unseen) < 2:
+            raise ConfigError(
+                f"'unseen' needs at least two classes (retrieval among one class is always "
+                f"right). Got {list(unseen)}.")
+        if len(seen) < 2:
+            raise ConfigError(f"'seen' needs at least two classes to train a contrastive "
+                              f"loss. Got {list(seen)}.")
+        vc = self.val_class_tuple
+        if vc and (set(vc) - set(seen) or len(vc) < 2 or len(seen) - len(vc) < 2):
+            raise ConfigError(
+                f"'val_classes' must be at least two of the seen classes {list(seen)}, leaving "
+                f"at least two to train on. Got {self.val_classes!r}; use 'auto' (the last two "
+                "seen classes) or 'none' (select on seen-class validation pairs).")
+        check_choice(o, "unseen_from", self.unseen_from, ["all", "test"])
+        check_choice(o, "pairing", self.pairing, ["auto", "instance", "class"])
+        if self.pairing_mode == "instance" and not (self.other == "neural-sim"
+                                                    and self.image == "digits-events"):
+            raise ConfigError(
+                "pairing='instance' needs other='neural-sim' and image='digits-events' (the "
+                "simulated population then views the training images); other modalities pair "
+                "by class only. Use pairing='class' or 'auto'.")
+        check_int(o, "oh_class", self.oh_class, -1, 1000)
+        if self.oh_class >= 0 and self.other != "spoken-digits":
+            raise ConfigError("'oh_class' maps spoken-digits' word 'oh'; other is "
+                              f"{self.other!r}. Leave oh_class at -1.")
+        check_choice(o, "protocol", self.protocol, PROTOCOLS)
+        check_run_options(o, self.backends, self.seeds, self.seed, self.data_seed)
+        for f in ("n_train", "n_val", "n_test", "n_steps", "image_inputs", "other_inputs",
+                  "other_hidden", "tile_rows", "tile_cols"):
+            check_int(o, f, getattr(self, f), 0, 10_000_000)
+        for f in ("crop", "hidden", "neurons", "dim", "epochs", "eval_every", "top_k",
+                  "n_perm", "cal_maps", "cal_vectors"):
+            check_int(o, f, getattr(self, f), 1, 10_000_000)
+        check_int(o, "batch_size", self.batch_size, 2, 1 << 20)
+        check_int(o, "adc_bits", self.adc_bits, 1, 24)
+        if self.other_hidden and self.other_hidden != self.hidden:
+            raise ConfigError(
+                f"Mismatched encoder sizes: hidden={self.hidden} but other_hidden="
+                f"{self.other_hidden}. Both encoders read the same recurrent rows of one map, "
+                "so their reservoirs must have the same size; set other_hidden to 0 or to "
+                "hidden.")
+        for f in ("v_th", "rec_level", "temperature", "activation", "positives"):
+            if not getattr(self, f):
+                raise ConfigError(f"The '{f}' grid of {o} needs at least one value.")
+        for v in self.temperature:
+            check_range(o, "temperature", v, 0, 100, lo_open=True)
+        for v in self.rec_level:
+            check_range(o, "rec_level", v, 0, 1)
+        for v in self.activation:
+            check_choice(o, "activation", v, ACTIVATIONS)
+        for v in self.positives:
+            check_choice(o, "positives", v, POSITIVES)
+        check_range(o, "decay_image", self.decay_image, 0, 1)
+        check_range(o, "decay_other", self.decay_other, 0, 1)
+        check_range(o, "lr", self.lr, 0, 10, lo_open=True)
+        check_range(o, "l2", self.l2, 0, 100)
+        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        if (self.tile_rows == 0) != (self.tile_cols == 0):
+            raise ConfigError(
+                f"Give both tile_rows and tile_cols (a tile size), or neither. Got "
+                f"{self.tile_rows}x{self.tile_cols}.")
+
+    @property
+    def seen_classes(self) -> tuple[int, ...]:
+        return parse_classes(self.seen, "seen")
+
+    @property
+    def unseen_classes(self) -> tuple[int, ...]:
+        return parse_classes(self.unseen, "unseen")
+
+    @property
+    def pairing_mode(self) -> str:
+        """``instance`` or ``class`` (``auto``: instance for neural-sim, else class)."""
+        if self.pairing != "auto":
+            return self.pairing
+        return "instance" if self.other == "neural-sim" and self.image == "digits-events" \
+            else "class"
+
+    @property
+    def val_class_tuple(self) -> tuple[int, ...]:
+        """Validation classes of the held-out-class selection (empty: none)."""
+        v = self.val_classes.strip().lower()
+        if v == "none":
+            return ()
+        if v == "auto":
+            return self.seen_classes[-2:] if len(self.seen_classes) >= 4 else ()
+        return parse_classes(self.val_classes, "val_classes")
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        return tuple(range(self.eval_every, self.epochs + 1, self.eval_every))
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclass
+class Modality:
+    """Binned samples of one modality: frames per split (n, T, n_in) and labels."""
+
+    name: str
+    frames: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    audio: bool
+    sources: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_in(self) -> int:
+        return int(self.frames["train"].shape[2])
+
+
+def _subset(ds: EventDataset, keep: np.ndarray) -> EventDataset:
+    meta = dict(ds.metadata)
+    for k in ("source_index", "groups"):
+        if k in meta:
+            meta[k] = np.asarray(meta[k])[keep]
+    meta.pop("sample_info", None)
+    return EventDataset(events=tuple(ds.events[i] for i in np.flatnonzero(keep)),
+                        labels=ds.labels[keep], sensor_size=ds.sensor_size,
+                        n_classes=ds.n_classes, name=ds.name, split=ds.split, metadata=meta)
+
+
+def _concat(parts: list[EventDataset]) -> EventDataset:
+    meta = dict(parts[0].metadata)
+    if all("source_index" in p.metadata for p in parts):
+        meta["source_index"] = np.concatenate([p.metadata["source_index"] for p in parts])
+    for k in ("groups", "sample_info"):
+        meta.pop(k, None)
+    return EventDataset(events=tuple(e for p in parts for e in p.events),
+                        labels=np.concatenate([p.labels for p in parts]),
+                        sensor_size=parts[0].sensor_size, n_classes=parts[0].n_classes,
+                        name=parts[0].name, split="all", metadata=meta)
+
+
+def _load_other(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
+    from ..cli.commands.classify import load_split
+
+    if cfg.other == "neural-sim":
+        from ..data.neural_sim import NeuralSimParams, load_neural_sim
+
+        return load_neural_sim(split, seed=cfg.data_seed,
+                               params=NeuralSimParams(n_neurons=cfg.neurons),
+                               n_samples=n or None)
+    if cfg.other == "spoken-digits" and cfg.oh_class >= 0:
+        from ..data.audio import SpokenDigitsParams
+        from ..data.datasets import load_dataset
+
+        ds = load_dataset("spoken-digits", split, seed=cfg.data_seed, n_samples=n or None,
+                          params=SpokenDigitsParams(include_oh=True))
+        lab = np.where(ds.labels == 10, cfg.oh_class, ds.labels)
+        return EventDataset(events=ds.events, labels=lab, sensor_size=ds.sensor_size,
+                            n_classes=max(ds.n_classes, cfg.oh_class + 1), name=ds.name,
+                            split=split, metadata=ds.metadata)
+    return load_split(cfg.other, split, cfg.data_seed, n)
+
+
+def _load_image(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
+    from ..cli.commands.classify import load_split
+
+    ds = load_split(cfg.image, split, cfg.data_seed, 0)
+    if cfg.image == "digits-events" and cfg.other == "neural-sim":
+        from ..data.neural_sim import source_partition
+
+        keep = np.isin(np.asarray(ds.metadata["source_index"]),
+                       source_partition(cfg.data_seed)["image"])
+        ds = _subset(ds, keep)
+    if n:
+        ds = _subset(ds, np.arange(len(ds)) < n)
+    return ds
+
+
+def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
+    """Both modalities, binned, restricted to the classes the protocol uses, checked.
+
+    Splits: ``train``/``val`` hold seen classes, ``test`` the unseen classes, ``seen_test`` the
+    seen classes' test samples.
+    """
+    from ..cli.commands.classify import frames_of, is_audio
+
+    seen, unseen = np.array(cfg.seen_classes), np.array(cfg.unseen_classes)
+    sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
+    mods = []
+    for name, loader in (("image", _load_image), ("other", _load_other)):
+        raw = {s: loader(cfg, s, n) for s, n in sizes.items()}
+        audio = is_audio(raw["train"])
+        n_steps = cfg.n_steps or (129 if audio and cfg.other != "neural-sim" else 50)
+        frames, labels, sources = {}, {}, {}
+        if cfg.unseen_from == "all":
+            # no unseen-class sample is trained on or selected on: all of them are test data
+            raw["all"] = _concat([raw[s] for s in ("train", "val", "test")])
+        for split, src, classes in (("train", "train", seen), ("val", "val", seen),
+                                    ("test", "all" if cfg.unseen_from == "all" else "test",
+                                     unseen), ("seen_test", "test", seen)):
+            ds = raw[src]
+            keep = np.isin(ds.labels, classes)
+            missing = sorted(set(classes.tolist()) - set(ds.labels[keep].tolist()))
+            spec = cfg.image if name == "image" else cfg.other
+            if missing:
+                raise ConfigError(
+                    f"Class(es) {missing} have no samples in the '{src}' split of the "
+                    f"{name} modality ({spec}). Every seen class needs train and val samples "
+                    "and every class test samples in both modalities; check --seen/--unseen "
+                    "or the data.")
+            sub = _subset(ds, keep)
+            frames[split] = frames_of(sub, n_steps, cfg.crop)
+            labels[split] = np.asarray(sub.labels)
+            if "source_index" in sub.metadata:
+                sources[split] = np.asarray(sub.metadata["source_index"])
+        mods.append(Modality(name=cfg.image if name == "image" else cfg.other, frames=frames,
+                             labels=labels, audio=audio, sources=sources))
+    img, oth = mods
+    if cfg.pairing_mode == "instance":
+        from ..data.neural_sim import NeuralSimParams, neural_responses
+
+        # [Lin25] BMI: recordings of the viewed images. Training trials view the image
+        # modality's own training images (row i pairs with image i); val and test queries stay
+        # responses to the disjoint neural half, so no query is a gallery image in disguise.
+        # stream 3: load_neural_sim's splits use trial streams 0-2 (train, val, test); a
+        # fourth keeps these training trials' noise independent of the val/test queries'.
+        ds = neural_responses(img.sources["train"], seed=cfg.data_seed,
+                              params=NeuralSimParams(n_neurons=cfg.neurons), stream=3)
+        oth.frames["train"] = frames_of(ds, oth.frames["val"].shape[1], cfg.crop)
+        oth.labels["train"] = np.asarray(ds.labels)
+        oth.sources["train"] = img.sources["train"]
+    for mod, want, what in ((img, cfg.image_inputs, "image_inputs"),
+                            (oth, cfg.other_inputs, "other_inputs")):
+        if want and mod.n_in != want:
+            raise ConfigError(
+                f"Mismatched encoder sizes: {what}={want} but the {mod.name} data gives "
+                f"{mod.n_in} inputs a time step. Set {what} to {mod.n_in} (or 0 to take it "
+                "from the data), or change crop / neurons.")
+    return img, oth
+
+
+# -- one map, two encoders -------------------------------------------------------------------
+@dataclass(frozen=True)
+class MapLayout:
+    """Rows of the shared map: ``[image inputs | other inputs | recurrent]``, ``hidden`` cols."""
+
+    n_image: int
+    n_other: int
+    hidden: int
+
+    def __post_init__(self) -> None:
+        for f in ("n_image", "n_other", "hidden"):
+            check_int("MapLayout", f, getattr(self, f), 1, 1 << 20)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_image + self.n_other + self.hidden, self.hidden)
+
+    @property
+    def recurrent_rows(self) -> np.ndarray:
+        return np.arange(self.n_image + self.n_other, self.shape[0])
+
+    def rows_of(self, encoder: str) -> np.ndarray:
+        """Rows one encoder reads: its own inputs, then the shared recurrent rows."""
+        check_choice("MapLayout", "encoder", encoder, ["image", "other"])
+        own = (np.arange(self.n_image) if encoder == "image"
+               else np.arange(self.n_image, self.n_image + self.n_other))
+        return np.concatenate([own, self.recurrent_rows])
+
+    def n_tiles(self, tile_rows: int, tile_cols: int) -> int:
+        """Tiles the map takes when split into ``tile_rows x tile_cols`` (weights) blocks."""
+        r, c = self.shape
+        return -(-r // tile_rows) * -(-c // tile_cols)
+
+
+class EncoderView:
+    """One encoder's rows of a bound shared map (a :class:`BoundTile` of the sub-map shape).
+
+    ``apply`` drives this encoder's rows with ``x`` and holds every other row at 0 V, on the
+    one bound array: the circuit (wires, transistors, TIAs) is the whole map's.
+    """
+
+    def __init__(self, bound: BoundTile, rows: np.ndarray) -> None:
+        self.bound = bound
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.spec = bound.spec
+        self.g_pos_us = bound.g_pos_us[self.rows]
+        self.g_neg_us = bound.g_neg_us[self.rows]
+        self.n_rows_total = bound.g_pos_us.shape[0]
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, *,
+              volts: bool = False) -> TileOutput:
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if x.shape[1] != self.rows.size:
+            hidden = self.bound.g_pos_us.shape[1]
+            raise ConfigError(
+                f"This encoder reads {self.rows.size} rows ({self.rows.size - hidden} own "
+                f"inputs, then the {hidden} shared recurrent rows), so x must be (n, "
+                f"{self.rows.size}). Got inputs of shape "
+                f"{x.shape}; pass one column per row in MapLayout.rows_of(encoder) order.")
+        full = np.zeros((x.shape[0], self.n_rows_total))
+        full[:, self.rows] = x
+        return self.bound.apply(full, rng, volts=volts)
+
+
+def draw_shared_map(layout: MapLayout, seed: int,
+                    device: DeviceParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The network seed's differential map (G+, G- in uS) of ``layout.shape``."""
+    return differential_pair(layout.shape, np.random.default_rng(seed),
+                             device if device is not None else DeviceParams())
+
+
+# -- features --------------------------------------------------------------------------------
+class FeatureCache:
+    """Reservoir spike counts and activity per (backend, seed, encoder, LIF parameters),
+    computed once."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple, Any] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if key in self._store:
+            self.hits += 1
+        else:
+            self.misses += 1
+            self._store[key] = compute()
+        return self._store[key]
+
+
+def reservoir_features(view: BoundTile, mod: Modality, lif: LIFParams,
+                       rng: np.random.Generator
+                       ) -> tuple[dict[str, np.ndarray], ReservoirActivity]:
+    """Spike counts of every split of ``mod`` (one reservoir call over all splits) and the
+    reservoir's activity over all those samples (for energy accounting)."""
+    splits = list(mod.frames)
+    allf = np.concatenate([mod.frames[s] for s in splits])
+    feats, activity = run_reservoir(view, allf, lif, rng)
+    out, i = {}, 0
+    for s in splits:
+        n = len(mod.frames[s])
+        out[s] = feats[i:i + n]
+        i += n
+    return out, activity
+
+
+def encoder_names(cfg: ZeroshotConfig) -> dict[str, str]:
+    """Energy-preset encoder name (:data:`rram_cosim.analysis.energy.PRESETS`) of each of the
+    run's encoders: ``image``, and ``neural`` (neural-sim) or ``audio`` (spoken digits, wav)."""
+    return {"image": "image", "other": "neural" if cfg.other == "neural-sim" else "audio"}
+
+
+def activity_records(cfg: ZeroshotConfig, res: ProtocolResult,
+                     selection: str) -> dict[str, dict[str, Any]]:
+    """``{"<backend>/<encoder>/seed<k>": ReservoirActivity.to_dict()}`` of every backend and
+    seed, at the LIF point ``selection`` chose for that seed's model (the reservoir a user
+    would deploy; the energy command reads this as activity.json)."""
+    names = encoder_names(cfg)
+    out: dict[str, dict[str, Any]] = {}
+    for backend in cfg.backends:
+        for row in res.chosen[(f"LSM, {backend}", selection)]:
+            for enc, act in row["activity"].items():
+                out[f"{backend}/{names[enc]}/seed{row['seed']}"] = act.to_dict()
+    return out
+
+
+def raw_features(mod: Modality) -> dict[str, np.ndarray]:
+    """Baseline features: events per input over the whole sample (no reservoir)."""
+    return {s: f.sum(axis=1).astype(np.float64) for s, f in mod.frames.items()}
+
+
+# -- heads over a grid -----------------------------------------------------------------------
+def head_grid(cfg: ZeroshotConfig) -> list[dict[str, Any]]:
+    return [{"temperature": t, "activation": a, "positives": p}
+            for t, a, p in itertools.product(cfg.temperature, cfg.activation, cfg.positives)]
+
+
+def lif_grid(cfg: ZeroshotConfig, other_audio: bool) -> list[tuple[LIFParams, LIFParams]]:
+    """(image LIF, other LIF) pairs of the grid; the two differ only in their decay."""
+    d_other = cfg.decay_other or (0.97 if other_audio and cfg.other != "neural-sim" else 0.9)
+    out = []
+    for v_th, rec in itertools.product(cfg.v_th, cfg.rec_level):
+        out.append((LIFParams(hidden=cfg.hidden, v_th=v_th, decay=cfg.decay_image,
+                              rec_level=rec),
+                    LIFParams(hidden=cfg.hidden, v_th=v_th, decay=d_other, rec_level=rec)))
+    return out
+
+
+@dataclass(frozen=True)
+class RetrievalSet:
+    """Queries (other modality) and gallery (images) of one evaluation."""
+
+    queries: np.ndarray
+    query_labels: np.ndarray
+    gallery: np.ndarray
+    gallery_labels: np.ndarray
+
+
+def retrieval_sets(fi: dict[str, np.ndarray], fo: dict[str, np.ndarray],
+                   li: dict[str, np.ndarray], lo: dict[str, np.ndarray],
+                   val_classes: tuple[int, ...], instance: bool) -> dict[str, Any]:
+    """Training data and evaluation sets of the full grid and of the held-out-class grid.
+
+    ``full``: train on all seen classes; evaluate ``val`` (seen val pairs), ``unseen`` and
+    ``seen_test``. ``holdout`` (when ``val_classes``): train on the seen classes minus
+    ``val_classes`` (train split) and evaluate zero-shot on the validation classes, which that
+    grid never trained on: gallery their train and val images, queries their val samples of
+    the other modality (and their train samples with class pairing; with instance pairing the
+    training trials viewed the gallery images, so they are left out).
+    """
+    def rs(split: str) -> RetrievalSet:
+        return RetrievalSet(fo[split], lo[split], fi[split], li[split])
+
+    out = {"full": {"train": (fi["train"], fo["train"], li["train"], lo["train"]),
+                    "eval": {"val": rs("val"), "unseen": rs("test"),
+                             "seen_test": rs("seen_test")}}}
+    if val_classes:
+        vc = np.array(val_classes)
+        ti, to = ~np.isin(li["train"], vc), ~np.isin(lo["train"], vc)
+        vi, vo = np.isin(li["val"], vc), np.isin(lo["val"], vc)
+        gallery = np.concatenate([fi["train"][~ti], fi["val"][vi]])
+        g_lab = np.concatenate([li["train"][~ti], li["val"][vi]])
+        q_parts = [(fo["val"][vo], lo["val"][vo])]
+        if not instance:
+            q_parts.append((fo["train"][~to], lo["train"][~to]))
+        queries = np.concatenate([q for q, _ in q_parts])
+        q_lab = np.concatenate([lab for _, lab in q_parts])
+        out["holdout"] = {"train": (fi["train"][ti], fo["train"][to], li["train"][ti],
+                                    lo["train"][to]),
+                          "eval": {"heldout": RetrievalSet(queries, q_lab, gallery, g_lab)}}
+    return out
+
+
+def train_heads(cfg: ZeroshotConfig, train: tuple[np.ndarray, ...], hp: dict[str, Any],
+                rng: np.random.Generator) -> ContrastiveHeads:
+    """Fit one head configuration on training pairs drawn by class, with checkpoints."""
+    xa, xb, ya, yb = train
+    model = ContrastiveHeads(dim=cfg.dim, temperature=hp["temperature"],
+                             activation=hp["activation"], positives=hp["positives"], lr=cfg.lr,
+                             epochs=cfg.epochs, batch_size=cfg.batch_size, l2=cfg.l2,
+                             checkpoints=cfg.checkpoints)
+    return model.fit(xa, xb, rng=rng, labels_a=ya, labels_b=yb,
+                     paired=cfg.pairing_mode == "instance")
+
+
+def evaluate(model: ContrastiveHeads, sets: dict[str, RetrievalSet],
+             top_k: int) -> dict[str, Any]:
+    """Top-1 on every set; for ``unseen`` also top-k and the neighbour labels (nearest first)."""
+    out: dict[str, Any] = {}
+    for name, r in sets.items():
+        k = min(top_k, r.gallery_labels.size) if name == "unseen" else 1
+        nl = nearest_labels(model.transform_b(r.queries), model.transform_a(r.gallery),
+                            r.gallery_labels, k)
+        out[f"{name}_top1"] = float(np.mean(topk_hits(nl[:, :1], r.query_labels)))
+        if name == "unseen":
+            out["unseen_topk"] = float(np.mean(topk_hits(nl, r.query_labels)))
+            out["neighbours"] = nl
+    return out
+
+
+SELECTIONS = {
+    "honest": ("heldout_top1", "honest: held-out seen classes (zero-shot on validation classes)"),
+    "honest-seen-val": ("val_top1", "honest: seen-class validation pairs"),
+    "paper": ("unseen_top1", "paper protocol: selected on the unseen test queries"),
+}
+"""Selection rules: the grid row maximising the named metric (ties: earliest row)."""
+
+
+def select(rows: list[dict[str, Any]], metric: str) -> int:
+    """Index of the row with the largest ``metric`` (ties go to the earliest row: grid order,
+    fewer epochs first)."""
+    vals = [r.get(metric, np.nan) for r in rows]
+    if not rows or np.all(np.isnan(vals)):
+        raise ConfigError(f"No grid row carries the selection metric {metric!r}.")
+    return int(np.nanargmax(vals))
+
+
+P_INVALID_NOTE = "not valid after test selection"
+"""Note beside the p-value of rows chosen on the test queries (``paper``): the permutation
+null does not include the selection over the grid, so the p-value would be too small."""
+
+
+def summarise(per_seed: list[dict[str, Any]], query_labels: np.ndarray,
+              gallery_labels: np.ndarray, n_perm: int,
+              rng: np.random.Generator, *, p_valid: bool = True) -> dict[str, Any]:
+    """Mean, std, 95 % interval over seeds, chance levels and the permutation p-value.
+
+    ``p_valid=False`` (a row selected on the test queries): ``p_value_top1`` is NaN and
+    ``p_value_note`` says why (:data:`P_INVALID_NOTE`)."""
+    s1 = mean_interval([r["unseen_top1"] for r in per_seed])
+    sk = mean_interval([r["unseen_topk"] for r in per_seed])
+    neighbours = [r["neighbours"] for r in per_seed]
+    k = neighbours[0].shape[1]
+    qls = [query_labels] * len(per_seed)
+    return {
+        "unseen_top1_mean": s1["mean"], "unseen_top1_std": s1["std"],
+        # an accuracy lies in [0, 1]: the t interval is clipped there (wide with few seeds)
+        "unseen_top1_ci_low": max(s1["ci_low"], 0.0),
+        "unseen_top1_ci_high": min(s1["ci_high"], 1.0),
+        "chance_top1": chance_topk(query_labels, gallery_labels, 1),
+        "p_value_top1": (permutation_pvalue([n[:, :1] for n in neighbours], qls, n_perm, rng)
+                         if p_valid else float("nan")),
+        "p_value_note": "" if p_valid else P_INVALID_NOTE,
+        f"unseen_top{k}_mean": sk["mean"], f"unseen_top{k}_std": sk["std"],
+        f"chance_top{k}": chance_topk(query_labels, gallery_labels, k),
+        "seen_test_top1_mean": float(np.mean([r["seen_test_top1"] for r in per_seed])),
+        "val_top1_mean": float(np.mean([r["val_top1"] for r in per_seed])),
+        "n_seeds": len(per_seed), "n_queries": int(query_labels.size),
+        "n_gallery": int(gallery_labels.size),
+    }
+
+
+# -- the whole protocol ----------------------------------------------------------------------
+@dataclass
+class ProtocolResult:
+    """Everything a run measured.
+
+    ``grid``: one row per (seed, model, grid, LIF point, head point, checkpoint); ``grid`` is
+    ``"full"`` (trained on all seen classes) or ``"holdout"`` (seen minus validation classes).
+    ``chosen``: ``{(model, selection): [per-seed row]}``; each row is the chosen full-grid row
+    (its metrics and hyperparameters) plus ``neighbours`` (unseen queries' gallery labels),
+    the fitted ``heads``, the features ``feats`` it used and the reservoirs' ``activity``
+    (``{"image": ReservoirActivity, "other": ...}``; empty for the raw-events baseline).
+    """
+
+    grid: list[dict[str, Any]]
+    chosen: dict[tuple[str, str], list[dict[str, Any]]]
+    query_labels: np.ndarray
+    gallery_labels: np.ndarray
+    layout: MapLayout
+    val_classes: tuple[int, ...]
+    cache_hits: int
+    cache_misses: int
+
+
+def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
+                 backends: dict[str, Any], *,
+                 on_step: Callable[[], None] = lambda: None) -> ProtocolResult:
+    """Steps 2-6 of the module docstring for every seed; ``backends`` by name (unbound).
+
+    BLAS runs single-threaded: the heads' matrices are small, and two threads fighting over
+    two shared cores made a training step 10-40x slower in measurements on this machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_protocol(cfg, image, other, backends, on_step)
+
+
+def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
+                  backends: dict[str, Any], on_step: Callable[[], None]) -> ProtocolResult:
+    layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
+    lifs = lif_grid(cfg, other.audio)
+    heads = head_grid(cfg)
+    vcls = cfg.val_class_tuple
+    cache = FeatureCache()
+    grid: list[dict[str, Any]] = []
+    chosen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def fit_grid(model_name: str, seed: int, points: list[tuple[dict, Callable]]) -> None:
+        rows: dict[str, list[dict]] = {"full": [], "holdout": []}
+        extra: list[dict] = []
+        for point, feats in points:
+            fi, fo, acts = feats()
+            data = retrieval_sets(fi, fo, image.labels, other.labels, vcls,
+                                  cfg.pairing_mode == "instance")
+            for h_i, hp in enumerate(heads):
+                for g_name, d in data.items():
+                    model = train_heads(cfg, d["train"], hp,
+                                        np.random.default_rng([seed, 4, h_i]))
+                    per_epoch = model.train_ops_ / model.epochs
+                    for epoch in sorted(model.snapshots_):
+                        m = model.at_epoch(epoch)
+                        ev = evaluate(m, d["eval"], cfg.top_k)
+                        nl = ev.pop("neighbours", None)
+                        rows[g_name].append({"seed": seed, "model": model_name,
+                                             "grid": g_name, **point, **hp, "epoch": epoch,
+                                             **ev, "train_ops": round(per_epoch * epoch)})
+                        if g_name == "full":
+                            extra.append({"neighbours": nl, "heads": m, "feats": (fi, fo),
+                                          "activity": acts})
+                on_step()
+        grid.extend(rows["full"] + rows["holdout"])
+        total = sum(r["train_ops"] for g in rows.values() for r in g if r["epoch"] == cfg.epochs)
+        full = rows["full"]
+        if rows["holdout"]:  # same order of (point, head, epoch) in both grids
+            for r, h in zip(full, rows["holdout"]):
+                r["heldout_top1"] = h["heldout_top1"]
+        for sel, (metric, _) in SELECTIONS.items():
+            if metric == "heldout_top1" and not vcls:
+                continue
+            i = select(full, metric)
+            chosen.setdefault((model_name, sel), []).append(
+                {**full[i], **extra[i], "selection": sel, "grid_train_ops": int(total)})
+
+    for k in range(cfg.seeds):
+        seed = cfg.seed + k
+        gp, gn = draw_shared_map(layout, seed)
+        for name, be in backends.items():
+            bound = be.bind(gp, gn)
+            views = {e: EncoderView(bound, layout.rows_of(e)) for e in ("image", "other")}
+            points = []
+            for lif_i, lif_o in lifs:
+                def feats(lif_i=lif_i, lif_o=lif_o, name=name, views=views, seed=seed):
+                    fi, ai = cache.get((name, seed, "image", lif_i), lambda: reservoir_features(
+                        views["image"], image, lif_i, np.random.default_rng([seed, 1, 0])))
+                    fo, ao = cache.get((name, seed, "other", lif_o), lambda: reservoir_features(
+                        views["other"], other, lif_o, np.random.default_rng([seed, 1, 1])))
+                    return fi, fo, {"image": ai, "other": ao}
+                points.append(({"v_th": lif_i.v_th, "rec_level": lif_i.rec_level}, feats))
+            fit_grid(f"LSM, {name}", seed, points)
+        if cfg.baseline:
+            raw_i, raw_o = raw_features(image), raw_features(other)
+            fit_grid("raw events (no reservoir)", seed,
+                     [({"v_th": np.nan, "rec_level": np.nan},
+                       lambda raw_i=raw_i, raw_o=raw_o: (raw_i, raw_o, {}))])
+    return ProtocolResult(grid=grid, chosen=chosen, query_labels=other.labels["test"],
+                          gallery_labels=image.labels["test"], layout=layout,
+                          val_classes=vcls, cache_hits=cache.hits, cache_misses=cache.misses)

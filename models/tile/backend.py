@@ -1,0 +1,154 @@
+"""The tile-backend protocol: every way of computing a tile VMM looks the same to a network.
+
+A backend is bound once to a differential conductance pair (G+ and G-, uS, rows x cols); the
+bound tile then applies batches of inputs (batch x rows, levels in [0, 1] where 1 is the read
+voltage, or volts with ``volts=True``) with a :class:`numpy.random.Generator` for read noise,
+and returns a :class:`TileOutput` whose ``y`` is in the units of the ideal product
+``x @ W`` with ``W = (G+ - G-) / g_ref_us``. Raw column currents and ADC codes come along.
+
+Implementations: ``ideal`` (here), ``surrogate`` (:mod:`rram_cosim.models.tile.surrogate`), ``nodal``
+and ``spice`` (:mod:`rram_cosim.cosim`). A network never changes when its backend does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..checks import as_conductance, as_inputs
+from ..errors import ConfigError
+from ..params import TileSpec
+from .periphery import adc_codes, tia_out_v
+
+
+@dataclass(frozen=True)
+class TileOutput:
+    """Result of one batch of VMMs on a differential tile (all arrays batch x cols).
+
+    ``y`` is ``x @ W`` as the tile computes it (W units); ``i_pos_ua``/``i_neg_ua`` are the
+    currents into the G+ and G- columns' TIAs (uA); ``codes_pos``/``codes_neg`` their ADC codes.
+    """
+
+    y: np.ndarray
+    i_pos_ua: np.ndarray
+    i_neg_ua: np.ndarray
+    codes_pos: np.ndarray
+    codes_neg: np.ndarray
+
+
+@runtime_checkable
+class BoundTile(Protocol):
+    """A backend bound to one conductance pair; per-map work is already done."""
+
+    spec: TileSpec
+    g_pos_us: np.ndarray
+    g_neg_us: np.ndarray
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, *,
+              volts: bool = False) -> TileOutput:
+        """Apply a batch (batch x rows) and return outputs (batch x cols)."""
+        ...
+
+
+@runtime_checkable
+class TileBackend(Protocol):
+    """Factory of bound tiles: ``backend.bind(g_pos_us, g_neg_us) -> BoundTile``."""
+
+    name: str
+
+    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundTile:
+        ...
+
+
+def check_pair(spec: TileSpec, g_pos_us: np.ndarray,
+               g_neg_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a differential pair against a tile: same shape, within rows x cols, finite, >= 0."""
+    gp = as_conductance("g_pos_us", g_pos_us)
+    gn = as_conductance("g_neg_us", g_neg_us, shape=gp.shape)
+    if gp.shape[0] > spec.rows or gp.shape[1] > spec.cols:
+        raise ConfigError(
+            f"A {gp.shape[0]}x{gp.shape[1]} map does not fit a {spec.rows}x{spec.cols} tile. "
+            "Use a larger TileSpec (rows, cols) or split the matrix over tiles."
+        )
+    return gp, gn
+
+
+def input_levels(x: np.ndarray, spec: TileSpec, rows: int, volts: bool) -> np.ndarray:
+    """Inputs as levels in [0, 1] (batch x rows); volts are divided by the read voltage."""
+    a = np.asarray(x, dtype=np.float64)
+    if volts:
+        a = a / spec.v_read_v
+    return as_inputs(a, rows)
+
+
+def read_noise_ua(v: np.ndarray, sigma_us: float, n_cols: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Column-current read noise (uA) for row voltages ``v`` (batch x rows).
+
+    Independent Gaussian noise of ``sigma_us`` on every cell, drawn per read, sums on a column
+    to a Gaussian of standard deviation ``sigma_us * sqrt(sum_i v_i^2)``; drawing that directly
+    is exact in distribution and costs batch x cols draws instead of batch x rows x cols.
+    """
+    if sigma_us == 0.0:
+        return np.zeros((v.shape[0], n_cols))
+    scale = sigma_us * np.sqrt(np.einsum("br,br->b", v, v))
+    return rng.standard_normal((v.shape[0], n_cols)) * scale[:, None]
+
+
+def ideal_codes(i_ua: np.ndarray, spec: TileSpec) -> np.ndarray:
+    """ADC codes of a column current through the nominal TIA (no offset, infinite gain)."""
+    v = np.clip(-np.asarray(i_ua) * 1e-6 * spec.r_f_ohm, spec.tia.v_out_min_v,
+                spec.tia.v_out_max_v)
+    return adc_codes(v, spec)
+
+
+def output_from_currents(spec: TileSpec, i_pos_ua: np.ndarray, i_neg_ua: np.ndarray,
+                         y_scale: float) -> TileOutput:
+    """Codes through the TIA/ADC model and ``y`` reconstructed digitally from the codes."""
+    cp = adc_codes(tia_out_v(i_pos_ua, spec), spec)
+    cn = adc_codes(tia_out_v(i_neg_ua, spec), spec)
+    y = (cp - cn).astype(np.float64) * y_scale
+    return TileOutput(y=y, i_pos_ua=i_pos_ua, i_neg_ua=i_neg_ua, codes_pos=cp, codes_neg=cn)
+
+
+def code_y_scale(spec: TileSpec) -> float:
+    """W-units per code difference: one LSB of current over (g_ref * v_read)."""
+    lsb_ua = spec.adc.lsb_v / spec.r_f_ohm * 1e6
+    return lsb_ua / (spec.g_ref_us * spec.v_read_v)
+
+
+class BoundIdeal:
+    """Ideal tile: exact ``G . V`` currents, ideal periphery; ``y`` is exact ``x @ W``."""
+
+    def __init__(self, spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
+                 read_noise_sigma_us: float) -> None:
+        self.spec = spec
+        self.g_pos_us, self.g_neg_us = check_pair(spec, g_pos_us, g_neg_us)
+        self.read_noise_sigma_us = read_noise_sigma_us
+        self.w_ = (self.g_pos_us - self.g_neg_us) / spec.g_ref_us
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, *,
+              volts: bool = False) -> TileOutput:
+        lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
+        v = lv * self.spec.v_read_v
+        n = self.g_pos_us.shape[1]
+        i_pos = v @ self.g_pos_us + read_noise_ua(v, self.read_noise_sigma_us, n, rng)
+        i_neg = v @ self.g_neg_us + read_noise_ua(v, self.read_noise_sigma_us, n, rng)
+        y = (i_pos - i_neg) / (self.spec.g_ref_us * self.spec.v_read_v)
+        return TileOutput(y=y, i_pos_ua=i_pos, i_neg_ua=i_neg,
+                          codes_pos=ideal_codes(i_pos, self.spec),
+                          codes_neg=ideal_codes(i_neg, self.spec))
+
+
+@dataclass(frozen=True)
+class IdealBackend:
+    """The ideal ``G . V`` model (no wires, no transistor, ideal TIA); optional read noise."""
+
+    spec: TileSpec = TileSpec()  # noqa: RUF009 - frozen, so one shared default is safe
+    read_noise_sigma_us: float = 0.0
+    name: str = "ideal"
+
+    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundIdeal:
+        return BoundIdeal(self.spec, g_pos_us, g_neg_us, self.read_noise_sigma_us)
