@@ -14,6 +14,11 @@ Sources cited below:
   typ., quiescent current 1.6 mA per channel, rail-to-rail output.
 - [ADS8324] TI ADS8324 datasheet: 14-bit SAR ADC.
 - [PTM] Predictive Technology Model, 45 nm (ASU): threshold ~0.47 V, tox 1.25 nm.
+- [CD4051B] TI CD4051B datasheet (SCHS047): 8-channel analogue multiplexer; channel turn-on
+  and propagation times of a few hundred ns at 5 V.
+- [Steinhogl05] W. Steinhogl et al., "Comprehensive study of the resistivity of copper wires
+  with lateral dimensions of 100 nm and smaller", J. Appl. Phys. 97, 023706 (2005): grain-boundary
+  and surface scattering raise Cu resistivity to ~4-5 uOhm cm at 50-70 nm line widths.
 
 Sources of the stochastic breakdown (forming) model, :class:`BreakdownParams` (details and the
 equations in docs/device.md):
@@ -195,13 +200,132 @@ class AdcSpec:
         return self.v_full_scale_v / (2**self.bits - 1)
 
 
+READ_DRIVES = ("one", "both")
+READ_SENSES = ("single", "differential")
+UNSENSED_MODES = ("ground", "float")
+
+
+@dataclass(frozen=True)
+class WireGeometry:
+    """One metal line of the array: sheet resistance, cell pitch along the line, line width.
+
+    A segment between neighbouring cells is ``sheet_ohm_per_sq * pitch_um / width_um`` ohm.
+    """
+
+    # [Steinhogl05]: ~4.5 uOhm cm at 70 nm width over an assumed 0.13 um thickness (aspect
+    # ratio ~1.8) gives ~0.35 ohm/sq
+    sheet_ohm_per_sq: float = 0.35
+    pitch_um: float = 0.25  # assumption: 1T1R cell pitch of a 40 nm macro (~0.06 um^2 cells)
+    width_um: float = 0.07  # assumption: minimum-width 40 nm Mx line (140 nm pitch)
+
+    def __post_init__(self) -> None:
+        o = "WireGeometry"
+        check_range(o, "sheet_ohm_per_sq", self.sheet_ohm_per_sq, 0, 100, unit="ohm/sq")
+        check_range(o, "pitch_um", self.pitch_um, 0, 100, lo_open=True, unit="um")
+        check_range(o, "width_um", self.width_um, 0, 100, lo_open=True, unit="um")
+
+    @property
+    def r_segment_ohm(self) -> float:
+        """Resistance of one segment between neighbouring cells (ohm)."""
+        return self.sheet_ohm_per_sq * self.pitch_um / self.width_um
+
+
+@dataclass(frozen=True)
+class ReadScheme:
+    """How the array is read: row groups, sensed columns, drive, sensing and ADC sharing.
+
+    A VMM of a map taller than ``rows_per_read`` is several reads of the same physical array:
+    each read drives one group of consecutive rows (the others held at 0 V, their cells still
+    on the columns), digitises the sensed columns, and the partial sums add in digital. The
+    defaults follow the paper's board (docs/tile.md, "Read schemes").
+    """
+
+    # [Lin25] Methods: "the system offers parallel 64-way analogue voltages"; 0 = all rows
+    rows_per_read: int = 64
+    # physical columns (weight columns when differential) sensed in one read; 0 = all.
+    # assumption: the board description names no source-line multiplexer, so every column of
+    # the map is held at its TIA's virtual ground and sensed in each read
+    cols_per_read: int = 0
+    # what a column does while others are sensed: "ground" (held at the virtual ground) or
+    # "float" (disconnected by its multiplexer: it draws no current from the rows)
+    unsensed: str = "ground"
+    drive: str = "one"  # rows driven from the west end ("one") or from both ends ("both")
+    # "single": every physical column converted, G+ - G- in digital; "differential": the two
+    # TIA outputs subtracted in analogue, one bipolar conversion per weight column
+    sense: str = "single"
+    # assumption: relative gain error of the G+ path of the analogue subtractor, 0.1 %
+    # resistor matching
+    diff_gain_error: float = 1e-3
+    diff_offset_v: float = 0.5e-3  # [OPA4322] typical input offset of the subtractor's op-amp
+    # conversions sharing one ADC in series (latency); 1 = one ADC per converted output.
+    # assumption: per-column ADCs as on a macro; the board shares one ADS8324 [Lin25] (0 = all)
+    outputs_per_adc: int = 1
+    t_mux_settle_s: float = 0.5e-6  # [CD4051B] switch turn-on plus settling, per row group
+
+    def __post_init__(self) -> None:
+        o = "ReadScheme"
+        check_int(o, "rows_per_read", self.rows_per_read, 0, 1 << 16)
+        check_int(o, "cols_per_read", self.cols_per_read, 0, 1 << 16)
+        check_choice(o, "unsensed", self.unsensed, UNSENSED_MODES)
+        check_choice(o, "drive", self.drive, READ_DRIVES)
+        check_choice(o, "sense", self.sense, READ_SENSES)
+        check_range(o, "diff_gain_error", self.diff_gain_error, -0.1, 0.1)
+        check_range(o, "diff_offset_v", self.diff_offset_v, -0.05, 0.05, unit="V")
+        check_int(o, "outputs_per_adc", self.outputs_per_adc, 0, 1 << 16)
+        check_range(o, "t_mux_settle_s", self.t_mux_settle_s, 0, 1e-3, unit="s")
+
+    @classmethod
+    def whole_map(cls) -> ReadScheme:
+        """Every row driven at once, every column sensed, single-ended (the simplest read)."""
+        return cls(rows_per_read=0)
+
+    @property
+    def differential(self) -> bool:
+        return self.sense == "differential"
+
+    def row_groups(self, rows: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each read's row group over ``rows`` map rows."""
+        step = self.rows_per_read or rows
+        return [(r, min(r + step, rows)) for r in range(0, rows, step)]
+
+    def rows_driven(self, rows: int) -> int:
+        """Rows driven in one read of a ``rows``-row map."""
+        return min(rows, self.rows_per_read) if self.rows_per_read else rows
+
+    def outputs(self, weight_cols: int) -> int:
+        """Converted outputs of one full read: physical columns, or weight columns if
+        differential."""
+        return weight_cols if self.differential else 2 * weight_cols
+
+    def col_groups(self, weight_cols: int) -> int:
+        """Reads needed to sense every output once (column multiplexing)."""
+        n = self.outputs(weight_cols)
+        return -(-n // self.cols_per_read) if self.cols_per_read else 1
+
+    def reads_per_vmm(self, rows: int, weight_cols: int) -> int:
+        """Array reads (row groups x column groups) of one VMM."""
+        return len(self.row_groups(rows)) * self.col_groups(weight_cols)
+
+    def conversions_per_vmm(self, rows: int, weight_cols: int) -> int:
+        """ADC conversions of one VMM: every output once per row group."""
+        return len(self.row_groups(rows)) * self.outputs(weight_cols)
+
+    def conversions_in_series(self, rows: int, weight_cols: int) -> int:
+        """Conversions one ADC does one after another per VMM (the ADC part of latency)."""
+        per_read = -(-self.outputs(weight_cols) // self.col_groups(weight_cols))
+        share = min(self.outputs_per_adc or per_read, per_read)
+        return self.reads_per_vmm(rows, weight_cols) * share
+
+
 @dataclass(frozen=True)
 class TileSpec:
-    """A rows x cols differential 1T1R tile with its periphery.
+    """A rows x cols differential 1T1R tile with its periphery and its read scheme.
 
-    Each weight column uses two physical columns (G+ and G-), each with its own TIA and ADC.
-    Row ``i`` is driven by a DAC; column ``j`` is a source line held at virtual ground by its
-    TIA. Wire resistance is per segment between neighbouring cells.
+    Each weight column uses two physical columns (G+ and G-), each held at virtual ground by its
+    own TIA. Row ``i`` is driven by a DAC; column ``j`` is a source line. Wire resistance is per
+    segment between neighbouring cells: from the metal geometry of the row and column lines
+    (``row_wire``, ``col_wire``) unless ``r_wire_ohm`` overrides both. ``read`` says how a VMM
+    reads the array (row groups, sensed columns, drive, sensing).
     """
 
     rows: int = 64
@@ -210,8 +334,8 @@ class TileSpec:
     v_gate_read_v: float = 1.1  # assumption: 40 nm core supply on the word lines during read
     g_ref_us: float = 1.0  # W = (G+ - G-) / g_ref_us; 1 uS keeps W in uS as the paper's scripts
     g_full_scale_us: float = 30.0  # assumption: ~6 sigma above the formed mean [ESGNN]
-    # assumption: 40 nm Cu M1/M2 at ~4 ohm/um (size-effect resistivity) x ~0.25 um cell pitch
-    r_wire_ohm: float = 1.0
+    # direct override of both lines' segment resistance (ohm); None: from the wire geometry
+    r_wire_ohm: float | None = None
     c_wire_f: float = 0.05e-15  # assumption: ~0.2 fF/um x 0.25 um pitch
     t_read_s: float = 1e-6  # assumption: one read (DAC settle + TIA + ADC sample)
     temperature_c: float = 27.0
@@ -219,6 +343,9 @@ class TileSpec:
     dac: DacSpec = field(default_factory=DacSpec)
     tia: TiaSpec = field(default_factory=TiaSpec)
     adc: AdcSpec = field(default_factory=AdcSpec)
+    row_wire: WireGeometry = field(default_factory=WireGeometry)  # bit lines, driven by DACs
+    col_wire: WireGeometry = field(default_factory=WireGeometry)  # source lines, to the TIAs
+    read: ReadScheme = field(default_factory=ReadScheme)
 
     def __post_init__(self) -> None:
         o = "TileSpec"
@@ -235,15 +362,33 @@ class TileSpec:
         check_range(o, "v_gate_read_v", self.v_gate_read_v, 0, 5, lo_open=True, unit="V")
         check_range(o, "g_ref_us", self.g_ref_us, 0, 1e4, lo_open=True, unit="uS")
         check_range(o, "g_full_scale_us", self.g_full_scale_us, 0, 1e4, lo_open=True, unit="uS")
-        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        if self.r_wire_ohm is not None:
+            check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm",
+                        hint="Leave it unset (None) to derive it from the wire geometry.")
         check_range(o, "c_wire_f", self.c_wire_f, 0, 1e-9, unit="F")
         check_range(o, "t_read_s", self.t_read_s, 1e-12, 1.0, unit="s")
         check_range(o, "temperature_c", self.temperature_c, -60, 200, unit="degC")
 
     @property
+    def r_row_ohm(self) -> float:
+        """Row (bit-line) segment resistance (ohm)."""
+        return self.r_wire_ohm if self.r_wire_ohm is not None else self.row_wire.r_segment_ohm
+
+    @property
+    def r_col_ohm(self) -> float:
+        """Column (source-line) segment resistance (ohm)."""
+        return self.r_wire_ohm if self.r_wire_ohm is not None else self.col_wire.r_segment_ohm
+
+    @property
+    def rows_per_read(self) -> int:
+        """Rows driven in one read of this tile."""
+        return self.read.rows_driven(self.rows)
+
+    @property
     def i_full_scale_ua(self) -> float:
-        """Column current (uA) that maps to the ADC full scale: all rows on at g_full_scale."""
-        return self.rows * self.v_read_v * self.g_full_scale_us
+        """Column current (uA) that maps to the ADC full scale: every row of one read on, all
+        at g_full_scale."""
+        return self.rows_per_read * self.v_read_v * self.g_full_scale_us
 
     @property
     def r_f_ohm(self) -> float:

@@ -96,7 +96,8 @@ class TileNodes:
 
     @classmethod
     def of(cls, spec: TileSpec, rows: int, phys_cols: int) -> TileNodes:
-        return cls(rows, phys_cols, spec.r_wire_ohm > 0, spec.dac.r_out_ohm > 0,
+        return cls(rows, phys_cols, spec.r_row_ohm > 0 or spec.r_col_ohm > 0,
+                   spec.dac.r_out_ohm > 0,
                    spec.tia.r_out_ohm > 0)
 
     def dac(self, i: int) -> str:
@@ -173,7 +174,7 @@ def row_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
     """Row wires: ``a{i}`` -Rw- ``r{i}_0`` -Rw- ... ``r{i}_{P-1}``; none when Rw is 0."""
     if not nodes.wires:
         return []
-    rw = _f(spec.r_wire_ohm)
+    rw = _f(spec.r_row_ohm)
     out = ["* row wires"]
     for i in range(nodes.rows):
         prev = [nodes.row_in(i)] + [nodes.row_tap(i, j) for j in range(nodes.phys_cols - 1)]
@@ -186,7 +187,7 @@ def column_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
     """Column wires: ``c{0}_{j}`` -Rw- ... ``c{R-1}_{j}`` -Rw- ``t{j}``; none when Rw is 0."""
     if not nodes.wires:
         return []
-    rw = _f(spec.r_wire_ohm)
+    rw = _f(spec.r_col_ohm)
     out = ["* column wires"]
     for j in range(nodes.phys_cols):
         nxt = [nodes.col_tap(i, j) for i in range(1, nodes.rows)] + [nodes.tia_in(j)]

@@ -327,7 +327,11 @@ class _Topology:
 
 def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     n_rows, n_phys = g_phys_us.shape
-    rw = spec.r_wire_ohm
+    if spec.r_row_ohm != spec.r_col_ohm:
+        raise ConfigError(
+            f"The nodal engine needs equal row and column segment resistances; got "
+            f"{spec.r_row_ohm} and {spec.r_col_ohm} ohm. Set r_wire_ohm or equal geometries.")
+    rw = spec.r_row_ohm
     rd = spec.dac.r_out_ohm
     l_row = (1 if rd > 0 else 0) + (n_phys if rw > 0 else 0)
     l_col = (n_rows if rw > 0 else 0) + 1
