@@ -227,7 +227,8 @@ class WireGeometry:
     @property
     def r_segment_ohm(self) -> float:
         """Resistance of one segment between neighbouring cells (ohm)."""
-        return self.sheet_ohm_per_sq * self.pitch_um / self.width_um
+        # 12 significant digits: the deck text and hashes do not carry float dust
+        return float(f"{self.sheet_ohm_per_sq * self.pitch_um / self.width_um:.12g}")
 
 
 @dataclass(frozen=True)

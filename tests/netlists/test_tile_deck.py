@@ -66,8 +66,8 @@ def test_sweep_deck_structure() -> None:
     assert rg["rg0_1"] == pytest.approx(1e6 / g[0, 1], rel=1e-15) and g[0, 1] == 10.0
     # 2 rows x 4 segments of row wire, 4 columns x 2 segments of column wire.
     assert len(_elements(deck.text, "rr")) == 8 and len(_elements(deck.text, "rc")) == 8
-    assert ["rc1_3", "c1_3", "t3", "1.0"] in _elements(deck.text, "rc")
-    assert ["rr0_0", "a0", "r0_0", "1.0"] in _elements(deck.text, "rr")
+    assert ["rc1_3", "c1_3", "t3", repr(TileSpec().r_col_ohm)] in _elements(deck.text, "rc")
+    assert ["rr0_0", "a0", "r0_0", repr(TileSpec().r_row_ohm)] in _elements(deck.text, "rr")
     # DAC: padded pwl through the quantised levels, one flat segment each side.
     v = dac_volts(X3, spec)
     joined = re.sub(r"\n\+", " ", deck.text)
