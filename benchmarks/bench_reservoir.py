@@ -27,7 +27,7 @@ from rram_cosim.cosim.engines.registry import make_backend
 from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.params import DeviceParams, LIFParams, TileSpec
 from rram_cosim.models.snn.lsm import run_reservoir
-from rram_cosim.models.tile.backend import IdealBackend
+from rram_cosim.models.tile.ideal import IdealBackend
 
 
 def main() -> None:

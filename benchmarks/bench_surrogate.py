@@ -45,7 +45,7 @@ from rram_cosim.cosim.spice.runner import RunOptions, run_deck
 from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.errors import DomainWarning
 from rram_cosim.models.params import DeviceParams, TileSpec, to_dict
-from rram_cosim.models.tile.backend import IdealBackend
+from rram_cosim.models.tile.ideal import IdealBackend
 from rram_cosim.models.tile.periphery import current_lsb_ua
 from rram_cosim.models.tile.surrogate import TileSurrogate
 from rram_cosim.netlists.tile import tile_deck

@@ -11,7 +11,8 @@ from typing import Any
 from ...models.checks import check_choice, check_int
 from ...models.errors import ConfigError
 from ...models.params import TileSpec
-from ...models.tile.backend import IdealBackend, TileBackend
+from ...models.tile.backend import TileBackend
+from ...models.tile.ideal import IdealBackend
 from ...models.tile.surrogate import TileSurrogate
 
 BACKENDS = ("ideal", "surrogate", "nodal", "spice")

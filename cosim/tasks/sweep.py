@@ -315,7 +315,7 @@ def _workload_spec(unit: Unit, spec: TileSpec, pilot: np.ndarray) -> TileSpec:
     seed of a point then shares the range, and the surrogate), at the grid point with the most
     activity (lowest scaled threshold, highest decay and levels), on up to 200 training samples.
     """
-    from ...models.tile.backend import IdealBackend
+    from ...models.tile.ideal import IdealBackend
     from ..engines.calibrate import with_full_scale, workload_full_scale_ua
 
     t = unit.task

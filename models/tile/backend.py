@@ -28,7 +28,10 @@ class TileOutput:
     """Result of one batch of VMMs on a differential tile (all arrays batch x cols).
 
     ``y`` is ``x @ W`` as the tile computes it (W units); ``i_pos_ua``/``i_neg_ua`` are the
-    currents into the G+ and G- columns' TIAs (uA); ``codes_pos``/``codes_neg`` their ADC codes.
+    currents into the G+ and G- columns' TIAs (uA); ``codes_pos``/``codes_neg`` their ADC codes
+    (summed over the reads of a VMM; with differential sensing ``codes_pos`` holds the signed
+    difference codes and ``codes_neg`` is zero). ``v_pos_v``/``v_neg_v``: the TIA output
+    voltages of one read where a circuit engine computed them (None: from the TIA model).
     """
 
     y: np.ndarray
@@ -36,6 +39,8 @@ class TileOutput:
     i_neg_ua: np.ndarray
     codes_pos: np.ndarray
     codes_neg: np.ndarray
+    v_pos_v: np.ndarray | None = None
+    v_neg_v: np.ndarray | None = None
 
 
 @runtime_checkable
@@ -117,38 +122,3 @@ def code_y_scale(spec: TileSpec) -> float:
     """W-units per code difference: one LSB of current over (g_ref * v_read)."""
     lsb_ua = spec.adc.lsb_v / spec.r_f_ohm * 1e6
     return lsb_ua / (spec.g_ref_us * spec.v_read_v)
-
-
-class BoundIdeal:
-    """Ideal tile: exact ``G . V`` currents, ideal periphery; ``y`` is exact ``x @ W``."""
-
-    def __init__(self, spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
-                 read_noise_sigma_us: float) -> None:
-        self.spec = spec
-        self.g_pos_us, self.g_neg_us = check_pair(spec, g_pos_us, g_neg_us)
-        self.read_noise_sigma_us = read_noise_sigma_us
-        self.w_ = (self.g_pos_us - self.g_neg_us) / spec.g_ref_us
-
-    def apply(self, x: np.ndarray, rng: np.random.Generator, *,
-              volts: bool = False) -> TileOutput:
-        lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
-        v = lv * self.spec.v_read_v
-        n = self.g_pos_us.shape[1]
-        i_pos = v @ self.g_pos_us + read_noise_ua(v, self.read_noise_sigma_us, n, rng)
-        i_neg = v @ self.g_neg_us + read_noise_ua(v, self.read_noise_sigma_us, n, rng)
-        y = (i_pos - i_neg) / (self.spec.g_ref_us * self.spec.v_read_v)
-        return TileOutput(y=y, i_pos_ua=i_pos, i_neg_ua=i_neg,
-                          codes_pos=ideal_codes(i_pos, self.spec),
-                          codes_neg=ideal_codes(i_neg, self.spec))
-
-
-@dataclass(frozen=True)
-class IdealBackend:
-    """The ideal ``G . V`` model (no wires, no transistor, ideal TIA); optional read noise."""
-
-    spec: TileSpec = TileSpec()  # noqa: RUF009 - frozen, so one shared default is safe
-    read_noise_sigma_us: float = 0.0
-    name: str = "ideal"
-
-    def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundIdeal:
-        return BoundIdeal(self.spec, g_pos_us, g_neg_us, self.read_noise_sigma_us)

@@ -46,3 +46,27 @@ def codes_to_ua(codes: np.ndarray, spec: TileSpec) -> np.ndarray:
 def current_lsb_ua(spec: TileSpec) -> float:
     """Column current (uA) of one ADC code: the unit in which tile errors are reported."""
     return spec.adc.lsb_v / spec.r_f_ohm * 1e6
+
+
+def diff_out_v(v_pos: np.ndarray, v_neg: np.ndarray, spec: TileSpec) -> np.ndarray:
+    """Analogue subtractor of a differential read: ``(1 + e) v+ - v- + v_os`` (V), clipped.
+
+    ``e`` (``read.diff_gain_error``) is the G+ path's relative gain error and ``v_os``
+    (``read.diff_offset_v``) the subtractor's offset; the output swings within the TIA rails.
+    """
+    r, t = spec.read, spec.tia
+    v = (1.0 + r.diff_gain_error) * np.asarray(v_pos, dtype=np.float64) - v_neg + r.diff_offset_v
+    return np.clip(v, t.v_out_min_v, t.v_out_max_v)
+
+
+def diff_lsb_v(spec: TileSpec) -> float:
+    """LSB (V) of the bipolar ADC of a differential read: ``2 * v_full_scale / (2^bits - 1)``."""
+    return 2.0 * spec.adc.lsb_v
+
+
+def diff_codes(v_diff: np.ndarray, spec: TileSpec) -> np.ndarray:
+    """Signed codes of ``-v_diff`` over ``[-v_full_scale, v_full_scale]`` (int64), so a larger
+    G+ current gives a positive code, as in the single-ended reading."""
+    half = spec.adc.n_codes // 2
+    c = np.floor(-np.asarray(v_diff, dtype=np.float64) / diff_lsb_v(spec) + 0.5)
+    return np.clip(c, -half, half - 1).astype(np.int64)

@@ -79,6 +79,7 @@ from .network import (
     operating_points,
 )
 from .periphery import current_lsb_ua, dac_volts
+from .read import check_scheme_support, scheme_apply
 
 __all__ = ["BoundSurrogate", "CalibrationSample", "DriveProfile", "TileSurrogate", "interleave",
            "terminations"]
@@ -302,7 +303,9 @@ class TileSurrogate:
         """Noise-free physical column currents (batch x 2K, uA) of one sample."""
         lin = _Linearised.build(self.spec, interleave(s.g_pos_us, s.g_neg_us), model,
                                 self.linearise_level)
-        return lin.currents_ua(dac_volts(s.levels, self.spec))
+        # a VMM of n row groups sums n reads, each with the zero-input current
+        n_reads = len(self.spec.read.row_groups(s.levels.shape[1]))
+        return lin.currents_ua(dac_volts(s.levels, self.spec)) + (n_reads - 1) * lin.c_ua
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, samples: list[CalibrationSample], *,
@@ -667,12 +670,14 @@ class BoundSurrogate:
 
     def currents(self, x: np.ndarray, rng: np.random.Generator | None = None, *,
                  volts: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Column currents (uA) of the G+ and G- columns, batch x K; noise if rng is given."""
+        """Column currents (uA) of the G+ and G- columns, batch x K, summed over the reads of
+        the read scheme (one zero-input current per read); noise if rng is given."""
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.model.check_density(lv)
+        n_reads = len(self.spec.read.row_groups(lv.shape[1]))
         v = dac_volts(lv, self.spec)
-        i_pos = v @ self.t_pos_ + self.c_pos_
-        i_neg = v @ self.t_neg_ + self.c_neg_
+        i_pos = v @ self.t_pos_ + n_reads * self.c_pos_
+        i_neg = v @ self.t_neg_ + n_reads * self.c_neg_
         sig = self.model.read_noise_sigma_us
         if rng is not None and sig > 0:
             n = i_pos.shape[1]
@@ -682,7 +687,23 @@ class BoundSurrogate:
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
               volts: bool = False) -> TileOutput:
-        """Apply a batch (batch x rows) and return outputs (batch x cols) through TIA and ADC."""
-        i_pos, i_neg = self.currents(x, rng, volts=volts)
-        return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_)
+        """Apply a batch (batch x rows) and return outputs (batch x cols) through TIA and ADC,
+        read as the tile's read scheme says."""
+        lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
+        self.model.check_density(lv)
+        return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1])
 
+    def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
+              sensed: np.ndarray | None) -> TileOutput:
+        """One read: the rows in ``rows`` driven, the others at 0 V, every column sensed."""
+        if sensed is not None:
+            check_scheme_support("surrogate", self.spec, floating=False)
+        v = dac_volts(lv[:, rows], self.spec)
+        i_pos = v @ self.t_pos_[rows] + self.c_pos_
+        i_neg = v @ self.t_neg_[rows] + self.c_neg_
+        sig = self.model.read_noise_sigma_us
+        if rng is not None and sig > 0:
+            n = i_pos.shape[1]
+            i_pos += read_noise_ua(v, sig, n, rng)
+            i_neg += read_noise_ua(v, sig, n, rng)
+        return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_)

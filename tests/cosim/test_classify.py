@@ -114,7 +114,7 @@ def test_workload_linearised_surrogate_tracks_the_ideal_network(tmp_path):
 def test_workload_full_scale_is_a_high_quantile_of_the_reservoir_currents():
     from rram_cosim.cosim.engines.calibrate import with_full_scale, workload_full_scale_ua
     from rram_cosim.models.params import LIFParams, TileSpec
-    from rram_cosim.models.tile.backend import IdealBackend
+    from rram_cosim.models.tile.ideal import IdealBackend
 
     rng = np.random.default_rng(0)
     n_in, h = 20, 10
@@ -139,7 +139,7 @@ def test_probe_workload_records_each_rows_drive():
     from rram_cosim.cosim.engines.calibrate import probe_workload
     from rram_cosim.models.params import LIFParams, TileSpec
     from rram_cosim.models.snn.lsm import run_reservoir
-    from rram_cosim.models.tile.backend import IdealBackend
+    from rram_cosim.models.tile.ideal import IdealBackend
 
     rng = np.random.default_rng(0)
     n_in, h = 12, 8

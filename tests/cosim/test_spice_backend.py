@@ -14,7 +14,8 @@ from rram_cosim.cosim.spice.backend import SpiceBackend
 from rram_cosim.cosim.spice.runner import RunOptions
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
-from rram_cosim.models.tile.backend import BoundTile, IdealBackend, TileBackend, code_y_scale
+from rram_cosim.models.tile.backend import BoundTile, TileBackend, code_y_scale
+from rram_cosim.models.tile.ideal import IdealBackend
 from rram_cosim.models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 
 

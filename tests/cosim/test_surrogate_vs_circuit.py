@@ -104,7 +104,7 @@ def test_bind_for_workload_on_tiles_tracks_the_circuit_closer_than_the_tangent()
     from rram_cosim.models.device.conductance import differential_pair
     from rram_cosim.models.errors import ConfigError
     from rram_cosim.models.params import DeviceParams, LIFParams
-    from rram_cosim.models.tile.backend import IdealBackend
+    from rram_cosim.models.tile.ideal import IdealBackend
     from rram_cosim.models.tile.surrogate import interleave
     from rram_cosim.models.tile.tiling import TiledBackend
 

@@ -26,7 +26,7 @@ from rram_cosim.cosim.tasks.zeroshot import (
 )
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import TileSpec
-from rram_cosim.models.tile.backend import IdealBackend
+from rram_cosim.models.tile.ideal import IdealBackend
 from rram_cosim.models.tile.tiling import TiledBackend
 
 SMALL = ["--seeds", "2", "--hidden", "16", "--crop", "8", "--neurons", "16", "--v-th", "3,6",

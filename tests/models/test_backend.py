@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import TileSpec
-from rram_cosim.models.tile.backend import IdealBackend, read_noise_ua
+from rram_cosim.models.tile.backend import read_noise_ua
+from rram_cosim.models.tile.ideal import IdealBackend
 from rram_cosim.models.tile.periphery import adc_codes, codes_to_ua, dac_volts, tia_out_v
 from rram_cosim.models.tile.tiling import TiledBackend
 

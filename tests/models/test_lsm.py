@@ -3,7 +3,7 @@ import pytest
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import LIFParams, TileSpec
 from rram_cosim.models.snn.lsm import lif_step, run_reservoir
-from rram_cosim.models.tile.backend import IdealBackend
+from rram_cosim.models.tile.ideal import IdealBackend
 
 
 def test_lif_step_matches_hand_computed_sequence():

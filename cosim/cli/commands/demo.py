@@ -33,7 +33,7 @@ from ....models.device.conductance import differential_pair, map_stats
 from ....models.params import DeviceParams, LIFParams, TileSpec
 from ....models.snn.heads import SoftmaxReadout
 from ....models.snn.lsm import run_reservoir
-from ....models.tile.backend import IdealBackend
+from ....models.tile.ideal import IdealBackend
 from ....models.tile.tiling import TiledBackend
 from ...data.datasets import load_dataset, to_frames
 from ...engines.calibrate import (

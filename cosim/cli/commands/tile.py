@@ -40,7 +40,8 @@ from ....models.checks import check_choice, check_int, check_range
 from ....models.errors import ConfigError
 from ....models.io import atomic_write
 from ....models.params import TileSpec
-from ....models.tile.backend import IdealBackend, TileBackend, TileOutput
+from ....models.tile.backend import TileBackend, TileOutput
+from ....models.tile.ideal import IdealBackend
 from ....models.tile.surrogate import TileSurrogate
 from ....models.tile.tiling import TiledBackend
 from ..runs import RunDir

@@ -1,0 +1,123 @@
+"""A VMM under a read scheme: row groups, column groups, single-ended or differential sensing.
+
+Every tile backend computes one *read* (some rows driven, the other rows of the map at 0 V with
+their cells still on the columns; some columns sensed) and hands it to :func:`scheme_apply`,
+which runs the reads of one VMM and adds their codes in digital, as the counters after the ADCs
+would. So the ideal model, the surrogate, the nodal engine and ngspice read the same way, and a
+network never knows which scheme or backend it runs on.
+
+Single-ended: each physical column is converted; ``y`` is the code difference of the G+ and G-
+columns times one LSB in W units. Differential: the two TIA outputs of a weight column are
+subtracted in analogue (:func:`~rram_cosim.models.tile.periphery.diff_out_v`) and converted once
+by a bipolar ADC; ``codes_pos`` then holds the signed difference codes and ``codes_neg`` is
+zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..params import TileSpec
+from .backend import TileOutput, code_y_scale
+from .periphery import diff_codes, diff_out_v, tia_out_v
+
+__all__ = ["ReadFn", "column_groups", "scheme_apply", "single_read"]
+
+# read(levels (B x R), rng, rows: slice of driven rows, sensed: physical-column mask or None)
+ReadFn = Callable[[np.ndarray, np.random.Generator | None, slice, np.ndarray | None], TileOutput]
+
+
+def single_read(spec: TileSpec, rows: int) -> bool:
+    """True when one VMM is one read of the whole map, single-ended: the plain path."""
+    r = spec.read
+    return (len(r.row_groups(rows)) == 1 and not r.differential
+            and not (r.cols_per_read and r.unsensed == "float"))
+
+
+def column_groups(spec: TileSpec, weight_cols: int) -> list[np.ndarray | None]:
+    """Sensed physical-column masks of the reads of one row group.
+
+    ``[None]`` when every column is sensed at once, or when unsensed columns are held at the
+    virtual ground: the circuit is then the same in every column group, only the conversions
+    differ, so one read gives every column's result.
+    """
+    r = spec.read
+    n_out = r.outputs(weight_cols)
+    if not r.cols_per_read or r.cols_per_read >= n_out or r.unsensed == "ground":
+        return [None]
+    masks = []
+    for start in range(0, n_out, r.cols_per_read):
+        m = np.zeros(2 * weight_cols, dtype=bool)
+        if r.differential:  # a weight column's two physical columns are sensed together
+            k = np.arange(start, min(start + r.cols_per_read, n_out))
+            m[2 * k] = m[2 * k + 1] = True
+        else:
+            m[start:start + r.cols_per_read] = True
+        masks.append(m)
+    return masks
+
+
+def _merge(into: dict[str, np.ndarray], out: TileOutput, keep: np.ndarray | None,
+           differential: bool, spec: TileSpec) -> None:
+    """Add one read's results of the sensed columns (``keep``: weight-column mask)."""
+    k = slice(None) if keep is None else keep
+    into["i_pos_ua"][:, k] += out.i_pos_ua[:, k]
+    into["i_neg_ua"][:, k] += out.i_neg_ua[:, k]
+    if differential:
+        v_pos = out.v_pos_v if out.v_pos_v is not None else tia_out_v(out.i_pos_ua, spec)
+        v_neg = out.v_neg_v if out.v_neg_v is not None else tia_out_v(out.i_neg_ua, spec)
+        into["codes_pos"][:, k] += diff_codes(diff_out_v(v_pos, v_neg, spec), spec)[:, k]
+    else:
+        into["codes_pos"][:, k] += out.codes_pos[:, k]
+        into["codes_neg"][:, k] += out.codes_neg[:, k]
+
+
+def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | None,
+                 read: ReadFn, weight_cols: int, *, exact_y: bool = False) -> TileOutput:
+    """One VMM of ``levels`` (B x R, in [0, 1]) as the reads of ``spec.read``.
+
+    ``read`` computes one read: the rows in its ``rows`` slice driven at their levels, the
+    others at 0 V; ``sensed`` None (every column sensed) or a physical-column mask (the others
+    float). Currents and codes add over reads; ``y`` comes from the summed codes, or, with
+    ``exact_y``, is the sum of the reads' own ``y`` (the ideal model's exact product).
+    """
+    b, n_rows = levels.shape
+    if single_read(spec, n_rows):
+        return read(levels, rng, slice(0, n_rows), None)
+    r = spec.read
+    masks = column_groups(spec, weight_cols)
+    k = weight_cols
+    acc = {f: np.zeros((b, k)) for f in ("i_pos_ua", "i_neg_ua", "y")}
+    acc.update({f: np.zeros((b, k), dtype=np.int64) for f in ("codes_pos", "codes_neg")})
+    for start, stop in r.row_groups(n_rows):
+        for sensed in masks:
+            out = read(levels, rng, slice(start, stop), sensed)
+            keep = None if sensed is None else sensed[0::2]
+            _merge(acc, out, keep, r.differential, spec)
+            if exact_y:
+                acc["y"] += out.y if keep is None else np.where(keep, out.y, 0.0)
+    if not exact_y:
+        if r.differential:
+            acc["y"] = acc["codes_pos"] * (2.0 * code_y_scale(spec))
+        else:
+            acc["y"] = (acc["codes_pos"] - acc["codes_neg"]) * code_y_scale(spec)
+    return TileOutput(y=acc["y"], i_pos_ua=acc["i_pos_ua"], i_neg_ua=acc["i_neg_ua"],
+                      codes_pos=acc["codes_pos"], codes_neg=acc["codes_neg"])
+
+
+def check_scheme_support(engine: str, spec: TileSpec, *, floating: bool = True,
+                         both_ends: bool = True) -> None:
+    """Refuse a scheme feature an engine does not model, naming the option to change."""
+    r = spec.read
+    if r.cols_per_read and r.unsensed == "float" and not floating:
+        raise ConfigError(
+            f"The {engine} backend does not model floating unsensed columns "
+            f"(read.unsensed='float' with cols_per_read={r.cols_per_read}). Use "
+            "unsensed='ground' or another backend.")
+    if r.drive == "both" and not both_ends:
+        raise ConfigError(
+            f"The {engine} backend does not model rows driven from both ends "
+            "(read.drive='both'). Use drive='one' or another backend.")
