@@ -375,13 +375,16 @@ def vmm_read_energy(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
 
 def integrated_spec(spec: TileSpec, c: EnergyConstants = EnergyConstants()) -> TileSpec:
     """The tile with an integrated periphery: on-chip TIA bias and supply, integrated read
-    time (the board's OPA4322 draws 1.6 mA from 5 V and its read takes ~1 us), and the ADC
+    time (the board's OPA4322 draws 1.6 mA from 5 V and its read takes ~1 us) with on-chip
+    switches instead of the board's multiplexers, and the ADC
     full scale inside the integrated TIA's output swing (so R_f shrinks with the supply and the
     TIA does not clip; the energies do not depend on R_f)."""
     half = c.tia_supply_v / 2
     margin = min(spec.tia.v_swing_margin_v, half / 2)
     return dataclasses.replace(
         spec, t_read_s=c.t_read_integrated_s,
+        # on-chip row and column switches settle inside the integrated read time
+        read=dataclasses.replace(spec.read, t_mux_settle_s=0.0),
         tia=dataclasses.replace(spec.tia, i_q_a=c.tia_i_q_a, v_pos_v=half, v_neg_v=-half,
                                 v_swing_margin_v=margin),
         adc=dataclasses.replace(spec.adc,
@@ -394,6 +397,51 @@ def integrated_spec(spec: TileSpec, c: EnergyConstants = EnergyConstants()) -> T
 #: A caller with a run's chosen levels passes them (array and TIA output energy scale with
 #: level^2 and level).
 DEFAULT_REC_LEVEL = 0.25
+
+
+@dataclass(frozen=True)
+class ReadCounts:
+    """What one VMM of an (n_rows x hidden) map costs under a tile's read scheme.
+
+    The map is split over ``row_tiles x col_tiles`` tiles (each with its own periphery, read in
+    parallel); inside a tile the read scheme's row groups and column groups are read one after
+    another on the same array.
+    """
+
+    row_tiles: int
+    col_tiles: int
+    reads: int  # reads of the slowest tile, one after another
+    conversions: int  # ADC conversions, all tiles
+    tias_on: int  # TIAs (and subtractors) powered during each read, all tiles
+    adds_per_col: int  # digital adds per weight column: G+ - G- and partial sums
+    row_drives: int  # times an active row is driven per VMM, all tiles (x column groups)
+    t_vmm_s: float  # read, multiplexer settling and serial conversions of one VMM
+
+
+def read_counts(spec: TileSpec, n_rows: int, hidden: int) -> ReadCounts:
+    """Counts and time of one VMM of an ``n_rows x hidden`` map on tiles of ``spec``."""
+    r = spec.read
+    row_tiles = math.ceil(n_rows / spec.rows)
+    col_tiles = math.ceil(hidden / spec.cols)
+    tile_rows = [min(spec.rows, n_rows - k * spec.rows) for k in range(row_tiles)]
+    k_tile = min(spec.cols, hidden)
+    groups = [len(r.row_groups(m)) for m in tile_rows]
+    col_groups = r.col_groups(k_tile)
+    conversions = sum(groups) * r.outputs(hidden)
+    # held at virtual ground, every physical column's TIA is on in every read; floating
+    # columns need only the multiplexed TIAs of one column group
+    per_read = -(-r.outputs(k_tile) // col_groups)
+    tias_tile = (2 * k_tile if r.unsensed == "ground" or not r.cols_per_read
+                 else per_read * (2 if r.differential else 1))
+    if r.differential:
+        tias_tile += per_read  # the subtractors' op-amps
+    reads = max(groups) * col_groups
+    serial = r.conversions_in_series(max(tile_rows), k_tile) // max(1, reads)
+    t_vmm = reads * (spec.t_read_s * serial + r.t_mux_settle_s * (reads > 1))
+    convs_per_col = sum(groups) * (1 if r.differential else 2)
+    return ReadCounts(row_tiles, col_tiles, reads, conversions,
+                      tias_tile * row_tiles * col_tiles, convs_per_col - 1,
+                      col_groups, t_vmm)
 
 
 def _drive(activity: ReservoirActivity, in_level: float, rec_level: float):
@@ -440,11 +488,11 @@ def physical_energy(activity: ReservoirActivity, spec: TileSpec, g_row_sum_s: fl
     check_range("physical_energy", "g_row_sum_s", g_row_sum_s, 0, 1.0, unit="S")
     sp = integrated_spec(spec, c) if periphery == "integrated" else spec
     h, t, n_in = activity.hidden, activity.n_steps, activity.n_in
-    row_tiles = math.ceil((n_in + h) / sp.rows)
-    col_tiles = math.ceil(h / sp.cols)
-    n_tia = row_tiles * 2 * h  # every tile has a TIA and an ADC per physical column
+    rc = read_counts(sp, n_in + h, h)
     n_in_act, n_rec_act, lev, lev2 = _drive(activity, in_level, rec_level)
     v, tr = sp.v_read_v, sp.t_read_s
+    # each row is driven in one read of its group (per column group its share of the columns
+    # draws current), so the array and TIA output energies do not depend on the grouping
     if measured is None:
         array_j = tr * g_row_sum_s * v**2 * lev2
         tia_out_j = tr * (-sp.tia.v_neg_v) * g_row_sum_s * v * lev
@@ -461,16 +509,18 @@ def physical_energy(activity: ReservoirActivity, spec: TileSpec, g_row_sum_s: fl
     arr_src = "array (I.V over t_read" + (f", {measured.source})" if measured else
                                           ", from conductances)")
     out_src = "TIA output stage" + (f" ({measured.source})" if measured else "")
+    sense = "differential" if sp.read.differential else "single-ended"
     rows = [
-        _row(hy, mode, encoder, "input DACs (row drivers)", (n_in_act + n_rec_act) * col_tiles,
-             c.e_row_driver_j),
+        _row(hy, mode, encoder, "input DACs (row drivers)",
+             (n_in_act + n_rec_act) * rc.col_tiles * rc.row_drives, c.e_row_driver_j),
         _row(hy, mode, encoder, arr_src, 1.0, array_j),
-        _row(hy, mode, encoder, "TIA quiescent", n_tia * t,
+        _row(hy, mode, encoder, "TIA quiescent", rc.tias_on * rc.reads * t,
              sp.tia.i_q_a * (sp.tia.v_pos_v - sp.tia.v_neg_v) * tr),
         _row(hy, mode, encoder, out_src, 1.0, tia_out_j),
-        _row(hy, mode, encoder, f"ADC conversions ({sp.adc.bits} bit)", n_tia * t, e_adc),
-        _row(hy, mode, encoder, "digital adds (G+ - G-, tile partial sums)",
-             (2 * row_tiles - 1) * h * t, c.e("e_add_32b_j")),
+        _row(hy, mode, encoder, f"ADC conversions ({sp.adc.bits} bit, {sense})",
+             rc.conversions * t, e_adc),
+        _row(hy, mode, encoder, "digital adds (G+ - G-, partial sums of reads and tiles)",
+             rc.adds_per_col * h * t, c.e("e_add_32b_j")),
         _row(hy, mode, encoder, "LIF updates", h * t, e_lif),
         _row(hy, mode, encoder, "membrane state memory", h * t, state_traffic),
         _row(hy, mode, encoder, "spike counters", spikes, c.e("e_add_8b_j")),
@@ -501,8 +551,10 @@ def physical_energy(activity: ReservoirActivity, spec: TileSpec, g_row_sum_s: fl
             _row(sysname, mode, encoder, "head weight memory", h * n_out, head_w),
         ]
     df = pd.DataFrame(rows)
-    df.attrs.update({"row_tiles": row_tiles, "col_tiles": col_tiles, "n_tia": n_tia,
-                     "t_read_s": tr, "adc_bits": sp.adc.bits})
+    df.attrs.update({"row_tiles": rc.row_tiles, "col_tiles": rc.col_tiles,
+                     "n_tia": rc.tias_on, "reads_per_vmm": rc.reads,
+                     "conversions_per_vmm": rc.conversions, "t_read_s": tr,
+                     "t_vmm_s": rc.t_vmm_s, "adc_bits": sp.adc.bits})
     return df
 
 
@@ -570,7 +622,8 @@ def latency_table(net: NetworkSize | Network, phys: pd.DataFrame,
                   t_read_s: float | None = None) -> pd.DataFrame:
     """Latency per inference and effective TOPS/W (dense-equivalent ops / energy).
 
-    Hybrid: per step one array read (``t_read_s``, all columns in parallel) then the LIF
+    Hybrid: per step one VMM (``t_read_s``: the read scheme's reads, multiplexer settling and
+    serial conversions, :func:`read_counts`; all tiles in parallel) then the LIF
     updates on ``digital_lanes`` units; digital dense: the step's MACs on ``digital_lanes``
     MAC units; event-driven: only the active rows' accumulations; every system then runs
     its head. Encoders of a pair run one after the other. Paper mode: the digital ops at the
@@ -578,7 +631,8 @@ def latency_table(net: NetworkSize | Network, phys: pd.DataFrame,
     """
     n = _network(net)
     lanes, f = c.digital_lanes, c.f_clk_hz
-    t_read = phys.attrs.get("t_read_s", c.t_read_integrated_s) if t_read_s is None else t_read_s
+    t_read = (phys.attrs.get("t_vmm_s", phys.attrs.get("t_read_s", c.t_read_integrated_s))
+              if t_read_s is None else t_read_s)
     ops = sum(2 * (s.reservoir_macs + s.head_macs) for _, s in n.encoders)
     lat: dict[str, float] = {}
     for enc, s in n.encoders:
@@ -678,13 +732,16 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
             b = b[b.system.str.startswith("hybrid")].assign(
                 system="hybrid, board periphery (physical)")
             frames.append(b)
-    t_read = frames[0].attrs.get("t_read_s")
+    t_read = frames[0].attrs.get("t_vmm_s")
     paper = paper_energy(net, c)
     comp = pd.concat(frames + [paper], ignore_index=True)
     totals = summarise(comp)
     lat = latency_table(net, frames[0], c, activities=acts, t_read_s=t_read)
     if include_board:
-        board_t = (spec or TileSpec()).t_read_s
+        size0 = net.encoders[0][1]
+        board_t = read_counts(spec or TileSpec(rows=max(size0.n_in + size0.hidden, 1),
+                                               cols=size0.hidden),
+                              size0.n_in + size0.hidden, size0.hidden).t_vmm_s
         board = latency_table(net, frames[0], c, activities=acts, t_read_s=board_t)
         row = board[board.system == "hybrid (physical)"].assign(
             system="hybrid, board periphery (physical)")

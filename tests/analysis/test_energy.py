@@ -10,8 +10,10 @@ from rram_cosim.cosim.spice.backend import SpiceBackend
 from rram_cosim.cosim.spice.runner import RunOptions
 from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.params import AdcSpec, TiaSpec, TileSpec
+from rram_cosim.models.params import AdcSpec, ReadScheme, TiaSpec, TileSpec
 from rram_cosim.models.snn.lsm import ReservoirActivity
+
+WHOLE = ReadScheme.whole_map()  # every row at once: the arithmetic these tests spell out
 
 
 def _totals(rep):
@@ -66,7 +68,7 @@ def test_bmi_paper_mode_ratio_within_1_5x_of_the_papers_lower_bound():
 
 
 def test_physical_mode_scales_with_measured_activity():
-    spec = TileSpec(rows=456, cols=200)
+    spec = TileSpec(rows=456, cols=200, read=WHOLE)
     quiet = ReservoirActivity(256, 200, 50, 1, np.full(50, 10.0), np.full(50, 5.0))
     busy = ReservoirActivity(256, 200, 50, 1, np.full(50, 20.0), np.full(50, 10.0))
     e1 = en.physical_energy(quiet, spec, 1e-3, 10, periphery="spec")
@@ -97,7 +99,7 @@ def test_physical_mode_scales_with_measured_activity():
 
 def test_integrated_periphery_and_tiling_change_the_right_components():
     act = en.preset_activity(en.NetworkSize(256, 200, 50, 10), "image")
-    whole = en.physical_energy(act, TileSpec(rows=456, cols=200), 1e-3, 10)
+    whole = en.physical_energy(act, TileSpec(rows=456, cols=200, read=WHOLE), 1e-3, 10)
     tiled = en.physical_energy(act, TileSpec(rows=64, cols=64), 1e-3, 10)
     assert whole.attrs["row_tiles"] == 1 and tiled.attrs["row_tiles"] == 8
     adc = lambda e: e.loc[e.component.str.startswith("ADC"), "energy_j"].item()
@@ -111,7 +113,7 @@ def test_integrated_periphery_and_tiling_change_the_right_components():
 
 def test_measured_read_replaces_the_conductance_formula():
     act = en.preset_activity(en.NetworkSize(256, 200, 50, 10), "image")
-    spec = TileSpec(rows=456, cols=200)
+    spec = TileSpec(rows=456, cols=200, read=WHOLE)
     levels = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     m = en.measured_read(np.array([2e-12, 1e-12]), np.array([2e-6, 1e-6]), levels, 4, 1e-6)
     assert m.p_array_w == pytest.approx(1e-12 / 1e-6 / 4)
@@ -140,8 +142,9 @@ def test_latency_and_tops_per_w():
     assert (t.dense_equiv_ops == ops).all()
     np.testing.assert_allclose(t.tops_per_w, ops / (t.energy_uj * 1e-6) / 1e12)
     c = en.EnergyConstants()
+    # the default read scheme: 456 rows in 8 reads of 64 (on-chip switches add no settling)
     assert t.loc["hybrid (physical)", "latency_s"] == pytest.approx(
-        50 * (c.t_read_integrated_s + 1e-9) + 8e-9)
+        50 * (8 * c.t_read_integrated_s + 1e-9) + 8e-9)
     # paper mode digital: the GPU-class rating, 2.08 TOPS/W
     assert t.loc["digital (paper mode)", "tops_per_w"] == pytest.approx(1 / 0.4808, rel=1e-3)
 
@@ -154,6 +157,7 @@ def test_default_drive_levels_agree():
         assert params["in_level"].default == 1.0
     act = ReservoirActivity(256, 200, 50, 1, np.full(50, 10.0), np.full(50, 5.0))
     rep = en.energy_report("nmnist", {"image": act}, include_board=False)
+    # energy_report's default tile: the whole map on one macro, read with the default scheme
     direct = en.physical_energy(act, TileSpec(rows=456, cols=200),
                                 2 * 200 * en.DeviceParams().g_mean_us * 1e-6, 10,
                                 encoder="image")
@@ -252,6 +256,38 @@ def test_energy_report_from_measured_activity_of_another_size():
     rep = en.energy_report("nmnist", {"image": act}, include_board=False)
     used = rep.activities["image"]
     assert (used.n_in, used.hidden, used.n_steps) == (256, 200, 50)
-    low = dataclasses.replace(TileSpec(rows=456, cols=200), adc=AdcSpec(bits=8))
+    low = dataclasses.replace(TileSpec(rows=456, cols=200, read=WHOLE), adc=AdcSpec(bits=8))
     rep8 = en.energy_report("nmnist", {"image": act}, spec=low, include_board=False)
     assert _totals(rep8)["hybrid (physical)"] < _totals(rep)["hybrid (physical)"]
+
+
+def test_read_scheme_sets_reads_conversions_and_latency():
+    """Row groups multiply conversions and reads; differential sensing halves conversions and
+    adds a subtractor per weight column; floating column groups power fewer TIAs."""
+    act = en.preset_activity(en.NetworkSize(256, 200, 50, 10), "image")
+
+    def run(read):
+        spec = TileSpec(rows=456, cols=200, read=read)
+        e = en.physical_energy(act, spec, 1e-3, 10, periphery="spec")
+        return e, en.read_counts(spec, 456, 200)
+
+    def part(e, prefix):
+        return e.loc[(e.system == "hybrid (physical)") & e.component.str.startswith(prefix),
+                     "energy_j"].sum()
+
+    whole, rc0 = run(WHOLE)
+    board, rc1 = run(ReadScheme())
+    diff, rc2 = run(ReadScheme(sense="differential"))
+    flt, rc3 = run(ReadScheme(cols_per_read=100, unsensed="float"))
+    assert (rc0.reads, rc0.conversions, rc0.t_vmm_s) == (1, 400, 1e-6)
+    # 456 rows in groups of 64: 8 reads, each converting all 400 physical columns
+    assert (rc1.reads, rc1.conversions) == (8, 3200)
+    assert rc1.t_vmm_s == pytest.approx(8 * (1e-6 + 0.5e-6))
+    assert part(board, "ADC") == pytest.approx(8 * part(whole, "ADC"))
+    assert part(board, "array") == pytest.approx(part(whole, "array"))
+    assert (rc2.conversions, rc2.tias_on) == (1600, 600)
+    assert part(diff, "ADC") == pytest.approx(0.5 * part(board, "ADC"))
+    # 400 physical columns, 100 sensed per read: 4 column groups per row group, 100 TIAs
+    assert (rc3.reads, rc3.tias_on, rc3.conversions) == (32, 100, 3200)
+    assert part(flt, "TIA quiescent") == pytest.approx(part(board, "TIA quiescent"))
+    assert part(flt, "input DACs") == pytest.approx(4 * part(board, "input DACs"))
