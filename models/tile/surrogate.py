@@ -61,7 +61,7 @@ from ..checks import check_int, check_range
 from ..device.level1 import level1_at_temperature
 from ..errors import ConfigError, DomainWarning, NotFittedError
 from ..io import atomic_write_text
-from ..params import AdcSpec, TileSpec, from_dict, to_dict
+from ..params import AdcSpec, ReadScheme, TileSpec, from_dict, to_dict
 from .backend import (
     TileOutput,
     check_pair,
@@ -509,7 +509,10 @@ class TileSurrogate:
             raise ConfigError(
                 f"TileSurrogate file version {d.get('version')!r} is not supported (this "
                 f"version reads {_VERSION}). Recalibrate with `rram-cosim calibrate`.")
-        s = cls(spec=from_dict(TileSpec, d["spec"]),
+        spec_d = dict(d["spec"])
+        # files written before read schemes existed were calibrated on whole-map reads
+        spec_d.setdefault("read", to_dict(ReadScheme.whole_map()))
+        s = cls(spec=from_dict(TileSpec, spec_d),
                 read_noise_sigma_us=float(d["read_noise_sigma_us"]), strict=strict,
                 linearise_level=float(d["linearise_level"]))
         s.g_on_s_, s.vth_v_ = float(d["g_on_s"]), float(d["vth_v"])
