@@ -198,14 +198,20 @@ def fit_surrogate(spec: TileSpec, samples: list[CalibrationSample], *,
 
 def full_scale_spec(spec: TileSpec, reference: Callable[[TileSpec], TileBackend],
                     shape: tuple[int, int], rng: np.random.Generator) -> tuple[TileSpec, float]:
-    """Set R_f so the corner's largest column current is the ADC full scale.
+    """Set R_f so the corner's largest column current in one read is the ADC full scale.
+
+    The corner map with the first row group of the read scheme on (all rows for a whole-map
+    read).
 
     Returns the spec (unchanged if ``spec.tia.r_f_ohm`` is already given) and that current
     (uA). R_f hardly moves the currents themselves: the TIA input sees ``(R_f + r_o) / (1 + A)``,
     milliohms.
     """
     gp, gn = corner_map(shape, spec)
-    res = reference(spec).bind(gp, gn).apply(np.ones((1, shape[0])), rng)
+    # one read drives one row group: its current, not a VMM's sum over reads, is full scale
+    x = np.zeros((1, shape[0]))
+    x[0, :spec.read.rows_driven(shape[0])] = 1.0
+    res = reference(spec).bind(gp, gn).apply(x, rng)
     i_max = float(max(res.i_pos_ua.max(), res.i_neg_ua.max()))
     if i_max <= 0:
         raise ConfigError(f"The corner map drew no column current ({i_max:g} uA); check "
@@ -238,7 +244,7 @@ class _Probe:
         lv = np.asarray(x, dtype=np.float64)
         if volts:
             lv = lv / self.spec.v_read_v
-        self.peaks_ua.append(np.maximum(out.i_pos_ua.max(axis=1), out.i_neg_ua.max(axis=1)))
+        self.peaks_ua.append(self._peaks(out, lv))
         self.levels.append(lv.mean(axis=1))
         self.kept.append(lv.copy() if self.keep_all
                          else lv[len(self.kept) % lv.shape[0]][None].copy())
@@ -246,6 +252,22 @@ class _Probe:
         self.row_sum += lv.sum(axis=0)
         self.row_max = np.maximum(self.row_max, lv.max(axis=0))
         return out
+
+
+    def _peaks(self, out: TileOutput, lv: np.ndarray) -> np.ndarray:
+        """Largest column current of one read per VMM: the ADC sees each read, not their sum.
+
+        With several row groups per VMM the tile reports summed currents, so the per-read
+        peak is the ideal ``G . V`` of each group (an upper bound of the circuit's)."""
+        groups = self.spec.read.row_groups(lv.shape[1])
+        if len(groups) == 1:
+            return np.maximum(out.i_pos_ua.max(axis=1), out.i_neg_ua.max(axis=1))
+        v = lv * self.spec.v_read_v
+        peak = np.zeros(lv.shape[0])
+        for a, b in groups:
+            for g in (self.g_pos_us, self.g_neg_us):
+                peak = np.maximum(peak, (v[:, a:b] @ g[a:b]).max(axis=1))
+        return peak
 
 
 @dataclass(frozen=True)
