@@ -42,6 +42,7 @@ import numpy as np
 
 from ...models.checks import check_choice, check_range
 from ...models.errors import ConfigError
+from ...models.io import cache_root
 from ...netlists.deck import Deck
 from .errors import (
     ConvergenceError,
@@ -60,7 +61,6 @@ __all__ = [
     "Remedy",
     "RunOptions",
     "SimResult",
-    "cache_root",
     "deck_digest",
     "floating_nodes",
     "ngspice_version",
@@ -72,15 +72,6 @@ __all__ = [
 
 MIN_NGSPICE_VERSION = (39, 0)  # Debian bookworm's ngspice; older ones are untested here
 _TAIL_LINES = 20
-
-
-def cache_root() -> Path:
-    """The framework's cache folder: ``$RRAM_COSIM_CACHE`` or ``~/.cache/rram-cosim``.
-
-    SPICE results live in its ``spice/`` subfolder, run folders in ``runs/``.
-    """
-    env = os.environ.get("RRAM_COSIM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rram-cosim"
 
 
 # --------------------------------------------------------------------------------------------
