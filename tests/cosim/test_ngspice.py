@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rram_cosim.cosim.spice.checks import Analysis, check_points, floating_nodes
 from rram_cosim.cosim.spice.errors import (
     ConvergenceError,
     DeckParseError,
@@ -22,7 +23,6 @@ from rram_cosim.cosim.spice.errors import (
 from rram_cosim.cosim.spice.runner import (
     RETRY_REMEDIES,
     RunOptions,
-    floating_nodes,
     ngspice_version,
     parse_ngspice_version,
     run_deck,
@@ -306,16 +306,14 @@ def test_timeout(mode, tmp_path):
 
 def test_incomplete_results_are_detected(tmp_path):
     """The point count a .dc line implies is checked against the plot ngspice wrote."""
-    from rram_cosim.cosim.spice.runner import _Analysis, _check_points
-
     res = run_deck(Deck("dc\nV1 a 0 1\nR1 a 0 1k\n.dc V1 0 1 0.1\n.end\n", analysis="dc"),
                    opts("batch", tmp_path))
     assert res.plots[0].n_points == 11
-    assert _check_points(list(res.plots), [_Analysis("dc", ("v1", "0", "1", "0.1"))]) is None
-    msg = _check_points(list(res.plots), [_Analysis("dc", ("v1", "0", "2", "0.1"))])
+    assert check_points(list(res.plots), [Analysis("dc", ("v1", "0", "1", "0.1"))]) is None
+    msg = check_points(list(res.plots), [Analysis("dc", ("v1", "0", "2", "0.1"))])
     assert "holds 11 points" in msg and "implies 21" in msg
-    assert "0 'operating point' plots" in _check_points(list(res.plots),
-                                                         [_Analysis("op", ())])
+    assert "0 'operating point' plots" in check_points(list(res.plots),
+                                                         [Analysis("op", ())])
 
 
 # --------------------------------------------------------------------------- options, folders
