@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import networkx as nx
 import numpy as np
 
 from .rawfile import RawPlot
@@ -189,75 +190,55 @@ def floating_nodes(text: str) -> list[str]:
     return floating(logical_lines(text))
 
 
+# Element letter -> (node positions tied together by a DC path, positions only attached).
+# Positions count from the first node; E, G and B depend on their values (see _dc_terminals).
+_TERMINALS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    **dict.fromkeys("rlvdwh", ((0, 1), ())),
+    **dict.fromkeys("cif", ((), (0, 1))),
+    **dict.fromkeys("qjz", ((0, 1, 2), ())),
+    "m": ((0, 2, 3), (1,)),  # the gate takes no DC current
+    "s": ((0, 1), (2, 3)),  # the switch's control nodes
+    "k": ((), ()),  # mutual inductance: a coupling, no nodes
+}
+
+
+def _dc_terminals(kind: str, nodes: list[str], toks: list[str]) -> tuple[list[str], list[str]]:
+    """The nodes an element ties together by a DC path, and the nodes it only attaches."""
+    if kind in _TERMINALS:
+        tied, attached = _TERMINALS[kind]
+    elif kind == "e":
+        linear = len(nodes) >= 5 and parse_number(nodes[4]) is not None
+        tied, attached = (0, 1), ((2, 3) if linear else ())  # linear VCVS: inputs attach
+    elif kind == "b":
+        tied, attached = ((), (0, 1)) if "".join(toks[3:]).startswith("i=") else ((0, 1), ())
+    elif kind == "g":
+        if len(nodes) >= 5 and parse_number(nodes[4]) is not None:
+            if {nodes[0], nodes[1]} == {nodes[2], nodes[3]}:
+                tied, attached = (0, 1), ()  # VCCS sensing its own output: a conductance
+            else:
+                tied, attached = (), (0, 1, 2, 3)
+        else:
+            tied, attached = (), (0, 1)
+    else:
+        # X instances and unlisted elements: assume every node is tied to ground.
+        rest = [t for t in toks[1:] if _is_node(t)]
+        return (rest[:-1] if kind == "x" else rest) + ["0"], []
+    return [nodes[i] for i in tied if i < len(nodes)], \
+        [nodes[i] for i in attached if i < len(nodes)]
+
+
 def floating(lines: list[str]) -> list[str]:
     """:func:`floating_nodes` on statements from :func:`logical_lines`."""
-    parent: dict[str, str] = {"0": "0"}
-
-    def find(a: str) -> str:
-        root = a
-        while parent[root] != root:
-            root = parent[root]
-        while parent[a] != root:
-            parent[a], a = root, parent[a]
-        return root
-
-    def link(ns: list[str]) -> None:
-        # Tie the listed nodes together (a DC path); one node alone is just registered.
-        ns = [n for n in ns if _is_node(n)]
-        for n in ns:
-            parent.setdefault(n, n)
-        if len(ns) > 1:
-            r0 = find(ns[0])
-            for n in ns[1:]:
-                r = find(n)
-                if r != r0:
-                    parent[r] = r0
-
-    def touch(ns: list[str]) -> None:
-        for n in ns:
-            if _is_node(n):
-                parent.setdefault(n, n)
-
+    graph = nx.Graph()
+    graph.add_node("0")
     for s in _top_level(lines):
         if s[0] == ".":
             continue
         toks = s.split()
-        kind = toks[0][0]
         nodes = ["0" if t == "gnd" else t for t in toks[1:6]]
-        if kind in "rlvd" or kind == "w":
-            link(nodes[:2])
-        elif kind in "cif":
-            touch(nodes[:2])
-        elif kind in "eh":
-            link(nodes[:2])
-            if kind == "e" and len(nodes) >= 5 and parse_number(nodes[4]) is not None:
-                touch(nodes[2:4])  # linear VCVS: controls are high-impedance inputs
-        elif kind == "b":
-            if "".join(toks[3:]).startswith("i="):
-                touch(nodes[:2])
-            else:
-                link(nodes[:2])
-        elif kind == "g":
-            if len(nodes) >= 5 and parse_number(nodes[4]) is not None:
-                if {nodes[0], nodes[1]} == {nodes[2], nodes[3]}:
-                    link(nodes[:2])  # VCCS sensing its own output: a conductance
-                else:
-                    touch(nodes[:4])
-            else:
-                touch(nodes[:2])
-        elif kind == "m":
-            link([nodes[0], *nodes[2:4]])
-            touch(nodes[1:2])
-        elif kind in "qjz":
-            link(nodes[:3])
-        elif kind == "s":
-            link(nodes[:2])
-            touch(nodes[2:4])
-        elif kind == "k":
-            continue
-        else:
-            # X instances and unlisted elements: assume every node is tied to ground.
-            rest = [t for t in toks[1:] if _is_node(t)]
-            link((rest[:-1] if kind == "x" else rest) + ["0"])
-    root = find("0")
-    return sorted(n for n in list(parent) if find(n) != root)
+        tied, attached = _dc_terminals(toks[0][0], nodes, toks)
+        tied = [n for n in tied if _is_node(n)]
+        graph.add_nodes_from(n for n in attached if _is_node(n))
+        graph.add_nodes_from(tied)
+        graph.add_edges_from((tied[0], n) for n in tied[1:])
+    return sorted(set(graph) - nx.node_connected_component(graph, "0"))

@@ -367,6 +367,20 @@ R9 p lonely 1k
 """
     assert floating_nodes(deck) == ["bq", "f", "g", "q"]
     assert floating_nodes(deck.replace("M1 d g", "M1 d in")) == ["bq", "f", "q"]
+    controls = """t
+V1 in 0 1
+E1 out 0 ctl 0 2
+E2 nl 0 vol='v(ctl3)'
+S1 sw 0 ctl2 0 smod
+K1 L1 L2 0.5
+L1 in 0 1u
+L2 l2a l2b 1u
+R9 l2b gnd 1k
+.op
+.end
+"""
+    # Inputs of a linear VCVS and a switch's control nodes only attach; K names no nodes.
+    assert floating_nodes(controls) == ["ctl", "ctl2"]
 
 
 def test_simulation_errors_share_one_root():
