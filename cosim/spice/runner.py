@@ -86,7 +86,8 @@ class RunOptions:
         ngspice executable, a name looked up on PATH or a path (batch mode).
     mode : {"batch", "shared"}
         ``"batch"``: one ``ngspice -b`` subprocess per run. ``"shared"``: libngspice loaded in
-        this process through PySpice (no process start, same results and names).
+        this process (:mod:`rram_cosim.cosim.spice.shared`; no process start, same results and
+        names).
     run_dir : str or Path or None
         Folder under which each run gets its own subfolder (deck, raw file, log). None: a
         ``runs/`` folder under :func:`cache_root`.

@@ -1,16 +1,21 @@
 """ngspice as a shared library (libngspice) in this process: load, run a deck, read its plots.
 
-The library is loaded once per process through PySpice's ``NgSpiceShared``. A fatal parse
-error leaves it unusable ("ngspice.dll cannot recover and awaits to be detached"); the next
-run then loads a fresh private copy of the library file. :func:`run` returns what
-:mod:`rram_cosim.cosim.spice.runner` diagnoses, with vectors named as in batch mode's raw file.
+A small cffi binding to ngspice's shared-library API (``sharedspice.h``): ``ngSpice_Init``
+registers the output and background-thread callbacks, ``ngSpice_Circ`` loads a deck,
+``ngSpice_Command`` runs it and switches plots, ``ngSpice_AllPlots``/``ngSpice_AllVecs`` list
+the results and ``ngGet_Vec_Info`` hands out each vector's data.
+
+The library is loaded once per process (``$NGSPICE_LIBRARY_PATH``, else the system's
+``libngspice``). A fatal parse error leaves it unusable ("ngspice.dll cannot recover and awaits
+to be detached"); the next run then loads a fresh private copy of the library file. :func:`run`
+returns what :mod:`rram_cosim.cosim.spice.runner` diagnoses, with vectors named as in batch
+mode's raw file.
 """
 
 from __future__ import annotations
 
 import ctypes.util
 import locale
-import logging
 import os
 import shutil
 import tempfile
@@ -19,12 +24,47 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from cffi import FFI
 
 from ...models.io import cache_root
 from .errors import NgspiceNotFoundError, SimulationError
 from .rawfile import RawPlot, normalise_vector_name
 
 __all__ = ["SharedRun", "banner", "run"]
+
+# The part of ngspice's sharedspice.h used here. Callbacks get the ngspice instance's id and
+# the user pointer last; SendData and SendInitData pass structures this module never reads.
+_CDEF = """
+typedef struct ngcomplex { double cx_real; double cx_imag; } ngcomplex_t;
+typedef struct vector_info {
+    char *v_name; int v_type; short v_flags; double *v_realdata; ngcomplex_t *v_compdata;
+    int v_length;
+} vector_info, *pvector_info;
+typedef int (SendChar) (char *, int, void *);
+typedef int (SendStat) (char *, int, void *);
+typedef int (ControlledExit) (int, bool, bool, int, void *);
+typedef int (SendData) (void *, int, int, void *);
+typedef int (SendInitData) (void *, int, void *);
+typedef int (BGThreadRunning) (bool, int, void *);
+int ngSpice_Init(SendChar *, SendStat *, ControlledExit *, SendData *, SendInitData *,
+                 BGThreadRunning *, void *);
+int ngSpice_Command(char *);
+int ngSpice_Circ(char **);
+char **ngSpice_AllPlots(void);
+char **ngSpice_AllVecs(char *);
+pvector_info ngGet_Vec_Info(char *);
+"""
+_ffi = FFI()
+_ffi.cdef(_CDEF)
+
+#: ngspice's vector types (``enum simulation_types`` of its ``sim.h``, unchanged since ngspice
+#: 27), named as the raw file names them where it does.
+_TYPE_NAMES = (
+    "notype", "time", "frequency", "voltage", "current", "voltage_density", "current_density",
+    "sqr_voltage_density", "sqr_current_density", "sqr_voltage", "sqr_current", "pole", "zero",
+    "s_parameter", "temperature", "res", "impedance", "admittance", "power", "phase", "db",
+    "capacitance", "charge",
+)
 
 
 @dataclass
@@ -35,6 +75,74 @@ class SharedRun:
     log: str
     plots: list[RawPlot] | None
     timed_out: bool
+
+
+def _strings(arr) -> list[str]:
+    """A NULL-terminated ``char **`` as a list."""
+    out, i = [], 0
+    while arr[i] != _ffi.NULL:
+        out.append(_ffi.string(arr[i]).decode("utf-8", errors="replace"))
+        i += 1
+    return out
+
+
+class _Library:
+    """One loaded libngspice: its output lines and the end of its background thread."""
+
+    def __init__(self, lib_path: str) -> None:
+        # ngspice reads numbers with the C library: force a '.' decimal point.
+        locale.setlocale(locale.LC_NUMERIC, "C")
+        self.lines: list[str] = []
+        self.exited = threading.Event()
+        self.api = _ffi.dlopen(lib_path)
+        # The callbacks must live as long as the library may call them (see _graveyard).
+        self._callbacks = (
+            _ffi.callback("SendChar", self._send_char, error=0),
+            _ffi.callback("SendStat", lambda *_: 0, error=0),
+            _ffi.callback("ControlledExit", lambda status, *_: status, error=0),
+            _ffi.NULL,  # SendData: values point by point, not needed
+            _ffi.callback("SendInitData", lambda *_: 0, error=0),
+            _ffi.callback("BGThreadRunning", self._thread_running, error=0),
+        )
+        if self.api.ngSpice_Init(*self._callbacks, _ffi.NULL) != 0:
+            raise OSError("ngSpice_Init failed")
+
+    def _send_char(self, message, ngspice_id, user_data) -> int:
+        text = _ffi.string(message).decode("utf-8", errors="replace")
+        prefix, _, content = text.partition(" ")
+        self.lines.append(content if prefix in ("stdout", "stderr") else text)
+        return 0
+
+    def _thread_running(self, not_running, ngspice_id, user_data) -> int:
+        # Measured with ngspice 39: called with False when the background thread starts and
+        # True when it has finished.
+        if not_running:
+            self.exited.set()
+        return 0
+
+    def command(self, cmd: str) -> int:
+        return int(self.api.ngSpice_Command(cmd.encode()))
+
+    def load(self, text: str) -> int:
+        lines = [ln for ln in text.splitlines() if ln.strip()] + [""]
+        keep = [_ffi.new("char[]", ln.encode()) for ln in lines] + [_ffi.NULL]
+        return int(self.api.ngSpice_Circ(_ffi.new("char *[]", keep)))
+
+    def plot_names(self) -> list[str]:
+        return _strings(self.api.ngSpice_AllPlots())
+
+    def vector_names(self, plot: str) -> list[str]:
+        return _strings(self.api.ngSpice_AllVecs(plot.encode()))
+
+    def vector(self, plot: str, name: str) -> tuple[int, np.ndarray]:
+        info = self.api.ngGet_Vec_Info(f"{plot}.{name}".encode())
+        n = int(info.v_length)
+        if info.v_compdata == _ffi.NULL:
+            arr = np.frombuffer(_ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
+        else:
+            ri = np.frombuffer(_ffi.buffer(info.v_compdata, n * 16), dtype=np.float64)
+            arr = ri[0::2] + 1j * ri[1::2]
+        return int(info.v_type), arr
 
 
 _lock = threading.RLock()
@@ -55,95 +163,6 @@ def _library_name() -> str:
     return name
 
 
-def _library_class() -> type:
-    """NgSpiceShared subclass: collects output, loads a given library file, quiet logging."""
-    cls = _state.get("cls")
-    if cls is not None:
-        return cls  # type: ignore[return-value]
-    from PySpice.Spice.NgSpice import Shared as pyspice_shared
-
-    ffi = pyspice_shared.ffi
-    quiet = logging.getLogger(__name__ + ".pyspice")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False  # PySpice echoes ngspice's stderr as errors; we keep it in the log
-
-    class _Lib(pyspice_shared.NgSpiceShared):
-        _logger = quiet
-
-        def __init__(self, lib_path: str, ngspice_id: int) -> None:
-            self.lib_path = lib_path
-            self.lines: list[str] = []
-            self.exited = threading.Event()
-            super().__init__(ngspice_id=ngspice_id, send_data=False)
-
-        def _load_library(self, verbose: bool) -> None:
-            # ngspice reads numbers with the C library: force a '.' decimal point.
-            locale.setlocale(locale.LC_NUMERIC, "C")
-            if not _state.get("cdef"):
-                api = Path(pyspice_shared.__file__).with_name("api.h").read_text()
-                ffi.cdef(api)  # once per process: cffi refuses duplicate declarations
-                _state["cdef"] = True
-            self._ngspice_shared = ffi.dlopen(self.lib_path)
-
-        def send_char(self, message: str, ngspice_id: int) -> int:
-            prefix, _, content = message.partition(" ")
-            self.lines.append(content if prefix in ("stdout", "stderr") else message)
-            return 0
-
-        @staticmethod
-        def _background_thread_running(not_running, ngspice_id, user_data):
-            # Measured with ngspice 39: called with False when the background thread starts
-            # and True when it has finished (PySpice's handler returns None, which cffi
-            # reports on every run).
-            self = ffi.from_handle(user_data)
-            if not_running:
-                self.exited.set()
-            return 0
-
-        def command(self, cmd: str) -> int:
-            return int(self._ngspice_shared.ngSpice_Command(cmd.encode()))
-
-        def load(self, text: str) -> int:
-            lines = [ln for ln in text.splitlines() if ln.strip()] + [""]
-            keep = [ffi.new("char[]", ln.encode()) for ln in lines] + [ffi.NULL]
-            return int(self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep)))
-
-        def plot_names(self) -> list[str]:
-            arr = self._ngspice_shared.ngSpice_AllPlots()
-            names, i = [], 0
-            while arr[i] != ffi.NULL:
-                names.append(ffi.string(arr[i]).decode())
-                i += 1
-            return names
-
-        def vector_names(self, plot: str) -> list[str]:
-            arr = self._ngspice_shared.ngSpice_AllVecs(plot.encode())
-            names, i = [], 0
-            while arr[i] != ffi.NULL:
-                names.append(ffi.string(arr[i]).decode())
-                i += 1
-            return names
-
-        def vector(self, plot: str, name: str) -> tuple[int, np.ndarray]:
-            info = self._ngspice_shared.ngGet_Vec_Info(f"{plot}.{name}".encode())
-            n = int(info.v_length)
-            if info.v_compdata == ffi.NULL:
-                arr = np.frombuffer(ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
-            else:
-                ri = np.frombuffer(ffi.buffer(info.v_compdata, n * 16), dtype=np.float64)
-                arr = ri[0::2] + 1j * ri[1::2]
-            return int(info.v_type), arr
-
-    _state["cls"] = _Lib
-    return _Lib
-
-
-def _type_names(major: int) -> tuple[str, ...]:
-    from PySpice.Spice.NgSpice.SimulationType import SIMULATION_TYPE
-
-    return SIMULATION_TYPE.get(major, SIMULATION_TYPE["last"])
-
-
 def _loaded_library_file() -> str | None:
     """Path of the libngspice file mapped into this process (Linux), for fresh copies."""
     try:
@@ -157,13 +176,12 @@ def _loaded_library_file() -> str | None:
     return None
 
 
-def _instance():
+def _instance() -> _Library:
     """The live libngspice instance of this process, (re)loaded when needed."""
     lib = _state.get("lib")
     if lib is not None and not _state.get("broken"):
-        return lib
-    cls = _library_class()
-    generation = int(_state.get("generation", 0))
+        return lib  # type: ignore[return-value]
+    generation = int(_state.get("generation", 0))  # type: ignore[call-overload]
     copy_path = None
     if lib is None and generation == 0:
         lib_path = _library_name()
@@ -186,24 +204,24 @@ def _instance():
         shutil.copyfile(str(source), copy_path)
         lib_path = copy_path
     try:
-        lib = cls(lib_path, generation)
+        lib = _Library(lib_path)
     except OSError as e:
         raise NgspiceNotFoundError(f"libngspice could not be loaded from {lib_path!r}: {e}. "
                                    "Install libngspice0 or use RunOptions(mode='batch').") from e
     finally:
         if copy_path:
             os.unlink(copy_path)  # the mapping stays valid; nothing to clean up later
+    lib.command("version -f")
     init_log = "\n".join(lib.lines)
+    lib.command("set nomoremode")  # no paging of long output (it would wait for a key)
     lib.lines.clear()
-    _state.update(lib=lib, broken=False, generation=generation + 1, banner=init_log,
-                         major=int(lib.ngspice_version or 0))
+    _state.update(lib=lib, broken=False, generation=generation + 1, banner=init_log)
     if "file" not in _state:
         _state["file"] = _loaded_library_file()
     return lib
 
 
-def _plots(lib, title: str) -> list[RawPlot]:
-    tnames = _type_names(int(_state["major"]))  # type: ignore[call-overload]
+def _plots(lib: _Library, title: str) -> list[RawPlot]:
     plots = []
     for pn in reversed([p for p in lib.plot_names() if p != "const"]):
         mark = len(lib.lines)
@@ -225,8 +243,7 @@ def _plots(lib, title: str) -> list[RawPlot]:
         # ngspice lists vectors newest first; the raw file writes them in creation order.
         for vn in reversed(lib.vector_names(pn)):
             vtype, arr = lib.vector(pn, vn)
-            tname = tnames[vtype] if 0 <= vtype < len(tnames) else "notype"
-            tname = "notype" if tname == "no_type" else tname
+            tname = _TYPE_NAMES[vtype] if 0 <= vtype < len(_TYPE_NAMES) else "notype"
             name = normalise_vector_name(vn, tname)
             if np.iscomplexobj(arr):
                 cplx = True
@@ -281,5 +298,3 @@ def banner() -> str:
     with _lock:
         _instance()
         return str(_state["banner"])
-
-

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -26,6 +28,7 @@ from rram_cosim.cosim.spice.runner import (
     ngspice_version,
     parse_ngspice_version,
     run_deck,
+    shared_library_version,
     with_options,
 )
 from rram_cosim.models.errors import ConfigError
@@ -189,6 +192,20 @@ def test_version_is_read_and_checked():
     assert parse_ngspice_version("** ngspice-39 : Circuit level simulation") == (39, 0)
     assert parse_ngspice_version("******\n** ngspice-42.1 : Circuit") == (42, 1)
     assert parse_ngspice_version("no banner") is None
+
+
+def test_shared_library_version_and_path(tmp_path):
+    assert shared_library_version() == ngspice_version("ngspice")
+    # NGSPICE_LIBRARY_PATH chooses the library file (a fresh process: one library a process).
+    code = ("from rram_cosim.cosim.spice.runner import *; from rram_cosim.netlists.deck import "
+            "Deck; run_deck(Deck('d\\nv1 a 0 1\\nr1 a 0 1\\n.op\\n.end\\n'), "
+            "RunOptions(mode='shared', keep='never'))")
+    env = dict(os.environ, NGSPICE_LIBRARY_PATH=str(tmp_path / "libngspice-missing.so"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 1
+    assert "NgspiceNotFoundError: libngspice could not be loaded from" in out.stderr
+    assert "libngspice-missing.so" in out.stderr
 
 
 FLOATING_CAP = """floating cap node
