@@ -249,7 +249,7 @@ class CochleaParams:
 
     Sources: [Anumula18] Anumula et al., "Feature representations for neuromorphic audio spike
     streams", Front. Neurosci. 12:23 (2018) (N-TIDIGITS, CochleaAMS1b: 64 channels).
-    [GM90] Glasberg and Moore, Hear. Res. 47:103 (1990) (ERB bandwidth). [DESIGN] the
+    [GM90] Glasberg and Moore, Hear. Res. 47:103 (1990) (ERB bandwidth). [proto] the
     project's prototype (64 log-spaced bands 100 Hz-8 kHz, log envelope, delta modulation).
     """
 
@@ -257,8 +257,8 @@ class CochleaParams:
     # rate with f_max_hz + half a band below 0.45 of it works.
     sample_rate_hz: int = 22050
     n_channels: int = 64  # [Anumula18] 64 cochlea channels
-    f_min_hz: float = 100.0  # [DESIGN] lowest centre frequency
-    f_max_hz: float = 8000.0  # [DESIGN] highest centre frequency
+    f_min_hz: float = 100.0  # [proto] lowest centre frequency
+    f_max_hz: float = 8000.0  # [proto] highest centre frequency
     bandwidth_erb: float = 1.0  # [GM90] one ERB per band (neighbours overlap below ~2 kHz)
     filter_order: int = 2  # assumption: Butterworth band-pass of order 2 (4 poles, 2 sections)
     # assumption: envelope smoothing; attenuates the voice-pitch ripple (>= 80 Hz) of the
@@ -270,8 +270,8 @@ class CochleaParams:
     # threshold_log on the validation split of spoken-digits (docs/data.md; floors 1e-4 to
     # 1e-1, never on test).
     log_floor: float = 1e-2
-    # Delta threshold in log units, chosen on validation with log_floor (docs/data.md); the
-    # prototype's largest effect was this threshold ([DESIGN]: 0.5 -> 1.5, LSM 62 -> 92 %).
+    # Delta threshold in log units, chosen on validation with log_floor (docs/data.md); in
+    # the project's prototype it was the largest effect (0.5 -> 1.5: LSM 62 -> 92 %).
     threshold_log: float = 0.5
     threshold_sigma_log: float = 0.05  # assumption: channel-to-channel threshold mismatch (std)
 
@@ -652,7 +652,7 @@ def _split_at_pauses(x: np.ndarray, n: int, min_pause: int) -> list[np.ndarray] 
 DEFAULT_ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                    "en-gb-x-gbcwmd", "en-029")
 """The English accents of espeak-ng 1.51 that are distinct voices (MBROLA voices are not
-installable here; DESIGN). Left out: ``en-gb`` (the same voice as ``en``, and espeak-ng 1.51
+installable here). Left out: ``en-gb`` (the same voice as ``en``, and espeak-ng 1.51
 ignores a ``+variant`` after it) and ``en-us-nyc`` (byte-identical to ``en-us`` for 8 of the 11
 words)."""
 
@@ -662,8 +662,8 @@ class SpokenDigitsParams:
     """Parameters of the ``spoken-digits`` generator (N-TIDIGITS-like, synthesised).
 
     A voice is an accent (espeak-ng language) with a voice variant. Every voice reads all words
-    ``renditions`` times; each reading has its own random speed and pitch (a speaker's
-    session), each recording its own random noise level and silence padding. Splits are by
+    ``renditions`` times; each reading has its own random speed and pitch (as a speaker varies
+    between recordings), each recording its own random noise level and silence padding. Splits are by
     variant: all accents of a variant land in one split, so no test voice timbre is ever heard
     in training.
     """
