@@ -5,7 +5,7 @@ MAC is 2 ops):
 
 - forward of a layer with ``a`` inputs and ``b`` outputs: ``2 a b`` ops;
 - backward: twice the forward (weight gradients and input gradients), so training a layer
-  costs ``6 a b`` ([Lin25]'s ~13 K for N-TIDIGITS is 6 x 200 x 11, DESIGN.md);
+  costs ``6 a b`` ([Lin25]'s ~13 K for N-TIDIGITS is 6 x 200 x 11);
 - a recurrent layer over ``T`` steps: the forward above every step, and backpropagation
   through time twice that, every step;
 - a LIF neuron step: ``lif_ops`` forward (decay multiply, reset, add, compare: 4) and

@@ -4,7 +4,7 @@ Both numbers in one run:
 
 - twin: :func:`rram_cosim.models.device.breakdown.form_array` on ``--rows x --cols`` cells (default
   512 x 512, the paper's macro) at the default forming conditions; best of ``--repeats`` runs
-  (draws included), the issue's aim being under 2 s;
+  (draws included), the aim being under 2 s;
 - SPICE: ``--cells`` cells formed in ngspice by :func:`rram_cosim.cosim.spice.forming.simulate_cells`
   (``--cells-per-deck`` cells a deck, ``--workers`` processes, cache off), reported as cells per
   second of wall time, with the per-cell SPICE-vs-twin agreement on the same cells.

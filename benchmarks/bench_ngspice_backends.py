@@ -1,4 +1,4 @@
-"""Batch (``ngspice -b`` subprocess) vs shared (libngspice via PySpice) ngspice backends.
+"""Batch (``ngspice -b`` subprocess) vs shared (libngspice in this process) ngspice backends.
 
 Runs the same N small decks (default 200 operating points of a 16-row tile, each with its own
 random conductances and inputs) four ways: each mode in this process, and each mode on a

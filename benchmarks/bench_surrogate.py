@@ -51,7 +51,7 @@ from rram_cosim.models.tile.surrogate import TileSurrogate
 from rram_cosim.netlists.tile import tile_deck
 from threadpoolctl import threadpool_limits
 
-# rows -> (weight columns, reference): the table of the tile issue
+# rows -> (weight columns, reference): the sizes of the tile error table (docs/tile.md)
 SIZES = {32: (32, "spice"), 64: (64, "spice"), 128: (64, "nodal+spice"), 256: (128, "nodal"),
          456: (201, "nodal"), 512: (256, "nodal")}
 

@@ -11,7 +11,7 @@ Both numbers in one run:
   gets);
 - the default example of README.md, ``rram-cosim sweep --icc 5e-6,10e-6,20e-6,40e-6 --task
   digits-events --seeds 3`` (full splits, h = 200, every CPU), from an empty folder: its wall
-  time against the issue's limit of 30 minutes on 2 cores.
+  time against the limit of 30 minutes on 2 cores.
 
 Usage::
 
@@ -34,7 +34,7 @@ import pandas as pd
 from rram_cosim.cosim.cli.commands.sweep import run_sweep_cmd
 from rram_cosim.cosim.tasks.sweep import EXECUTION_COLUMNS, SweepConfig
 
-LIMIT_S = 30 * 60  # issue 9: the default example within 30 minutes on 2 cores
+LIMIT_S = 30 * 60  # the aim: the default example within 30 minutes on 2 cores
 
 
 def _table(path: Path) -> pd.DataFrame:

@@ -412,7 +412,7 @@ class LIFParams:
     decay: float = 0.9  # [Lin25] N-MNIST script
     v_th: float = 5.0  # [Lin25] N-MNIST script
     in_level: float = 1.0
-    rec_level: float = 0.5  # prototype: recurrent scale >= 1 hurt (DESIGN.md)
+    rec_level: float = 0.5  # the project's prototype: recurrent scale >= 1 hurt accuracy
 
     def __post_init__(self) -> None:
         o = "LIFParams"
@@ -509,8 +509,8 @@ class FormingConditions:
     largest step ngspice may take, and the resolution of the pulse.
     """
 
-    v_form_v: float = 3.0  # the issue's CLI example; inside the DAC range 0-5 V [Lin25]
-    t_pulse_s: float = 10e-6  # the issue's CLI example
+    v_form_v: float = 3.0  # README's `form` example; inside the DAC range 0-5 V [Lin25]
+    t_pulse_s: float = 10e-6  # README's `form` example
     # assumption: chosen so the default forming gives [ESGNN]'s 14.2 uS mean
     i_cc_a: float | None = 7.5e-6
     v_gate_v: float | None = None

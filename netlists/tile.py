@@ -1,6 +1,6 @@
 """The differential 1T1R tile VMM deck: DAC rows, wires, cells, TIAs, ADCs, one ngspice run.
 
-Circuit (the canonical tile shared with the nodal engine, see ``/work/notes/common.md``):
+Circuit (the canonical tile shared with the nodal engine, see docs/tile.md):
 a map of weight shape (R, K) uses P = 2K physical columns, G+ of weight column k on physical
 column 2k and G- on 2k+1 (:func:`physical_conductances`). Node names:
 

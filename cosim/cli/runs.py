@@ -5,6 +5,7 @@ Every command writes one. The saved ``config.json`` replays the run (``--config 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 import re
@@ -35,15 +36,55 @@ def ngspice_version_string(executable: str = "ngspice") -> str:
     return m.group(1) if m else out.strip().splitlines()[0] if out.strip() else "unknown"
 
 
-def versions() -> dict[str, str]:
-    """Versions of this package, ngspice, numpy, scipy, pandas and Python."""
-    import numpy
-    import pandas
-    import scipy
+#: The distributions the framework runs on, as pyproject.toml names them (dask's extra
+#: included); versions.json records each one's installed version.
+DEPENDENCIES = ("numpy", "scipy", "pandas", "matplotlib", "tqdm", "scikit-learn", "threadpoolctl",
+                "h5py", "cffi", "networkx", "dask", "distributed")
 
-    return {"rram_cosim": __version__, "ngspice": ngspice_version_string(),
-            "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "pandas": pandas.__version__, "python": platform.python_version()}
+
+def _installed_version(distribution: str) -> str:
+    """From the distribution's metadata, without importing it; 'not installed' if absent."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_state(folder: str | Path | None = None) -> dict[str, Any]:
+    """``git_commit`` (HEAD) and ``git_dirty`` (uncommitted changes or untracked files) of the
+    git checkout this package runs from; empty when it is not one (an installed wheel, no git).
+
+    ``folder`` defaults to this module's folder; it counts only when git tracks files there
+    (a package installed into a virtualenv inside some checkout does not).
+    """
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    git = shutil.which("git")
+    if git is None or not folder.is_dir():
+        return {}
+
+    def git_out(*args: str) -> str | None:
+        try:
+            out = subprocess.run([git, "-C", str(folder), *args], capture_output=True,
+                                 text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    head = git_out("rev-parse", "HEAD")
+    if not head or git_out("ls-files", "--error-unmatch", "--", ".") is None:
+        return {}
+    status = git_out("status", "--porcelain")
+    if status is None:
+        return {}
+    return {"git_commit": head.strip(), "git_dirty": bool(status.strip())}
+
+
+def versions() -> dict[str, Any]:
+    """Versions of this package (and its git commit when run from a checkout), ngspice,
+    Python and every dependency in :data:`DEPENDENCIES`."""
+    return {"rram_cosim": __version__, **git_state(), "ngspice": ngspice_version_string(),
+            "python": platform.python_version(),
+            **{name: _installed_version(name) for name in DEPENDENCIES}}
 
 
 @dataclass(frozen=True)

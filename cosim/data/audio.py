@@ -3,8 +3,10 @@
 Three parts, shared by the ``spoken-digits`` embedded dataset (:mod:`.datasets`) and a user's
 folder of WAV files (:mod:`.user_data`):
 
-1. WAV decoding (:func:`decode_wav`, :func:`read_wav`; PCM 8/16/24/32-bit and IEEE float, any
-   sample rate, channels averaged) and rational resampling (:func:`resample`).
+1. WAV decoding (:func:`decode_wav`, :func:`read_wav`: :func:`scipy.io.wavfile.read` behind a
+   check of the file's chunks that names the file and byte offset of any fault; PCM
+   8/16/24/32-bit and IEEE float, any sample rate, channels averaged, streamed headers) and
+   rational resampling (:func:`resample`).
 2. The cochlea (:class:`CochleaParams`, :func:`audio_to_events`), an N-TIDIGITS-like sensor
    model: the signal is scaled to unit RMS, split by ``n_channels`` Butterworth band-pass
    filters with log-spaced centres (default 64, 100 Hz-8 kHz, bandwidth in ERBs), each band
@@ -29,6 +31,7 @@ over the samples of a batch, the only Python loops run over channels and envelop
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import multiprocessing
 import os
@@ -46,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.io import wavfile
 
 from ...models.checks import check_int, check_range
 from ...models.errors import ConfigError, CosimError
@@ -72,22 +76,120 @@ class EspeakError(CosimError, RuntimeError):
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 _FORMAT_NAMES = {2: "MS ADPCM", 6: "A-law", 7: "mu-law", 0x11: "IMA ADPCM", 0x55: "MP3"}
+#: Data-chunk sizes of a writer that streamed to a pipe and could not seek back to fill in the
+#: size: espeak-ng's ``--stdout`` writes 0x7FFFF000, others 0xFFFFFFFF or 0.
+_UNKNOWN_SIZES = (0, 0x7FFFF000, 0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class _WavLayout:
+    """A checked WAV file: its fmt fields and the byte range of its whole frames."""
+
+    endian: str  # "<" (RIFF) or ">" (RIFX)
+    fmt: tuple[int, int, int, int, int]  # format tag (the sub-format's for EXTENSIBLE),
+    #                                       channels, rate, block size, bits per sample
+    start: int  # byte offset of the first sample
+    n_frames: int
+
+    def canonical(self, buf: bytes) -> bytes:
+        """A minimal copy for scipy: a plain 16-byte fmt chunk (byte rate made consistent)
+        and the data chunk with its true size; other chunks and a streamed header's sizes are
+        dropped."""
+        e = self.endian
+        tag, channels, rate, block, bits = self.fmt
+        data = buf[self.start:self.start + self.n_frames * block]
+        body = (b"WAVE" + b"fmt " + struct.pack(e + "IHHIIHH", 16, tag, channels, rate,
+                                                  rate * block, block, bits)
+                + b"data" + struct.pack(e + "I", len(data)) + data)
+        return (b"RIFF" if e == "<" else b"RIFX") + struct.pack(e + "I", len(body)) + body
+
+
+def _wav_layout(buf: bytes, source: str, streamed: bool | None) -> _WavLayout:
+    """Walk the chunks of a WAV file and check what scipy would read silently or obscurely:
+    truncation, encodings, a data chunk without fmt. Every error names ``source`` and the
+    byte offset."""
+    size = len(buf)
+    if size < 12 or buf[:4] not in (b"RIFF", b"RIFX") or buf[8:12] != b"WAVE":
+        if buf[:4] == b"RIFF" and size < 12:
+            raise ConfigError(f"{source}: {size} bytes is too short for a WAV header (12 bytes): "
+                              "the file is truncated.")
+        raise ConfigError(f"{source}: not a WAV file (no RIFF/WAVE header at byte offset 0).")
+    e = "<" if buf[:4] == b"RIFF" else ">"
+    fmt: tuple[int, int, int, int, int] | None = None
+    pos = 12
+    while pos + 8 <= size:
+        chunk_id = buf[pos:pos + 4]
+        (chunk_size,) = struct.unpack_from(e + "I", buf, pos + 4)
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            fmt = _fmt_chunk(buf, e, pos, chunk_size, source)
+            block = fmt[3]
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise ConfigError(f"{source}: the data chunk at byte offset {pos} comes before "
+                                  "any fmt chunk, so its encoding is unknown.")
+            avail = size - body
+            to_end = streamed or (streamed is None and chunk_size in _UNKNOWN_SIZES)
+            if not to_end and chunk_size > avail:
+                raise ConfigError(
+                    f"{source}: the data chunk at byte offset {pos} declares {chunk_size} bytes "
+                    f"but the file ends {avail} bytes later, at byte offset {size}: the file is "
+                    "truncated. Copy or export it again.")
+            n_bytes = avail if to_end else chunk_size
+            n_frames, rest = divmod(n_bytes, block)
+            if rest and not to_end:
+                raise ConfigError(f"{source}: the audio data ends inside a frame at byte offset "
+                                  f"{body + n_frames * block} ({rest} of {block} bytes): the "
+                                  "file is truncated.")
+            if n_frames == 0:
+                raise ConfigError(f"{source}: the file holds no audio samples.")
+            return _WavLayout(endian=e, fmt=fmt, start=body, n_frames=n_frames)
+        pos = body + chunk_size + (chunk_size & 1)  # chunks are word-aligned
+    raise ConfigError(f"{source}: no data chunk before the end of the file (byte offset {size}); "
+                      "the file is truncated or holds no audio.")
+
+
+def _fmt_chunk(buf: bytes, e: str, pos: int, chunk_size: int,
+               source: str) -> tuple[int, int, int, int, int]:
+    body = pos + 8
+    if chunk_size < 16 or body + chunk_size > len(buf):
+        raise ConfigError(f"{source}: the fmt chunk at byte offset {pos} is truncated "
+                          f"({min(chunk_size, len(buf) - body)} of at least 16 bytes).")
+    tag, channels, rate, _, block, bits = struct.unpack_from(e + "HHIIHH", buf, body)
+    if tag == _EXTENSIBLE and chunk_size >= 26:
+        (tag,) = struct.unpack_from(e + "H", buf, body + 24)  # sub-format GUID's first word
+    if tag not in (_PCM, _FLOAT):
+        name = _FORMAT_NAMES.get(tag, f"format tag {tag:#x}")
+        raise ConfigError(f"{source}: {name} encoding is not supported; convert the file to PCM "
+                          "(8/16/24/32-bit integer or 32/64-bit float).")
+    ok_bits = (8, 16, 24, 32) if tag == _PCM else (32, 64)
+    if bits not in ok_bits or channels < 1 or rate < 1 or block != channels * bits // 8:
+        raise ConfigError(
+            f"{source}: inconsistent or unsupported fmt chunk ({channels} channels, {rate} Hz, "
+            f"{bits} bits, block {block} bytes); supported: PCM {ok_bits} bits."
+        )
+    return tag, channels, rate, block, bits
 
 
 def decode_wav(data: bytes | bytearray | memoryview, *, source: str = "<bytes>",
-               streamed: bool = False) -> tuple[np.ndarray, int]:
-    """Decode a RIFF/WAVE file into a mono float signal.
+               streamed: bool | None = None) -> tuple[np.ndarray, int]:
+    """Decode a RIFF/WAVE file into a mono float signal (samples read by
+    :func:`scipy.io.wavfile.read`, after a check of the file's chunks).
 
     Parameters
     ----------
     data : bytes-like
-        The whole file.
+        The whole file, little-endian (RIFF) or big-endian (RIFX); PCM 8/16/24/32-bit or IEEE
+        float 32/64-bit, plain or WAVE_FORMAT_EXTENSIBLE; chunks other than fmt and data are
+        skipped.
     source : str
         Name used in error messages (the file path).
-    streamed : bool
-        The writer streamed to a pipe and could not fill in the data size (espeak-ng's
-        ``--stdout`` writes 0x7FFFF000): the data chunk runs to the end of ``data``. Files on
-        disk are read strictly (False), so a truncated file is an error, not a short signal.
+    streamed : bool or None
+        Whether the writer streamed to a pipe and could not fill in the data size, so the data
+        chunk runs to the end of ``data`` (a trailing partial frame is dropped). None: when the
+        declared size is one that streaming writers leave (0, 0xFFFFFFFF, or espeak-ng's
+        ``--stdout`` 0x7FFFF000). False: never, so such a file reads as truncated. Any other
+        size is read strictly: a file shorter than it declares is an error, not a short signal.
 
     Returns
     -------
@@ -102,91 +204,29 @@ def decode_wav(data: bytes | bytearray | memoryview, *, source: str = "<bytes>",
         ``source`` and the byte offset.
     """
     buf = bytes(data)
-    size = len(buf)
-    if size < 12 or buf[:4] not in (b"RIFF", b"RIFX") or buf[8:12] != b"WAVE":
-        if buf[:4] == b"RIFF" and size < 12:
-            raise ConfigError(f"{source}: {size} bytes is too short for a WAV header (12 bytes): "
-                              "the file is truncated.")
-        raise ConfigError(f"{source}: not a WAV file (no RIFF/WAVE header at byte offset 0).")
-    if buf[:4] == b"RIFX":
-        raise ConfigError(f"{source}: big-endian (RIFX) WAV files are not supported; convert it "
-                          "to little-endian PCM, e.g. `sox in.wav -b 16 out.wav`.")
-    fmt: tuple[int, int, int, int, int] | None = None
-    pos = 12
-    while pos + 8 <= size:
-        chunk_id = buf[pos:pos + 4]
-        (chunk_size,) = struct.unpack_from("<I", buf, pos + 4)
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            if chunk_size < 16 or body + chunk_size > size:
-                raise ConfigError(f"{source}: the fmt chunk at byte offset {pos} is truncated "
-                                  f"({min(chunk_size, size - body)} of at least 16 bytes).")
-            tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", buf, body)
-            if tag == _EXTENSIBLE and chunk_size >= 26:
-                (tag,) = struct.unpack_from("<H", buf, body + 24)  # sub-format GUID's first word
-            fmt = (tag, channels, rate, block, bits)
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise ConfigError(f"{source}: the data chunk at byte offset {pos} comes before "
-                                  "any fmt chunk, so its encoding is unknown.")
-            avail = size - body
-            if streamed:
-                n_bytes = avail
-            elif chunk_size > avail:
-                raise ConfigError(
-                    f"{source}: the data chunk at byte offset {pos} declares {chunk_size} bytes "
-                    f"but the file ends {avail} bytes later, at byte offset {size}: the file is "
-                    "truncated. Copy or export it again.")
-            else:
-                n_bytes = chunk_size
-            return _pcm_to_float(buf[body:body + n_bytes], fmt, source, body, streamed), fmt[2]
-        pos = body + chunk_size + (chunk_size & 1)  # chunks are word-aligned
-    raise ConfigError(f"{source}: no data chunk before the end of the file (byte offset {size}); "
-                      "the file is truncated or holds no audio.")
-
-
-def _pcm_to_float(raw: bytes, fmt: tuple[int, int, int, int, int], source: str, offset: int,
-                  streamed: bool) -> np.ndarray:
-    tag, channels, rate, block, bits = fmt
-    if tag not in (_PCM, _FLOAT):
-        name = _FORMAT_NAMES.get(tag, f"format tag {tag:#x}")
-        raise ConfigError(f"{source}: {name} encoding is not supported; convert the file to PCM "
-                          "(8/16/24/32-bit integer or 32/64-bit float).")
-    ok_bits = (8, 16, 24, 32) if tag == _PCM else (32, 64)
-    if bits not in ok_bits or channels < 1 or rate < 1 or block != channels * bits // 8:
-        raise ConfigError(
-            f"{source}: inconsistent or unsupported fmt chunk ({channels} channels, {rate} Hz, "
-            f"{bits} bits, block {block} bytes); supported: PCM {ok_bits} bits."
-        )
-    n_frames, rest = divmod(len(raw), block)
-    if rest and not streamed:
-        raise ConfigError(f"{source}: the audio data ends inside a frame at byte offset "
-                          f"{offset + n_frames * block} ({rest} of {block} bytes): the file is "
-                          "truncated.")
-    if n_frames == 0:
-        raise ConfigError(f"{source}: the file holds no audio samples.")
-    raw = raw[:n_frames * block]
-    if tag == _FLOAT:
-        x = np.frombuffer(raw, dtype="<f4" if bits == 32 else "<f8").astype(np.float64)
+    layout = _wav_layout(buf, source, streamed)
+    try:
+        rate, x = wavfile.read(io.BytesIO(layout.canonical(buf)))
+    except ValueError as exc:  # not expected after the checks above; keep the file's name
+        raise ConfigError(f"{source}: scipy cannot read this WAV file: {exc}") from exc
+    if x.dtype.kind == "f":
+        x = x.astype(np.float64)
         if not np.all(np.isfinite(x)):
-            bad = int(np.flatnonzero(~np.isfinite(x))[0])
-            raise ConfigError(f"{source}: sample at byte offset {offset + bad * bits // 8} is "
-                              "not finite (NaN or inf).")
-    elif bits == 8:
-        x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
-    elif bits == 24:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        x = ((v << 8) >> 8).astype(np.float64) / 2.0 ** 23  # sign-extend 24 bits
-    else:
-        x = np.frombuffer(raw, dtype=f"<i{bits // 8}").astype(np.float64) / 2.0 ** (bits - 1)
-    return x.reshape(n_frames, channels).mean(axis=1) if channels > 1 else x
+            bad = int(np.flatnonzero(~np.isfinite(x.ravel()))[0])
+            raise ConfigError(f"{source}: sample at byte offset "
+                              f"{layout.start + bad * layout.fmt[4] // 8} is not finite (NaN or "
+                              "inf).")
+    elif x.dtype.kind == "u":  # 8-bit PCM is unsigned, centred on 128
+        x = (x.astype(np.float64) - 128.0) / 128.0
+    else:  # signed PCM in a container of x.itemsize bytes (24-bit: the top of an int32)
+        x = x.astype(np.float64) / 2.0 ** (8 * x.dtype.itemsize - 1)
+    return (x.mean(axis=1) if x.ndim == 2 else x), int(rate)
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a WAV file; see :func:`decode_wav` for the formats and errors."""
+def read_wav(path: str | os.PathLike, *, streamed: bool | None = None) -> tuple[np.ndarray, int]:
+    """Read a WAV file; see :func:`decode_wav` for the formats, ``streamed`` and the errors."""
     path = Path(path)
-    return decode_wav(path.read_bytes(), source=str(path))
+    return decode_wav(path.read_bytes(), source=str(path), streamed=streamed)
 
 
 def resample(signal: np.ndarray, rate_in_hz: int, rate_out_hz: int) -> np.ndarray:
@@ -209,7 +249,7 @@ class CochleaParams:
 
     Sources: [Anumula18] Anumula et al., "Feature representations for neuromorphic audio spike
     streams", Front. Neurosci. 12:23 (2018) (N-TIDIGITS, CochleaAMS1b: 64 channels).
-    [GM90] Glasberg and Moore, Hear. Res. 47:103 (1990) (ERB bandwidth). [DESIGN] the
+    [GM90] Glasberg and Moore, Hear. Res. 47:103 (1990) (ERB bandwidth). [proto] the
     project's prototype (64 log-spaced bands 100 Hz-8 kHz, log envelope, delta modulation).
     """
 
@@ -217,8 +257,8 @@ class CochleaParams:
     # rate with f_max_hz + half a band below 0.45 of it works.
     sample_rate_hz: int = 22050
     n_channels: int = 64  # [Anumula18] 64 cochlea channels
-    f_min_hz: float = 100.0  # [DESIGN] lowest centre frequency
-    f_max_hz: float = 8000.0  # [DESIGN] highest centre frequency
+    f_min_hz: float = 100.0  # [proto] lowest centre frequency
+    f_max_hz: float = 8000.0  # [proto] highest centre frequency
     bandwidth_erb: float = 1.0  # [GM90] one ERB per band (neighbours overlap below ~2 kHz)
     filter_order: int = 2  # assumption: Butterworth band-pass of order 2 (4 poles, 2 sections)
     # assumption: envelope smoothing; attenuates the voice-pitch ripple (>= 80 Hz) of the
@@ -230,8 +270,8 @@ class CochleaParams:
     # threshold_log on the validation split of spoken-digits (docs/data.md; floors 1e-4 to
     # 1e-1, never on test).
     log_floor: float = 1e-2
-    # Delta threshold in log units, chosen on validation with log_floor (docs/data.md); the
-    # prototype's largest effect was this threshold ([DESIGN]: 0.5 -> 1.5, LSM 62 -> 92 %).
+    # Delta threshold in log units, chosen on validation with log_floor (docs/data.md); in
+    # the project's prototype it was the largest effect (0.5 -> 1.5: LSM 62 -> 92 %).
     threshold_log: float = 0.5
     threshold_sigma_log: float = 0.05  # assumption: channel-to-channel threshold mismatch (std)
 
@@ -612,7 +652,7 @@ def _split_at_pauses(x: np.ndarray, n: int, min_pause: int) -> list[np.ndarray] 
 DEFAULT_ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                    "en-gb-x-gbcwmd", "en-029")
 """The English accents of espeak-ng 1.51 that are distinct voices (MBROLA voices are not
-installable here; DESIGN). Left out: ``en-gb`` (the same voice as ``en``, and espeak-ng 1.51
+installable here). Left out: ``en-gb`` (the same voice as ``en``, and espeak-ng 1.51
 ignores a ``+variant`` after it) and ``en-us-nyc`` (byte-identical to ``en-us`` for 8 of the 11
 words)."""
 
@@ -622,8 +662,8 @@ class SpokenDigitsParams:
     """Parameters of the ``spoken-digits`` generator (N-TIDIGITS-like, synthesised).
 
     A voice is an accent (espeak-ng language) with a voice variant. Every voice reads all words
-    ``renditions`` times; each reading has its own random speed and pitch (a speaker's
-    session), each recording its own random noise level and silence padding. Splits are by
+    ``renditions`` times; each reading has its own random speed and pitch (as a speaker varies
+    between recordings), each recording its own random noise level and silence padding. Splits are by
     variant: all accents of a variant land in one split, so no test voice timbre is ever heard
     in training.
     """

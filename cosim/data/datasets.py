@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +41,7 @@ import numpy as np
 
 from ...models.checks import check_choice, check_int, check_range
 from ...models.errors import ConfigError
+from ...models.io import CACHE_ENV, atomic_write_stream, cache_root
 from ...models.params import to_dict
 from ...models.snn.events import (
     AUDIO_EVENT_DTYPE,
@@ -587,9 +587,10 @@ def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 def default_cache_dir() -> Path:
-    """``$RRAM_COSIM_CACHE`` or ``~/.cache/rram-cosim/data``."""
-    env = os.environ.get("RRAM_COSIM_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "rram-cosim" / "data"
+    """``$RRAM_COSIM_CACHE`` itself when set, else ``~/.cache/rram-cosim/data``
+    (:func:`~rram_cosim.models.io.cache_root`)."""
+    root = cache_root()
+    return root if os.environ.get(CACHE_ENV) else root / "data"
 
 
 def load_dataset(name: str, split: str, *, seed: int, cache_dir: str | os.PathLike | None = None,
@@ -765,17 +766,7 @@ def _write_cache(path: Path, key: str, full: dict[str, Any]) -> None:
         arrays["groups"] = full["groups"]
     for k, v in (full.get("info") or {}).items():
         arrays[f"info_{k}"] = v
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_stream(path, lambda f: np.savez(f, **arrays), fsync=True)
 
 
 def _read_cache(path: Path, key: str) -> dict[str, Any]:

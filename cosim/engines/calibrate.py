@@ -10,8 +10,8 @@ fitting.
 
 Full scale. Unless the TileSpec fixes ``tia.r_f_ohm``, :func:`calibrate_tile` sets the TIA
 feedback resistor so that the largest column current of the calibration set (the corner)
-lands on the ADC's full scale: one LSB is then one code of that 14-bit ADC, as the tile
-issue defines it. The nominal rule of :class:`TileSpec` (rows x v_read x g_full_scale) ignores
+lands on the ADC's full scale: one LSB is then one code of that 14-bit ADC, the tile's
+error unit (docs/tile.md). The nominal rule of :class:`TileSpec` (rows x v_read x g_full_scale) ignores
 IR drop, which at 512 rows with 5 ohm wires would leave three quarters of the codes unused.
 """
 

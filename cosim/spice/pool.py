@@ -16,7 +16,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -28,9 +27,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...models.checks import check_choice, check_int
+from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root
 from ...netlists.deck import Deck
 from .rawfile import RawPlot
-from .runner import RunOptions, SimResult, _primary_index, cache_root, deck_digest, run_deck
+from .runner import RunOptions, SimResult, _primary_index, deck_digest, run_deck
 
 __all__ = ["default_cache_dir", "load_cached", "run_decks", "store_cached"]
 
@@ -45,21 +45,6 @@ def default_cache_dir() -> Path:
 def _entry(cache_dir: Path, key: str) -> tuple[Path, Path]:
     folder = cache_dir / key[:2]  # shard: sweeps of 1e5 decks stay listable
     return folder / f"{key}.npz", folder / f"{key}.json"
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def store_cached(cache_dir: str | Path, key: str, result: SimResult, primary: int) -> None:
@@ -80,8 +65,8 @@ def store_cached(cache_dir: str | Path, key: str, result: SimResult, primary: in
                    "names": list(p.names), "types": list(p.types)} for p in result.plots],
         "log": result.log,
     }
-    _atomic_write(npz_path, lambda f: np.savez(f, **arrays))
-    _atomic_write(json_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    atomic_write_stream(npz_path, lambda f: np.savez(f, **arrays))
+    atomic_write_bytes(json_path, json.dumps(meta, indent=1).encode())
 
 
 def load_cached(cache_dir: str | Path, key: str) -> SimResult | None:

@@ -10,23 +10,20 @@ ngspice's exit code says little (0 after a failed ``.op`` rescued by a garbage t
 0 with a floating node), so a run is accepted only when: the log holds no parse error, no
 "singular matrix" and no fatal convergence message; every analysis of the deck produced a plot
 with the number of points it implies; and no node lacks a DC path to ground
-(:func:`floating_nodes`). Non-convergence is retried with :data:`RETRY_REMEDIES`, in order, by
+(:func:`~rram_cosim.cosim.spice.checks.floating_nodes`). Non-convergence is retried with :data:`RETRY_REMEDIES`, in order, by
 inserting ``.options`` lines before ``.end``; a parse error or a singular matrix is a deck bug
 and is raised at once. Every failure raises a subclass of
 :class:`~rram_cosim.cosim.spice.errors.SimulationError` carrying the kept deck's path, the exit code
 and the tail of ngspice's output.
 
-Shared mode loads ``libngspice`` once per process through PySpice's ``NgSpiceShared``. A fatal
-parse error leaves that library unusable ("ngspice.dll cannot recover and awaits to be
-detached"); the next run then loads a fresh private copy of the library file.
+Shared mode (:mod:`rram_cosim.cosim.spice.shared`) runs the deck in libngspice, loaded once
+per process; the deck checks (statements, analyses, point counts, DC paths to ground) are in
+:mod:`rram_cosim.cosim.spice.checks`.
 """
 
 from __future__ import annotations
 
-import ctypes.util
 import hashlib
-import locale
-import logging
 import os
 import re
 import shutil
@@ -42,7 +39,10 @@ import numpy as np
 
 from ...models.checks import check_choice, check_range
 from ...models.errors import ConfigError
+from ...models.io import cache_root
 from ...netlists.deck import Deck
+from . import shared
+from .checks import PLOTNAMES, Analysis, analyses, check_points, floating, logical_lines
 from .errors import (
     ConvergenceError,
     DeckParseError,
@@ -52,7 +52,7 @@ from .errors import (
     SimulationTimeoutError,
     SingularMatrixError,
 )
-from .rawfile import RawFileError, RawPlot, normalise_vector_name, read_raw
+from .rawfile import RawFileError, RawPlot, read_raw
 
 __all__ = [
     "MIN_NGSPICE_VERSION",
@@ -60,9 +60,7 @@ __all__ = [
     "Remedy",
     "RunOptions",
     "SimResult",
-    "cache_root",
     "deck_digest",
-    "floating_nodes",
     "ngspice_version",
     "parse_ngspice_version",
     "run_deck",
@@ -72,15 +70,6 @@ __all__ = [
 
 MIN_NGSPICE_VERSION = (39, 0)  # Debian bookworm's ngspice; older ones are untested here
 _TAIL_LINES = 20
-
-
-def cache_root() -> Path:
-    """The framework's cache folder: ``$RRAM_COSIM_CACHE`` or ``~/.cache/rram-cosim``.
-
-    SPICE results live in its ``spice/`` subfolder, run folders in ``runs/``.
-    """
-    env = os.environ.get("RRAM_COSIM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rram-cosim"
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,7 +86,8 @@ class RunOptions:
         ngspice executable, a name looked up on PATH or a path (batch mode).
     mode : {"batch", "shared"}
         ``"batch"``: one ``ngspice -b`` subprocess per run. ``"shared"``: libngspice loaded in
-        this process through PySpice (no process start, same results and names).
+        this process (:mod:`rram_cosim.cosim.spice.shared`; no process start, same results and
+        names).
     run_dir : str or Path or None
         Folder under which each run gets its own subfolder (deck, raw file, log). None: a
         ``runs/`` folder under :func:`cache_root`.
@@ -112,7 +102,8 @@ class RunOptions:
         ``name=value`` (or bare flag) entries added as ``.options`` to every attempt, e.g.
         ``("reltol=1e-4", "temp=50")``.
     check_topology : bool
-        Reject decks with nodes that have no DC path to ground (:func:`floating_nodes`);
+        Reject decks with nodes that have no DC path to ground
+        (:func:`~rram_cosim.cosim.spice.checks.floating_nodes`);
         ngspice does not always notice them (a node fed only by a current source).
     """
 
@@ -277,13 +268,10 @@ def ngspice_version(executable: str = "ngspice", *,
 
 
 # --------------------------------------------------------------------------------------------
-# Deck text: options, analyses, topology
+# Deck text: options
 
 
 _END_RE = re.compile(r"(?im)^[ \t]*\.end[ \t]*$")
-_SCALE = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3, "u": 1e-6,
-          "n": 1e-9, "p": 1e-12, "f": 1e-15, "a": 1e-18}
-_NUMBER_RE = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmunpfa])?[a-z]*$")
 
 
 def with_options(text: str, options: tuple[str, ...] | list[str]) -> str:
@@ -296,174 +284,6 @@ def with_options(text: str, options: tuple[str, ...] | list[str]) -> str:
         return text.rstrip("\n") + "\n" + line + "\n"
     at = ends[-1].start()
     return text[:at] + line + "\n" + text[at:]
-
-
-def _parse_number(token: str) -> float | None:
-    """A SPICE number (``10k``, ``1meg``, ``2.5u``, ``1e-9s``) or None (e.g. a ``{param}``)."""
-    m = _NUMBER_RE.match(token.lower())
-    if m is None:
-        return None
-    return float(m.group(1)) * _SCALE.get(m.group(2) or "", 1.0)
-
-
-def _logical_lines(text: str) -> list[str]:
-    """Lower-case statements: title dropped, comments removed, '+' continuations joined,
-    ``.control`` blocks skipped."""
-    out: list[str] = []
-    in_control = False
-    for raw in text.lower().splitlines()[1:]:
-        s = raw.strip()
-        if not s or s[0] == "*":
-            continue
-        if ";" in s or "$" in s:
-            s = re.split(r";|\s\$\s|\s\$$", s, maxsplit=1)[0].strip()
-            if not s:
-                continue
-        if s.startswith(".control"):
-            in_control = True
-            continue
-        if s.startswith(".endc"):
-            in_control = False
-            continue
-        if in_control:
-            continue
-        if s.startswith("+"):
-            if out:
-                out[-1] += " " + s[1:].strip()
-            continue
-        out.append(s)
-    return out
-
-
-@dataclass(frozen=True)
-class _Analysis:
-    kind: str  # op, dc, tran, ac, or another analysis name
-    args: tuple[str, ...]
-
-
-_PLOTNAMES = {"op": "operating point", "dc": "dc transfer characteristic",
-              "tran": "transient analysis", "ac": "ac analysis"}
-
-
-def _analyses(lines: list[str]) -> list[_Analysis]:
-    found = []
-    depth = 0
-    for s in lines:
-        if s[0] != ".":
-            continue
-        if s.startswith(".subckt"):
-            depth += 1
-        elif s.startswith(".ends"):
-            depth -= 1
-        elif depth == 0 and re.match(r"\.(op|dc|tran|ac|noise|tf|sens|pz|disto)\b", s):
-            toks = s.split()
-            found.append(_Analysis(toks[0][1:], tuple(toks[1:])))
-    return found
-
-
-_NOT_A_NODE = re.compile(r"[=(){}\[\]'\"]|^params:$")
-
-
-def _is_node(tok: str) -> bool:
-    return _NOT_A_NODE.search(tok) is None
-
-
-def floating_nodes(text: str) -> list[str]:
-    """Nodes of a flat deck that have no DC path to ground.
-
-    DC paths run through R, L, V, E, H, voltage-defined B sources, diodes, BJT and JFET
-    terminals, MOSFET drain/source/bulk and switch outputs. Capacitors, current sources
-    (I, F, G, current-defined B), MOSFET gates and controlled-source inputs give none. To
-    avoid false alarms, a subcircuit instance (X) and any element type not listed are assumed
-    to tie all their nodes to ground; element lines inside ``.subckt`` are not checked.
-
-    Returns
-    -------
-    list of str
-        Sorted lower-case node names; empty when every node reaches ground.
-    """
-    return _floating(_logical_lines(text))
-
-
-def _floating(lines: list[str]) -> list[str]:
-    """:func:`floating_nodes` on statements from :func:`_logical_lines`."""
-    parent: dict[str, str] = {"0": "0"}
-
-    def find(a: str) -> str:
-        root = a
-        while parent[root] != root:
-            root = parent[root]
-        while parent[a] != root:
-            parent[a], a = root, parent[a]
-        return root
-
-    def link(ns: list[str]) -> None:
-        # Tie the listed nodes together (a DC path); one node alone is just registered.
-        ns = [n for n in ns if _is_node(n)]
-        for n in ns:
-            parent.setdefault(n, n)
-        if len(ns) > 1:
-            r0 = find(ns[0])
-            for n in ns[1:]:
-                r = find(n)
-                if r != r0:
-                    parent[r] = r0
-
-    def touch(ns: list[str]) -> None:
-        for n in ns:
-            if _is_node(n):
-                parent.setdefault(n, n)
-
-    depth = 0
-    for s in lines:
-        if s[0] == ".":
-            if s.startswith(".subckt"):
-                depth += 1
-            elif s.startswith(".ends"):
-                depth -= 1
-            continue
-        if depth:
-            continue
-        toks = s.split()
-        kind = toks[0][0]
-        nodes = ["0" if t == "gnd" else t for t in toks[1:6]]
-        if kind in "rlvd" or kind == "w":
-            link(nodes[:2])
-        elif kind in "cif":
-            touch(nodes[:2])
-        elif kind in "eh":
-            link(nodes[:2])
-            if kind == "e" and len(nodes) >= 5 and _parse_number(nodes[4]) is not None:
-                touch(nodes[2:4])  # linear VCVS: controls are high-impedance inputs
-        elif kind == "b":
-            if "".join(toks[3:]).startswith("i="):
-                touch(nodes[:2])
-            else:
-                link(nodes[:2])
-        elif kind == "g":
-            if len(nodes) >= 5 and _parse_number(nodes[4]) is not None:
-                if {nodes[0], nodes[1]} == {nodes[2], nodes[3]}:
-                    link(nodes[:2])  # VCCS sensing its own output: a conductance
-                else:
-                    touch(nodes[:4])
-            else:
-                touch(nodes[:2])
-        elif kind == "m":
-            link([nodes[0], *nodes[2:4]])
-            touch(nodes[1:2])
-        elif kind in "qjz":
-            link(nodes[:3])
-        elif kind == "s":
-            link(nodes[:2])
-            touch(nodes[2:4])
-        elif kind == "k":
-            continue
-        else:
-            # X instances and unlisted elements: assume every node is tied to ground.
-            rest = [t for t in toks[1:] if _is_node(t)]
-            link((rest[:-1] if kind == "x" else rest) + ["0"])
-    root = find("0")
-    return sorted(n for n in list(parent) if find(n) != root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,67 +342,7 @@ class _Failure:
     message: str
 
 
-def _check_points(plots: list[RawPlot], analyses: list[_Analysis]) -> str | None:
-    """None if each analysis has its plot with the expected points, else the mismatch."""
-    by_name: dict[str, list[RawPlot]] = {}
-    for p in plots:
-        by_name.setdefault(p.plotname.strip().lower(), []).append(p)
-    for kind, plotname in _PLOTNAMES.items():
-        wanted = [a for a in analyses if a.kind == kind]
-        got = by_name.get(plotname, [])
-        if len(got) != len(wanted):
-            return (f"the deck has {len(wanted)} '.{kind}' analyses but ngspice produced "
-                    f"{len(got)} '{plotname}' plots")
-        for a, p in zip(wanted, got):
-            msg = _check_one(a, p)
-            if msg:
-                return msg
-    return None
-
-
-def _check_one(a: _Analysis, p: RawPlot) -> str | None:
-    n = p.n_points
-    if a.kind == "op":
-        return None if n == 1 else f"the operating point holds {n} points instead of 1"
-    if a.kind == "dc":
-        expected = 1
-        args = list(a.args)
-        while len(args) >= 4:
-            start, stop, step = (_parse_number(t) for t in args[1:4])
-            if None in (start, stop, step) or step == 0:
-                return None  # parameterised sweep: no count to check
-            expected *= int(np.floor((stop - start) / step * (1 + 1e-9) + 1e-9)) + 1
-            args = args[4:]
-        if n != expected:
-            return f"the .dc sweep holds {n} points; '.dc {' '.join(a.args)}' implies {expected}"
-        return None
-    if a.kind == "tran":
-        tstop = _parse_number(a.args[1]) if len(a.args) > 1 else None
-        t = p.vectors.get("time")
-        if tstop is None or t is None:
-            return None
-        if n == 0 or abs(t[-1] - tstop) > 1e-6 * abs(tstop):
-            last = f"{t[-1]:g}" if n else "nothing"
-            return f"the transient stopped at {last} s instead of tstop = {tstop:g} s"
-        return None
-    if a.kind == "ac" and len(a.args) >= 4:
-        kind, npts = a.args[0], _parse_number(a.args[1])
-        fstart, fstop = _parse_number(a.args[2]), _parse_number(a.args[3])
-        f = p.vectors.get("frequency")
-        if None in (npts, fstart, fstop) or f is None:
-            return None
-        if kind == "lin":
-            ok = n == int(npts)
-        else:
-            per = np.log(10.0 if kind == "dec" else 2.0) / npts
-            ok = n >= 1 and abs(f[0] - fstart) <= 1e-9 * fstart and \
-                f[-1] * np.exp(per) > fstop * (1 - 1e-9)
-        return None if ok else (f"the AC sweep holds {n} points, not the sweep "
-                                f"'.ac {' '.join(a.args)}' implies")
-    return None
-
-
-def _diagnose(att: _Attempt, lines: list[str], analyses: list[_Analysis],
+def _diagnose(att: _Attempt, lines: list[str], wanted: list[Analysis],
               check_topology: bool, timeout_s: float | None) -> _Failure | None:
     log = att.log
     if att.timed_out:
@@ -598,7 +358,7 @@ def _diagnose(att: _Attempt, lines: list[str], analyses: list[_Analysis],
                         "kept deck.")
     hit = _first_match(log, _SINGULAR_PATTERNS)
     if hit:
-        nodes = _floating(lines)
+        nodes = floating(lines)
         where = f" Nodes without a DC path to ground: {', '.join(nodes)}." if nodes else ""
         return _Failure(SingularMatrixError,
                         f"ngspice reports a singular matrix ({hit!r}).{where} A floating node "
@@ -617,12 +377,12 @@ def _diagnose(att: _Attempt, lines: list[str], analyses: list[_Analysis],
         why = str(att.raw_error) if att.raw_error else "no results"
         cls = ConvergenceError if stepping else SimulationError
         return _Failure(cls, f"ngspice gave no usable results: {why}")
-    mismatch = _check_points(att.plots, analyses)
+    mismatch = check_points(att.plots, wanted)
     if mismatch:
         cls = ConvergenceError if stepping else SimulationError
         return _Failure(cls, f"ngspice's results are incomplete: {mismatch}.")
     if check_topology:
-        nodes = _floating(lines)
+        nodes = floating(lines)
         if nodes:
             return _Failure(SingularMatrixError,
                             f"Node(s) {', '.join(nodes)} have no DC path to ground (only "
@@ -667,254 +427,17 @@ def _run_batch(text: str, folder: Path, tag: str, executable: str,
 
 
 # --------------------------------------------------------------------------------------------
-# Shared mode (libngspice through PySpice)
-
-
-_shared_lock = threading.RLock()
-_shared_state: dict[str, object] = {}
-_graveyard: list[object] = []  # broken library instances: their callbacks must stay alive
-
-
-def _library_name() -> str:
-    env = os.environ.get("NGSPICE_LIBRARY_PATH")
-    if env:
-        return env
-    name = ctypes.util.find_library("ngspice")
-    if name is None:
-        raise NgspiceNotFoundError(
-            "libngspice (ngspice as a shared library) was not found. Install it (Debian/"
-            "Ubuntu: apt-get install libngspice0), set NGSPICE_LIBRARY_PATH to the .so file, "
-            "or use RunOptions(mode='batch').")
-    return name
-
-
-def _shared_class() -> type:
-    """NgSpiceShared subclass: collects output, loads a given library file, quiet logging."""
-    cls = _shared_state.get("cls")
-    if cls is not None:
-        return cls  # type: ignore[return-value]
-    from PySpice.Spice.NgSpice import Shared as pyspice_shared
-
-    ffi = pyspice_shared.ffi
-    quiet = logging.getLogger(__name__ + ".pyspice")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False  # PySpice echoes ngspice's stderr as errors; we keep it in the log
-
-    class _Lib(pyspice_shared.NgSpiceShared):
-        _logger = quiet
-
-        def __init__(self, lib_path: str, ngspice_id: int) -> None:
-            self.lib_path = lib_path
-            self.lines: list[str] = []
-            self.exited = threading.Event()
-            super().__init__(ngspice_id=ngspice_id, send_data=False)
-
-        def _load_library(self, verbose: bool) -> None:
-            # ngspice reads numbers with the C library: force a '.' decimal point.
-            locale.setlocale(locale.LC_NUMERIC, "C")
-            if not _shared_state.get("cdef"):
-                api = Path(pyspice_shared.__file__).with_name("api.h").read_text()
-                ffi.cdef(api)  # once per process: cffi refuses duplicate declarations
-                _shared_state["cdef"] = True
-            self._ngspice_shared = ffi.dlopen(self.lib_path)
-
-        def send_char(self, message: str, ngspice_id: int) -> int:
-            prefix, _, content = message.partition(" ")
-            self.lines.append(content if prefix in ("stdout", "stderr") else message)
-            return 0
-
-        @staticmethod
-        def _background_thread_running(not_running, ngspice_id, user_data):
-            # Measured with ngspice 39: called with False when the background thread starts
-            # and True when it has finished (PySpice's handler returns None, which cffi
-            # reports on every run).
-            self = ffi.from_handle(user_data)
-            if not_running:
-                self.exited.set()
-            return 0
-
-        def command(self, cmd: str) -> int:
-            return int(self._ngspice_shared.ngSpice_Command(cmd.encode()))
-
-        def load(self, text: str) -> int:
-            lines = [ln for ln in text.splitlines() if ln.strip()] + [""]
-            keep = [ffi.new("char[]", ln.encode()) for ln in lines] + [ffi.NULL]
-            return int(self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep)))
-
-        def plot_names(self) -> list[str]:
-            arr = self._ngspice_shared.ngSpice_AllPlots()
-            names, i = [], 0
-            while arr[i] != ffi.NULL:
-                names.append(ffi.string(arr[i]).decode())
-                i += 1
-            return names
-
-        def vector_names(self, plot: str) -> list[str]:
-            arr = self._ngspice_shared.ngSpice_AllVecs(plot.encode())
-            names, i = [], 0
-            while arr[i] != ffi.NULL:
-                names.append(ffi.string(arr[i]).decode())
-                i += 1
-            return names
-
-        def vector(self, plot: str, name: str) -> tuple[int, np.ndarray]:
-            info = self._ngspice_shared.ngGet_Vec_Info(f"{plot}.{name}".encode())
-            n = int(info.v_length)
-            if info.v_compdata == ffi.NULL:
-                arr = np.frombuffer(ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
-            else:
-                ri = np.frombuffer(ffi.buffer(info.v_compdata, n * 16), dtype=np.float64)
-                arr = ri[0::2] + 1j * ri[1::2]
-            return int(info.v_type), arr
-
-    _shared_state["cls"] = _Lib
-    return _Lib
-
-
-def _type_names(major: int) -> tuple[str, ...]:
-    from PySpice.Spice.NgSpice.SimulationType import SIMULATION_TYPE
-
-    return SIMULATION_TYPE.get(major, SIMULATION_TYPE["last"])
-
-
-def _loaded_library_file() -> str | None:
-    """Path of the libngspice file mapped into this process (Linux), for fresh copies."""
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return None
-    for line in maps.splitlines():
-        path = line.split(None, 5)[-1] if len(line.split(None, 5)) == 6 else ""
-        if "libngspice" in Path(path).name and Path(path).exists():
-            return path
-    return None
-
-
-def _shared_instance():
-    """The live libngspice instance of this process, (re)loaded when needed."""
-    lib = _shared_state.get("lib")
-    if lib is not None and not _shared_state.get("broken"):
-        _require_version(_shared_state["version"], "libngspice", MIN_NGSPICE_VERSION)
-        return lib
-    cls = _shared_class()
-    generation = int(_shared_state.get("generation", 0))
-    copy_path = None
-    if lib is None and generation == 0:
-        lib_path = _library_name()
-    else:
-        # A broken libngspice cannot be re-initialised in place: load a private copy.
-        _graveyard.append(lib)
-        source = _shared_state.get("file") or _loaded_library_file()
-        if not source:
-            raise SimulationError("libngspice broke after a fatal error and its file cannot be "
-                                  "located to load a fresh copy. Use RunOptions(mode='batch') "
-                                  "or restart the process.")
-        # Under the cache rather than /tmp, which may be mounted noexec (dlopen would fail).
-        folder = cache_root() / "libngspice"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            folder = Path(tempfile.gettempdir())
-        fd, copy_path = tempfile.mkstemp(prefix="libngspice-", suffix=".so", dir=folder)
-        os.close(fd)
-        shutil.copyfile(str(source), copy_path)
-        lib_path = copy_path
-    try:
-        lib = cls(lib_path, generation)
-    except OSError as e:
-        raise NgspiceNotFoundError(f"libngspice could not be loaded from {lib_path!r}: {e}. "
-                                   "Install libngspice0 or use RunOptions(mode='batch').") from e
-    finally:
-        if copy_path:
-            os.unlink(copy_path)  # the mapping stays valid; nothing to clean up later
-    init_log = "\n".join(lib.lines)
-    version = parse_ngspice_version(init_log) or (int(lib.ngspice_version or 0), 0)
-    lib.lines.clear()
-    _shared_state.update(lib=lib, broken=False, generation=generation + 1, version=version)
-    if "file" not in _shared_state:
-        _shared_state["file"] = _loaded_library_file()
-    _require_version(version, "libngspice", MIN_NGSPICE_VERSION)
-    return lib
-
-
-def _shared_plots(lib, title: str) -> list[RawPlot]:
-    major = _shared_state["version"][0]  # type: ignore[index]
-    tnames = _type_names(major)
-    plots = []
-    for pn in reversed([p for p in lib.plot_names() if p != "const"]):
-        mark = len(lib.lines)
-        lib.command(f"setplot {pn}")
-        lib.command("echo rram-cosim-plotname: $curplotname")
-        lib.command("echo rram-cosim-plottitle: $curplottitle")
-        # Other output may arrive meanwhile (ngspice reports the end of its background thread
-        # at the next command), hence the markers; that output stays in the log.
-        echoed = {}
-        for ln in lib.lines[mark:]:
-            key, sep, value = ln.partition(": ")
-            if sep and key.startswith("rram-cosim-"):
-                echoed[key] = value.strip()
-        lib.lines[mark:] = [ln for ln in lib.lines[mark:] if not ln.startswith("rram-cosim-")]
-        plotname = echoed.get("rram-cosim-plotname", pn)
-        ptitle = echoed.get("rram-cosim-plottitle", title)
-        names, types, vectors = [], [], {}
-        cplx = False
-        # ngspice lists vectors newest first; the raw file writes them in creation order.
-        for vn in reversed(lib.vector_names(pn)):
-            vtype, arr = lib.vector(pn, vn)
-            tname = tnames[vtype] if 0 <= vtype < len(tnames) else "notype"
-            tname = "notype" if tname == "no_type" else tname
-            name = normalise_vector_name(vn, tname)
-            if np.iscomplexobj(arr):
-                cplx = True
-                if tname == "frequency":
-                    arr = np.ascontiguousarray(arr.real)
-            arr.flags.writeable = False
-            names.append(name)
-            types.append(tname)
-            vectors[name] = arr
-        plots.append(RawPlot(title=ptitle, plotname=plotname,
-                             flags=("complex",) if cplx else ("real",), names=tuple(names),
-                             types=tuple(types), vectors=vectors))
-    return plots
-
-
-def _run_shared(text: str, timeout_s: float | None) -> _Attempt:
-    with _shared_lock:
-        lib = _shared_instance()
-        lib.lines.clear()
-        timed_out = False
-        if lib.load(text) != 0:
-            # ngSpice_Circ fails only on errors it cannot recover from.
-            _shared_state["broken"] = True
-        elif timeout_s is None:
-            lib.command("run")
-        else:
-            # The background thread can be halted at the deadline; a synchronous run cannot.
-            lib.exited.clear()
-            if lib.command("bg_run") == 0 and not lib.exited.wait(timeout_s):
-                timed_out = True
-                lib.command("bg_halt")
-                if not lib.exited.wait(10.0):
-                    _shared_state["broken"] = True  # a thread we cannot stop: abandon it
-        log = "\n".join(ln.rstrip("\r") for ln in lib.lines)
-        if "cannot recover" in log:
-            _shared_state["broken"] = True
-        plots = None
-        if not _shared_state.get("broken"):
-            if not timed_out:
-                plots = _shared_plots(lib, text.splitlines()[0] if text else "")
-            mark = len(lib.lines)
-            lib.command("destroy all")
-            lib.command("remcirc")
-            del lib.lines[mark:]
-        return _Attempt(log=log, returncode=None, plots=plots, timed_out=timed_out)
+# Shared mode (libngspice in this process: :mod:`rram_cosim.cosim.spice.shared`)
 
 
 def shared_library_version() -> tuple[int, int]:
     """Version of the libngspice that shared mode loads (loads it on first call)."""
-    with _shared_lock:
-        _shared_instance()
-        return _shared_state["version"]  # type: ignore[return-value]
+    return parse_ngspice_version(shared.banner()) or (0, 0)
+
+
+def _run_shared(text: str, timeout_s: float | None) -> _Attempt:
+    run = shared.run(text, timeout_s)
+    return _Attempt(log=run.log, returncode=None, plots=run.plots, timed_out=run.timed_out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -922,7 +445,7 @@ def shared_library_version() -> tuple[int, int]:
 
 
 def _primary_index(plots: list[RawPlot], analysis: str) -> int:
-    want = _PLOTNAMES.get(analysis.lower())
+    want = PLOTNAMES.get(analysis.lower())
     for i in range(len(plots) - 1, -1, -1):
         if want and plots[i].plotname.strip().lower() == want:
             return i
@@ -968,9 +491,9 @@ def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
         raise ConfigError("run_deck runs the deck's own analyses (.op/.dc/.tran/.ac) and "
                           "reads the raw file; a .control block is not supported (it also "
                           "makes 'ngspice -b' exit 1 without 'quit'). Remove it.")
-    lines = _logical_lines(deck.text)
-    analyses = _analyses(lines)
-    if not analyses:
+    lines = logical_lines(deck.text)
+    wanted = analyses(lines)
+    if not wanted:
         raise ConfigError("The deck has no analysis line (.op, .dc, .tran, .ac, ...), so "
                           "ngspice would compute nothing. Add one before .end.")
     t0 = time.perf_counter()
@@ -984,8 +507,7 @@ def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
                 executable = _resolve_executable(opts.executable)
                 ngspice_version(executable)
             else:
-                with _shared_lock:
-                    _shared_instance()
+                _require_version(shared_library_version(), "libngspice", MIN_NGSPICE_VERSION)
         except (NgspiceNotFoundError, NgspiceVersionError) as e:
             attempts.append(("", with_options(deck.text, opts.extra_options), ""))
             raise type(e)(str(e).split("\n")[0], deck_path=folder.keep_failed(attempts),
@@ -1010,7 +532,7 @@ def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
             else:
                 att = _run_shared(text, remaining)
             attempts.append((tag, text, att.log))
-            failure = _diagnose(att, lines, analyses, opts.check_topology, opts.timeout_s)
+            failure = _diagnose(att, lines, wanted, opts.check_topology, opts.timeout_s)
             if failure is None:
                 succeeded = True
                 plots = att.plots or []

@@ -79,7 +79,7 @@ from ...analysis.energy import NetworkSize, paper_energy, physical_energy, summa
 from ...models.checks import check_choice, check_int, check_range
 from ...models.device.breakdown import cell_values, draw_cells, form_cells
 from ...models.errors import ConfigError, DomainWarning
-from ...models.io import atomic_write_text
+from ...models.io import atomic_write_text, cache_root
 from ...models.params import (
     IO_NMOS_25V,
     AdcSpec,
@@ -98,7 +98,6 @@ from ..cli.commands.classify import (
     most_active_lif,
     select_on_validation,
 )
-from ..spice.runner import cache_root
 
 __all__ = [
     "EXECUTION_COLUMNS", "SWEEP_VERSION", "TASKS", "SweepConfig", "SweepResult", "Unit",

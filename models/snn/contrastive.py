@@ -171,7 +171,7 @@ class ContrastiveHeads:
         number of epochs; the last epoch is always kept.
     """
 
-    # dim 64: issue 7's default projection size. temperature 0.1, lr 3e-3, l2 1e-4:
+    # dim 64: the zero-shot protocol's projection size. temperature 0.1, lr 3e-3, l2 1e-4:
     # assumption (no source for these heads; CLIP, Radford et al. 2021, initialises tau at
     # 0.07); the zero-shot protocol chooses the temperature on validation anyway.
     def __init__(self, *, dim: int = 64, temperature: float = 0.1, activation: str = "linear",

@@ -2,7 +2,7 @@
 
 The tile surrogate (:mod:`rram_cosim.models.tile.surrogate`) needs, once per conductance map, the
 DC operating point of the tile circuit and the transfer matrix of the circuit linearised
-there. This module computes both exactly for the canonical tile (``/work/notes/common.md``):
+there. This module computes both exactly for the canonical tile (docs/tile.md):
 row DAC behind ``dac.r_out_ohm``, ``r_wire_ohm`` segments on rows and columns, 1T1R cells
 (RRAM conductance in series with a level-1 access transistor), and the TIA's virtual ground
 seen through its closed-loop input resistance ``(R_f + r_out) / (1 + A)``.

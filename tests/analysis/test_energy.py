@@ -53,9 +53,9 @@ def test_paper_mode_predictions_within_1_5x_of_the_papers(name):
 
 
 def test_bmi_paper_mode_ratio_within_1_5x_of_the_papers_lower_bound():
-    """[Lin25]'s BMI variant (issue 7): 784 image and 192 neural inputs, 2048 hidden, 256-dim
+    """[Lin25]'s BMI variant: 784 image and 192 neural inputs, 2048 hidden, 256-dim
     projections; T = 50 steps is our assumption. The paper states '> 160x', a lower bound,
-    which we compare as if it were the value (the issue's 1.5x band)."""
+    which we compare as if it were the value (a 1.5x band)."""
     bmi = dict(en.PRESETS["bmi"].encoders)
     assert bmi["image"] == en.NetworkSize(784, 2048, 50, 256)
     assert bmi["neural"] == en.NetworkSize(192, 2048, 50, 256)

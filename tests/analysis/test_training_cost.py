@@ -42,7 +42,7 @@ def test_table_next_to_the_papers_figures():
 
 
 def test_bmi_row_at_the_papers_bmi_sizes():
-    """[Lin25]'s BMI variant (issue 7): 784 + 192 inputs, 2048 hidden, 256-dim heads, T = 50
+    """[Lin25]'s BMI variant: 784 + 192 inputs, 2048 hidden, 256-dim heads, T = 50
     assumed. The paper's 393.07x lies between our forward-only and full-BPTT counts."""
     t = tc.training_table().set_index(["task", "model"])
     assert t.loc[("bmi", "LSM + projection heads"), "training_ops"] == 2 * 6 * 2048 * 256

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -88,13 +89,48 @@ def test_wav_errors_name_file_and_offset(tmp_path):
     empty[40:44] = struct.pack("<I", 0)
     with pytest.raises(ConfigError, match="no audio samples"):
         decode_wav(bytes(empty), source="x.wav")
-    # A streamed header (size unknown) reads to the end only when asked to.
+    # A streamed header (a size streaming writers leave) reads to the end, unless told not to.
     streamed = bytearray(good[:144])
     streamed[40:44] = struct.pack("<I", 0x7FFFF000)
-    signal, _ = decode_wav(bytes(streamed), streamed=True)
-    assert signal.size == 50
+    for flag in (None, True):
+        signal, _ = decode_wav(bytes(streamed), streamed=flag)
+        assert signal.size == 50
     with pytest.raises(ConfigError, match="truncated"):
-        decode_wav(bytes(streamed))
+        decode_wav(bytes(streamed), streamed=False)
+    nan = _wav_bytes(8000, np.array([0.0, 1.0, np.nan], dtype=np.float32))
+    with pytest.raises(ConfigError, match="x.wav: sample at byte offset .* not finite"):
+        decode_wav(nan, source="x.wav")
+
+
+def test_wav_extensible_big_endian_and_extra_chunks():
+    samples = np.array([-(2 ** 23), -1, 1, 2 ** 23 - 1, 5, -5])
+    pcm = b"".join(struct.pack("<i", int(v))[:3] for v in samples)  # 3 stereo frames
+    guid = struct.pack("<H", 1) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = struct.pack("<HHIIHH", 0xFFFE, 2, 48000, 0, 6, 24) + struct.pack("<HHI", 22, 24, 3)
+    riff = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt) + 16) + fmt + guid
+            + b"LIST" + struct.pack("<I", 5) + b"abcde\0"  # odd size: one pad byte
+            + b"data" + struct.pack("<I", len(pcm)) + pcm)
+    signal, rate = decode_wav(b"RIFF" + struct.pack("<I", len(riff)) + riff)
+    assert rate == 48000
+    np.testing.assert_allclose(signal, samples.reshape(3, 2).mean(axis=1) / 2.0 ** 23)
+    big = np.array([1000, -2000, 3000], dtype=">i2")  # scipy writes a RIFX file
+    signal, rate = decode_wav(_wav_bytes(11025, big))
+    assert rate == 11025
+    np.testing.assert_allclose(signal, big.astype(np.float64) / 2 ** 15)
+
+
+def test_espeak_wav_files_written_and_streamed(tmp_path):
+    """espeak-ng's own files: one written to disk, one streamed to stdout (no sizes)."""
+    written, piped = tmp_path / "written.wav", tmp_path / "piped.wav"
+    subprocess.run(["espeak-ng", "-w", str(written), "hello"], check=True, timeout=60)
+    with open(piped, "wb") as f:
+        subprocess.run(["espeak-ng", "--stdout", "hello"], stdout=f, check=True, timeout=60)
+    assert struct.unpack_from("<I", piped.read_bytes(), 40)[0] == 0x7FFFF000
+    a, rate_a = read_wav(written)
+    b, rate_b = read_wav(piped)
+    assert rate_a == rate_b == 22050
+    assert a.size > 0.2 * rate_a and np.abs(a).max() > 0.05
+    np.testing.assert_array_equal(a, b)
 
 
 def test_resample_keeps_frequency():

@@ -107,7 +107,7 @@ def test_bmi_from_a_real_zeroshot_run_through_the_cli(zeroshot_run, tmp_path):
     assert set(comp.encoder) == {"image", "neural"}
     paper = pd.read_csv(run / "paper_comparison.csv").set_index("source")
     assert paper.loc["paper [Lin25]", "ratio"] == 160.0
-    # '> 160x' is a lower bound; ours lies within the 1.5x of it
+    # '> 160x' is a lower bound; ours lies within 1.5x of it
     assert 1 / 1.5 < paper.loc["paper mode (ours)", "ratio"] / 160.0 < 1.5
     summary = json.loads((run / "summary.json").read_text())
     cross = [v for k, v in summary["headline"].items() if k.startswith("ngspice cross-check max")]

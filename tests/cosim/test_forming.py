@@ -37,7 +37,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.mark.parametrize("i_cc_a", [5e-6, 10e-6, 20e-6])
 def test_spice_and_twin_agree_cell_by_cell(i_cc_a):
-    """The issue's bar: per-cell relative difference < 5 % median and < 15 % at the 90th
+    """The acceptance bar: per-cell relative difference < 5 % median and < 15 % at the 90th
     percentile, at three compliance levels, for the same per-cell random draws."""
     cond = FormingConditions(i_cc_a=i_cc_a)
     draws = draw_cells((32, 32), np.random.default_rng(11))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rram_cosim.cosim.spice.checks import Analysis, check_points, floating_nodes
 from rram_cosim.cosim.spice.errors import (
     ConvergenceError,
     DeckParseError,
@@ -22,10 +25,10 @@ from rram_cosim.cosim.spice.errors import (
 from rram_cosim.cosim.spice.runner import (
     RETRY_REMEDIES,
     RunOptions,
-    floating_nodes,
     ngspice_version,
     parse_ngspice_version,
     run_deck,
+    shared_library_version,
     with_options,
 )
 from rram_cosim.models.errors import ConfigError
@@ -191,6 +194,20 @@ def test_version_is_read_and_checked():
     assert parse_ngspice_version("no banner") is None
 
 
+def test_shared_library_version_and_path(tmp_path):
+    assert shared_library_version() == ngspice_version("ngspice")
+    # NGSPICE_LIBRARY_PATH chooses the library file (a fresh process: one library a process).
+    code = ("from rram_cosim.cosim.spice.runner import *; from rram_cosim.netlists.deck import "
+            "Deck; run_deck(Deck('d\\nv1 a 0 1\\nr1 a 0 1\\n.op\\n.end\\n'), "
+            "RunOptions(mode='shared', keep='never'))")
+    env = dict(os.environ, NGSPICE_LIBRARY_PATH=str(tmp_path / "libngspice-missing.so"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 1
+    assert "NgspiceNotFoundError: libngspice could not be loaded from" in out.stderr
+    assert "libngspice-missing.so" in out.stderr
+
+
 FLOATING_CAP = """floating cap node
 V1 in 0 1
 R1 in a 1k
@@ -306,16 +323,14 @@ def test_timeout(mode, tmp_path):
 
 def test_incomplete_results_are_detected(tmp_path):
     """The point count a .dc line implies is checked against the plot ngspice wrote."""
-    from rram_cosim.cosim.spice.runner import _Analysis, _check_points
-
     res = run_deck(Deck("dc\nV1 a 0 1\nR1 a 0 1k\n.dc V1 0 1 0.1\n.end\n", analysis="dc"),
                    opts("batch", tmp_path))
     assert res.plots[0].n_points == 11
-    assert _check_points(list(res.plots), [_Analysis("dc", ("v1", "0", "1", "0.1"))]) is None
-    msg = _check_points(list(res.plots), [_Analysis("dc", ("v1", "0", "2", "0.1"))])
+    assert check_points(list(res.plots), [Analysis("dc", ("v1", "0", "1", "0.1"))]) is None
+    msg = check_points(list(res.plots), [Analysis("dc", ("v1", "0", "2", "0.1"))])
     assert "holds 11 points" in msg and "implies 21" in msg
-    assert "0 'operating point' plots" in _check_points(list(res.plots),
-                                                         [_Analysis("op", ())])
+    assert "0 'operating point' plots" in check_points(list(res.plots),
+                                                         [Analysis("op", ())])
 
 
 # --------------------------------------------------------------------------- options, folders
@@ -369,6 +384,20 @@ R9 p lonely 1k
 """
     assert floating_nodes(deck) == ["bq", "f", "g", "q"]
     assert floating_nodes(deck.replace("M1 d g", "M1 d in")) == ["bq", "f", "q"]
+    controls = """t
+V1 in 0 1
+E1 out 0 ctl 0 2
+E2 nl 0 vol='v(ctl3)'
+S1 sw 0 ctl2 0 smod
+K1 L1 L2 0.5
+L1 in 0 1u
+L2 l2a l2b 1u
+R9 l2b gnd 1k
+.op
+.end
+"""
+    # Inputs of a linear VCVS and a switch's control nodes only attach; K names no nodes.
+    assert floating_nodes(controls) == ["ctl", "ctl2"]
 
 
 def test_simulation_errors_share_one_root():
