@@ -7,9 +7,10 @@ column 2k and G- on 2k+1 (:func:`physical_conductances`). Node names:
 =============  ==================================================================
 ``d{i}``       DAC output of row i (quantised row voltage)
 ``a{i}``       row i after the DAC output resistance (``d{i}`` when it is 0)
-``r{i}_{j}``   row wire tap of cell (i, j) (``a{i}`` when ``r_wire_ohm`` is 0)
+``r{i}_{j}``   row wire tap of cell (i, j) (``a{i}`` when ``spec.r_row_ohm`` is 0)
 ``m{i}_{j}``   between the RRAM (to ``r{i}_{j}``) and the access NMOS drain
-``c{i}_{j}``   column wire tap of cell (i, j), NMOS source (``t{j}`` when ``r_wire_ohm`` is 0)
+``c{i}_{j}``   column wire tap of cell (i, j), NMOS source (``t{j}`` when ``spec.r_col_ohm``
+               is 0)
 ``t{j}``       TIA input (virtual ground) of physical column j, after row R-1
 ``x{j}``       TIA internal node, ``clip(a_ol (v_os - v(t{j})))`` (``o{j}`` when r_out is 0)
 ``o{j}``       TIA output; R_f from ``o{j}`` to ``t{j}``
@@ -90,15 +91,15 @@ class TileNodes:
 
     rows: int
     phys_cols: int
-    wires: bool  # r_wire_ohm > 0
+    row_wires: bool  # r_row_ohm > 0
+    col_wires: bool  # r_col_ohm > 0
     dac_r: bool  # dac.r_out_ohm > 0
     tia_r: bool  # tia.r_out_ohm > 0
 
     @classmethod
     def of(cls, spec: TileSpec, rows: int, phys_cols: int) -> TileNodes:
-        return cls(rows, phys_cols, spec.r_row_ohm > 0 or spec.r_col_ohm > 0,
-                   spec.dac.r_out_ohm > 0,
-                   spec.tia.r_out_ohm > 0)
+        return cls(rows, phys_cols, spec.r_row_ohm > 0, spec.r_col_ohm > 0,
+                   spec.dac.r_out_ohm > 0, spec.tia.r_out_ohm > 0)
 
     def dac(self, i: int) -> str:
         return f"d{i}"
@@ -107,13 +108,13 @@ class TileNodes:
         return f"a{i}" if self.dac_r else f"d{i}"
 
     def row_tap(self, i: int, j: int) -> str:
-        return f"r{i}_{j}" if self.wires else self.row_in(i)
+        return f"r{i}_{j}" if self.row_wires else self.row_in(i)
 
     def mid(self, i: int, j: int) -> str:
         return f"m{i}_{j}"
 
     def col_tap(self, i: int, j: int) -> str:
-        return f"c{i}_{j}" if self.wires else f"t{j}"
+        return f"c{i}_{j}" if self.col_wires else f"t{j}"
 
     def tia_in(self, j: int) -> str:
         return f"t{j}"
@@ -171,8 +172,8 @@ def dac_lines(spec: TileSpec, nodes: TileNodes, v_rows: np.ndarray) -> list[str]
 
 
 def row_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
-    """Row wires: ``a{i}`` -Rw- ``r{i}_0`` -Rw- ... ``r{i}_{P-1}``; none when Rw is 0."""
-    if not nodes.wires:
+    """Row wires: ``a{i}`` -Rr- ``r{i}_0`` -Rr- ... ``r{i}_{P-1}``; none when Rr is 0."""
+    if not nodes.row_wires:
         return []
     rw = _f(spec.r_row_ohm)
     out = ["* row wires"]
@@ -184,8 +185,8 @@ def row_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
 
 
 def column_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
-    """Column wires: ``c{0}_{j}`` -Rw- ... ``c{R-1}_{j}`` -Rw- ``t{j}``; none when Rw is 0."""
-    if not nodes.wires:
+    """Column wires: ``c{0}_{j}`` -Rc- ... ``c{R-1}_{j}`` -Rc- ``t{j}``; none when Rc is 0."""
+    if not nodes.col_wires:
         return []
     rw = _f(spec.r_col_ohm)
     out = ["* column wires"]

@@ -17,8 +17,9 @@ Exact reductions of the circuit:
 - The TIA's nodes ``x`` and ``o`` are eliminated: KCL at ``o`` gives
   ``v_o = (x R_f + v_t r_out) / (R_f + r_out)``, so the TIA loads its input ``t`` with
   ``(v_t - x(v_t)) / (R_f + r_out)``, ``x = clip(A (v_os - v_t), v_min, v_max)``.
-- ``r_wire_ohm == 0`` merges the taps into ``a{i}`` and ``t{j}``; ``dac.r_out_ohm == 0`` makes
-  ``a{i}`` the fixed DAC node.
+- Row segments are ``spec.r_row_ohm``, column segments ``spec.r_col_ohm``: ``r_row_ohm == 0``
+  merges the row taps into ``a{i}``, ``r_col_ohm == 0`` the column taps into ``t{j}``;
+  ``dac.r_out_ohm == 0`` makes ``a{i}`` the fixed DAC node.
 
 Linear algebra: unknowns are ordered as chains (row ``i``: ``a_i, r_i_0 .. r_i_{P-1}``, then
 column ``j``: ``c_0_j .. c_{R-1}_j, t_j``), so without the cells' row-column coupling the
@@ -327,14 +328,15 @@ class _Topology:
 
 def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     n_rows, n_phys = g_phys_us.shape
-    if spec.r_row_ohm != spec.r_col_ohm:
-        raise ConfigError(
-            f"The nodal engine needs equal row and column segment resistances; got "
-            f"{spec.r_row_ohm} and {spec.r_col_ohm} ohm. Set r_wire_ohm or equal geometries.")
-    rw = spec.r_row_ohm
+    r_row, r_col = spec.r_row_ohm, spec.r_col_ohm
     rd = spec.dac.r_out_ohm
-    l_row = (1 if rd > 0 else 0) + (n_phys if rw > 0 else 0)
-    l_col = (n_rows if rw > 0 else 0) + 1
+    two_ends = spec.read.drive == "both"
+    # Driven from both ends by a DAC without output resistance: the row's east end is the DAC
+    # node itself (a fixed voltage), so it is no unknown.
+    east_fixed = two_ends and rd == 0 and r_row > 0
+    n_taps = (n_phys - (1 if east_fixed else 0)) if r_row > 0 else 0
+    l_row = (1 if rd > 0 else 0) + n_taps
+    l_col = (n_rows if r_col > 0 else 0) + 1
     n = n_rows * l_row + n_phys * l_col
     ii = np.arange(n_rows)
     jj = np.arange(n_phys)
@@ -342,11 +344,16 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     node_a = ii * l_row if rd > 0 else node_d
     col0 = n_rows * l_row
     node_t = col0 + jj * l_col + (l_col - 1)
-    if rw > 0:
-        node_r = ii[:, None] * l_row + (1 if rd > 0 else 0) + jj[None, :]
-        node_c = col0 + jj[None, :] * l_col + ii[:, None]
+    if r_row > 0:
+        node_r = np.empty((n_rows, n_phys), dtype=np.int64)
+        node_r[:, :n_taps] = ii[:, None] * l_row + (1 if rd > 0 else 0) + jj[None, :n_taps]
+        if east_fixed:
+            node_r[:, -1] = node_d
     else:
         node_r = np.broadcast_to(node_a[:, None], (n_rows, n_phys)).copy()
+    if r_col > 0:
+        node_c = col0 + jj[None, :] * l_col + ii[:, None]
+    else:
         node_c = np.broadcast_to(node_t[None, :], (n_rows, n_phys)).copy()
 
     n1: list[np.ndarray] = []
@@ -356,17 +363,25 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
         n1.append(node_a)
         n2.append(node_d)
         gg.append(np.full(n_rows, 1.0 / rd))
-    if rw > 0:
+        if two_ends:  # the east DAC's output resistance, from the row's east end
+            n1.append(node_r[:, -1])
+            n2.append(node_d)
+            gg.append(np.full(n_rows, 1.0 / rd))
+    if r_row > 0:
         left = np.concatenate([node_a[:, None], node_r[:, :-1]], axis=1)
         n1.append(left.ravel())
         n2.append(node_r.ravel())
+        gg.append(np.full(n_rows * n_phys, 1.0 / r_row))
+    if r_col > 0:
         below = np.concatenate([node_c[1:, :], node_t[None, :]], axis=0)
         n1.append(node_c.ravel())
         n2.append(below.ravel())
-        gg.append(np.full(n_rows * n_phys * 2, 1.0 / rw))
+        gg.append(np.full(n_rows * n_phys, 1.0 / r_col))
     res_n1 = np.concatenate(n1) if n1 else np.zeros(0, np.int64)
     res_n2 = np.concatenate(n2) if n2 else np.zeros(0, np.int64)
     res_g = np.concatenate(gg) if gg else np.zeros(0)
+    distinct = res_n1 != res_n2  # a one-tap row between two fixed DAC ends carries nothing
+    res_n1, res_n2, res_g = res_n1[distinct], res_n2[distinct], res_g[distinct]
 
     flat = np.flatnonzero(g_phys_us.ravel() > 0.0)
     cell_nr = node_r.ravel()[flat]
