@@ -7,16 +7,33 @@ column 2k and G- on 2k+1 (:func:`physical_conductances`). Node names:
 =============  ==================================================================
 ``d{i}``       DAC output of row i (quantised row voltage)
 ``a{i}``       row i after the DAC output resistance (``d{i}`` when it is 0)
-``r{i}_{j}``   row wire tap of cell (i, j) (``a{i}`` when ``r_wire_ohm`` is 0)
+``r{i}_{j}``   row wire tap of cell (i, j) (``a{i}`` when ``spec.r_row_ohm`` is 0)
 ``m{i}_{j}``   between the RRAM (to ``r{i}_{j}``) and the access NMOS drain
-``c{i}_{j}``   column wire tap of cell (i, j), NMOS source (``t{j}`` when ``r_wire_ohm`` is 0)
+``c{i}_{j}``   column wire tap of cell (i, j), NMOS source (``t{j}`` when ``spec.r_col_ohm``
+               is 0)
 ``t{j}``       TIA input (virtual ground) of physical column j, after row R-1
 ``x{j}``       TIA internal node, ``clip(a_ol (v_os - v(t{j})))`` (``o{j}`` when r_out is 0)
 ``o{j}``       TIA output; R_f from ``o{j}`` to ``t{j}``
 ``q{j}``       ADC code of column j as a voltage (behavioural quantiser)
+``e{i}``       east DAC output of row i (``read.drive == 'both'``), behind its own ``r_out`` to
+               ``r{i}_{P-1}`` (the east DAC drives ``r{i}_{P-1}`` itself when r_out is 0)
+``f{k}``       differential sensing: subtractor output of weight column k,
+               ``clip((1 + e) v(o{2k}) - v(o{2k+1}) + v_os)``
+``u{k}``       differential sensing: bipolar ADC code of ``f{k}`` as a voltage
 ``wl``         the shared word line at ``v_gate_read_v``; ``vdd``/``vss`` TIA supplies
 ``idx``        the batch index (swept 0..N-1) when a deck carries N > 1 input vectors
 =============  ==================================================================
+
+Read schemes (``spec.read``; one deck is one read, :func:`~rram_cosim.models.tile.read.
+scheme_apply` sums the reads of a VMM): rows outside the read's row group get level 0 (their
+DAC at 0 V, their cells still on the columns). ``sensed`` names the physical columns with a
+TIA in this read; an unsensed column floats: no TIA, R_f, ADC, quiescent source or nodeset, its
+line open at ``t{j}`` (still tied to ground through the cells' transistors; a floating column
+without cells is left out). ``drive='both'`` adds an east DAC per row; with the row a single
+node and no DAC resistance it would be a second ideal source on ``d{i}`` and is left out.
+``sense='differential'`` adds per weight column the subtractor ``f{k}`` and bipolar ADC
+``u{k}`` (:func:`~rram_cosim.models.tile.periphery.diff_out_v`, ``diff_codes``); the
+single-ended ADCs stay.
 
 A batch of N input vectors runs in one ngspice invocation: a ``.dc`` sweep of ``vidx`` from 0
 to N-1 in steps of 1, each row's DAC a B-source ``pwl(v(idx), ...)`` through the N quantised
@@ -57,7 +74,7 @@ from ..models.checks import as_inputs, check_range
 from ..models.errors import ConfigError
 from ..models.params import TileSpec
 from ..models.tile.backend import check_pair
-from ..models.tile.periphery import dac_volts
+from ..models.tile.periphery import dac_volts, diff_lsb_v
 from .deck import Deck
 from .mosfet import mosfet_card, mosfet_instance
 
@@ -90,30 +107,39 @@ class TileNodes:
 
     rows: int
     phys_cols: int
-    wires: bool  # r_wire_ohm > 0
+    row_wires: bool  # r_row_ohm > 0
+    col_wires: bool  # r_col_ohm > 0
     dac_r: bool  # dac.r_out_ohm > 0
     tia_r: bool  # tia.r_out_ohm > 0
 
     @classmethod
     def of(cls, spec: TileSpec, rows: int, phys_cols: int) -> TileNodes:
-        return cls(rows, phys_cols, spec.r_row_ohm > 0 or spec.r_col_ohm > 0,
-                   spec.dac.r_out_ohm > 0,
-                   spec.tia.r_out_ohm > 0)
+        return cls(rows, phys_cols, spec.r_row_ohm > 0, spec.r_col_ohm > 0,
+                   spec.dac.r_out_ohm > 0, spec.tia.r_out_ohm > 0)
 
     def dac(self, i: int) -> str:
         return f"d{i}"
+
+    def row_east(self, i: int) -> str:
+        """The east end of row i's wire (after the last cell)."""
+        return self.row_tap(i, self.phys_cols - 1)
+
+    def dac_east(self, i: int) -> str:
+        """Output of row i's east DAC (``drive='both'``): ``e{i}``, or the row's east end
+        when the DAC has no output resistance."""
+        return f"e{i}" if self.dac_r else self.row_east(i)
 
     def row_in(self, i: int) -> str:
         return f"a{i}" if self.dac_r else f"d{i}"
 
     def row_tap(self, i: int, j: int) -> str:
-        return f"r{i}_{j}" if self.wires else self.row_in(i)
+        return f"r{i}_{j}" if self.row_wires else self.row_in(i)
 
     def mid(self, i: int, j: int) -> str:
         return f"m{i}_{j}"
 
     def col_tap(self, i: int, j: int) -> str:
-        return f"c{i}_{j}" if self.wires else f"t{j}"
+        return f"c{i}_{j}" if self.col_wires else f"t{j}"
 
     def tia_in(self, j: int) -> str:
         return f"t{j}"
@@ -126,6 +152,24 @@ class TileNodes:
 
     def adc(self, j: int) -> str:
         return f"q{j}"
+
+    def diff(self, k: int) -> str:
+        return f"f{k}"
+
+    def adc_diff(self, k: int) -> str:
+        return f"u{k}"
+
+
+def check_sensed(sensed: np.ndarray | None, phys_cols: int) -> np.ndarray:
+    """A read's sensed physical-column mask as a bool array (None: every column)."""
+    if sensed is None:
+        return np.ones(phys_cols, dtype=bool)
+    m = np.asarray(sensed)
+    if m.shape != (phys_cols,) or m.dtype != bool:
+        raise ConfigError(
+            f"The sensed-column mask must be a bool array of shape ({phys_cols},) (one entry "
+            f"per physical column). Got dtype {m.dtype} and shape {m.shape}.")
+    return m
 
 
 def physical_conductances(g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> np.ndarray:
@@ -141,38 +185,59 @@ def physical_conductances(g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> np.ndar
     return g
 
 
-def dac_source_name(i: int, n_vectors: int) -> str:
-    """Element name of row i's DAC source: ``vdac{i}`` for one vector, ``bdac{i}`` for a sweep."""
-    return f"vdac{i}" if n_vectors == 1 else f"bdac{i}"
+def dac_source_name(i: int, n_vectors: int, east: bool = False) -> str:
+    """Element name of row i's DAC source: ``vdac{i}`` for one vector, ``bdac{i}`` for a sweep;
+    ``vdace{i}``/``bdace{i}`` for the east DAC of a row driven from both ends."""
+    return f"{'v' if n_vectors == 1 else 'b'}dac{'e' if east else ''}{i}"
+
+
+def _source_lines(name: str, node: str, col: np.ndarray) -> list[str]:
+    """A DAC source at ``node``: a DC source for one vector, else a pwl of the batch index."""
+    n = col.shape[0]
+    if n == 1:
+        return [f"{name} {node} 0 dc {_f(col[0])}"]
+    xs = np.arange(-1, n + 1)
+    ys = np.concatenate([col[:1], col, col[-1:]])
+    pairs = [f"{int(a)}, {_f(b)}" for a, b in zip(xs, ys)]
+    chunks = [", ".join(pairs[k:k + _PWL_PAIRS_PER_LINE])
+              for k in range(0, len(pairs), _PWL_PAIRS_PER_LINE)]
+    return [f"{name} {node} 0 v = pwl(v(idx),",
+            *(f"+ {c}{',' if k < len(chunks) - 1 else ')'}" for k, c in enumerate(chunks))]
+
+
+def east_dac(nodes: TileNodes) -> bool:
+    """Whether a row driven from both ends gets a second source: not when the row is one node
+    with the DAC's (a second ideal source on the same node would be a loop of sources)."""
+    return nodes.dac_east(0) != nodes.dac(0)
 
 
 def dac_lines(spec: TileSpec, nodes: TileNodes, v_rows: np.ndarray) -> list[str]:
-    """Row DACs: the quantised voltages (``v_rows``, N x R, V) and their output resistances."""
+    """Row DACs: the quantised voltages (``v_rows``, N x R, V) and their output resistances.
+
+    With ``read.drive == 'both'`` each row also gets an east DAC of the same voltage and its
+    own ``r_out`` at the row wire's east end.
+    """
     n = v_rows.shape[0]
+    both = spec.read.drive == "both" and east_dac(nodes)
     out = ["* DAC rows"]
     if n > 1:
         out.append("vidx idx 0 dc 0")
     for i in range(nodes.rows):
-        col = v_rows[:, i]
-        if n == 1:
-            out.append(f"{dac_source_name(i, n)} {nodes.dac(i)} 0 dc {_f(col[0])}")
-        else:
-            xs = np.arange(-1, n + 1)
-            ys = np.concatenate([col[:1], col, col[-1:]])
-            pairs = [f"{int(a)}, {_f(b)}" for a, b in zip(xs, ys)]
-            chunks = [", ".join(pairs[k:k + _PWL_PAIRS_PER_LINE])
-                      for k in range(0, len(pairs), _PWL_PAIRS_PER_LINE)]
-            out.append(f"{dac_source_name(i, n)} {nodes.dac(i)} 0 v = pwl(v(idx),")
-            out.extend(f"+ {c}{',' if k < len(chunks) - 1 else ')'}"
-                       for k, c in enumerate(chunks))
+        out.extend(_source_lines(dac_source_name(i, n), nodes.dac(i), v_rows[:, i]))
         if nodes.dac_r:
             out.append(f"rdac{i} {nodes.dac(i)} {nodes.row_in(i)} {_f(spec.dac.r_out_ohm)}")
+        if both:
+            out.extend(_source_lines(dac_source_name(i, n, east=True), nodes.dac_east(i),
+                                     v_rows[:, i]))
+            if nodes.dac_r:
+                out.append(f"rdace{i} {nodes.dac_east(i)} {nodes.row_east(i)} "
+                           f"{_f(spec.dac.r_out_ohm)}")
     return out
 
 
 def row_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
-    """Row wires: ``a{i}`` -Rw- ``r{i}_0`` -Rw- ... ``r{i}_{P-1}``; none when Rw is 0."""
-    if not nodes.wires:
+    """Row wires: ``a{i}`` -Rr- ``r{i}_0`` -Rr- ... ``r{i}_{P-1}``; none when Rr is 0."""
+    if not nodes.row_wires:
         return []
     rw = _f(spec.r_row_ohm)
     out = ["* row wires"]
@@ -183,13 +248,16 @@ def row_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
     return out
 
 
-def column_wire_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
-    """Column wires: ``c{0}_{j}`` -Rw- ... ``c{R-1}_{j}`` -Rw- ``t{j}``; none when Rw is 0."""
-    if not nodes.wires:
+def column_wire_lines(spec: TileSpec, nodes: TileNodes, present: np.ndarray) -> list[str]:
+    """Column wires: ``c{0}_{j}`` -Rc- ... ``c{R-1}_{j}`` -Rc- ``t{j}``; none when Rc is 0.
+
+    Only columns in ``present``: a floating column without cells is left out (no island)."""
+    if not nodes.col_wires:
         return []
     rw = _f(spec.r_col_ohm)
     out = ["* column wires"]
-    for j in range(nodes.phys_cols):
+    for j in np.flatnonzero(present):
+        j = int(j)
         nxt = [nodes.col_tap(i, j) for i in range(1, nodes.rows)] + [nodes.tia_in(j)]
         out.extend(f"rc{i}_{j} {nodes.col_tap(i, j)} {nxt[i]} {rw}" for i in range(nodes.rows))
     return out
@@ -209,11 +277,13 @@ def cell_lines(spec: TileSpec, nodes: TileNodes, g_phys_us: np.ndarray) -> list[
     return out
 
 
-def tia_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
-    """Inverting TIAs: clipped high-gain B-source, output resistance, feedback resistor."""
+def tia_lines(spec: TileSpec, nodes: TileNodes, sensed: np.ndarray) -> list[str]:
+    """Inverting TIAs of the sensed columns: clipped high-gain B-source, output resistance,
+    feedback resistor."""
     t = spec.tia
     out = ["* TIAs: x = clip(a_ol (v_os - v(t)), v_out_min, v_out_max)"]
-    for j in range(nodes.phys_cols):
+    for j in np.flatnonzero(sensed):
+        j = int(j)
         x, o, ti = nodes.tia_int(j), nodes.tia_out(j), nodes.tia_in(j)
         out.append(f"btia{j} {x} 0 v = max(min({_f(t.a_ol)}*({_f(t.v_offset_v)} - v({ti})), "
                    f"{_f(t.v_out_max_v)}), {_f(t.v_out_min_v)})")
@@ -223,56 +293,101 @@ def tia_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
     return out
 
 
-def adc_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
+def adc_lines(spec: TileSpec, nodes: TileNodes, sensed: np.ndarray) -> list[str]:
     """Behavioural ADCs: ``q{j} = clip(floor(-v(o{j}) / lsb + 0.5), 0, 2**bits - 1)``."""
     a = spec.adc
     out = ["* ADCs"]
     out.extend(f"badc{j} {nodes.adc(j)} 0 v = max(min(floor(-v({nodes.tia_out(j)})/"
-               f"{_f(a.lsb_v)} + 0.5), {a.n_codes - 1}), 0)" for j in range(nodes.phys_cols))
+               f"{_f(a.lsb_v)} + 0.5), {a.n_codes - 1}), 0)" for j in np.flatnonzero(sensed))
     return out
 
 
-def supply_lines(spec: TileSpec, nodes: TileNodes) -> list[str]:
+def diff_pairs(sensed: np.ndarray) -> list[int]:
+    """Weight columns whose two physical columns are both sensed."""
+    return [int(k) for k in np.flatnonzero(sensed[0::2] & sensed[1::2])]
+
+
+def diff_lines(spec: TileSpec, nodes: TileNodes, sensed: np.ndarray) -> list[str]:
+    """Differential sensing: analogue subtractor and bipolar ADC per weight column k.
+
+    ``f{k} = clip((1 + e) v(o{2k}) - v(o{2k+1}) + v_os, v_out_min, v_out_max)``
+    (:func:`~rram_cosim.models.tile.periphery.diff_out_v`) and
+    ``u{k} = clip(floor(-v(f{k}) / lsb_d + 0.5), -2**(bits-1), 2**(bits-1) - 1)``
+    (:func:`~rram_cosim.models.tile.periphery.diff_codes`).
+    """
+    r, t = spec.read, spec.tia
+    half = spec.adc.n_codes // 2
+    lsb = _f(diff_lsb_v(spec))
+    out = ["* differential sensing: subtractor and bipolar ADC per weight column"]
+    for k in diff_pairs(sensed):
+        vp, vn = nodes.tia_out(2 * k), nodes.tia_out(2 * k + 1)
+        out.append(f"bdiff{k} {nodes.diff(k)} 0 v = max(min({_f(1.0 + r.diff_gain_error)}*v({vp})"
+                   f" - v({vn}) + {_f(r.diff_offset_v)}, {_f(t.v_out_max_v)}), "
+                   f"{_f(t.v_out_min_v)})")
+        out.append(f"badcd{k} {nodes.adc_diff(k)} 0 v = max(min(floor(-v({nodes.diff(k)})/"
+                   f"{lsb} + 0.5), {half - 1}), {-half})")
+    return out
+
+
+def supply_lines(spec: TileSpec, nodes: TileNodes, sensed: np.ndarray) -> list[str]:
     """Word line, TIA supplies and one quiescent current source per TIA (vdd to vss)."""
     t = spec.tia
     out = ["* word line and TIA supplies",
            f"vwl wl 0 dc {_f(spec.v_gate_read_v)}",
            f"vdd vdd 0 dc {_f(t.v_pos_v)}",
            f"vss vss 0 dc {_f(t.v_neg_v)}"]
-    out.extend(f"iq{j} vdd vss dc {_f(t.i_q_a)}" for j in range(nodes.phys_cols))
+    out.extend(f"iq{j} vdd vss dc {_f(t.i_q_a)}" for j in np.flatnonzero(sensed))
     return out
 
 
-def tile_node_map(nodes: TileNodes, n_vectors: int) -> dict[str, str]:
+def tile_node_map(nodes: TileNodes, n_vectors: int, sensed: np.ndarray | None = None,
+                  present: np.ndarray | None = None, *, east: bool = False,
+                  differential: bool = False) -> dict[str, str]:
     """Meaningful names to ngspice vector names (lower case).
 
-    Keys: ``tia_out[j]``, ``tia_in[j]``, ``adc[j]`` for physical column j; ``dac[i]`` (row
-    DAC voltage) and ``i_dac[i]`` (branch current of row i's DAC source, ngspice sign:
-    negative when the DAC sources current into the row); ``i_vdd``, ``i_vss`` (supply branch
-    currents, same sign convention).
+    Keys: ``tia_out[j]``, ``adc[j]`` for each sensed physical column j; ``tia_in[j]`` (the
+    column line's end node, the TIA input when sensed) for each column in the deck;
+    ``dac[i]`` (row DAC voltage) and ``i_dac[i]`` (branch current of row i's DAC source,
+    ngspice sign: negative when the DAC sources current into the row), ``i_dac_e[i]`` for the
+    east DAC of a row driven from both ends; ``diff[k]``, ``adc_diff[k]`` (subtractor output
+    and bipolar code of weight column k) with differential sensing; ``i_vdd``, ``i_vss``
+    (supply branch currents, same sign convention).
     """
+    all_cols = np.ones(nodes.phys_cols, dtype=bool)
+    sensed = all_cols if sensed is None else sensed
+    present = all_cols if present is None else present
     m: dict[str, str] = {}
     for j in range(nodes.phys_cols):
-        m[f"tia_out[{j}]"] = f"v({nodes.tia_out(j)})"
-        m[f"tia_in[{j}]"] = f"v({nodes.tia_in(j)})"
-        m[f"adc[{j}]"] = f"v({nodes.adc(j)})"
+        if sensed[j]:
+            m[f"tia_out[{j}]"] = f"v({nodes.tia_out(j)})"
+        if present[j]:
+            m[f"tia_in[{j}]"] = f"v({nodes.tia_in(j)})"
+        if sensed[j]:
+            m[f"adc[{j}]"] = f"v({nodes.adc(j)})"
+    if differential:
+        for k in diff_pairs(sensed):
+            m[f"diff[{k}]"] = f"v({nodes.diff(k)})"
+            m[f"adc_diff[{k}]"] = f"v({nodes.adc_diff(k)})"
     for i in range(nodes.rows):
         m[f"dac[{i}]"] = f"v({nodes.dac(i)})"
         m[f"i_dac[{i}]"] = f"i({dac_source_name(i, n_vectors)})"
+        if east:
+            m[f"i_dac_e[{i}]"] = f"i({dac_source_name(i, n_vectors, east=True)})"
     m["i_vdd"] = "i(vdd)"
     m["i_vss"] = "i(vss)"
     return m
 
 
 def analysis_lines(spec: TileSpec, nodes: TileNodes, n_vectors: int,
-                   node_map: dict[str, str], tol: SimTolerances) -> list[str]:
+                   node_map: dict[str, str], tol: SimTolerances,
+                   sensed: np.ndarray) -> list[str]:
     """Temperature, tolerances, the TIA nodeset, the saved vectors and the analysis."""
     out = ["* analysis",
            f".temp {_f(spec.temperature_c)}",
            (f".options reltol={_f(tol.reltol)} abstol={_f(tol.abstol_a)} "
             f"vntol={_f(tol.vntol_v)}")]
     vos = _f(spec.tia.v_offset_v)
-    sets = [f"v({nodes.tia_in(j)})={vos}" for j in range(nodes.phys_cols)]
+    sets = [f"v({nodes.tia_in(j)})={vos}" for j in np.flatnonzero(sensed)]
     out.extend(".nodeset " + " ".join(sets[k:k + 8]) for k in range(0, len(sets), 8))
     names = list(node_map.values())
     out.extend(".save " + " ".join(names[k:k + 8]) for k in range(0, len(names), 8))
@@ -281,7 +396,8 @@ def analysis_lines(spec: TileSpec, nodes: TileNodes, n_vectors: int,
 
 
 def tile_deck(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray, x: np.ndarray,
-              *, tolerances: SimTolerances = SimTolerances()) -> Deck:
+              *, sensed: np.ndarray | None = None,
+              tolerances: SimTolerances = SimTolerances()) -> Deck:
     """The DC VMM deck of a differential tile for a batch of input vectors.
 
     Parameters
@@ -295,6 +411,10 @@ def tile_deck(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray, x: np.
     x : ndarray, shape (N, R) or (R,)
         Input levels in [0, 1] (1 = ``v_read_v``), quantised by
         :func:`~rram_cosim.models.tile.periphery.dac_volts`.
+    sensed : ndarray of bool, shape (2K,), or None
+        Physical columns sensed in this read (None: all). An unsensed column floats: no TIA,
+        feedback resistor, ADC or quiescent source; its line ends open at ``t{j}`` (a column
+        without cells is left out entirely).
     tolerances : SimTolerances
         ngspice convergence tolerances.
 
@@ -308,7 +428,8 @@ def tile_deck(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray, x: np.
     ------
     ConfigError
         Non-finite or negative conductances, mismatched or oversized maps, inputs of the
-        wrong shape, outside [0, 1], non-finite, or an empty batch.
+        wrong shape, outside [0, 1], non-finite, an empty batch, or a ``sensed`` mask of the
+        wrong shape.
     """
     gp, gn = check_pair(spec, g_pos_us, g_neg_us)
     levels = as_inputs(x, gp.shape[0])
@@ -318,21 +439,26 @@ def tile_deck(spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray, x: np.
     g = physical_conductances(gp, gn)
     n = v_rows.shape[0]
     nodes = TileNodes.of(spec, g.shape[0], g.shape[1])
+    sense = check_sensed(sensed, g.shape[1])
+    present = sense | (g > 0).any(axis=0)
     card, includes = mosfet_card(spec.mosfet)
-    node_map = tile_node_map(nodes, n)
+    east = spec.read.drive == "both" and east_dac(nodes)
+    node_map = tile_node_map(nodes, n, sense, present, east=east,
+                             differential=spec.read.differential)
     lines = [
         (f"* rram-cosim tile VMM: {nodes.rows} rows x {gp.shape[1]} weight columns "
          f"({nodes.phys_cols} physical), {n} input vector{'s' if n > 1 else ''}"),
         "* access transistor model",
         card,
-        *supply_lines(spec, nodes),
+        *supply_lines(spec, nodes, sense),
         *dac_lines(spec, nodes, v_rows),
         *row_wire_lines(spec, nodes),
         *cell_lines(spec, nodes, g),
-        *column_wire_lines(spec, nodes),
-        *tia_lines(spec, nodes),
-        *adc_lines(spec, nodes),
-        *analysis_lines(spec, nodes, n, node_map, tolerances),
+        *column_wire_lines(spec, nodes, present),
+        *tia_lines(spec, nodes, sense),
+        *adc_lines(spec, nodes, sense),
+        *(diff_lines(spec, nodes, sense) if spec.read.differential else []),
+        *analysis_lines(spec, nodes, n, node_map, tolerances, sense),
         ".end",
     ]
     return Deck(text="\n".join(lines) + "\n", node_map=node_map,

@@ -2,8 +2,15 @@
 
 The engine solves the circuit that :func:`rram_cosim.netlists.tile.tile_deck` writes (DAC behind
 ``dac.r_out_ohm``, row and column wire segments, 1T1R cells with the ngspice level-1 access
-transistor, one finite-gain clipped TIA per physical column) by Newton-Raphson on the nodal
-equations. It mirrors ngspice's level-1 MOSFET (``src/spicelib/devices/mos1/mos1load.c`` and
+transistor, one finite-gain clipped TIA per sensed physical column) by Newton-Raphson on the
+nodal equations. Read schemes as in the deck: :meth:`BoundNodal.apply` runs the reads of
+``spec.read`` through :func:`~rram_cosim.models.tile.read.scheme_apply`, one solve per read
+(rows outside the read's group at 0 V); with ``read.drive == 'both'`` each row's east end is
+tied to its DAC voltage through a second ``dac.r_out_ohm`` (or is the fixed DAC node when that
+is 0); an unsensed (floating) column has no TIA: its end node ``t`` gets zero TIA current (a
+floating column without cells, an isolated island, is held at 0 V by 1 S to ground, which
+touches nothing else). Differential subtraction and its codes are numpy's
+(:func:`~rram_cosim.models.tile.periphery.diff_codes`) on the solved TIA outputs. It mirrors ngspice's level-1 MOSFET (``src/spicelib/devices/mos1/mos1load.c`` and
 ``mos1temp.c``) including the bulk junctions and the GMIN ngspice puts across them, so the two
 agree to round-off (about 1e-12 relative on TIA outputs, measured), and it reaches the macro's
 full 512 x 512 size, which ngspice (no KLU) cannot.
@@ -17,8 +24,9 @@ Exact reductions of the circuit:
 - The TIA's nodes ``x`` and ``o`` are eliminated: KCL at ``o`` gives
   ``v_o = (x R_f + v_t r_out) / (R_f + r_out)``, so the TIA loads its input ``t`` with
   ``(v_t - x(v_t)) / (R_f + r_out)``, ``x = clip(A (v_os - v_t), v_min, v_max)``.
-- ``r_wire_ohm == 0`` merges the taps into ``a{i}`` and ``t{j}``; ``dac.r_out_ohm == 0`` makes
-  ``a{i}`` the fixed DAC node.
+- Row segments are ``spec.r_row_ohm``, column segments ``spec.r_col_ohm``: ``r_row_ohm == 0``
+  merges the row taps into ``a{i}``, ``r_col_ohm == 0`` the column taps into ``t{j}``;
+  ``dac.r_out_ohm == 0`` makes ``a{i}`` the fixed DAC node.
 
 Linear algebra: unknowns are ordered as chains (row ``i``: ``a_i, r_i_0 .. r_i_{P-1}``, then
 column ``j``: ``c_0_j .. c_{R-1}_j, t_j``), so without the cells' row-column coupling the
@@ -46,7 +54,9 @@ from ...models.errors import ConfigError
 from ...models.params import TileSpec
 from ...models.tile.backend import TileOutput, check_pair, code_y_scale, input_levels
 from ...models.tile.periphery import adc_codes, dac_volts
+from ...models.tile.read import scheme_apply
 from ...netlists.cards.level1 import level1_params
+from ...netlists.tile import check_sensed
 from ..spice.errors import ConvergenceError
 
 __all__ = [
@@ -290,6 +300,7 @@ class _Topology:
     cell_nr: np.ndarray
     cell_nc: np.ndarray
     cell_g_s: np.ndarray
+    col_empty: np.ndarray  # (P,) bool, columns without any cell
     res_n1: np.ndarray  # linear resistors (wires, DAC r_out): node pairs and conductances
     res_n2: np.ndarray
     res_g: np.ndarray
@@ -327,14 +338,15 @@ class _Topology:
 
 def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     n_rows, n_phys = g_phys_us.shape
-    if spec.r_row_ohm != spec.r_col_ohm:
-        raise ConfigError(
-            f"The nodal engine needs equal row and column segment resistances; got "
-            f"{spec.r_row_ohm} and {spec.r_col_ohm} ohm. Set r_wire_ohm or equal geometries.")
-    rw = spec.r_row_ohm
+    r_row, r_col = spec.r_row_ohm, spec.r_col_ohm
     rd = spec.dac.r_out_ohm
-    l_row = (1 if rd > 0 else 0) + (n_phys if rw > 0 else 0)
-    l_col = (n_rows if rw > 0 else 0) + 1
+    two_ends = spec.read.drive == "both"
+    # Driven from both ends by a DAC without output resistance: the row's east end is the DAC
+    # node itself (a fixed voltage), so it is no unknown.
+    east_fixed = two_ends and rd == 0 and r_row > 0
+    n_taps = (n_phys - (1 if east_fixed else 0)) if r_row > 0 else 0
+    l_row = (1 if rd > 0 else 0) + n_taps
+    l_col = (n_rows if r_col > 0 else 0) + 1
     n = n_rows * l_row + n_phys * l_col
     ii = np.arange(n_rows)
     jj = np.arange(n_phys)
@@ -342,11 +354,16 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     node_a = ii * l_row if rd > 0 else node_d
     col0 = n_rows * l_row
     node_t = col0 + jj * l_col + (l_col - 1)
-    if rw > 0:
-        node_r = ii[:, None] * l_row + (1 if rd > 0 else 0) + jj[None, :]
-        node_c = col0 + jj[None, :] * l_col + ii[:, None]
+    if r_row > 0:
+        node_r = np.empty((n_rows, n_phys), dtype=np.int64)
+        node_r[:, :n_taps] = ii[:, None] * l_row + (1 if rd > 0 else 0) + jj[None, :n_taps]
+        if east_fixed:
+            node_r[:, -1] = node_d
     else:
         node_r = np.broadcast_to(node_a[:, None], (n_rows, n_phys)).copy()
+    if r_col > 0:
+        node_c = col0 + jj[None, :] * l_col + ii[:, None]
+    else:
         node_c = np.broadcast_to(node_t[None, :], (n_rows, n_phys)).copy()
 
     n1: list[np.ndarray] = []
@@ -356,17 +373,25 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
         n1.append(node_a)
         n2.append(node_d)
         gg.append(np.full(n_rows, 1.0 / rd))
-    if rw > 0:
+        if two_ends:  # the east DAC's output resistance, from the row's east end
+            n1.append(node_r[:, -1])
+            n2.append(node_d)
+            gg.append(np.full(n_rows, 1.0 / rd))
+    if r_row > 0:
         left = np.concatenate([node_a[:, None], node_r[:, :-1]], axis=1)
         n1.append(left.ravel())
         n2.append(node_r.ravel())
+        gg.append(np.full(n_rows * n_phys, 1.0 / r_row))
+    if r_col > 0:
         below = np.concatenate([node_c[1:, :], node_t[None, :]], axis=0)
         n1.append(node_c.ravel())
         n2.append(below.ravel())
-        gg.append(np.full(n_rows * n_phys * 2, 1.0 / rw))
+        gg.append(np.full(n_rows * n_phys, 1.0 / r_col))
     res_n1 = np.concatenate(n1) if n1 else np.zeros(0, np.int64)
     res_n2 = np.concatenate(n2) if n2 else np.zeros(0, np.int64)
     res_g = np.concatenate(gg) if gg else np.zeros(0)
+    distinct = res_n1 != res_n2  # a one-tap row between two fixed DAC ends carries nothing
+    res_n1, res_n2, res_g = res_n1[distinct], res_n2[distinct], res_g[distinct]
 
     flat = np.flatnonzero(g_phys_us.ravel() > 0.0)
     cell_nr = node_r.ravel()[flat]
@@ -409,7 +434,7 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     return _Topology(
         n_rows=n_rows, n_phys=n_phys, n=n, n_row_layer=col0, node_a=node_a, node_r=node_r,
         node_c=node_c, node_t=node_t, cell_flat=flat, cell_nr=cell_nr, cell_nc=cell_nc,
-        cell_g_s=cell_g, res_n1=res_n1, res_n2=res_n2, res_g=res_g, tri_e=tri_e, lap=lap,
+        cell_g_s=cell_g, col_empty=~(g_phys_us > 0.0).any(axis=0), res_n1=res_n1, res_n2=res_n2, res_g=res_g, tri_e=tri_e, lap=lap,
         kcl_idx=kcl_idx, jac_keep=keep, jac_pos=pos[: key_nl.size], jac_const=jac_const,
         csr_indices=(ukey % n).astype(np.int64), csr_indptr=indptr.astype(np.int64),
         diag_pos=np.searchsorted(ukey, key_diag),
@@ -492,8 +517,23 @@ class _Eval:
     terms: np.ndarray  # (B, n_terms) nonlinear current terms, in topo.kcl_idx order (A)
 
 
+@dataclass(frozen=True)
+class _Sense:
+    """Which TIAs one read has: ``on`` 1.0 on sensed columns (TIA at the end node), 0.0 on
+    floating ones; ``pin`` 1 S to ground at the end node of a floating column without cells,
+    an isolated island whose nodes it holds at 0 V (it touches nothing else)."""
+
+    mask: np.ndarray  # (P,) bool, sensed
+    on: np.ndarray  # (P,) float
+    pin: np.ndarray  # (P,) float, S
+
+    @classmethod
+    def of(cls, sensed: np.ndarray, empty: np.ndarray) -> _Sense:
+        return cls(sensed, sensed.astype(np.float64), (~sensed & empty).astype(np.float64))
+
+
 def _evaluate(topo: _Topology, dev: Level1Device, tia: _Tia, x: np.ndarray, d: np.ndarray,
-              g_cells: np.ndarray, v_m0: np.ndarray | None) -> _Eval:
+              g_cells: np.ndarray, v_m0: np.ndarray | None, sense: _Sense) -> _Eval:
     """KCL residual and Jacobian at ``x`` (B x n unknowns) with DAC voltages ``d`` (B x R)."""
     b = x.shape[0]
     n = topo.n
@@ -503,8 +543,8 @@ def _evaluate(topo: _Topology, dev: Level1Device, tia: _Tia, x: np.ndarray, d: n
     cells = cell_solve(v_cr, v_cc, g_cells, v_m0, dev)
     i_bs, g_bs = junction(-v_cc, dev)  # bulk -> source junction (bulk is ground)
     v_t = v[:, topo.node_t]
-    i_tia = (v_t - tia.x(v_t)) / tia.r_series_ohm
-    g_tia = (1.0 + tia.a_ol * (tia.region(v_t) == 0)) / tia.r_series_ohm
+    i_tia = sense.on * (v_t - tia.x(v_t)) / tia.r_series_ohm + sense.pin * v_t
+    g_tia = sense.on * (1.0 + tia.a_ol * (tia.region(v_t) == 0)) / tia.r_series_ohm + sense.pin
 
     terms = np.concatenate([cells.i_r_a, -cells.i_c_a, -i_bs, i_tia], axis=1)
     bt = topo.batched(b)
@@ -534,9 +574,10 @@ def _kcl_scale(topo: _Topology, ev: _Eval) -> np.ndarray:
     return scale[:, :n]
 
 
-def _initial_guess(topo: _Topology, tia: _Tia, d: np.ndarray, g_phys_s: np.ndarray
-                   ) -> np.ndarray:
-    """Rows at their DAC voltage; each column at the exact solution for ideal cells.
+def _initial_guess(topo: _Topology, tia: _Tia, d: np.ndarray, g_phys_s: np.ndarray,
+                   sense: _Sense) -> np.ndarray:
+    """Rows at their DAC voltage; each column at the exact solution for ideal cells (a
+    floating column at the conductance-weighted mean of its rows' voltages).
 
     With ideal cells a column is a Norton source ``I = G_sum (V_th - v_t)`` into the TIA, which
     has a closed form in every clip region. A guess that ignores the current limit (e.g. the
@@ -555,6 +596,8 @@ def _initial_guess(topo: _Topology, tia: _Tia, d: np.ndarray, g_phys_s: np.ndarr
     x_src = a * (tia.v_os_v - v_t)
     for rail, hit in ((tia.v_max_v, x_src > tia.v_max_v), (tia.v_min_v, x_src < tia.v_min_v)):
         v_t = np.where(hit, (rail / rs + i_th) / (1.0 / rs + g_sum), v_t)
+    v_float = i_th / np.where(g_sum > 0, g_sum, 1.0)
+    v_t = np.where(sense.mask, v_t, v_float)
     x[:, topo.node_t] = v_t
     x[:, topo.node_c] = v_t[:, None, :]
     return x[:, : topo.n]
@@ -697,17 +740,17 @@ class _Solved:
 
 
 def _newton(topo: _Topology, dev: Level1Device, tia: _Tia, d: np.ndarray, g_cells: np.ndarray,
-            g_phys_s: np.ndarray, opts: _Options) -> _Solved:
+            g_phys_s: np.ndarray, opts: _Options, sense: _Sense) -> _Solved:
     """Newton-Raphson for a block of vectors; converged when both the KCL residual
     (``|F| <= reltol * sum|i| + abstol`` at every node) and the last update
     (``|dx| <= reltol |x| + vntol``, and the TIA output it implies) are below tolerance."""
-    x = _initial_guess(topo, tia, d, g_phys_s)
+    x = _initial_guess(topo, tia, d, g_phys_s, sense)
     v_m = None
     step_ok = False
     methods: list[str] = []
     ev = None
     for it in range(1, opts.max_iter + 1):
-        ev = _evaluate(topo, dev, tia, x, d, g_cells, v_m)
+        ev = _evaluate(topo, dev, tia, x, d, g_cells, v_m, sense)
         v_m = ev.cells.v_m
         if step_ok and bool(np.all(
                 np.abs(ev.f) <= opts.reltol * _kcl_scale(topo, ev) + opts.abstol_a)):
@@ -717,11 +760,13 @@ def _newton(topo: _Topology, dev: Level1Device, tia: _Tia, d: np.ndarray, g_cell
         methods.append(method)
         x_new = x + dx
         vt_old = x[:, topo.node_t]
-        vt_new, limited = tia.limit(vt_old, x_new[:, topo.node_t])
+        vt_lim, limited = tia.limit(vt_old, x_new[:, topo.node_t])
+        vt_new = np.where(sense.mask, vt_lim, x_new[:, topo.node_t])  # floating ends: no TIA
+        limited &= sense.mask
         x_new[:, topo.node_t] = vt_new
         dx = x_new - x
         v_o = tia.out(vt_new)
-        unclipped = tia.region(vt_new) == 0
+        unclipped = (tia.region(vt_new) == 0) & sense.mask
         dvo = np.where(unclipped, tia.a_ol * tia.r_f_ohm / tia.r_series_ohm, 0.0) * np.abs(
             vt_new - vt_old)
         step_ok = bool(
@@ -883,20 +928,23 @@ class BoundNodal:
                               backend.max_iter, backend.linear_solver, backend.krylov_rtol)
 
     def solve(self, levels: np.ndarray, rng: np.random.Generator | None = None, *,
-              volts: bool = False) -> NodalSolution:
+              volts: bool = False, sensed: np.ndarray | None = None) -> NodalSolution:
         """Solve the circuit for input levels (B x R in [0, 1], or volts with ``volts=True``).
 
-        ``rng`` is needed only with ``read_noise_sigma_us > 0``.
+        ``rng`` is needed only with ``read_noise_sigma_us > 0``. ``sensed`` (bool, 2K) names
+        the physical columns with a TIA in this read (None: all); the others float, their
+        line open at the end node ``t`` (``v_x``, ``v_o`` and ``i_col_ua`` are 0 there).
 
         Raises
         ------
         ConfigError
-            Inputs of the wrong shape or outside [0, 1].
+            Inputs of the wrong shape or outside [0, 1], or a bad ``sensed`` mask.
         ConvergenceError
             Newton did not converge within ``max_iter`` (iterations and residual in the message).
         """
         topo = self.topology_
         lv = input_levels(levels, self.spec, topo.n_rows, volts)
+        sense = _Sense.of(check_sensed(sensed, topo.n_phys), topo.col_empty)
         d_all = dac_volts(lv, self.spec)
         n_b = d_all.shape[0]
         sigma = self.backend.read_noise_sigma_us
@@ -922,16 +970,18 @@ class BoundNodal:
                 if sigma > 0:
                     g_cells = np.maximum(
                         g_cells + 1e-6 * sigma * rng.standard_normal(g_cells.shape), 0.0)
-                res = _newton(topo, self.dev_, self.tia_, d, g_cells, g_phys_s, self.opts_)
+                res = _newton(topo, self.dev_, self.tia_, d, g_cells, g_phys_s, self.opts_,
+                              sense)
                 if slowest is None or res.iterations > slowest.iterations:
                     slowest = res
-                self._store(out, slice(start, start + d.shape[0]), res)
+                self._store(out, slice(start, start + d.shape[0]), res, sense.mask)
                 resid[start: start + d.shape[0]] = res.residual_a
         return NodalSolution(**out, iterations=slowest.iterations if slowest else 0,
                              residual_a=resid,
                              linear_solvers=slowest.methods if slowest else ())
 
-    def _store(self, out: dict[str, np.ndarray], sl: slice, res: _Solved) -> None:
+    def _store(self, out: dict[str, np.ndarray], sl: slice, res: _Solved,
+               sensed: np.ndarray) -> None:
         """Scatter one block's solution into the node arrays of :class:`NodalSolution`."""
         topo = self.topology_
         b = sl.stop - sl.start
@@ -949,22 +999,40 @@ class BoundNodal:
         out["i_cell_a"][sl] = ic.reshape(b, r, p)
         v_t = v[:, topo.node_t]
         out["v_t"][sl] = v_t
-        out["v_x"][sl] = self.tia_.x(v_t)
+        out["v_x"][sl] = np.where(sensed, self.tia_.x(v_t), 0.0)
         v_o = self.tia_.out(v_t)
-        out["v_o"][sl] = v_o
-        out["i_col_ua"][sl] = (v_t - v_o) / self.tia_.r_f_ohm * 1e6
+        out["v_o"][sl] = np.where(sensed, v_o, 0.0)
+        out["i_col_ua"][sl] = np.where(sensed, (v_t - v_o) / self.tia_.r_f_ohm * 1e6, 0.0)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
               volts: bool = False) -> TileOutput:
-        """Apply a batch (B x R) and return outputs (B x K) through the solved TIA outputs.
+        """Apply a batch (B x R) and return outputs (B x K), read as ``spec.read`` says.
+
+        :func:`~rram_cosim.models.tile.read.scheme_apply` runs the reads of one VMM (row
+        groups, floating column groups) through :meth:`_read` and adds their codes and
+        currents; a differential read subtracts the solved TIA outputs.
+        """
+        lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
+        return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1])
+
+    def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
+              sensed: np.ndarray | None) -> TileOutput:
+        """One read: the rows in ``rows`` at their levels, the others at 0 V (their cells
+        still on the columns); columns not in ``sensed`` float.
 
         Codes come from the solved ``v(o)`` via :func:`models.periphery.adc_codes`; currents
         are ``(v(t) - v(o)) / R_f`` in uA; ``y`` is the code difference times
-        :func:`models.backend.code_y_scale`.
+        :func:`models.backend.code_y_scale`; ``v_pos_v``/``v_neg_v`` are the solved TIA
+        outputs. Unsensed columns report zero current and code.
         """
-        sol = self.solve(x, rng, volts=volts)
+        driven = np.zeros_like(lv)
+        driven[:, rows] = lv[:, rows]
+        sol = self.solve(driven, rng, sensed=sensed)
         codes = adc_codes(sol.v_o, self.spec)
+        if sensed is not None:
+            codes = np.where(sensed, codes, 0)
         cp, cn = codes[:, 0::2], codes[:, 1::2]
         y = (cp - cn).astype(np.float64) * code_y_scale(self.spec)
         return TileOutput(y=y, i_pos_ua=sol.i_col_ua[:, 0::2], i_neg_ua=sol.i_col_ua[:, 1::2],
-                          codes_pos=cp, codes_neg=cn)
+                          codes_pos=cp, codes_neg=cn, v_pos_v=sol.v_o[:, 0::2],
+                          v_neg_v=sol.v_o[:, 1::2])

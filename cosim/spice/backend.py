@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from ...models.checks import check_int
 from ...models.errors import ConfigError
 from ...models.params import TileSpec
 from ...models.tile.backend import TileOutput, check_pair, code_y_scale, input_levels
+from ...models.tile.read import scheme_apply
 from ...netlists.deck import Deck
 from ...netlists.tile import SimTolerances, tile_deck
 from .errors import ConvergenceError
@@ -90,6 +92,12 @@ class SpiceSolution:
         Supply energy per VMM.
     remedies : tuple of (str or None)
         The runner's convergence remedy of each deck (None: converged as written).
+    v_diff, codes_diff : ndarray (B, K) or None
+        Differential sensing: the deck's subtractor outputs (V) and bipolar ADC codes (0 for
+        weight columns not sensed in this read); None for single-ended decks.
+
+    Columns a read leaves floating have no TIA: their ``v_o``, ``codes`` and ``i_col_ua`` are
+    0 and ``v_t`` is the open line end's voltage (0 for a floating column without cells).
     """
 
     v_d: np.ndarray
@@ -100,13 +108,17 @@ class SpiceSolution:
     i_col_ua: np.ndarray
     energy: ReadEnergy
     remedies: tuple[str | None, ...] = ()
+    v_diff: np.ndarray | None = None
+    codes_diff: np.ndarray | None = None
 
     def output(self, spec: TileSpec) -> TileOutput:
-        """The backend-protocol output: G+ columns are the even physical columns."""
+        """The backend-protocol output of one read: G+ columns are the even physical columns;
+        ``v_pos_v``/``v_neg_v`` are the solved TIA outputs."""
         cp, cn = self.codes[:, 0::2], self.codes[:, 1::2]
         y = (cp - cn).astype(np.float64) * code_y_scale(spec)
         return TileOutput(y=y, i_pos_ua=self.i_col_ua[:, 0::2],
-                          i_neg_ua=self.i_col_ua[:, 1::2], codes_pos=cp, codes_neg=cn)
+                          i_neg_ua=self.i_col_ua[:, 1::2], codes_pos=cp, codes_neg=cn,
+                          v_pos_v=self.v_o[:, 0::2], v_neg_v=self.v_o[:, 1::2])
 
 
 def read_energy(spec: TileSpec, v_d: np.ndarray, i_dac_a: np.ndarray, i_col_a: np.ndarray,
@@ -136,6 +148,15 @@ def _stack(vectors: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
     return np.stack([np.asarray(vectors[n], dtype=np.float64) for n in names], axis=-1)
 
 
+def _stack_or_zero(vectors: dict[str, np.ndarray], nm: Mapping[str, str], key: str,
+                   count: int) -> np.ndarray:
+    """Vectors ``key[0..count-1]`` of the node map; 0 where the deck has no such node."""
+    n_pts = np.asarray(next(iter(vectors.values()))).shape
+    cols = [np.asarray(vectors[nm[f"{key}[{j}]"]], dtype=np.float64) if f"{key}[{j}]" in nm
+            else np.zeros(n_pts) for j in range(count)]
+    return np.stack(cols, axis=-1)
+
+
 def solution_from_vectors(spec: TileSpec, deck: Deck, vectors: dict[str, np.ndarray],
                           rows: int, phys_cols: int) -> SpiceSolution:
     """Read a tile deck's result vectors (``SimResult.vectors``) into a :class:`SpiceSolution`.
@@ -153,19 +174,28 @@ def solution_from_vectors(spec: TileSpec, deck: Deck, vectors: dict[str, np.ndar
     """
     nm = deck.node_map
     v_d = _stack(vectors, [nm[f"dac[{i}]"] for i in range(rows)])
-    i_dac = -_stack(vectors, [nm[f"i_dac[{i}]"] for i in range(rows)])
-    v_t = _stack(vectors, [nm[f"tia_in[{j}]"] for j in range(phys_cols)])
-    v_o = _stack(vectors, [nm[f"tia_out[{j}]"] for j in range(phys_cols)])
-    q = _stack(vectors, [nm[f"adc[{j}]"] for j in range(phys_cols)])
+    # a row driven from both ends: both DACs deliver at the same voltage
+    i_dac = -_stack(vectors, [nm[f"i_dac[{i}]"] for i in range(rows)]) - _stack_or_zero(
+        vectors, nm, "i_dac_e", rows)
+    v_t = _stack_or_zero(vectors, nm, "tia_in", phys_cols)
+    v_o = _stack_or_zero(vectors, nm, "tia_out", phys_cols)
+    q = _stack_or_zero(vectors, nm, "adc", phys_cols)
     codes = np.rint(q).astype(np.int64)
-    i_col_a = (v_t - v_o) / spec.r_f_ohm
+    sensed = np.array([f"tia_out[{j}]" in nm for j in range(phys_cols)])
+    i_col_a = np.where(sensed, (v_t - v_o) / spec.r_f_ohm, 0.0)
+    v_diff = codes_diff = None
+    if spec.read.differential:
+        v_diff = _stack_or_zero(vectors, nm, "diff", phys_cols // 2)
+        codes_diff = np.rint(_stack_or_zero(vectors, nm, "adc_diff", phys_cols // 2)
+                             ).astype(np.int64)
     t = spec.tia
     i_vdd = np.asarray(vectors[nm["i_vdd"]], dtype=np.float64)
     i_vss = np.asarray(vectors[nm["i_vss"]], dtype=np.float64)
     p_q = -(t.v_pos_v * i_vdd + t.v_neg_v * i_vss)
     energy = read_energy(spec, v_d, i_dac, i_col_a, p_q)
     return SpiceSolution(v_d=v_d, i_dac_a=i_dac, v_t=v_t, v_o=v_o, codes=codes,
-                         i_col_ua=i_col_a * 1e6, energy=energy)
+                         i_col_ua=i_col_a * 1e6, energy=energy, v_diff=v_diff,
+                         codes_diff=codes_diff)
 
 
 def _concat(parts: list[SpiceSolution], t_read_s: float) -> SpiceSolution:
@@ -175,13 +205,17 @@ def _concat(parts: list[SpiceSolution], t_read_s: float) -> SpiceSolution:
     def ecat(name: str) -> np.ndarray:
         return np.concatenate([getattr(p.energy, name) for p in parts])
 
+    def ocat(name: str) -> np.ndarray | None:
+        return None if getattr(parts[0], name) is None else cat(name)
+
     energy = ReadEnergy(t_read_s=t_read_s, dac_j=ecat("dac_j"),
                         tia_quiescent_j=ecat("tia_quiescent_j"),
                         tia_output_j=ecat("tia_output_j"))
     return SpiceSolution(v_d=cat("v_d"), i_dac_a=cat("i_dac_a"), v_t=cat("v_t"),
                          v_o=cat("v_o"), codes=cat("codes"), i_col_ua=cat("i_col_ua"),
                          energy=energy,
-                         remedies=tuple(r for p in parts for r in p.remedies))
+                         remedies=tuple(r for p in parts for r in p.remedies),
+                         v_diff=ocat("v_diff"), codes_diff=ocat("codes_diff"))
 
 
 @dataclass(frozen=True)
@@ -241,8 +275,9 @@ class SpiceBackend:
 class BoundSpice:
     """A :class:`SpiceBackend` bound to one differential conductance pair.
 
-    ``last_solution`` keeps the most recent :meth:`solve` (or :meth:`apply`) result, so the
-    energy of the last batch is at hand: :attr:`last_energy_j`.
+    ``last_solution`` keeps the most recent :meth:`solve` result (the last read of the last
+    :meth:`apply`), ``last_reads`` every read of the last :meth:`apply`, so the energy of the
+    last batch is at hand: :attr:`last_energy_j` (summed over the reads of each VMM).
     """
 
     def __init__(self, backend: SpiceBackend, g_pos_us: np.ndarray,
@@ -251,11 +286,15 @@ class BoundSpice:
         self.spec = backend.spec
         self.g_pos_us, self.g_neg_us = check_pair(self.spec, g_pos_us, g_neg_us)
         self.last_solution: SpiceSolution | None = None
+        self.last_reads: tuple[SpiceSolution, ...] = ()
 
     @property
     def last_energy_j(self) -> np.ndarray | None:
-        """Supply energy (DAC + TIA) of each VMM of the last batch, J, shape (B,)."""
-        return None if self.last_solution is None else self.last_solution.energy.total_j
+        """Supply energy (DAC + TIA) of each VMM of the last batch, J, shape (B,): the sum
+        over the reads of each VMM."""
+        if not self.last_reads:
+            return None
+        return np.sum([r.energy.total_j for r in self.last_reads], axis=0)
 
     def _blocks(self, n: int) -> list[np.ndarray]:
         b = self.backend
@@ -264,19 +303,22 @@ class BoundSpice:
         n_decks = max(math.ceil(n / b.max_vectors_per_deck), min(workers, n))
         return [a for a in np.array_split(np.arange(n), n_decks) if a.size]
 
-    def decks(self, levels: np.ndarray) -> list[Deck]:
+    def decks(self, levels: np.ndarray, sensed: np.ndarray | None = None) -> list[Deck]:
         """The decks :meth:`solve` runs for validated levels (B x R in [0, 1]), in order."""
-        return [tile_deck(self.spec, self.g_pos_us, self.g_neg_us, levels[idx],
+        return [tile_deck(self.spec, self.g_pos_us, self.g_neg_us, levels[idx], sensed=sensed,
                           tolerances=self.backend.tolerances)
                 for idx in self._blocks(levels.shape[0])]
 
-    def solve(self, x: np.ndarray, *, volts: bool = False) -> SpiceSolution:
-        """Run ngspice for a batch of inputs and return the solved periphery nodes.
+    def solve(self, x: np.ndarray, *, volts: bool = False,
+              sensed: np.ndarray | None = None) -> SpiceSolution:
+        """Run ngspice for a batch of inputs (one read) and return the solved periphery nodes.
 
         Parameters
         ----------
         x : ndarray, shape (B, R) or (R,)
             Input levels in [0, 1] (1 = ``v_read_v``), or volts with ``volts=True``.
+        sensed : ndarray of bool, shape (2K,), or None
+            Physical columns with a TIA in this read (None: all); the others float.
 
         Raises
         ------
@@ -291,7 +333,7 @@ class BoundSpice:
             raise ConfigError("apply/solve needs at least one input vector. Got an empty "
                               f"batch of shape {levels.shape}.")
         b = self.backend
-        decks = self.decks(levels)
+        decks = self.decks(levels, sensed)
         results: list[SimResult] = run_decks(
             decks, b.run_options, n_workers=b.n_workers, cache_dir=b.cache_dir,
             cache=b.cache, progress=b.progress)
@@ -307,12 +349,34 @@ class BoundSpice:
             parts.append(dataclasses.replace(part, remedies=(res.remedy,)))
         sol = parts[0] if len(parts) == 1 else _concat(parts, self.spec.t_read_s)
         self.last_solution = sol
+        self.last_reads = (sol,)
         return sol
 
     def apply(self, x: np.ndarray, rng: np.random.Generator | None = None, *,
               volts: bool = False) -> TileOutput:
         """Apply a batch (B x R) and return outputs (B x K); ``rng`` is unused (deterministic).
 
-        Codes are the deck's ADC outputs; ``y = (codes_pos - codes_neg) * code_y_scale``.
+        :func:`~rram_cosim.models.tile.read.scheme_apply` runs the reads of ``spec.read``
+        through :meth:`_read` (one set of decks per read) and adds their codes. Single-ended
+        codes are the deck's ADC outputs; ``y = (codes_pos - codes_neg) * code_y_scale``.
         """
-        return self.solve(x, volts=volts).output(self.spec)
+        rows = self.g_pos_us.shape[0]
+        levels = input_levels(x, self.spec, rows, volts)
+        reads: list[SpiceSolution] = []
+        out = scheme_apply(self.spec, levels, rng,
+                           lambda lv, r, rs, se: self._read(lv, r, rs, se, reads),
+                           self.g_pos_us.shape[1])
+        self.last_reads = tuple(reads)
+        return out
+
+    def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
+              sensed: np.ndarray | None,
+              log: list[SpiceSolution] | None = None) -> TileOutput:
+        """One read: the rows in ``rows`` at their levels, the others at 0 V; columns not in
+        ``sensed`` float. ``rng`` is unused."""
+        driven = np.zeros_like(lv)
+        driven[:, rows] = lv[:, rows]
+        sol = self.solve(driven, sensed=sensed)
+        if log is not None:
+            log.append(sol)
+        return sol.output(self.spec)

@@ -12,7 +12,7 @@ from rram_cosim.cosim.engines.nodal import NodalBackend, level1_device, level1_i
 from rram_cosim.cosim.engines.registry import make_backend
 from rram_cosim.cosim.spice.errors import ConvergenceError
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
+from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec, WireGeometry
 from rram_cosim.models.tile.backend import BoundTile, TileBackend, TileOutput, code_y_scale
 from rram_cosim.models.tile.periphery import adc_codes, dac_volts
 
@@ -154,6 +154,13 @@ EDGE_SPECS = {
     # access transistors in saturation and reverse mode (zero-input rows), hot
     "saturated_hot": TileSpec(rows=8, cols=4, v_gate_read_v=0.6, v_read_v=0.5,
                               temperature_c=85.0),
+    # rows and columns of different metal; one of them without resistance
+    "row_wire_only": TileSpec(rows=8, cols=4, row_wire=WireGeometry(3.0, 1.0, 1.0),
+                              col_wire=WireGeometry(0.0, 1.0, 1.0)),
+    "col_wire_only": TileSpec(rows=8, cols=4, row_wire=WireGeometry(0.0, 1.0, 1.0),
+                              col_wire=WireGeometry(2.0, 1.0, 1.0)),
+    "unequal_wires": TileSpec(rows=8, cols=4, row_wire=WireGeometry(0.5, 1.0, 1.0),
+                              col_wire=WireGeometry(4.0, 1.0, 1.0)),
     "merged_nodes": TileSpec(rows=8, cols=4, r_wire_ohm=0.0, dac=DacSpec(r_out_ohm=0.0)),
     "dac_r_only": TileSpec(rows=8, cols=4, r_wire_ohm=0.0, dac=DacSpec(r_out_ohm=50.0)),
     "tia_r_out_0_low_gain": TileSpec(rows=8, cols=4, r_wire_ohm=2.0,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.spice.runner import RunOptions, run_deck
+from rram_cosim.cosim.spice.runner import RunOptions, floating_nodes, run_deck
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec
+from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec, WireGeometry
 from rram_cosim.models.tile.periphery import dac_volts
 from rram_cosim.netlists.cards import PTM45_NMOS_MODEL, PTM45_NMOS_PATH, level1_params
 from rram_cosim.netlists.deck import Deck
@@ -104,6 +104,25 @@ def test_merged_nodes_without_wire_and_output_resistance() -> None:
     assert ".temp 55.0" in deck.text
     # No resistor of zero ohm anywhere.
     assert all(float(e[3]) > 0 for e in _elements(deck.text, "r"))
+
+
+@pytest.mark.parametrize("r_row,r_col", [(0.0, 2.5), (3.0, 0.0), (0.75, 4.0)])
+def test_row_and_column_segments_are_separate(r_row: float, r_col: float) -> None:
+    """Rows take ``spec.r_row_ohm``, columns ``spec.r_col_ohm``; a zero one merges its taps."""
+    spec = TileSpec(rows=2, cols=2, row_wire=WireGeometry(r_row, 1.0, 1.0),
+                    col_wire=WireGeometry(r_col, 1.0, 1.0))
+    assert (spec.r_row_ohm, spec.r_col_ohm) == (r_row, r_col)
+    deck = tile_deck(spec, G_POS, G_NEG, X3)
+    rr, rc = _elements(deck.text, "rr"), _elements(deck.text, "rc")
+    assert len(rr) == (8 if r_row else 0) and len(rc) == (8 if r_col else 0)
+    assert all(float(e[3]) == r_row for e in rr) and all(float(e[3]) == r_col for e in rc)
+    for e in _elements(deck.text, "rg"):
+        i, j = e[0][2:].split("_")
+        assert e[1] == (f"r{i}_{j}" if r_row else f"a{i}")
+    for e in _elements(deck.text, "mn"):
+        i, j = e[0][2:].split("_")
+        assert e[3] == (f"c{i}_{j}" if r_col else f"t{j}")
+    assert floating_nodes(deck.text) == []
 
 
 def test_level1_card_from_spec() -> None:
