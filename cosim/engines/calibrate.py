@@ -117,6 +117,14 @@ def _nodal_energy(spec: TileSpec, sol: Any) -> ReadEnergy:
     return read_energy(spec, sol.v_d, i_row, sol.i_col_ua * 1e-6, p_q)
 
 
+def sum_energies(parts: list[ReadEnergy]) -> ReadEnergy:
+    """Energy of a VMM read in several reads: each component summed over the reads."""
+    return ReadEnergy(t_read_s=sum(p.t_read_s for p in parts),
+                      dac_j=np.sum([p.dac_j for p in parts], axis=0),
+                      tia_quiescent_j=np.sum([p.tia_quiescent_j for p in parts], axis=0),
+                      tia_output_j=np.sum([p.tia_output_j for p in parts], axis=0))
+
+
 def simulate_with_energy(reference: TileBackend, maps: list[tuple[np.ndarray, np.ndarray]],
                          inputs: list[np.ndarray], rng: np.random.Generator
                          ) -> tuple[list[CalibrationSample], list[ReadEnergy | None]]:
@@ -128,15 +136,14 @@ def simulate_with_energy(reference: TileBackend, maps: list[tuple[np.ndarray, np
     samples, energies = [], []
     for (gp, gn), x in zip(maps, inputs):
         bound = reference.bind(gp, gn)
-        if hasattr(bound, "solve") and getattr(reference, "name", "") == "nodal":
-            sol = bound.solve(x, rng)
-            i_col = sol.i_col_ua
-            energies.append(_nodal_energy(reference.spec, sol))
-            samples.append(CalibrationSample(gp, gn, x, i_col[:, 0::2], i_col[:, 1::2]))
-            continue
         res = bound.apply(x, rng)
-        last = getattr(bound, "last_solution", None)
-        energies.append(last.energy if last is not None else None)
+        # every read of the VMM (one per row group and floating column group) draws energy
+        reads = getattr(bound, "last_reads", ())
+        if getattr(reference, "name", "") == "nodal":
+            parts = [_nodal_energy(reference.spec, s) for s in reads]
+        else:
+            parts = [s.energy for s in reads]
+        energies.append(sum_energies(parts) if parts else None)
         samples.append(CalibrationSample(gp, gn, x, res.i_pos_ua, res.i_neg_ua))
     return samples, energies
 

@@ -926,6 +926,8 @@ class BoundNodal:
         self.topology_ = _build_topology(g, self.spec)
         self.opts_ = _Options(backend.reltol, backend.vntol_v, backend.abstol_a,
                               backend.max_iter, backend.linear_solver, backend.krylov_rtol)
+        # the solutions of the reads of the last apply (energy of a VMM read in groups)
+        self.last_reads: tuple[NodalSolution, ...] = ()
 
     def solve(self, levels: np.ndarray, rng: np.random.Generator | None = None, *,
               volts: bool = False, sensed: np.ndarray | None = None) -> NodalSolution:
@@ -1013,6 +1015,7 @@ class BoundNodal:
         currents; a differential read subtracts the solved TIA outputs.
         """
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
+        self.last_reads = ()
         return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1])
 
     def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
@@ -1028,6 +1031,7 @@ class BoundNodal:
         driven = np.zeros_like(lv)
         driven[:, rows] = lv[:, rows]
         sol = self.solve(driven, rng, sensed=sensed)
+        self.last_reads = (*self.last_reads, sol)
         codes = adc_codes(sol.v_o, self.spec)
         if sensed is not None:
             codes = np.where(sensed, codes, 0)

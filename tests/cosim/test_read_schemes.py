@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from rram_cosim.cosim.engines.nodal import NodalBackend
 from rram_cosim.cosim.spice.backend import SpiceBackend
-from rram_cosim.cosim.spice.runner import RunOptions, floating_nodes
+from rram_cosim.cosim.spice.checks import floating_nodes
+from rram_cosim.cosim.spice.runner import RunOptions
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import DacSpec, ReadScheme, TiaSpec, TileSpec, WireGeometry
 from rram_cosim.models.tile.periphery import adc_codes, diff_codes, diff_out_v

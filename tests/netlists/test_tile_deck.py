@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rram_cosim.cosim.spice.runner import RunOptions, floating_nodes, run_deck
+from rram_cosim.cosim.spice.checks import floating_nodes
+from rram_cosim.cosim.spice.runner import RunOptions, run_deck
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec, WireGeometry
 from rram_cosim.models.tile.periphery import dac_volts
