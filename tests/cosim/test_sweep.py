@@ -224,9 +224,11 @@ def test_workload_adc_range_narrows_the_full_scale(tiny_run, tmp_path):
     run_sweep_cmd(cfg2, tmp_path, progress=False)
     wl = pd.read_csv(tmp_path / "s" / "sweep.csv")
     corner = pd.read_csv(root / "s" / "sweep.csv")
-    # a larger feedback resistor: the full scale fits the currents the reservoir draws
+    # a larger feedback resistor: the full scale fits the currents the reservoir draws (the
+    # corner range is already that of one 64-row read, so the gain is ~2.4x, not the ~8x of a
+    # whole-map read)
     assert (wl["status"] == "ok").all()
-    assert wl["r_f_ohm"].iloc[0] > 3 * corner.loc[corner["icc_a"] == 20e-6, "r_f_ohm"].iloc[0]
+    assert wl["r_f_ohm"].iloc[0] > 2 * corner.loc[corner["icc_a"] == 20e-6, "r_f_ohm"].iloc[0]
 
 
 def test_zeroshot_task_runs_on_the_formed_chip(tmp_path):
