@@ -98,15 +98,16 @@ def interleave(g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> np.ndarray:
 
 
 def terminations(spec: TileSpec) -> Terminations:
-    """Wire, DAC and TIA conductances of the canonical tile (see tile_network.Terminations)."""
+    """Wire, DAC and TIA conductances of the canonical tile (see network.Terminations)."""
     t = spec.tia
-    if spec.r_row_ohm != spec.r_col_ohm:
-        raise ConfigError(
-            f"The tile network needs equal row and column segment resistances; got "
-            f"{spec.r_row_ohm} and {spec.r_col_ohm} ohm. Set r_wire_ohm or equal geometries.")
+
+    def g(r_ohm: float) -> float:
+        return 1.0 / r_ohm if r_ohm > 0 else math.inf
+
     return Terminations(
-        g_wire_s=1.0 / spec.r_row_ohm if spec.r_row_ohm > 0 else math.inf,
-        g_dac_s=1.0 / spec.dac.r_out_ohm if spec.dac.r_out_ohm > 0 else math.inf,
+        g_row_s=g(spec.r_row_ohm),
+        g_col_s=g(spec.r_col_ohm),
+        g_dac_s=g(spec.dac.r_out_ohm),
         g_tia_s=(1.0 + t.a_ol) / (spec.r_f_ohm + t.r_out_ohm),
         v_t0_v=t.a_ol * t.v_offset_v / (1.0 + t.a_ol),
     )
