@@ -3,7 +3,8 @@
 The tile surrogate (:mod:`rram_cosim.models.tile.surrogate`) needs, once per conductance map, the
 DC operating point of the tile circuit and the transfer matrix of the circuit linearised
 there. This module computes both exactly for the canonical tile (``/work/notes/common.md``):
-row DAC behind ``dac.r_out_ohm``, ``r_wire_ohm`` segments on rows and columns, 1T1R cells
+row DAC behind ``dac.r_out_ohm``, ``r_row_ohm`` segments on rows and ``r_col_ohm`` segments on
+columns, 1T1R cells
 (RRAM conductance in series with a level-1 access transistor), and the TIA's virtual ground
 seen through its closed-loop input resistance ``(R_f + r_out) / (1 + A)``.
 
@@ -23,13 +24,17 @@ is split at its midpoint; a box of sites is represented by the dense Schur compl
 network onto the midpoints on its boundary (its "ports"); two neighbouring boxes merge by
 adding their complements on the shared midpoints and eliminating those. Leaves are single
 sites; boxes of one shape at one level are merged in one batched numpy call. At the root the
-ports are the row inputs (west) and the TIA inputs (south); the open ends (east, north) carry
-no current and are never ports. The cost is O(n^3) for an n x n site grid (about 6 GFlop for
-the paper's 456 x 402 physical map) against O(n^4) for sweeping dense line-by-line
-complements; a solve for a new right-hand side after a factorisation is O(n^2 log n).
+ports are the row inputs (west), with rows driven from both ends also the east row ends (at the
+same DAC voltage as the row's west end), and the TIA inputs (south); an open end (north, east
+when driven from one end) carries no current and is never a port. A floating (unsensed) column
+has a south port without termination. The cost is O(n^3) for an n x n site grid (about 6
+GFlop for the paper's 456 x 402 physical map) against O(n^4) for sweeping dense line-by-line
+complements; a solve for a new right-hand side after a factorisation is O(n^2 log n). East
+ports cost about 1.2-1.5x in the factorisation (256 x 256, measured).
 
-With ``r_wire_ohm == 0`` every row is one node and every column is one node (the canonical
-merged taps); that network has R + P unknowns and is solved densely.
+With ``r_row_ohm == r_col_ohm == 0`` every row is one node and every column is one node (the
+canonical merged taps); that network has R + P unknowns and is solved densely. With exactly
+one of them 0 (a wire layer of zero sheet resistance) a sparse LU solves the tap network.
 """
 
 from __future__ import annotations
