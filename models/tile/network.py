@@ -3,7 +3,8 @@
 The tile surrogate (:mod:`rram_cosim.models.tile.surrogate`) needs, once per conductance map, the
 DC operating point of the tile circuit and the transfer matrix of the circuit linearised
 there. This module computes both exactly for the canonical tile (docs/tile.md):
-row DAC behind ``dac.r_out_ohm``, ``r_wire_ohm`` segments on rows and columns, 1T1R cells
+row DAC behind ``dac.r_out_ohm``, ``r_row_ohm`` segments on rows and ``r_col_ohm`` segments on
+columns, 1T1R cells
 (RRAM conductance in series with a level-1 access transistor), and the TIA's virtual ground
 seen through its closed-loop input resistance ``(R_f + r_out) / (1 + A)``.
 
@@ -23,13 +24,17 @@ is split at its midpoint; a box of sites is represented by the dense Schur compl
 network onto the midpoints on its boundary (its "ports"); two neighbouring boxes merge by
 adding their complements on the shared midpoints and eliminating those. Leaves are single
 sites; boxes of one shape at one level are merged in one batched numpy call. At the root the
-ports are the row inputs (west) and the TIA inputs (south); the open ends (east, north) carry
-no current and are never ports. The cost is O(n^3) for an n x n site grid (about 6 GFlop for
-the paper's 456 x 402 physical map) against O(n^4) for sweeping dense line-by-line
-complements; a solve for a new right-hand side after a factorisation is O(n^2 log n).
+ports are the row inputs (west), with rows driven from both ends also the east row ends (at the
+same DAC voltage as the row's west end), and the TIA inputs (south); an open end (north, east
+when driven from one end) carries no current and is never a port. A floating (unsensed) column
+has a south port without termination. The cost is O(n^3) for an n x n site grid (about 6
+GFlop for the paper's 456 x 402 physical map) against O(n^4) for sweeping dense line-by-line
+complements; a solve for a new right-hand side after a factorisation is O(n^2 log n). East
+ports cost about 1.2-1.5x in the factorisation (256 x 256, measured).
 
-With ``r_wire_ohm == 0`` every row is one node and every column is one node (the canonical
-merged taps); that network has R + P unknowns and is solved densely.
+With ``r_row_ohm == r_col_ohm == 0`` every row is one node and every column is one node (the
+canonical merged taps); that network has R + P unknowns and is solved densely. With exactly
+one of them 0 (a wire layer of zero sheet resistance) a sparse LU solves the tap network.
 """
 
 from __future__ import annotations
@@ -171,31 +176,62 @@ def cell_iv(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, model: CellModel,
 # ---------------------------------------------------------------------------------------------
 
 
+def _series(*g_s: float) -> float:
+    """Conductance of conductances in series (S); ``inf`` terms are shorts."""
+    r = sum(1.0 / g for g in g_s if math.isfinite(g))
+    return math.inf if r == 0 else 1.0 / r
+
+
 @dataclass(frozen=True)
 class Terminations:
     """Wire and port conductances of a tile network (S).
 
-    ``g_wire_s`` is one wire segment (``inf`` for ``r_wire_ohm == 0``); ``g_dac_s`` the DAC
-    output (``inf`` for ``r_out_ohm == 0``); ``g_tia_s`` the TIA's closed-loop input
+    ``g_row_s`` is one row (bit-line) wire segment and ``g_col_s`` one column (source-line)
+    segment (``inf`` for a zero resistance: the taps of that line are one node); ``g_dac_s`` the
+    DAC output (``inf`` for ``r_out_ohm == 0``); ``g_tia_s`` the TIA's closed-loop input
     conductance ``(1 + A) / (R_f + r_out)`` to its virtual ground ``v_t0_v = A v_os / (1 + A)``.
+    ``both_ends``: every row is driven from its west and its east end, each through its own DAC
+    output resistance, at the same DAC voltage (``ReadScheme.drive == 'both'``).
     """
 
-    g_wire_s: float
+    g_row_s: float
+    g_col_s: float
     g_dac_s: float
     g_tia_s: float
     v_t0_v: float
+    both_ends: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("g_row_s", "g_col_s", "g_dac_s", "g_tia_s"):
+            g = getattr(self, name)
+            if not g > 0:
+                raise ConfigError(f"Terminations.{name} must be > 0 S (inf for a short). "
+                                  f"Got {g!r}.")
+        if not math.isfinite(self.g_tia_s):
+            raise ConfigError("Terminations.g_tia_s must be finite (the TIA current is read "
+                              "across it).")
 
     @property
     def wires(self) -> bool:
-        return math.isfinite(self.g_wire_s)
+        """Both wire layers have segments (the hierarchical solver)."""
+        return math.isfinite(self.g_row_s) and math.isfinite(self.g_col_s)
+
+    @property
+    def merged(self) -> bool:
+        """Neither wire layer has segments: R row nodes and P column nodes."""
+        return not (math.isfinite(self.g_row_s) or math.isfinite(self.g_col_s))
 
     def west_s(self) -> float:
         """Midpoint of a row's first segment to the DAC: half a segment plus the DAC output."""
-        return 1.0 / (0.5 / self.g_wire_s + 1.0 / self.g_dac_s)
+        return _series(2.0 * self.g_row_s, self.g_dac_s)
+
+    def east_s(self) -> float:
+        """Midpoint of a row's last segment to its east DAC (rows driven from both ends)."""
+        return _series(2.0 * self.g_row_s, self.g_dac_s)
 
     def south_s(self) -> float:
         """Midpoint of a column's last segment to the virtual ground: half a segment + TIA."""
-        return 1.0 / (0.5 / self.g_wire_s + 1.0 / self.g_tia_s)
+        return _series(2.0 * self.g_col_s, self.g_tia_s)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,34 +308,54 @@ class NetworkFactor:
 
     Build with :func:`factorise`. ``transfer()`` returns ``dI_tia / d v_dac`` (R x P);
     ``solve`` returns the node voltages and TIA currents for given DAC voltages and current
-    injections at the cell nodes.
+    injections at the cell nodes. ``sensed`` (P,) marks the columns held at their TIA's virtual
+    ground; the others float (open south end: no current out, zero transfer).
     """
 
     def __init__(self, a_s: np.ndarray, b_s: np.ndarray, term: Terminations,
-                 store: bool) -> None:
+                 store: bool, sensed: np.ndarray | None = None) -> None:
         self.rows, self.cols = a_s.shape
         self.term = term
         self.store = store
+        if sensed is None:
+            sensed = np.ones(self.cols, dtype=bool)
+        sensed = np.asarray(sensed)
+        if sensed.shape != (self.cols,) or sensed.dtype != bool:
+            raise ConfigError(f"The sensed-column mask must be a boolean array of shape "
+                              f"({self.cols},). Got {sensed.dtype} {sensed.shape}.")
+        self.sensed = sensed
+        # A floating column without a conducting cell is cut off from the network; holding it
+        # at the virtual ground changes nothing else and keeps the matrices regular.
+        live = (a_s != 0).any(axis=0) | (b_s != 0).any(axis=0)
+        self._port = sensed | ~live
         if term.wires:
             self._build_hier(a_s, b_s)
-        else:
+        elif term.merged:
             self._build_dense(a_s, b_s)
+        else:
+            self._build_sparse(a_s, b_s)
 
-    # -- r_wire == 0: R row nodes and P column nodes ----------------------------------------
+    def _south(self, g_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """South port conductance of every column, and the share read as TIA current."""
+        return np.where(self._port, g_s, 0.0), np.where(self.sensed, g_s, 0.0)
+
+    # -- r_row == r_col == 0: R row nodes and P column nodes --------------------------------
     def _build_dense(self, a_s: np.ndarray, b_s: np.ndarray) -> None:
         r, p = self.rows, self.cols
         t = self.term
         dac_r = math.isfinite(t.g_dac_s)
+        self._g_drive = t.g_dac_s * (2.0 if t.both_ends else 1.0)
+        self._port_s, self._out_s = self._south(t.g_tia_s)
         # KCL, currents leaving: row i: g_dac (a_i - d_i) + sum_j (A a_i + B t_j)
         #                        col j: g_tia (t_j - v_t0) - sum_i (A a_i + B t_j)
         n = (r if dac_r else 0) + p
         k = np.zeros((n, n))
         off = r if dac_r else 0
         if dac_r:
-            k[np.arange(r), np.arange(r)] = t.g_dac_s + a_s.sum(axis=1)
+            k[np.arange(r), np.arange(r)] = self._g_drive + a_s.sum(axis=1)
             k[:r, off:] = b_s
             k[off:, :r] = -a_s.T
-        k[off + np.arange(p), off + np.arange(p)] = t.g_tia_s - b_s.sum(axis=0)
+        k[off + np.arange(p), off + np.arange(p)] = self._port_s - b_s.sum(axis=0)
         self._dense_k = k
         self._dense_kinv = np.linalg.inv(k)
         self._a, self._b = a_s, b_s
@@ -309,9 +365,9 @@ class NetworkFactor:
         r, p = self.rows, self.cols
         t = self.term
         dac_r = math.isfinite(t.g_dac_s)
-        rhs_col = t.g_tia_s * t.v_t0_v + f_c.sum(axis=-2)
+        rhs_col = self._port_s * t.v_t0_v + f_c.sum(axis=-2)
         if dac_r:
-            rhs = np.concatenate([t.g_dac_s * d + f_r.sum(axis=-1), rhs_col], axis=-1)
+            rhs = np.concatenate([self._g_drive * d + f_r.sum(axis=-1), rhs_col], axis=-1)
             u = rhs @ self._dense_kinv.T
             v_a, v_t = u[..., :r], u[..., r:]
         else:
@@ -320,21 +376,121 @@ class NetworkFactor:
             v_a, v_t = d, rhs @ self._dense_kinv.T
         v_r = np.broadcast_to(v_a[..., :, None], v_a.shape + (p,))
         v_c = np.broadcast_to(v_t[..., None, :], v_t.shape[:-1] + (r, p))
-        return v_r, v_c, t.g_tia_s * (v_t - t.v_t0_v)
+        return v_r, v_c, self._out_s * (v_t - t.v_t0_v)
 
     def _dense_transfer(self) -> np.ndarray:
         r = self.rows
         t = self.term
         if math.isfinite(t.g_dac_s):
             # dv_t/dd = Kinv[t, a] g_dac
-            return (t.g_tia_s * t.g_dac_s) * self._dense_kinv[r:, :r].T
-        return t.g_tia_s * (self._a @ self._dense_kinv.T)
+            return self._g_drive * self._dense_kinv[r:, :r].T * self._out_s
+        return (self._a @ self._dense_kinv.T) * self._out_s
+
+    # -- exactly one wire layer without segments: sparse LU ---------------------------------
+    def _build_sparse(self, a_s: np.ndarray, b_s: np.ndarray) -> None:
+        """Nodes: row taps (or one node per row), column taps (or one node per column).
+
+        Rare (a wire layer of zero sheet resistance), so a general sparse LU rather than a
+        Schur scheme of its own. A merged row behind an ideal DAC is the DAC node: its
+        equation is ``v = d``.
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.linalg import splu
+
+        r, p = self.rows, self.cols
+        t = self.term
+        rows_merged = not math.isfinite(t.g_row_s)
+        n_r = r if rows_merged else r * p
+        if rows_merged:
+            ir = np.repeat(np.arange(r)[:, None], p, axis=1)
+            ic = n_r + np.arange(r * p).reshape(r, p)
+        else:
+            ir = np.arange(r * p).reshape(r, p)
+            ic = n_r + np.repeat(np.arange(p)[None, :], r, axis=0)
+        n = n_r + (r * p if rows_merged else p)
+        ii: list[np.ndarray] = []
+        jj: list[np.ndarray] = []
+        vv: list[np.ndarray] = []
+
+        def stamp(i: np.ndarray, j: np.ndarray, v: np.ndarray | float) -> None:
+            i, j = np.ravel(i), np.ravel(j)
+            ii.append(i)
+            jj.append(j)
+            vv.append(np.broadcast_to(np.ravel(v), i.shape))
+
+        def res(n1: np.ndarray, n2: np.ndarray, g: float) -> None:
+            stamp(n1, n1, g)
+            stamp(n2, n2, g)
+            stamp(n1, n2, -g)
+            stamp(n2, n1, -g)
+
+        stamp(ir, ir, a_s)
+        stamp(ir, ic, b_s)
+        stamp(ic, ir, -a_s)
+        stamp(ic, ic, -b_s)
+        if rows_merged:
+            res(ic[:-1], ic[1:], t.g_col_s)
+        else:
+            res(ir[:, :-1], ir[:, 1:], t.g_row_s)
+        # end taps to the DAC (a full segment plus its output), bottom taps to the TIA
+        g_end = _series(t.g_row_s, t.g_dac_s)
+        ends = [ir[:, 0]] + ([ir[:, -1]] if t.both_ends else [])
+        fixed = not math.isfinite(g_end)
+        if not fixed:
+            for e in ends:
+                stamp(e, e, g_end)
+        self._port_s, self._out_s = self._south(_series(t.g_col_s, t.g_tia_s))
+        stamp(ic[-1], ic[-1], self._port_s)
+        i_all, j_all, v_all = np.concatenate(ii), np.concatenate(jj), np.concatenate(vv)
+        if fixed:
+            keep = ~np.isin(i_all, ir[:, 0])
+            i_all = np.concatenate([i_all[keep], ir[:, 0]])
+            j_all = np.concatenate([j_all[keep], ir[:, 0]])
+            v_all = np.concatenate([v_all[keep], np.ones(r)])
+        k = coo_matrix((v_all, (i_all, j_all)), shape=(n, n)).tocsc()
+        self._lu = splu(k)
+        self._sp = (n, ir, ic, ends, g_end, fixed)
+
+    def _sparse_rhs(self, d: np.ndarray, f_r: np.ndarray, f_c: np.ndarray) -> np.ndarray:
+        n, ir, ic, ends, g_end, fixed = self._sp
+        t = self.term
+        rhs = np.bincount(ir.ravel(), f_r.ravel(), n) + np.bincount(ic.ravel(), f_c.ravel(), n)
+        rhs[ic[-1]] += self._port_s * t.v_t0_v
+        if fixed:
+            rhs[ir[:, 0]] = d
+        else:
+            for e in ends:
+                rhs[e] += g_end * d
+        return rhs
+
+    def _sparse_solve(self, d: np.ndarray, f_r: np.ndarray, f_c: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _, ir, ic, *_ = self._sp
+        v = self._lu.solve(self._sparse_rhs(d, f_r, f_c))
+        return v[ir], v[ic], self._out_s * (v[ic[-1]] - self.term.v_t0_v)
+
+    def _sparse_transfer(self) -> np.ndarray:
+        n, _, ic, ends, g_end, fixed = self._sp
+        r = self.rows
+        out = np.empty((r, self.cols))
+        step = 64
+        for s0 in range(0, r, step):
+            rows = np.arange(s0, min(s0 + step, r))
+            rhs = np.zeros((n, rows.size))
+            for e in ends:  # a merged row's two ends are one node: two DACs in parallel
+                if fixed:
+                    rhs[e[rows], np.arange(rows.size)] = 1.0
+                else:
+                    rhs[e[rows], np.arange(rows.size)] += g_end
+            out[rows] = self._lu.solve(rhs)[ic[-1]].T
+        return out * self._out_s
 
     # -- wires: hierarchical Schur complements -----------------------------------------------
     def _leaf_groups(self, a_s: np.ndarray, b_s: np.ndarray, lr: int, lc: int
                      ) -> tuple[list[_Group], np.ndarray, np.ndarray]:
         r, p = self.rows, self.cols
-        g2 = 2.0 * self.term.g_wire_s
+        g2r, g2c = 2.0 * self.term.g_row_s, 2.0 * self.term.g_col_s
+        both = self.term.both_ends
         rb, cb = _pieces(r, lr), _pieces(p, lc)
         # piece index of every row / column (pieces are of size 0 or 1 at the finest level)
         row_piece = np.flatnonzero(np.diff(rb))
@@ -346,23 +502,24 @@ class NetworkFactor:
         ii, jj = np.meshgrid(np.arange(r), np.arange(p), indexing="ij")
         for has_e in (False, True):
             for has_n in (False, True):
-                sel = ((jj < p - 1) == has_e) & ((ii > 0) == has_n)
+                sel = (((jj < p - 1) | both) == has_e) & ((ii > 0) == has_n)
                 si, sj = ii[sel], jj[sel]
                 if si.size == 0:
                     continue
                 lay, nk = _layout(1, 1, has_e, has_n)
                 c = np.zeros((si.size, nk + 2, nk + 2))
                 rn, cn = nk, nk + 1
-                for port, node in (("W", rn), ("E", rn), ("N", cn), ("S", cn)):
+                for port, node, g2 in (("W", rn, g2r), ("E", rn, g2r), ("N", cn, g2c),
+                                       ("S", cn, g2c)):
                     if port in lay:
                         q = int(lay[port][0])
                         c[:, q, q] = g2
                         c[:, q, node] = c[:, node, q] = -g2
                 a, b = a_s[si, sj], b_s[si, sj]
-                c[:, rn, rn] = g2 * (1 + has_e) + a
+                c[:, rn, rn] = g2r * (1 + has_e) + a
                 c[:, rn, cn] = b
                 c[:, cn, rn] = -a
-                c[:, cn, cn] = g2 * (1 + has_n) - b
+                c[:, cn, cn] = g2c * (1 + has_n) - b
                 s, y, einv, x = _schur(c, nk, self.store)
                 gi = len(groups)
                 mr, mc = row_piece[si], col_piece[sj]
@@ -395,8 +552,14 @@ class NetworkFactor:
             raise AssertionError("internal: the box tree did not end in one root box")
         t = self.term
         root = groups[0].s[0]
-        ext = np.concatenate([np.full(r, t.west_s()), np.full(p, t.south_s())])
-        self._root_k = root + np.diag(ext)
+        self._root_lay, n_root = _layout(r, p, t.both_ends, False)
+        if root.shape[0] != n_root:
+            raise AssertionError("internal: the root box has unexpected ports")
+        self._port_s, self._out_s = self._south(t.south_s())
+        ext = [np.full(r, t.west_s())]
+        if t.both_ends:
+            ext.append(np.full(r, t.east_s()))
+        self._root_k = root + np.diag(np.concatenate(ext + [self._port_s]))
         self._root_kinv = np.linalg.inv(self._root_k)
 
     def _merge(self, groups: list[_Group], gid: np.ndarray, pos: np.ndarray, by_col: bool):
@@ -470,11 +633,17 @@ class NetworkFactor:
     # -- public ------------------------------------------------------------------------------
     def transfer(self) -> np.ndarray:
         """``T[i, j] = dI_j / d v_dac,i`` (S), R x P: the TIA current response to row i's DAC."""
-        if not self.term.wires:
+        if self.term.merged:
             return self._dense_transfer()
-        r = self.rows
+        if not self.term.wires:
+            return self._sparse_transfer()
         t = self.term
-        return (t.west_s() * t.south_s()) * self._root_kinv[r:, :r].T
+        lay, kinv = self._root_lay, self._root_kinv
+        s_rows = kinv[lay["S"]]
+        dv = t.west_s() * s_rows[:, lay["W"]]
+        if t.both_ends:
+            dv += t.east_s() * s_rows[:, lay["E"]]
+        return dv.T * self._out_s
 
     def solve(self, d: np.ndarray, f_r: np.ndarray | None = None,
               f_c: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -497,8 +666,10 @@ class NetworkFactor:
         r, p = self.rows, self.cols
         f_r = np.zeros((r, p)) if f_r is None else f_r
         f_c = np.zeros((r, p)) if f_c is None else f_c
-        if not self.term.wires:
+        if self.term.merged:
             return self._dense_solve(d, f_r, f_c)
+        if not self.term.wires:
+            return self._sparse_solve(d, f_r, f_c)
         if not self.store:
             raise AssertionError("internal: this factor was built without solve data")
         # upward: equivalent port injections of every box
@@ -526,7 +697,8 @@ class NetworkFactor:
             h = new_h
             w_levels.append(ws)
         t = self.term
-        rhs = h[0][0] + np.concatenate([t.west_s() * d, np.full(p, t.south_s() * t.v_t0_v)])
+        drive = [t.west_s() * d] + ([t.east_s() * d] if t.both_ends else [])
+        rhs = h[0][0] + np.concatenate(drive + [self._port_s * t.v_t0_v])
         v_root = self._root_kinv @ rhs
         # downward: port voltages of every box, then the sites
         v: dict[int, np.ndarray] = {0: v_root[None, :]}
@@ -548,7 +720,7 @@ class NetworkFactor:
             ve = w - np.einsum("bek,bk->be", el.x, vk)
             v_r[si, sj] = ve[:, 0]
             v_c[si, sj] = ve[:, 1]
-        i_tia = t.south_s() * (v_root[r:] - t.v_t0_v)
+        i_tia = self._out_s * (v_root[self._root_lay["S"]] - t.v_t0_v)
         return v_r, v_c, i_tia
 
 
@@ -585,7 +757,7 @@ def _merge_maps(a: _Group, b: _Group, by_col: bool
 
 
 def factorise(a_s: np.ndarray, b_s: np.ndarray, term: Terminations, *,
-              store: bool = True) -> NetworkFactor:
+              store: bool = True, sensed: np.ndarray | None = None) -> NetworkFactor:
     """Factorise the linear tile network whose cells carry ``I = a v_r + b v_c``.
 
     Parameters
@@ -596,10 +768,13 @@ def factorise(a_s: np.ndarray, b_s: np.ndarray, term: Terminations, *,
         Wires, DAC and TIA.
     store : bool
         Keep what :meth:`NetworkFactor.solve` needs (costs memory); ``transfer`` needs none.
+    sensed : ndarray of bool (P,) or None
+        Columns held at their TIA's virtual ground and sensed; the others float (no current
+        out, zero transfer). None: every column.
     """
     with _one_blas_thread():
         return NetworkFactor(np.asarray(a_s, dtype=np.float64),
-                             np.asarray(b_s, dtype=np.float64), term, store)
+                             np.asarray(b_s, dtype=np.float64), term, store, sensed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,14 +800,16 @@ class OperatingPoint:
 
 
 def operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
-                    tol_v: float = 1e-13, max_iter: int = 40) -> OperatingPoint:
+                    tol_v: float = 1e-13, max_iter: int = 40,
+                    sensed: np.ndarray | None = None) -> OperatingPoint:
     """Solve the nonlinear tile for DAC voltages ``d`` (R,) by a chord iteration.
 
     The chord matrix is the network with every cell linearised at zero bias (all its terminals
     at the virtual ground). Each step solves it with the cells' nonlinear currents moved to the
     right-hand side: ``(K_lin + J0) v_new = b - (i(v) - J0 v)``. The cells' tangent differs
     from J0 only through the transistor (about 2 % of a cell's resistance), so each step gains
-    about two digits. Converged when no node moves by more than ``tol_v``.
+    about two digits. Converged when no node moves by more than ``tol_v``. ``sensed``: as in
+    :func:`factorise` (unsensed columns float).
 
     Raises
     ------
@@ -641,11 +818,12 @@ def operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np
         outside the read regime).
     """
     return operating_points(g_s, model, term, np.asarray(d)[None, :], tol_v=tol_v,
-                            max_iter=max_iter)[0]
+                            max_iter=max_iter, sensed=sensed)[0]
 
 
 def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
-                     tol_v: float = 1e-13, max_iter: int = 40) -> list[OperatingPoint]:
+                     tol_v: float = 1e-13, max_iter: int = 40,
+                     sensed: np.ndarray | None = None) -> list[OperatingPoint]:
     """:func:`operating_point` for several DAC vectors ``d`` (B x R), one chord factor for all.
 
     The chord matrix does not depend on the inputs, so its factorisation (the cost at large
@@ -654,7 +832,7 @@ def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: n
     with _one_blas_thread():
         z = np.full(g_s.shape, term.v_t0_v)
         _, a0, b0, _ = cell_iv(z, z, g_s, model)
-        fac = NetworkFactor(a0, b0, term, store=True)
+        fac = NetworkFactor(a0, b0, term, store=True, sensed=sensed)
         return [_chord_iteration(fac, a0, b0, g_s, model, dk, tol_v, max_iter)
                 for dk in np.atleast_2d(d)]
 

@@ -60,19 +60,24 @@ def column_groups(spec: TileSpec, weight_cols: int) -> list[np.ndarray | None]:
     return masks
 
 
-def _merge(into: dict[str, np.ndarray], out: TileOutput, keep: np.ndarray | None,
+def _merge(into: dict[str, np.ndarray], out: TileOutput, sensed: np.ndarray | None,
            differential: bool, spec: TileSpec) -> None:
-    """Add one read's results of the sensed columns (``keep``: weight-column mask)."""
-    k = slice(None) if keep is None else keep
-    into["i_pos_ua"][:, k] += out.i_pos_ua[:, k]
-    into["i_neg_ua"][:, k] += out.i_neg_ua[:, k]
-    if differential:
+    """Add one read's results of its sensed physical columns (None: all).
+
+    Single-ended, a weight column's G+ and G- columns may fall in different column groups, so
+    each side keeps its own physical column's mask.
+    """
+    kp = slice(None) if sensed is None else sensed[0::2]
+    kn = slice(None) if sensed is None else sensed[1::2]
+    into["i_pos_ua"][:, kp] += out.i_pos_ua[:, kp]
+    into["i_neg_ua"][:, kn] += out.i_neg_ua[:, kn]
+    if differential:  # both columns of a weight column are sensed together (column_groups)
         v_pos = out.v_pos_v if out.v_pos_v is not None else tia_out_v(out.i_pos_ua, spec)
         v_neg = out.v_neg_v if out.v_neg_v is not None else tia_out_v(out.i_neg_ua, spec)
-        into["codes_pos"][:, k] += diff_codes(diff_out_v(v_pos, v_neg, spec), spec)[:, k]
+        into["codes_pos"][:, kp] += diff_codes(diff_out_v(v_pos, v_neg, spec), spec)[:, kp]
     else:
-        into["codes_pos"][:, k] += out.codes_pos[:, k]
-        into["codes_neg"][:, k] += out.codes_neg[:, k]
+        into["codes_pos"][:, kp] += out.codes_pos[:, kp]
+        into["codes_neg"][:, kn] += out.codes_neg[:, kn]
 
 
 def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | None,
@@ -95,10 +100,14 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
     for start, stop in r.row_groups(n_rows):
         for sensed in masks:
             out = read(levels, rng, slice(start, stop), sensed)
-            keep = None if sensed is None else sensed[0::2]
-            _merge(acc, out, keep, r.differential, spec)
-            if exact_y:
-                acc["y"] += out.y if keep is None else np.where(keep, out.y, 0.0)
+            _merge(acc, out, sensed, r.differential, spec)
+            if exact_y:  # the ideal read's exact y: G+ and G- parts by their own masks
+                if sensed is None:
+                    acc["y"] += out.y
+                else:
+                    scale = spec.g_ref_us * spec.v_read_v
+                    acc["y"] += (np.where(sensed[0::2], out.i_pos_ua, 0.0)
+                                 - np.where(sensed[1::2], out.i_neg_ua, 0.0)) / scale
     if not exact_y:
         if r.differential:
             acc["y"] = acc["codes_pos"] * (2.0 * code_y_scale(spec))

@@ -79,7 +79,7 @@ from .network import (
     operating_points,
 )
 from .periphery import current_lsb_ua, dac_volts
-from .read import check_scheme_support, scheme_apply
+from .read import column_groups, scheme_apply
 
 __all__ = ["BoundSurrogate", "CalibrationSample", "DriveProfile", "TileSurrogate", "interleave",
            "terminations"]
@@ -98,17 +98,19 @@ def interleave(g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> np.ndarray:
 
 
 def terminations(spec: TileSpec) -> Terminations:
-    """Wire, DAC and TIA conductances of the canonical tile (see tile_network.Terminations)."""
+    """Wire, DAC and TIA conductances of the canonical tile (see network.Terminations)."""
     t = spec.tia
-    if spec.r_row_ohm != spec.r_col_ohm:
-        raise ConfigError(
-            f"The tile network needs equal row and column segment resistances; got "
-            f"{spec.r_row_ohm} and {spec.r_col_ohm} ohm. Set r_wire_ohm or equal geometries.")
+
+    def g(r_ohm: float) -> float:
+        return 1.0 / r_ohm if r_ohm > 0 else math.inf
+
     return Terminations(
-        g_wire_s=1.0 / spec.r_row_ohm if spec.r_row_ohm > 0 else math.inf,
-        g_dac_s=1.0 / spec.dac.r_out_ohm if spec.dac.r_out_ohm > 0 else math.inf,
+        g_row_s=g(spec.r_row_ohm),
+        g_col_s=g(spec.r_col_ohm),
+        g_dac_s=g(spec.dac.r_out_ohm),
         g_tia_s=(1.0 + t.a_ol) / (spec.r_f_ohm + t.r_out_ohm),
         v_t0_v=t.a_ol * t.v_offset_v / (1.0 + t.a_ol),
+        both_ends=spec.read.drive == "both",
     )
 
 
@@ -301,11 +303,14 @@ class TileSurrogate:
 
     def _predict(self, s: CalibrationSample, model: CellModel) -> np.ndarray:
         """Noise-free physical column currents (batch x 2K, uA) of one sample."""
-        lin = _Linearised.build(self.spec, interleave(s.g_pos_us, s.g_neg_us), model,
-                                self.linearise_level)
-        # a VMM of n row groups sums n reads, each with the zero-input current
-        n_reads = len(self.spec.read.row_groups(s.levels.shape[1]))
-        return lin.currents_ua(dac_volts(s.levels, self.spec)) + (n_reads - 1) * lin.c_ua
+        g_phys = interleave(s.g_pos_us, s.g_neg_us)
+
+        def lin(sensed: np.ndarray | None) -> _Linearised:
+            return _Linearised.build(self.spec, g_phys, model, self.linearise_level,
+                                     sensed=sensed)
+
+        return _scheme_currents_ua(self.spec, lin, dac_volts(s.levels, self.spec),
+                                   s.g_pos_us.shape[1])
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, samples: list[CalibrationSample], *,
@@ -600,6 +605,25 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _scheme_currents_ua(spec: TileSpec, lin_of: Any, v: np.ndarray,
+                        weight_cols: int) -> np.ndarray:
+    """Noise-free physical column currents (batch x 2K, uA) of one VMM under the read scheme.
+
+    A VMM of n row groups sums n reads, each with the zero-input current. With floating
+    unsensed columns each column group is its own circuit (``lin_of(mask)``); every physical
+    column takes its currents from the group that senses it, as :func:`scheme_apply` does.
+    """
+    n_reads = len(spec.read.row_groups(v.shape[1]))
+    out = np.zeros((v.shape[0], 2 * weight_cols))
+    for sensed in column_groups(spec, weight_cols):
+        lin = lin_of(sensed)
+        i = lin.currents_ua(v) + (n_reads - 1) * lin.c_ua
+        if sensed is None:
+            return i
+        out[:, sensed] = i[:, sensed]
+    return out
+
+
 @dataclass(frozen=True)
 class _Linearised:
     """``I = c + v @ t`` (uA) of one physical map: t (R x P, uA/V), c (P, uA)."""
@@ -610,32 +634,34 @@ class _Linearised:
 
     @classmethod
     def build(cls, spec: TileSpec, g_phys_us: np.ndarray, model: CellModel,
-              level: float) -> _Linearised:
+              level: float, sensed: np.ndarray | None = None) -> _Linearised:
+        """Tangent at every row driven at ``level``; ``sensed``: physical columns held at
+        their TIA's virtual ground (None: all), the others float."""
         term = terminations(spec)
         r = g_phys_us.shape[0]
         d0 = dac_volts(np.full((1, r), level), spec)[0]
         g_s = g_phys_us * 1e-6
-        op = operating_point(g_s, model, term, d0)
-        t = factorise(op.a_s, op.b_s, term, store=False).transfer() * 1e6
+        op = operating_point(g_s, model, term, d0, sensed=sensed)
+        t = factorise(op.a_s, op.b_s, term, store=False, sensed=sensed).transfer() * 1e6
         return cls(t_ua_per_v=t, c_ua=op.i_tia_a * 1e6 - d0 @ t, iterations=op.iterations)
 
     @classmethod
     def for_drive(cls, spec: TileSpec, g_phys_us: np.ndarray, model: CellModel,
-                  drive: DriveProfile) -> _Linearised:
+                  drive: DriveProfile, sensed: np.ndarray | None = None) -> _Linearised:
         """Chord-per-row linearisation for a workload (module docstring, steps 1-4)."""
         term = terminations(spec)
         g_s = g_phys_us * 1e-6
         d_smp = dac_volts(drive.samples, spec)
         # the mean state is a linearisation point, not a DAC code: unquantised volts
         d_mean = drive.mean_level * spec.v_read_v
-        ops = operating_points(g_s, model, term, np.vstack([d_mean, d_smp]))
+        ops = operating_points(g_s, model, term, np.vstack([d_mean, d_smp]), sensed=sensed)
         op = ops[0]
         # Midpoint of each row's swing (0 -> on): its row taps move with the row's own DAC
         # voltage (the row wire drops a small, linear share of it); the column taps stay at the
         # mean state, which the other rows set.
         shift = 0.5 * dac_volts(drive.on_level, spec) - d_mean
         _, a_mid, _, _ = cell_iv(op.v_r + shift[:, None], op.v_c, g_s, model)
-        t = factorise(a_mid, op.b_s, term, store=False).transfer() * 1e6
+        t = factorise(a_mid, op.b_s, term, store=False, sensed=sensed).transfer() * 1e6
         i_smp = np.stack([o.i_tia_a for o in ops[1:]]) * 1e6
         c = (i_smp - d_smp @ t).mean(axis=0)
         return cls(t_ua_per_v=t, c_ua=c, iterations=max(o.iterations for o in ops))
@@ -653,23 +679,40 @@ class BoundSurrogate:
         Transfer matrices of the G+ and G- columns, uA per V of DAC voltage.
     c_pos_, c_neg_ : ndarray (K,)
         Column currents at zero input (uA): the TIA offset driving current back into the rows.
+
+    These describe the tile with every column sensed. With floating unsensed columns
+    (``read.unsensed == 'float'``) each column group is its own circuit, linearised on first
+    use and kept (per sensed-column mask).
     """
 
     def __init__(self, model: TileSurrogate, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> None:
         self.model = model
         self.spec = model.spec
         self.g_pos_us, self.g_neg_us = g_pos_us, g_neg_us
-        g_phys = interleave(g_pos_us, g_neg_us)
-        if model.drive_ is None:
-            lin = _Linearised.build(self.spec, g_phys, model.cell_model(),
-                                    model.linearise_level)
-        else:
-            lin = _Linearised.for_drive(self.spec, g_phys, model.cell_model(), model.drive_)
+        self._g_phys = interleave(g_pos_us, g_neg_us)
+        self._lins: dict[bytes, _Linearised] = {}
+        lin = self._lin(None)
         t = lin.t_ua_per_v
         self.t_pos_ = np.ascontiguousarray(t[:, 0::2])
         self.t_neg_ = np.ascontiguousarray(t[:, 1::2])
         self.c_pos_, self.c_neg_ = lin.c_ua[0::2].copy(), lin.c_ua[1::2].copy()
         self.y_scale_ = code_y_scale(self.spec)
+
+    def _lin(self, sensed: np.ndarray | None) -> _Linearised:
+        """The linearisation with physical columns ``sensed`` held at virtual ground (None:
+        all), cached per mask."""
+        key = b"all" if sensed is None else np.asarray(sensed, dtype=bool).tobytes()
+        lin = self._lins.get(key)
+        if lin is None:
+            m = self.model
+            if m.drive_ is None:
+                lin = _Linearised.build(self.spec, self._g_phys, m.cell_model(),
+                                        m.linearise_level, sensed=sensed)
+            else:
+                lin = _Linearised.for_drive(self.spec, self._g_phys, m.cell_model(), m.drive_,
+                                            sensed=sensed)
+            self._lins[key] = lin
+        return lin
 
     def currents(self, x: np.ndarray, rng: np.random.Generator | None = None, *,
                  volts: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -677,10 +720,9 @@ class BoundSurrogate:
         the read scheme (one zero-input current per read); noise if rng is given."""
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.model.check_density(lv)
-        n_reads = len(self.spec.read.row_groups(lv.shape[1]))
         v = dac_volts(lv, self.spec)
-        i_pos = v @ self.t_pos_ + n_reads * self.c_pos_
-        i_neg = v @ self.t_neg_ + n_reads * self.c_neg_
+        i = _scheme_currents_ua(self.spec, self._lin, v, self.g_pos_us.shape[1])
+        i_pos, i_neg = i[:, 0::2], i[:, 1::2]
         sig = self.model.read_noise_sigma_us
         if rng is not None and sig > 0:
             n = i_pos.shape[1]
@@ -698,12 +740,18 @@ class BoundSurrogate:
 
     def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
               sensed: np.ndarray | None) -> TileOutput:
-        """One read: the rows in ``rows`` driven, the others at 0 V, every column sensed."""
-        if sensed is not None:
-            check_scheme_support("surrogate", self.spec, floating=False)
+        """One read: the rows in ``rows`` driven, the others at 0 V; the physical columns in
+        ``sensed`` held at virtual ground and sensed, the others floating (None: all sensed).
+        Unsensed columns read 0 (``scheme_apply`` keeps only the sensed ones)."""
         v = dac_volts(lv[:, rows], self.spec)
-        i_pos = v @ self.t_pos_[rows] + self.c_pos_
-        i_neg = v @ self.t_neg_[rows] + self.c_neg_
+        if sensed is None:
+            tp, tn, cp, cn = self.t_pos_, self.t_neg_, self.c_pos_, self.c_neg_
+        else:
+            lin = self._lin(sensed)
+            t, c = lin.t_ua_per_v, lin.c_ua
+            tp, tn, cp, cn = t[:, 0::2], t[:, 1::2], c[0::2], c[1::2]
+        i_pos = v @ tp[rows] + cp
+        i_neg = v @ tn[rows] + cn
         sig = self.model.read_noise_sigma_us
         if rng is not None and sig > 0:
             n = i_pos.shape[1]
