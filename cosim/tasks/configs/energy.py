@@ -51,9 +51,9 @@ class EnergyConfig:
     name: str = option("energy", "run name: the folder under the runs root")
     network: str = option("nmnist", "the paper's network priced, at its sizes ([Lin25])",
                           choices=tuple(PRESETS))
-    from_run: str = option("", "--from RUNDIR: a classify, zeroshot or demo run folder whose "
-                               "activity.json is priced (empty: a small default classify run "
-                               "per encoder)")
+    from_run: str = option("", "classify, zeroshot or demo run folder whose activity.json is "
+                               "priced, also --from (empty: a small default classify run per "
+                               "encoder)")
     backend: str = option("surrogate", "whose activity to read from that run",
                           choices=BACKENDS)
     seed: int = option(0, "seed of the default activity run and the ngspice cross-check")
