@@ -69,7 +69,14 @@ from ...models.snn.contrastive import (
 )
 from ...models.snn.lsm import ReservoirActivity, run_reservoir
 from ...models.tile.backend import BoundTile, TileOutput
-from ..data.datasets import EventDataset
+from ..data.audio import SpokenDigitsParams
+from ..data.datasets import EventDataset, load_dataset
+from ..data.neural_sim import (
+    NeuralSimParams,
+    load_neural_sim,
+    neural_responses,
+    source_partition,
+)
 from .classify import (
     frames_of,
     is_audio,
@@ -122,15 +129,10 @@ def _concat(parts: list[EventDataset]) -> EventDataset:
 
 def _load_other(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
     if cfg.other == "neural-sim":
-        from ..data.neural_sim import NeuralSimParams, load_neural_sim
-
         return load_neural_sim(split, seed=cfg.data_seed,
                                params=NeuralSimParams(n_neurons=cfg.neurons),
                                n_samples=n or None)
     if cfg.other == "spoken-digits" and cfg.oh_class >= 0:
-        from ..data.audio import SpokenDigitsParams
-        from ..data.datasets import load_dataset
-
         ds = load_dataset("spoken-digits", split, seed=cfg.data_seed, n_samples=n or None,
                           params=SpokenDigitsParams(include_oh=True))
         lab = np.where(ds.labels == 10, cfg.oh_class, ds.labels)
@@ -143,8 +145,6 @@ def _load_other(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
 def _load_image(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
     ds = load_split(cfg.image, split, cfg.data_seed, 0)
     if cfg.image == "digits-events" and cfg.other == "neural-sim":
-        from ..data.neural_sim import source_partition
-
         keep = np.isin(np.asarray(ds.metadata["source_index"]),
                        source_partition(cfg.data_seed)["image"])
         ds = _subset(ds, keep)
@@ -192,8 +192,6 @@ def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
                              labels=labels, audio=audio, sources=sources))
     img, oth = mods
     if cfg.pairing_mode == "instance":
-        from ..data.neural_sim import NeuralSimParams, neural_responses
-
         # [Lin25] BMI: recordings of the viewed images. Training trials view the image
         # modality's own training images (row i pairs with image i); val and test queries stay
         # responses to the disjoint neural half, so no query is a gallery image in disguise.

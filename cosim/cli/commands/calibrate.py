@@ -23,6 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ....models.params import DeviceParams
+from ....models.tile.periphery import current_lsb_ua
 from ...tasks.configs.calibrate import CalibrateConfig
 from ..runs import RunDir
 
@@ -42,8 +44,6 @@ def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,
     import pandas as pd
 
     from ....analysis.report import markdown_table, save_figure, save_table, write_report
-    from ....models.params import DeviceParams
-    from ....models.tile.periphery import current_lsb_ua
     from ...engines.calibrate import calibrate_tile
 
     t_start = time.perf_counter()
@@ -109,7 +109,6 @@ def _error_plot(result: CalibrationResult) -> Any:
     import numpy as np
 
     from ....analysis.report import tile_error_figure
-    from ....models.tile.periphery import current_lsb_ua
 
     spec = result.spec
     ref = np.concatenate([np.stack([s.i_pos_ua, s.i_neg_ua]).ravel() for s in result.held_out])

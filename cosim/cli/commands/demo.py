@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ....models.tile.periphery import current_lsb_ua
 from ...tasks.configs.demo import DemoConfig
 from ..runs import RunDir
 
@@ -39,7 +40,6 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
 
     from ....analysis.energy_plots import breakdown_figure
     from ....analysis.report import save_figure, save_table, tile_error_figure
-    from ....models.tile.periphery import current_lsb_ua
     from ...tasks.demo import demo_pipeline
 
     t_start = time.perf_counter()

@@ -29,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ....models.params import BreakdownParams
+from ....models.params import BreakdownParams, to_dict
 from ...tasks.configs.form import FormConfig
 from ..runs import RunDir
 
@@ -170,7 +170,6 @@ def _write_report(run: RunDir, cfg: FormConfig, params: BreakdownParams, table: 
     import pandas as pd
 
     from ....analysis.report import markdown_table, write_report
-    from ....models.params import to_dict
 
     cond = cfg.conditions(cfg.icc[0])
     cols = ["icc_a", "source", "cells", "n_unformed", "mean_us", "std_us", "cv", "skew",
