@@ -108,7 +108,8 @@ def test_tiny_config_runs_and_writes_activity(tmp_path):
 
 def _protocol(cfg, image, other):
     lay = MapLayout(image.n_in, other.n_in, cfg.hidden)
-    return run_protocol(cfg, image, other, {"ideal": make_backend("ideal", task_tile_spec(cfg, *lay.shape))})
+    spec = task_tile_spec(cfg, *lay.shape)
+    return run_protocol(cfg, image, other, {"ideal": make_backend("ideal", spec)})
 
 
 def _choices(res, sel):
