@@ -5,8 +5,10 @@ Every command writes ``runs/<name>/`` (or ``--out ROOT``/<name>) and can be repl
 the command line override the loaded file.
 
 Commands live in their own modules; each exposes ``COMMAND`` (name), ``HELP``, ``CONFIG`` (a
-frozen dataclass whose fields become options) and ``run(cfg, out_root, progress) -> dict``.
-Comma lists are accepted wherever a field holds a tuple (``--icc 5e-6,10e-6``).
+frozen dataclass whose fields become options, help from the fields' metadata) and
+``run(cfg, out_root, progress) -> dict``. Comma lists are accepted wherever a field holds a
+tuple (``--icc 5e-6,10e-6``); booleans are ``--x`` / ``--no-x``. The command modules import
+their heavy libraries inside ``run``, so ``--help`` stays quick.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import json
 import sys
 import typing
 from collections.abc import Sequence
+from types import ModuleType, UnionType
 from typing import Any
 
 from ...models.errors import ConfigError, CosimError
 from ...models.params import from_dict
+from ..tasks.configs.fields import choices_of, help_of
 from .runs import load_config
 
 # module names under rram_cosim.cosim.cli.commands that provide a command; a missing one is
@@ -30,7 +34,8 @@ COMMAND_MODULES = ("demo", "classify", "form", "fit_device", "calibrate", "tile"
                    "energy", "zeroshot")
 
 
-def _commands() -> dict[str, Any]:
+def commands() -> dict[str, ModuleType]:
+    """The command modules by command name."""
     out = {}
     for name in COMMAND_MODULES:
         full = f"{__package__}.commands.{name}"
@@ -44,13 +49,17 @@ def _commands() -> dict[str, Any]:
     return out
 
 
+def _is_union(kind: Any) -> bool:
+    return typing.get_origin(kind) in (typing.Union, UnionType)
+
+
 def _parse_field(kind: Any, text: str) -> Any:
     """Parse one option value; tuples are comma lists."""
     origin = typing.get_origin(kind)
     if origin is tuple:
         inner = typing.get_args(kind)[0]
         return tuple(_parse_field(inner, t.strip()) for t in text.split(",") if t.strip())
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+    if _is_union(kind):
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         if text.lower() == "none":
             return None
@@ -67,20 +76,66 @@ def _parse_field(kind: Any, text: str) -> Any:
         raise ConfigError(f"Cannot read {text!r} as {getattr(kind, '__name__', kind)}.") from e
 
 
-def _add_dataclass_options(p: argparse.ArgumentParser, cls: type) -> None:
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(computed)"
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                       metavar=f.name.upper(), help=f"(default: {default})")
+def show_value(value: Any) -> str:
+    """A default as it is typed on the command line: tuples as comma lists."""
+    if isinstance(value, tuple):
+        return ",".join(show_value(v) for v in value) if value else "(empty)"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        return value or '""'
+    return str(value)
 
 
-def _resolve(cls: type, args: argparse.Namespace, command: str) -> Any:
+def _metavar(kind: Any) -> str:
+    if typing.get_origin(kind) is tuple:
+        return f"{_metavar(typing.get_args(kind)[0])},..."
+    if _is_union(kind):
+        return _metavar(next(a for a in typing.get_args(kind) if a is not type(None)))
+    return {int: "INT", float: "NUM", str: "TEXT"}.get(kind, "VALUE")
+
+
+def option_help(f: dataclasses.Field, kind: Any) -> str:
+    """One line of help: the field's text, its allowed values and its default."""
+    text = help_of(f)
+    choices = choices_of(f)
+    if choices:
+        each = "each of" if typing.get_origin(kind) is tuple else "one of"
+        text += f"; {each}: {', '.join(map(str, choices))}"
+    default = f.default if f.default is not dataclasses.MISSING else "(computed)"
+    text += f" (default: {show_value(default)})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
+    """One option per field of ``cls``: ``--field-name VALUE`` (``--x`` / ``--no-x`` for
+    booleans); unset options are None, so a loaded config.json keeps its values."""
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    own = set(vars(cls).get("__annotations__", {}))  # the command's own fields lead the help
+    for f in [f for f in fields if f.name in own] + [f for f in fields if f.name not in own]:
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        if kind is bool:
+            p.add_argument(flag, dest=f.name, default=None,
+                           action=argparse.BooleanOptionalAction, help=option_help(f, kind))
+        else:
+            p.add_argument(flag, dest=f.name, default=None, metavar=_metavar(kind),
+                           help=option_help(f, kind))
+
+
+def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
+    """The config of ``command``: its ``--config`` file (if any) with the options given."""
     base: dict[str, Any] = load_config(args.config, command) if args.config else {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        text = getattr(args, f.name)
-        if text is not None:
-            base[f.name] = _parse_field(hints[f.name], text)
+        value = getattr(args, f.name)
+        if isinstance(value, bool):
+            base[f.name] = value
+        elif value is not None:
+            base[f.name] = _parse_field(hints[f.name], value)
     # JSON turns tuples into lists: give the dataclass its declared type back
     for k, v in base.items():
         if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple:
@@ -94,23 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="SPICE-level co-simulation of RRAM in-memory computing: from 1T1R decks "
                     "to LSM accuracy and energy.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, mod in _commands().items():
+    for name, mod in commands().items():
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        p.add_argument("--config", help="replay a saved runs/<name>/config.json")
+        p.add_argument("--config", metavar="FILE",
+                       help="replay a saved runs/<name>/config.json (options given override it)")
         # a command whose CONFIG has an `out` field (its output file) names the root otherwise
         p.add_argument(getattr(mod, "ROOT_OPTION", "--out"), dest="runs_root", default="runs",
-                       help="root folder of run folders (default: runs)")
-        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-        _add_dataclass_options(p, mod.CONFIG)
+                       metavar="DIR", help="root folder of run folders (default: runs)")
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                       help="progress bars (default: on)")
+        add_config_options(p, mod.CONFIG)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    mod = _commands()[args.command]
+    mod = commands()[args.command]
     try:
-        cfg = _resolve(mod.CONFIG, args, args.command)
-        summary = mod.run(cfg, args.runs_root, progress=not args.no_progress)
+        cfg = resolve_config(mod.CONFIG, args, args.command)
+        summary = mod.run(cfg, args.runs_root, progress=args.progress)
         print(f"wrote {args.runs_root}/{cfg.name}/report.md")
         print(json.dumps(summary.get("headline", {}), indent=1, default=str))
     except CosimError as e:

@@ -6,14 +6,14 @@ Each returns an object implementing :class:`rram_cosim.models.tile.backend.TileB
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...models.checks import check_choice, check_int
 from ...models.errors import ConfigError
 from ...models.params import TileSpec
-from ...models.tile.backend import TileBackend
-from ...models.tile.ideal import IdealBackend
-from ...models.tile.surrogate import TileSurrogate
+
+if TYPE_CHECKING:
+    from ...models.tile.backend import TileBackend
 
 BACKENDS = ("ideal", "surrogate", "nodal", "spice")
 
@@ -34,13 +34,19 @@ def make_backend(name: str, spec: TileSpec, *, surrogate_path: str | Path | None
                  **options: Any) -> TileBackend:
     """Build the named backend for ``spec``; ``options`` go to the backend's constructor."""
     check_choice("make_backend", "name", name, BACKENDS)
+    # the backends load here: the command line's configurations import BACKENDS and
+    # check_run_options only
     if name == "ideal":
+        from ...models.tile.ideal import IdealBackend
+
         return IdealBackend(spec, **options)
     if name == "surrogate":
         if surrogate_path is None:
             raise ConfigError(
                 "The 'surrogate' backend needs a fitted surrogate file (surrogate_path). Create "
                 "one with `rram-cosim demo` or the calibration API.")
+        from ...models.tile.surrogate import TileSurrogate
+
         return TileSurrogate.load(surrogate_path, **options)
     if name == "nodal":
         from .nodal import NodalBackend

@@ -30,7 +30,7 @@ from ...models.checks import check_choice, check_int
 from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root
 from ...netlists.deck import Deck
 from .rawfile import RawPlot
-from .runner import RunOptions, SimResult, _primary_index, deck_digest, run_deck
+from .runner import RunOptions, SimResult, deck_digest, primary_index, run_deck
 
 __all__ = ["default_cache_dir", "load_cached", "run_decks", "store_cached"]
 
@@ -112,7 +112,7 @@ def _run_one(deck: Deck, options: RunOptions, cache_dir: str | None) -> tuple[An
         if cache_dir is not None:
             try:
                 store_cached(cache_dir, key, result,
-                             _primary_index(list(result.plots), deck.analysis))
+                             primary_index(list(result.plots), deck.analysis))
             except OSError as e:  # a full or read-only disk must not lose a finished run
                 warnings.warn(f"Could not cache the result of deck {deck.sha256[:12]} in "
                               f"{cache_dir}: {e}", RuntimeWarning, stacklevel=2)

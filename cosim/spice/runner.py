@@ -444,7 +444,8 @@ def _run_shared(text: str, timeout_s: float | None) -> _Attempt:
 # run_deck
 
 
-def _primary_index(plots: list[RawPlot], analysis: str) -> int:
+def primary_index(plots: list[RawPlot], analysis: str) -> int:
+    """Index of the plot ``analysis`` produced (the last of its kind; else the last plot)."""
     want = PLOTNAMES.get(analysis.lower())
     for i in range(len(plots) - 1, -1, -1):
         if want and plots[i].plotname.strip().lower() == want:
@@ -536,7 +537,7 @@ def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
             if failure is None:
                 succeeded = True
                 plots = att.plots or []
-                primary = plots[_primary_index(plots, deck.analysis)]
+                primary = plots[primary_index(plots, deck.analysis)]
                 run_dir = folder.keep_success(attempts)
                 return SimResult(plots=tuple(plots), vectors=dict(primary.vectors),
                                  log=att.log, deck_sha256=sha,

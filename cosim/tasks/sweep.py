@@ -74,9 +74,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ...analysis.energy import NetworkSize, paper_energy, physical_energy, summarise
-from ...models.checks import check_choice, check_int, check_range
 from ...models.device.breakdown import cell_values, draw_cells, form_cells
 from ...models.errors import ConfigError, DomainWarning
 from ...models.io import atomic_write_text, cache_root
@@ -90,24 +90,42 @@ from ...models.params import (
     to_dict,
 )
 from ...models.snn.lsm import run_reservoir
+from ...models.tile.ideal import IdealBackend
 from ...models.tile.surrogate import TileSurrogate
 from ...models.tile.tiling import TiledBackend
-from ..cli.commands.classify import (
-    TaskOptions,
-    load_task_frames,
-    most_active_lif,
-    select_on_validation,
+from ..engines.calibrate import (
+    bind_for_workload,
+    calibration_inputs,
+    corner_map,
+    energy_summary,
+    fit_surrogate,
+    full_scale_spec,
+    reference_backend,
+    simulate_with_energy,
+    with_full_scale,
+    with_idle,
+    workload_full_scale_ua,
+)
+from ..spice.forming import compare_with_twin, sample_indices, simulate_cells
+from .classify import load_task_frames, most_active_lif, select_on_validation
+from .configs.sweep import TASKS, SweepConfig
+from .zeroshot import (
+    EncoderView,
+    MapLayout,
+    ZeroshotConfig,
+    lif_grid,
+    load_modalities,
+    run_protocol,
 )
 
 __all__ = [
-    "EXECUTION_COLUMNS", "SWEEP_VERSION", "TASKS", "SweepConfig", "SweepResult", "Unit",
-    "conductance_domain", "derive_seed", "run_sweep", "run_unit", "units_of",
+    "EXECUTION_COLUMNS", "OTHER_PARAMS", "PARAMS", "SWEEP_VERSION", "TASKS", "SweepConfig",
+    "SweepResult", "Unit", "conductance_domain", "derive_seed", "pareto_front", "point_summary",
+    "run_sweep", "run_unit", "sweep_table", "total_columns", "units_of",
 ]
 
 #: Bumped when a unit's result for the same parameters changes (old result files are ignored).
 SWEEP_VERSION = 1
-
-TASKS = ("digits-events", "spoken-digits", "zeroshot:image+neural-sim")
 
 #: Columns that describe how a unit ran, not what it computed; they differ between runs.
 EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibration_s", "host")
@@ -120,88 +138,6 @@ _W_STD_REF_US = math.sqrt(2.0) * 2.46
 _EXEC_FIELDS = ("name", "workers", "scheduler", "retry_failed", "cache_dir")
 # The sweep axes: each unit carries its own values of these.
 _AXES = ("icc", "v_form", "t_pulse", "r_wire", "adc_bits", "chips", "seeds")
-
-
-@dataclass(frozen=True)
-class SweepConfig(TaskOptions):
-    """A sweep (saved as config.json; every field is an option of ``rram-cosim sweep``).
-
-    Units: ``icc`` A, ``v_form`` V, ``t_pulse``/``t_edge``/``t_step`` s, ``r_wire`` ohm per
-    segment (the option names follow the issue's CLI, so the fields carry no unit suffix).
-    """
-
-    name: str = "sweep"
-    icc: tuple[float, ...] = (5e-6, 10e-6, 20e-6, 40e-6)  # A; 7.5 uA gives [ESGNN]'s 14.2 uS
-    v_form: tuple[float, ...] = (3.0,)  # V, FormingConditions default
-    t_pulse: tuple[float, ...] = (10e-6,)  # s, FormingConditions default
-    r_wire: tuple[float, ...] = (1.0,)  # ohm, TileSpec default
-    adc_bits: tuple[int, ...] = (14,)  # [Lin25] board
-    chips: int = 1  # independently formed arrays per point
-    seeds: int = 3  # network seeds per chip
-    seed: int = 0  # base seed: every point, chip and network seed is a hash of it
-    task: str = "digits-events"
-    t_edge: float = 10e-9  # s, FormingConditions default
-    t_step: float = 10e-9  # s, FormingConditions default
-    spot_cells: int = 4  # SPICE forming spot check per chip (0: none); one deck of 4 cells
-    # the task's data, LIF grid, readout, ADC range ('corner' here: every cell at the domain's
-    # top, all rows on), tiling and linearisation: TaskOptions, as classify's
-    v_th_scaled: bool = True  # scale the v_th grid by the chip's weight spread (see module doc)
-    # surrogate calibration: maps (plus the corner map) and vectors a map. With the level-1
-    # card the surrogate fits no parameter (models/tile/surrogate.py): calibration fixes the ADC
-    # full scale, the domain, the fit error and the read energy, so a small set does
-    cal_maps: int = 2
-    cal_vectors: int = 16
-    workers: int = 0  # local processes; 0: every CPU this process may use
-    scheduler: str = ""  # Dask scheduler address (tcp://HOST:PORT); empty: local pool
-    retry_failed: bool = False  # rerun units recorded as failed
-    cache_dir: str = ""  # surrogates and spot-check decks; empty: $RRAM_COSIM_CACHE/sweep
-
-    def __post_init__(self) -> None:
-        o = "SweepConfig"
-        check_choice(o, "task", self.task, TASKS)
-        lists = {"icc": (FormingConditions.I_CC_RANGE_A, "A", True),
-                 "v_form": (FormingConditions.V_FORM_RANGE_V, "V", False),
-                 "t_pulse": ((1e-12, 1.0), "s", False), "r_wire": ((0.0, 1e4), "ohm", False)}
-        for f, ((lo, hi), unit, lo_open) in lists.items():
-            vals = getattr(self, f)
-            if not isinstance(vals, tuple) or not vals:
-                raise ConfigError(f"The '{f}' parameter of {o} must be a non-empty comma list "
-                                  f"(in {unit}). Got {vals!r}.")
-            for v in vals:
-                check_range(o, f, v, lo, hi, lo_open=lo_open, unit=unit)
-            if len(set(vals)) != len(vals):
-                raise ConfigError(f"The '{f}' list of {o} holds a value twice: {vals}.")
-        if not self.adc_bits or len(set(self.adc_bits)) != len(self.adc_bits):
-            raise ConfigError(f"The 'adc_bits' list of {o} must be non-empty without repeats. "
-                              f"Got {self.adc_bits!r}.")
-        for b in self.adc_bits:
-            check_int(o, "adc_bits", b, 1, 24)
-        check_int(o, "chips", self.chips, 1, 10_000)
-        check_int(o, "seeds", self.seeds, 1, 1000)
-        for f in ("seed", "data_seed"):
-            check_int(o, f, getattr(self, f), 0, 2**63 - 1)
-        check_int(o, "spot_cells", self.spot_cells, 0, 4096)
-        self.check_task(o)
-        check_int(o, "cal_maps", self.cal_maps, 1, 1_000_000)
-        check_int(o, "cal_vectors", self.cal_vectors, 2, 100_000)
-        check_int(o, "workers", self.workers, 0, 4096)
-        check_range(o, "t_step", self.t_step, 1e-12, 1e-3, unit="s")
-        check_range(o, "t_edge", self.t_edge, self.t_step, 1.0, unit="s")
-        if self.scheduler and not re.match(r"^[a-z]+://\S+$", self.scheduler):
-            raise ConfigError(
-                f"The 'scheduler' parameter of {o} must be a Dask scheduler address such as "
-                f"tcp://10.0.0.5:8786 (empty: local process pool). Got {self.scheduler!r}.")
-        if self.task.startswith("zeroshot:") and self.adc_range != "corner":
-            raise ConfigError("adc_range='workload' is measured on a classification "
-                              "task; the zero-shot task uses the 'corner' range.")
-        if self.task.startswith("zeroshot:") and self.linearise != "tangent":
-            raise ConfigError("linearise='workload' profiles a classification reservoir's "
-                              "drive; the zero-shot task (two encoders on one map) uses "
-                              "linearise='tangent'.")
-
-    def n_units(self) -> int:
-        return (len(self.icc) * len(self.v_form) * len(self.t_pulse) * len(self.r_wire)
-                * len(self.adc_bits) * self.chips * self.seeds)
 
 
 # -- seeds and hashes ------------------------------------------------------------------------
@@ -314,9 +250,6 @@ def _workload_spec(unit: Unit, spec: TileSpec, pilot: np.ndarray) -> TileSpec:
     seed of a point then shares the range, and the surrogate), at the grid point with the most
     activity (lowest scaled threshold, highest decay and levels), on up to 200 training samples.
     """
-    from ...models.tile.ideal import IdealBackend
-    from ..engines.calibrate import with_full_scale, workload_full_scale_ua
-
     t = unit.task
     frames, _, audio, _ = _frames(t["task"], t["data_seed"], (t["n_train"], t["n_val"],
                                                               t["n_test"]), t["n_steps"],
@@ -369,17 +302,6 @@ def _surrogate(spec: TileSpec, domain: tuple[float, float, float, float], cal_ma
 def _calibrate(spec: TileSpec, domain: tuple[float, float, float, float], cal_maps: int,
                cal_vectors: int, key: str) -> tuple[TileSurrogate, float]:
     """Calibrate a surrogate on the nodal engine over ``domain``; returns it and the time."""
-    from ..engines.calibrate import (
-        calibration_inputs,
-        corner_map,
-        energy_summary,
-        fit_surrogate,
-        full_scale_spec,
-        reference_backend,
-        simulate_with_energy,
-        with_idle,
-    )
-
     lo, hi, mean, std = domain
     t0 = time.perf_counter()
     rng = np.random.default_rng(derive_seed("calibration", key))
@@ -422,8 +344,6 @@ def _spot_check(unit: Unit, params: BreakdownParams, cond: FormingConditions, dr
     n = int(unit.task["spot_cells"])
     if n == 0:
         return {"spot_cells": 0}
-    from ..spice.forming import compare_with_twin, sample_indices, simulate_cells
-
     shape = draws.shape
     idx = sample_indices(shape, min(n, int(np.prod(shape))),
                          np.random.default_rng(derive_seed("spot", unit.chip_seed)))
@@ -483,8 +403,6 @@ def _classify(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
     n_classes = int(max(lab.max() for lab in labels.values()) + 1)
     grid = _grid(t, audio, w_scale)
     if t.get("linearise", "tangent") == "workload":
-        from ..engines.calibrate import bind_for_workload
-
         tile = bind_for_workload(backend, gp, gn, frames["train"][:200],
                                  most_active_lif(t["hidden"], grid),
                                  np.random.default_rng([rng_seed, 5]))
@@ -521,8 +439,6 @@ def _zeroshot_data_args(t: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=2)
 def _zeroshot_data(**kw: Any) -> tuple[Any, Any]:
-    from .zeroshot import ZeroshotConfig, load_modalities
-
     return load_modalities(ZeroshotConfig(image="digits-events", other="neural-sim", **kw))
 
 
@@ -551,8 +467,6 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
     ``test_acc``: top-1 on the unseen classes. Energy: both encoders' reservoirs on their test
     queries at the chosen thresholds, plus the projection heads (``dim`` outputs each).
     """
-    from .zeroshot import EncoderView, MapLayout, ZeroshotConfig, lif_grid, run_protocol
-
     t = unit.task
     cfg = ZeroshotConfig(image="digits-events", other="neural-sim", backends=("surrogate",),
                          seeds=1, seed=unit.net_seed, hidden=t["hidden"],
@@ -821,3 +735,58 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
                        n_computed=len(rows) - n_reused, wall_s=time.perf_counter() - t0,
                        executor=executor)
 
+
+# -- tables of a finished sweep --------------------------------------------------------------
+#: The parameters that name a point, and those beside the compliance current.
+PARAMS = ["icc_a", "v_form_v", "t_pulse_s", "r_wire_ohm", "adc_bits"]
+OTHER_PARAMS = ["v_form_v", "t_pulse_s", "r_wire_ohm", "adc_bits"]
+
+
+def sweep_table(result: SweepResult) -> pd.DataFrame:
+    """One row per unit in grid order; the long traceback stays in the unit's JSON file."""
+    df = pd.DataFrame(result.rows)
+    df = df.drop(columns=[c for c in ("traceback",) if c in df.columns])
+    first = ["index", *PARAMS, "chip", "seed", "point_seed", "chip_seed", "net_seed", "status",
+             "error", "val_acc", "test_acc"]
+    first = [c for c in first if c in df.columns]
+    return df[first + [c for c in df.columns if c not in first]].sort_values("index")
+
+
+def total_columns(df: pd.DataFrame) -> list[str]:
+    """Energy totals of the systems compared with the hybrid (digital, paper mode)."""
+    return [c for c in df.columns if c.startswith("e_total_")
+            and c.endswith(("_uj", "_uj_mean"))]
+
+
+def point_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per point: mean and std over chips and seeds of accuracy, energy and conductance, and
+    the chip-to-chip spread (``*_chip_std``: std over chips of each chip's mean over seeds;
+    NaN with one chip)."""
+    ok = df[df["status"] == "ok"]
+    cols = [c for c in ("val_acc", "test_acc", "e_hybrid_uj", *total_columns(ok), "g_mean_us",
+                        "g_std_us") if c in ok.columns]
+    counts = df.groupby(PARAMS, sort=False)["status"].agg(
+        n_ok=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s != "ok").sum()))
+    if not len(ok) or not cols:
+        return counts.reset_index()
+    agg = ok.groupby(PARAMS, sort=False)[cols].agg(["mean", "std"])
+    agg.columns = [f"{c}_{s}" for c, s in agg.columns]
+    spread = [c for c in ("val_acc", "test_acc", "e_hybrid_uj", "g_mean_us") if c in cols]
+    chip = (ok.groupby([*PARAMS, "chip"], sort=False)[spread].mean()
+            .groupby(PARAMS, sort=False).std())
+    chip.columns = [f"{c}_chip_std" for c in chip.columns]
+    return counts.join(agg).join(chip).reset_index()
+
+
+def pareto_front(summary: pd.DataFrame) -> pd.DataFrame:
+    """Points no other point beats on both validation accuracy (higher) and hybrid energy
+    (lower); chosen on validation, never on test."""
+    s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"]) \
+        if "val_acc_mean" in summary.columns else summary.iloc[0:0]
+    s = s.sort_values(["e_hybrid_uj_mean", "val_acc_mean"], ascending=[True, False])
+    keep, best = [], -np.inf
+    for i, r in s.iterrows():
+        if r["val_acc_mean"] > best:
+            keep.append(i)
+            best = r["val_acc_mean"]
+    return s.loc[keep]

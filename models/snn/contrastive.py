@@ -25,7 +25,6 @@ import copy
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import comb, erf
 
 from ..checks import check_choice, check_int, check_range
 from ..errors import ConfigError, NotFittedError
@@ -39,11 +38,15 @@ _SQRT_HALF = np.sqrt(0.5)
 # -- pieces with hand-written gradients ------------------------------------------------------
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU, ``x Phi(x)`` (Hendrycks & Gimpel 2016)."""
+    from scipy.special import erf  # scipy loads on first use, not with the constants above
+
     return 0.5 * x * (1.0 + erf(x * _SQRT_HALF))
 
 
 def gelu_grad(x: np.ndarray) -> np.ndarray:
     """d GELU / dx = ``Phi(x) + x phi(x)``."""
+    from scipy.special import erf
+
     return 0.5 * (1.0 + erf(x * _SQRT_HALF)) + x * np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
 
 
@@ -365,6 +368,8 @@ def chance_topk(query_labels: np.ndarray, gallery_labels: np.ndarray, k: int) ->
     """Expected top-k hit rate of a random ranking (k gallery items drawn without replacement):
     mean over queries of ``1 - C(n - m, k) / C(n, k)``, m the gallery items of the query's
     class."""
+    from scipy.special import comb
+
     gl = np.asarray(gallery_labels)
     n = gl.size
     classes, counts = np.unique(gl, return_counts=True)

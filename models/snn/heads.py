@@ -8,7 +8,6 @@ different neurons differ by orders of magnitude).
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ..checks import check_choice, check_int, check_range
 from ..errors import ConfigError, NotFittedError
@@ -101,6 +100,10 @@ class SoftmaxReadout:
         return self
 
     def _fit_lbfgs(self, z: np.ndarray, onehot: np.ndarray) -> None:
+        # scipy loads here, with the solver that needs it: the command line's parser imports
+        # this module's dependants without running a fit
+        from scipy.optimize import minimize
+
         n, d = z.shape
         k = onehot.shape[1]
 

@@ -6,6 +6,7 @@ import inspect
 import numpy as np
 import pytest
 from rram_cosim.analysis import energy as en
+from rram_cosim.analysis import energy_constants
 from rram_cosim.cosim.spice.backend import SpiceBackend
 from rram_cosim.cosim.spice.runner import RunOptions
 from rram_cosim.models.device.conductance import differential_pair
@@ -181,7 +182,7 @@ def test_each_encoder_of_a_pair_is_priced_at_its_own_levels():
 
 def test_every_constant_has_a_realistic_range():
     names = {f.name for f in dataclasses.fields(en.EnergyConstants)}
-    assert set(en._RANGES) == names == set(en.CONSTANTS_INFO)
+    assert set(energy_constants._RANGES) == names == set(en.CONSTANTS_INFO)
     # a 32-bit multiply's 3.1 pJ as the paper-mode constant is a legitimate what-if
     assert en.EnergyConstants(pj_per_op_paper=3.1).pj_per_op_paper == 3.1
     assert en.EnergyConstants(tia_i_q_a=1.6e-3, tia_supply_v=5.0).tia_supply_v == 5.0

@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from rram_cosim.cosim.cli.commands.classify import ClassifyConfig, run_classify
+from rram_cosim.cosim.cli.commands.classify import run_classify
 from rram_cosim.cosim.cli.main import main
 from rram_cosim.cosim.data.datasets import load_dataset
+from rram_cosim.cosim.tasks.configs.classify import ClassifyConfig
 from rram_cosim.models.errors import ConfigError
 
 SMALL = {"n_train": 60, "n_val": 30, "n_test": 30, "seeds": 2, "hidden": 24,
@@ -102,7 +103,8 @@ def test_workload_linearised_surrogate_tracks_the_ideal_network(tmp_path):
         assert f"linearised: '{lin}'" in (tmp_path / lin / "report.md").read_text()
     assert out["tangent"]["LSM, ideal"] == out["workload"]["LSM, ideal"]
     # the energy command's ADC sweep re-runs that network, linearised the same way
-    from rram_cosim.cosim.cli.commands.energy import EnergyConfig, run_energy
+    from rram_cosim.cosim.cli.commands.energy import run_energy
+    from rram_cosim.cosim.tasks.configs.energy import EnergyConfig
 
     run_energy(EnergyConfig(name="e", from_run=str(tmp_path / "workload"), adc_bits=(4, 14),
                             array_source="conductance"), tmp_path, progress=False)

@@ -4,8 +4,9 @@ import json
 
 import pandas as pd
 import pytest
-from rram_cosim.cosim.cli.commands.demo import DemoConfig, run_demo
+from rram_cosim.cosim.cli.commands.demo import run_demo
 from rram_cosim.cosim.cli.main import main
+from rram_cosim.cosim.tasks.configs.demo import DemoConfig
 from rram_cosim.models.errors import ConfigError
 
 SMALL = {"tile_rows": 8, "tile_cols": 8, "n_cal_maps": 2, "n_test_maps": 1, "n_vectors": 12,

@@ -6,14 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from rram_cosim.analysis.energy import PAPER_FIGURES
-from rram_cosim.cosim.cli.commands.energy import (
-    EnergyConfig,
-    parse_constants,
-    read_activity,
-    run_energy,
-)
+from rram_cosim.cosim.cli.commands.energy import run_energy
 from rram_cosim.cosim.cli.commands.zeroshot import run_zeroshot
 from rram_cosim.cosim.cli.main import main
+from rram_cosim.cosim.tasks.configs.energy import EnergyConfig, parse_constants
+from rram_cosim.cosim.tasks.energy import read_activity
 from rram_cosim.cosim.tasks.zeroshot import ZeroshotConfig
 from rram_cosim.models.errors import ConfigError, DomainWarning
 from rram_cosim.models.snn.lsm import ReservoirActivity

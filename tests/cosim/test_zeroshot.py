@@ -6,10 +6,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from rram_cosim.cosim.cli.commands.energy import read_activity
-from rram_cosim.cosim.cli.commands.zeroshot import _tile_spec, permutation_rng, run_zeroshot
+from rram_cosim.cosim.cli.commands.zeroshot import run_zeroshot
 from rram_cosim.cosim.cli.main import main
 from rram_cosim.cosim.engines.registry import make_backend
+from rram_cosim.cosim.tasks.classify import task_tile_spec
+from rram_cosim.cosim.tasks.configs.zeroshot import parse_classes
+from rram_cosim.cosim.tasks.energy import read_activity
 from rram_cosim.cosim.tasks.zeroshot import (
     P_INVALID_NOTE,
     SELECTIONS,
@@ -17,7 +19,7 @@ from rram_cosim.cosim.tasks.zeroshot import (
     MapLayout,
     ZeroshotConfig,
     load_modalities,
-    parse_classes,
+    permutation_rng,
     raw_features,
     retrieval_sets,
     run_protocol,
@@ -106,7 +108,8 @@ def test_tiny_config_runs_and_writes_activity(tmp_path):
 
 def _protocol(cfg, image, other):
     lay = MapLayout(image.n_in, other.n_in, cfg.hidden)
-    return run_protocol(cfg, image, other, {"ideal": make_backend("ideal", _tile_spec(cfg, lay))})
+    spec = task_tile_spec(cfg, *lay.shape)
+    return run_protocol(cfg, image, other, {"ideal": make_backend("ideal", spec)})
 
 
 def _choices(res, sel):

@@ -14,6 +14,9 @@ validation and test accuracy, energy per component, wall time, status, error),
 ``accuracy_vs_icc.png``, ``energy_vs_icc.png``, ``conductance_vs_icc.png``, ``pareto.png``,
 ``points/<unit>.json`` (the stored units) and ``report.md``. Surrogates and spot-check decks
 are cached by content hash under ``--cache-dir`` (default ``~/.cache/rram-cosim/sweep``).
+
+Heavy libraries (pandas, matplotlib, dask) and the sweep load inside :func:`run_sweep_cmd`, so
+building the command line's parser imports only the configuration.
 """
 
 from __future__ import annotations
@@ -21,77 +24,29 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from ....analysis.report import markdown_table, save_figure, save_table, write_report
-from ...tasks.sweep import EXECUTION_COLUMNS, SweepConfig, SweepResult, run_sweep
+from ...tasks.configs.sweep import SweepConfig
 from ..runs import RunDir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ...tasks.sweep import SweepResult
 
 COMMAND = "sweep"
 HELP = ("design-space sweep: --icc (A), --v-form (V), --t-pulse (s), --r-wire (ohm), "
         "--adc-bits comma lists x --chips formed arrays x --seeds; accuracy and energy per "
         "point, Pareto plot; local pool (--workers) or Dask (--scheduler tcp://HOST:PORT); "
         "rerun to resume")
-
-PARAMS = ["icc_a", "v_form_v", "t_pulse_s", "r_wire_ohm", "adc_bits"]
-_OTHER = ["v_form_v", "t_pulse_s", "r_wire_ohm", "adc_bits"]
-
-
-def sweep_table(result: SweepResult) -> pd.DataFrame:
-    """One row per unit in grid order; the long traceback stays in the unit's JSON file."""
-    df = pd.DataFrame(result.rows)
-    df = df.drop(columns=[c for c in ("traceback",) if c in df.columns])
-    first = ["index", *PARAMS, "chip", "seed", "point_seed", "chip_seed", "net_seed", "status",
-             "error", "val_acc", "test_acc"]
-    first = [c for c in first if c in df.columns]
-    return df[first + [c for c in df.columns if c not in first]].sort_values("index")
-
-
-def _totals(df: pd.DataFrame) -> list[str]:
-    """Energy totals of the systems compared with the hybrid (digital, paper mode)."""
-    return [c for c in df.columns if c.startswith("e_total_")
-            and c.endswith(("_uj", "_uj_mean"))]
-
-
-def point_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per point: mean and std over chips and seeds of accuracy, energy and conductance, and
-    the chip-to-chip spread (``*_chip_std``: std over chips of each chip's mean over seeds;
-    NaN with one chip)."""
-    ok = df[df["status"] == "ok"]
-    cols = [c for c in ("val_acc", "test_acc", "e_hybrid_uj", *_totals(ok), "g_mean_us",
-                        "g_std_us") if c in ok.columns]
-    counts = df.groupby(PARAMS, sort=False)["status"].agg(
-        n_ok=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s != "ok").sum()))
-    if not len(ok) or not cols:
-        return counts.reset_index()
-    agg = ok.groupby(PARAMS, sort=False)[cols].agg(["mean", "std"])
-    agg.columns = [f"{c}_{s}" for c, s in agg.columns]
-    spread = [c for c in ("val_acc", "test_acc", "e_hybrid_uj", "g_mean_us") if c in cols]
-    chip = (ok.groupby([*PARAMS, "chip"], sort=False)[spread].mean()
-            .groupby(PARAMS, sort=False).std())
-    chip.columns = [f"{c}_chip_std" for c in chip.columns]
-    return counts.join(agg).join(chip).reset_index()
-
-
-def pareto_front(summary: pd.DataFrame) -> pd.DataFrame:
-    """Points no other point beats on both validation accuracy (higher) and hybrid energy
-    (lower); chosen on validation, never on test."""
-    s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"]) \
-        if "val_acc_mean" in summary.columns else summary.iloc[0:0]
-    s = s.sort_values(["e_hybrid_uj_mean", "val_acc_mean"], ascending=[True, False])
-    keep, best = [], -np.inf
-    for i, r in s.iterrows():
-        if r["val_acc_mean"] > best:
-            keep.append(i)
-            best = r["val_acc_mean"]
-    return s.loc[keep]
+CONFIG = SweepConfig
 
 
 def _combos(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    varying = [c for c in _OTHER if df[c].nunique() > 1]
+    """The groups of points that share the parameters beside I_cc, with their labels."""
+    from ...tasks.sweep import OTHER_PARAMS
+
+    varying = [c for c in OTHER_PARAMS if df[c].nunique() > 1]
     if not varying:
         return [("", df)]
     return [(", ".join(f"{c}={v:g}" for c, v in zip(varying, key if isinstance(key, tuple)
@@ -127,6 +82,8 @@ def _accuracy_plot(summary: pd.DataFrame, df: pd.DataFrame):
 def _energy_plot(summary: pd.DataFrame, df: pd.DataFrame):
     import matplotlib.pyplot as plt
 
+    from ...tasks.sweep import total_columns
+
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for k, (label, g) in enumerate(_combos(summary)):
         g = g.sort_values("icc_a")
@@ -136,7 +93,7 @@ def _energy_plot(summary: pd.DataFrame, df: pd.DataFrame):
         axes[0].errorbar(x, g["e_hybrid_uj_mean"], yerr=g["e_hybrid_uj_std"].fillna(0.0),
                          fmt="o-", color=f"C{k}", capsize=3,
                          label=f"hybrid{', ' + label if label else ''}")
-        for j, c in enumerate(_totals(g)):
+        for j, c in enumerate(total_columns(g)):
             if c.endswith("_uj_mean"):
                 axes[0].plot(x, g[c], "s^vd"[j % 4] + ":", color=f"C{k}", alpha=0.6,
                              label=f"{c[8:-8].replace('_', ' ')}{', ' + label if label else ''}")
@@ -161,6 +118,7 @@ def _energy_plot(summary: pd.DataFrame, df: pd.DataFrame):
 
 def _conductance_plot(summary: pd.DataFrame):
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     s = summary.dropna(subset=["g_mean_us_mean"]) if "g_mean_us_mean" in summary.columns \
@@ -183,6 +141,8 @@ def _conductance_plot(summary: pd.DataFrame):
 
 def _icc_axis(ax: Any, icc_a: Any) -> None:
     """Log I_cc axis ticked at the swept values, in uA."""
+    import numpy as np
+
     x = np.sort(np.unique(np.asarray(icc_a, dtype=float))) * 1e6
     ax.set_xscale("log")
     if x.size:
@@ -200,10 +160,12 @@ def _label(r: Any, varying: list[str]) -> str:
 def _pareto_plot(summary: pd.DataFrame, front: pd.DataFrame):
     import matplotlib.pyplot as plt
 
+    from ...tasks.sweep import OTHER_PARAMS
+
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"]) \
         if "val_acc_mean" in summary.columns else summary.iloc[0:0]
-    varying = [c for c in _OTHER if c in s.columns and s[c].nunique() > 1]
+    varying = [c for c in OTHER_PARAMS if c in s.columns and s[c].nunique() > 1]
     ax.errorbar(s["e_hybrid_uj_mean"], s["val_acc_mean"], xerr=s["e_hybrid_uj_std"].fillna(0),
                 yerr=s["val_acc_std"].fillna(0), fmt="o", color="C0", alpha=0.6, capsize=2,
                 label="points (mean +- std over chips and seeds)")
@@ -227,6 +189,15 @@ def _pareto_plot(summary: pd.DataFrame, front: pd.DataFrame):
 def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
                   progress: bool = True) -> dict[str, Any]:
     """Run or resume the sweep and write ``runs_root/<cfg.name>/``."""
+    from ....analysis.report import save_figure, save_table
+    from ...tasks.sweep import (
+        OTHER_PARAMS,
+        pareto_front,
+        point_summary,
+        run_sweep,
+        sweep_table,
+    )
+
     t0 = time.perf_counter()
     run = RunDir.create(runs_root, cfg.name)
     run.write_config(COMMAND, asdict(cfg))
@@ -249,7 +220,7 @@ def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
         "failed": n_failed, "wall_s": round(wall, 1), "executor": result.executor}
     if "val_acc_mean" in summary.columns:
         headline["points"] = {
-            _label(r, [c for c in _OTHER if summary[c].nunique() > 1]): {
+            _label(r, [c for c in OTHER_PARAMS if summary[c].nunique() > 1]): {
                 "val": round(float(r["val_acc_mean"]), 4),
                 "test": round(float(r["test_acc_mean"]), 4),
                 "hybrid_uj": round(float(r["e_hybrid_uj_mean"]), 5)}
@@ -263,8 +234,12 @@ def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
 
 def _compact(summary: pd.DataFrame) -> pd.DataFrame:
     """The report's per-point table: varying parameters, counts, mean +- std."""
+    import pandas as pd
+
+    from ...tasks.sweep import OTHER_PARAMS, total_columns
+
     out = pd.DataFrame({"I_cc (uA)": summary["icc_a"] * 1e6})
-    for c in _OTHER:
+    for c in OTHER_PARAMS:
         if summary[c].nunique() > 1:
             out[c] = summary[c]
     out["ok / failed"] = [f"{a} / {b}" for a, b in zip(summary["n_ok"], summary["n_failed"])]
@@ -283,7 +258,7 @@ def _compact(summary: pd.DataFrame) -> pd.DataFrame:
     if "test_acc_chip_std" in summary.columns and summary["test_acc_chip_std"].notna().any():
         out["test acc, chip-to-chip std"] = [format(v, ".3f")
                                              for v in summary["test_acc_chip_std"]]
-    for c in _totals(summary):
+    for c in total_columns(summary):
         if c.endswith("_uj_mean"):
             name = c[len("e_total_"):-len("_uj_mean")].replace("_", " ")
             out[f"{name} (uJ)"] = [format(v, ".4g") for v in summary[c]]
@@ -292,6 +267,9 @@ def _compact(summary: pd.DataFrame) -> pd.DataFrame:
 
 def _report(run: RunDir, cfg: SweepConfig, result: SweepResult, df: pd.DataFrame,
             summary: pd.DataFrame, front: pd.DataFrame, wall: float) -> None:
+    from ....analysis.report import markdown_table, write_report
+    from ...tasks.sweep import EXECUTION_COLUMNS, PARAMS
+
     ok = df[df["status"] == "ok"]
     failed = df[df["status"] != "ok"]
     cal = int(ok["surrogate_calibrated"].sum()) if "surrogate_calibrated" in ok else 0
@@ -331,7 +309,7 @@ def _report(run: RunDir, cfg: SweepConfig, result: SweepResult, df: pd.DataFrame
     if len(failed):
         sections.append(("Failed units", markdown_table(
             failed[["index", *PARAMS, "chip", "seed", "error"]])
-            + "\n\nRerun with `--retry-failed true` to compute them again; the traceback is "
+            + "\n\nRerun with `--retry-failed` to compute them again; the traceback is "
               "in points/<key>.json."))
     plots = ("![](conductance_vs_icc.png)\n\n![](accuracy_vs_icc.png)\n\n"
              "![](energy_vs_icc.png)\n\n![](pareto.png)")
@@ -344,5 +322,4 @@ def _report(run: RunDir, cfg: SweepConfig, result: SweepResult, df: pd.DataFrame
     write_report(run.path / "report.md", f"rram-cosim sweep: {cfg.name}", sections)
 
 
-CONFIG = SweepConfig
 run = run_sweep_cmd

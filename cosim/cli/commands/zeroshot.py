@@ -9,46 +9,32 @@ backend, encoder and seed at the headline selection's LIF point), ``confusion.pn
 (unseen queries vs the class of their nearest gallery image), ``embedding.png`` (both
 modalities' projections, 2-D), ``report.md`` with the paper's figures beside ours, and
 ``summary.json``.
+
+Heavy libraries (pandas, matplotlib, scipy) and the protocol load inside :func:`run_zeroshot`,
+so building the command line's parser imports only the configuration.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
-import zlib
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-from tqdm.auto import tqdm
-
-from ....analysis.report import markdown_table, save_figure, save_table, write_report
-from ....analysis.stats import confusion_matrix, pca_2d
-from ....models.errors import DomainWarning
-from ....models.params import AdcSpec, TileSpec
-from ....models.snn.contrastive import mean_interval
-from ...tasks.zeroshot import (
-    P_INVALID_NOTE,
-    SELECTIONS,
-    MapLayout,
-    ProtocolResult,
-    ZeroshotConfig,
-    activity_records,
-    head_grid,
-    lif_grid,
-    load_modalities,
-    run_protocol,
-    summarise,
-)
+from ...tasks.configs.zeroshot import ZeroshotConfig
 from ..runs import RunDir
-from .classify import _backend, _surrogate
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ...tasks.zeroshot import Modality, ProtocolResult
 
 COMMAND = "zeroshot"
 HELP = ("Zero-shot retrieval: image and neural-sim / spoken-digit LSM encoders sharing one "
         "conductance map, contrastive heads, honest selection (and the paper's, labelled), "
         "mean and interval over seeds")
+CONFIG = ZeroshotConfig
 
 # [Lin25]: audio-to-image top-1 on the unseen classes 8 and 9 (N-TIDIGITS / N-MNIST), best
 # epoch chosen on the test queries by the published scripts.
@@ -58,63 +44,29 @@ PROTOTYPE_HONEST = (0.44, 0.10)
 PROTOTYPE_SEEN_TRAINED = 0.97
 
 
-def _tile_spec(cfg: ZeroshotConfig, layout: MapLayout) -> TileSpec:
-    rows, cols = layout.shape
-    return TileSpec(rows=cfg.tile_rows or rows, cols=cfg.tile_cols or cols,
-                    r_wire_ohm=cfg.r_wire_ohm, adc=AdcSpec(bits=cfg.adc_bits))
-
-
-def headline_selection(cfg: ZeroshotConfig) -> str:
-    """The selection rule a run leads with: ``paper``, or the honest rule in use."""
-    if cfg.protocol == "paper":
-        return "paper"
-    return "honest" if cfg.val_class_tuple else "honest-seen-val"
-
-
 def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
                  progress: bool = True) -> dict[str, Any]:
     """Run the protocol and write ``runs_root/<cfg.name>/``; returns the summary."""
+    import numpy as np
+
+    from ....analysis.report import save_figure, save_table
+    from ....analysis.stats import confusion_matrix
+    from ...tasks.zeroshot import (
+        P_INVALID_NOTE,
+        SELECTIONS,
+        activity_records,
+        headline_selection,
+        zeroshot,
+    )
+
     t0 = time.perf_counter()
     run = RunDir.create(runs_root, cfg.name)
     run.write_config(COMMAND, asdict(cfg))
-    image, other = load_modalities(cfg)
-    layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
-    spec = _tile_spec(cfg, layout)
-    sur = (_surrogate(cfg, spec, run, np.random.default_rng([cfg.seed, 7919]))
-           if "surrogate" in cfg.backends else None)
-    backends = {b: _backend(b, cfg, spec, sur) for b in cfg.backends}
-    n_lif = len(lif_grid(cfg, other.audio))
-    n_work = cfg.seeds * len(head_grid(cfg)) * (len(backends) * n_lif + int(cfg.baseline))
-    bar = tqdm(total=n_work, desc="zeroshot", disable=not progress, unit="head")
-    with warnings.catch_warnings(record=True) as caught:
-        # the surrogate warns on every read below its calibrated input density (the other
-        # modality's rows sit at 0 V); the report gives the count and one example instead
-        warnings.simplefilter("always", DomainWarning)
-        res = run_protocol(cfg, image, other, backends, on_step=bar.update)
-    bar.close()
-    domain = [str(w.message) for w in caught if issubclass(w.category, DomainWarning)]
-    for w in caught:
-        if not issubclass(w.category, DomainWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-    grid = pd.DataFrame(res.grid)
-    chosen_rows, summary_rows = [], []
-    for (model, sel), rows in res.chosen.items():
-        for r in rows:
-            chosen_rows.append({k: v for k, v in r.items()
-                                if k not in ("neighbours", "heads", "feats", "activity")})
-        s = summarise(rows, res.query_labels, res.gallery_labels, cfg.n_perm,
-                      permutation_rng(cfg.seed, model, sel), p_valid=sel != "paper")
-        summary_rows.append({"model": model, "selection": SELECTIONS[sel][1], **s,
-                             "train_ops_chosen": float(np.mean([r["train_ops"] for r in rows])),
-                             "train_ops_grid": float(np.mean([r["grid_train_ops"]
-                                                              for r in rows]))})
-    chosen = pd.DataFrame(chosen_rows)
-    summary = pd.DataFrame(summary_rows)
-    paired = paired_by_seed(chosen, f"LSM, {cfg.backends[0]}")
+    z = zeroshot(cfg, run.path, progress=progress)
+    image, other, res, summary, paired = z.image, z.other, z.result, z.summary, z.paired
     save_table(paired, run.path / "paired.csv")
-    save_table(grid, run.path / "grid.csv")
-    save_table(chosen, run.path / "chosen.csv")
+    save_table(z.grid, run.path / "grid.csv")
+    save_table(z.chosen, run.path / "chosen.csv")
     save_table(summary, run.path / "summary.csv")
 
     head = headline_selection(cfg)
@@ -129,7 +81,7 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
                 run.path / "confusion.png")
     save_figure(_embedding_plot(lead_rows[0], image, other, lead), run.path / "embedding.png")
     wall = time.perf_counter() - t0
-    _report(run, cfg, image, other, res, summary, paired, head, domain, wall)
+    _report(run, cfg, image, other, res, summary, paired, head, z.domain_warnings, wall)
     hl = summary[summary["selection"] == SELECTIONS[head][1]]
     headline = {r["model"]: {"unseen_top1": round(r["unseen_top1_mean"], 4),
                              "ci95": [round(r["unseen_top1_ci_low"], 4),
@@ -140,37 +92,15 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
                 for r in hl.to_dict(orient="records")}
     headline["selection"] = SELECTIONS[head][1]
     out = {"headline": headline, "summary": summary.to_dict(orient="records"),
-           "chosen": chosen.to_dict(orient="records"), "wall_s": wall,
+           "chosen": z.chosen.to_dict(orient="records"), "wall_s": wall,
            "cache": {"hits": res.cache_hits, "misses": res.cache_misses}}
     run.write_json("summary.json", {k: v for k, v in out.items() if k != "wall_s"})
     return out
 
 
-def permutation_rng(seed: int, model: str, selection: str) -> np.random.Generator:
-    """The permutation test's generator of one (model, selection) summary row, derived from
-    the run seed and the row's names, so adding a backend or model leaves every other row's
-    p-value unchanged."""
-    return np.random.default_rng([seed, 0x5045524D, zlib.crc32(f"{model}|{selection}".encode())])
-
-
-def paired_by_seed(chosen: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Per selection rule, every model's unseen top-1 minus the reference model's, paired by
-    seed (same map, same data, same head initialisation): mean and Student-t 95 % interval."""
-    rows = []
-    for sel, g in chosen.groupby("selection", sort=False):
-        ref = g[g["model"] == reference].set_index("seed")["unseen_top1"]
-        for model, gm in g.groupby("model", sort=False):
-            if model == reference:
-                continue
-            d = (gm.set_index("seed")["unseen_top1"] - ref).dropna().to_numpy()
-            rows.append({"selection": SELECTIONS[sel][1], "model": model, "vs": reference,
-                         **{f"diff_{k}" if k != "n" else "n_seeds": v
-                            for k, v in mean_interval(d).items()}})
-    return pd.DataFrame(rows)
-
-
 def _confusion_plot(cm: np.ndarray, classes: list[int], model: str, selection: str):
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(5.8, 4.6))
     frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -189,8 +119,12 @@ def _confusion_plot(cm: np.ndarray, classes: list[int], model: str, selection: s
     return fig
 
 
-def _embedding_plot(row: dict[str, Any], image, other, model: str):
+def _embedding_plot(row: dict[str, Any], image: Modality, other: Modality, model: str):
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    from ....analysis.stats import pca_2d
 
     heads = row["heads"]
     fi, fo = row["feats"]
@@ -212,8 +146,6 @@ def _embedding_plot(row: dict[str, Any], image, other, model: str):
     ax.set_ylabel("PC 2")
     ax.set_title(f"projections of both modalities (test samples), {model}, first seed",
                  fontsize=9)
-    from matplotlib.lines import Line2D
-
     ax.legend(handles=[Line2D([], [], color="k", marker="o", ls="", label=f"image ({image.name})"),
                        Line2D([], [], color="k", marker="x", ls="",
                               label=f"other ({other.name})")], loc="best", fontsize=8)
@@ -227,12 +159,21 @@ def _fmt(x: float) -> str:
 
 def _p(p: float) -> str:
     """A p-value for the report, or why there is none."""
+    import numpy as np
+
+    from ...tasks.zeroshot import P_INVALID_NOTE
+
     return f"({P_INVALID_NOTE})" if np.isnan(p) else f"= {p:.2g}"
 
 
-def _report(run: RunDir, cfg: ZeroshotConfig, image, other, res: ProtocolResult,
-            summary: pd.DataFrame, paired: pd.DataFrame, head: str, domain: list[str],
-            wall: float) -> None:
+def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
+            res: ProtocolResult, summary: pd.DataFrame, paired: pd.DataFrame, head: str,
+            domain: list[str], wall: float) -> None:
+    import pandas as pd
+
+    from ....analysis.report import markdown_table, write_report
+    from ...tasks.zeroshot import P_INVALID_NOTE, SELECTIONS
+
     lay = res.layout
     tiles = (f"split over {lay.n_tiles(cfg.tile_rows, cfg.tile_cols)} tiles of "
              f"{cfg.tile_rows}x{cfg.tile_cols}" if cfg.tile_rows else "on one macro")
@@ -327,5 +268,4 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image, other, res: ProtocolResult,
     write_report(run.path / "report.md", f"rram-cosim zeroshot: {cfg.name}", sections)
 
 
-CONFIG = ZeroshotConfig
 run = run_zeroshot

@@ -1,0 +1,60 @@
+"""Configuration of ``rram-cosim classify``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ....models.checks import check_choice, check_int, check_range
+from ....models.errors import ConfigError
+from ...engines.registry import BACKENDS, check_run_options
+from .common import TaskOptions
+from .fields import option
+
+__all__ = ["EMBEDDED", "PREFIXED", "SOLVERS", "ClassifyConfig"]
+
+#: Datasets shipped with the package.
+EMBEDDED = ("digits-events", "spoken-digits")
+#: Dataset kinds read from a path, ``<kind>:PATH``.
+PREFIXED = ("nmnist", "ntidigits", "wav", "images", "events")
+SOLVERS = ("adam", "lbfgs")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig(TaskOptions):
+    """Configuration of a classify run (saved as config.json; every field is an option)."""
+
+    name: str = option("classify", "run name: the folder under the runs root")
+    dataset: str = option("digits-events", "event data: digits-events, spoken-digits, or "
+                                           "KIND:PATH with KIND nmnist, ntidigits, wav, images, "
+                                           "events")
+    backends: tuple[str, ...] = option(("ideal", "surrogate"), "tile backends to compare, the "
+                                                               "first is the paired reference",
+                                       choices=BACKENDS)
+    seeds: int = option(3, "network seeds (each draws its own conductance map)")
+    seed: int = option(0, "first network seed; the others are seed+1, seed+2, ...")
+    surrogate: str = option("", "fitted surrogate file (JSON; empty: calibrate on the nodal "
+                                "engine)")
+    n_windows: int = option(1, "spike-count windows per sample (1: the paper's whole-sample "
+                               "counts)")
+    r_wire_ohm: float = option(1.0, "wire resistance per cell segment (ohm; 5 is the stressed "
+                                    "value)")
+    adc_bits: int = option(14, "column-ADC resolution (bits; [Lin25] board: 14)")
+    cal_maps: int = option(3, "surrogate calibration maps (without --surrogate)")
+    cal_vectors: int = option(24, "input vectors per calibration map")
+    readout_solver: str = option("adam", "readout training: adam (minibatch) or lbfgs (full "
+                                         "batch, deterministic)", choices=SOLVERS)
+
+    def __post_init__(self) -> None:
+        o = "ClassifyConfig"
+        kind = self.dataset.split(":", 1)[0]
+        if self.dataset not in EMBEDDED and (kind not in PREFIXED or ":" not in self.dataset):
+            raise ConfigError(
+                f"The 'dataset' parameter of {o} must be one of {list(EMBEDDED)} or "
+                f"'<kind>:PATH' with kind in {list(PREFIXED)}. Got {self.dataset!r} instead.")
+        check_run_options(o, self.backends, self.seeds, self.seed, self.data_seed)
+        self.check_task(o)
+        for f in ("n_windows", "cal_maps", "cal_vectors"):
+            check_int(o, f, getattr(self, f), 1, 1_000_000)
+        check_int(o, "adc_bits", self.adc_bits, 1, 24)
+        check_choice(o, "readout_solver", self.readout_solver, SOLVERS)
+        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")

@@ -1,0 +1,114 @@
+"""Field groups several configurations share: a classification task on a tile, and a TileSpec
+as options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ....models.checks import check_choice, check_int
+from ....models.errors import ConfigError
+from ....models.params import AdcSpec, DacSpec, MosfetSpec, TiaSpec, TileSpec
+from .fields import option
+
+__all__ = ["ADC_RANGES", "LINEARISATIONS", "TaskOptions", "TileSpecOptions"]
+
+ADC_RANGES = ("corner", "workload")
+LINEARISATIONS = ("tangent", "workload")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a classification task on a tile needs, shared by ``classify`` and the sweep's
+    task: data split, LIF grid, readout, ADC range, tiling and linearisation."""
+
+    data_seed: int = option(0, "seed of the embedded data and of the train/val/test split")
+    n_train: int = option(0, "training samples (0: the whole split)")
+    n_val: int = option(0, "validation samples (0: the whole split)")
+    n_test: int = option(0, "test samples (0: the whole split)")
+    n_steps: int = option(0, "time steps a sample is binned into (0: 50 for images, 129 for "
+                             "audio, as [Lin25]'s scripts)")
+    crop: int = option(16, "images: side of the centre crop (pixels; [Lin25]: 16)")
+    hidden: int = option(200, "LIF reservoir neurons ([Lin25]: 200)")
+    v_th: tuple[float, ...] = option((5.0, 10.0, 20.0), "firing-threshold grid, chosen on "
+                                                        "validation (units of x @ W)")
+    decay: tuple[float, ...] = option((), "membrane-decay grid per step (empty: 0.9 images, "
+                                          "0.97 audio, as [Lin25]'s scripts)")
+    in_level: tuple[float, ...] = option((1.0,), "input-row drive grid (fraction of the read "
+                                                 "voltage)")
+    rec_level: tuple[float, ...] = option((0.0, 0.25, 0.5), "recurrent-row drive grid "
+                                                            "(fraction of the read voltage)")
+    readout_epochs: int = option(80, "softmax-readout training epochs")
+    adc_range: str = option(
+        "corner", "ADC full scale: corner = all rows on at g_full_scale (never clips), "
+                  "workload = 1.1 x the 99.9th percentile of the reservoir's training currents",
+        choices=ADC_RANGES)
+    tile_rows: int = option(0, "rows of one tile (0: the whole map on one macro)")
+    tile_cols: int = option(0, "weight columns of one tile (0: the whole map on one macro)")
+    linearise: str = option(
+        "tangent", "surrogate linearisation: tangent at half the read voltage, or workload = "
+                   "for the drive the reservoir measures on training data (docs/tile.md)",
+        choices=LINEARISATIONS)
+
+    def check_task(self, owner: str) -> None:
+        """Validate the shared fields (each config's ``__post_init__`` calls this)."""
+        for f in ("n_train", "n_val", "n_test", "n_steps", "tile_rows", "tile_cols"):
+            check_int(owner, f, getattr(self, f), 0, 10_000_000)
+        for f in ("crop", "hidden", "readout_epochs"):
+            check_int(owner, f, getattr(self, f), 1, 1_000_000)
+        check_choice(owner, "adc_range", self.adc_range, ADC_RANGES)
+        check_choice(owner, "linearise", self.linearise, LINEARISATIONS)
+        for f in ("v_th", "in_level", "rec_level"):
+            if not getattr(self, f):
+                raise ConfigError(f"The '{f}' grid of {owner} needs at least one value.")
+        if (self.tile_rows == 0) != (self.tile_cols == 0):
+            raise ConfigError(
+                f"Give both tile_rows and tile_cols (a tile size), or neither. Got "
+                f"{self.tile_rows}x{self.tile_cols}.")
+
+
+@dataclass(frozen=True)
+class TileSpecOptions:
+    """TileSpec fields as command-line options (units in the names; None: the default)."""
+
+    rows: int = option(64, "tile rows (word lines)")
+    cols: int = option(64, "tile weight columns (each a G+ and a G- physical column)")
+    r_wire_ohm: float = option(1.0, "wire resistance per cell segment (ohm; 40 nm interconnect)")
+    v_read_v: float = option(0.2, "read voltage of a driven row (V)")
+    v_gate_read_v: float = option(1.1, "word-line (access gate) voltage during a read (V)")
+    g_full_scale_us: float = option(30.0, "cell conductance the ADC range is sized for (uS)")
+    temperature_c: float = option(27.0, "temperature (degC)")
+    t_read_s: float = option(1e-6, "duration of one read (s)")
+    card: str = option("level1", "access-transistor model card",
+                       choices=("level1", "ptm45", "custom"))
+    lib_path: str = option("", "card=custom: your PDK model file")
+    model_name: str = option("", "card=custom: the NMOS model's name in it")
+    kp: float | None = option(None, "level-1 transconductance kp (A/V^2; none: the card's)")
+    vto: float | None = option(None, "level-1 threshold voltage (V; none: the card's)")
+    w: float | None = option(None, "access-transistor width (m; none: the card's)")
+    l: float | None = option(None, "access-transistor length (m; none: the card's)")
+    dac_bits: int = option(16, "row-DAC resolution (bits)")
+    dac_r_out_ohm: float = option(1.0, "row-DAC output resistance (ohm)")
+    adc_bits: int = option(14, "column-ADC resolution (bits)")
+    adc_v_full_scale_v: float = option(2.4, "ADC input full scale (V)")
+    tia_a_ol: float = option(3.16e6, "TIA open-loop gain (V/V)")
+    tia_v_offset_v: float = option(0.5e-3, "TIA input offset (V)")
+    r_f: float | None = option(None, "TIA feedback resistor (ohm; none: full scale at the "
+                                     "calibration set's largest current)")
+
+    def tile_spec(self) -> TileSpec:
+        """The TileSpec these options describe (validated by the dataclasses)."""
+        mos: dict[str, Any] = {"card": self.card}
+        if self.card == "custom":
+            mos.update(lib_path=self.lib_path or None, model_name=self.model_name or None)
+        for opt, fld in (("kp", "kp_a_per_v2"), ("vto", "vto_v"), ("w", "w_m"), ("l", "l_m")):
+            if getattr(self, opt) is not None:
+                mos[fld] = getattr(self, opt)
+        return TileSpec(
+            rows=self.rows, cols=self.cols, r_wire_ohm=self.r_wire_ohm, v_read_v=self.v_read_v,
+            v_gate_read_v=self.v_gate_read_v, g_full_scale_us=self.g_full_scale_us,
+            temperature_c=self.temperature_c, t_read_s=self.t_read_s,
+            mosfet=MosfetSpec(**mos),
+            dac=DacSpec(bits=self.dac_bits, r_out_ohm=self.dac_r_out_ohm),
+            adc=AdcSpec(bits=self.adc_bits, v_full_scale_v=self.adc_v_full_scale_v),
+            tia=TiaSpec(a_ol=self.tia_a_ol, v_offset_v=self.tia_v_offset_v, r_f_ohm=self.r_f))

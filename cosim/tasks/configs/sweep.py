@@ -1,0 +1,101 @@
+"""Configuration of ``rram-cosim sweep`` (the sweep itself: :mod:`..sweep`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ....models.checks import check_choice, check_int, check_range
+from ....models.errors import ConfigError
+from ....models.params import FormingConditions
+from .common import TaskOptions
+from .fields import option
+
+__all__ = ["TASKS", "SweepConfig"]
+
+TASKS = ("digits-events", "spoken-digits", "zeroshot:image+neural-sim")
+
+
+@dataclass(frozen=True)
+class SweepConfig(TaskOptions):
+    """A sweep (saved as config.json; every field is an option of ``rram-cosim sweep``).
+
+    Units: ``icc`` A, ``v_form`` V, ``t_pulse``/``t_edge``/``t_step`` s, ``r_wire`` ohm per
+    segment (the option names follow the issue's CLI, so the fields carry no unit suffix).
+    """
+
+    name: str = option(
+        "sweep", "run name: the folder under the runs root (rerun the same name to resume)")
+    icc: tuple[float, ...] = option(
+        (5e-6, 10e-6, 20e-6, 40e-6), "compliance currents (A; 7.5e-6 gives [ESGNN]'s 14.2 uS)")
+    v_form: tuple[float, ...] = option((3.0,), "forming pulse amplitudes (V)")
+    t_pulse: tuple[float, ...] = option((10e-6,), "forming pulse widths (s)")
+    r_wire: tuple[float, ...] = option((1.0,), "wire resistances per cell segment (ohm)")
+    adc_bits: tuple[int, ...] = option((14,), "column-ADC resolutions (bits, 1 to 24)")
+    chips: int = option(1, "independently formed arrays per point")
+    seeds: int = option(3, "network seeds per chip")
+    seed: int = option(0, "base seed: every point, chip and network seed is a hash of it")
+    task: str = option("digits-events", "what runs on each chip", choices=TASKS)
+    t_edge: float = option(10e-9, "forming pulse rise and fall time (s)")
+    t_step: float = option(10e-9, "forming simulation time step (s)")
+    spot_cells: int = option(4, "cells per chip formed again in ngspice as a spot check (0: none)")
+    # the task's data, LIF grid, readout, ADC range ('corner' here: every cell at the domain's
+    # top, all rows on), tiling and linearisation: TaskOptions, as classify's
+    v_th_scaled: bool = option(True, "scale the v_th grid by each chip's weight spread")
+    # surrogate calibration: maps (plus the corner map) and vectors a map. With the level-1
+    # card the surrogate fits no parameter (models/tile/surrogate.py): calibration fixes the ADC
+    # full scale, the domain, the fit error and the read energy, so a small set does
+    cal_maps: int = option(2, "surrogate calibration maps (plus the corner map)")
+    cal_vectors: int = option(16, "input vectors per calibration map (at least 2)")
+    workers: int = option(0, "local worker processes (0: every CPU this process may use)")
+    scheduler: str = option("", "Dask scheduler address tcp://HOST:PORT (empty: the local pool)")
+    retry_failed: bool = option(False, "compute units recorded as failed again")
+    cache_dir: str = option(
+        "", "cache of surrogates and spot-check decks (empty: $RRAM_COSIM_CACHE/sweep)")
+
+    def __post_init__(self) -> None:
+        o = "SweepConfig"
+        check_choice(o, "task", self.task, TASKS)
+        lists = {"icc": (FormingConditions.I_CC_RANGE_A, "A", True),
+                 "v_form": (FormingConditions.V_FORM_RANGE_V, "V", False),
+                 "t_pulse": ((1e-12, 1.0), "s", False), "r_wire": ((0.0, 1e4), "ohm", False)}
+        for f, ((lo, hi), unit, lo_open) in lists.items():
+            vals = getattr(self, f)
+            if not isinstance(vals, tuple) or not vals:
+                raise ConfigError(f"The '{f}' parameter of {o} must be a non-empty comma list "
+                                  f"(in {unit}). Got {vals!r}.")
+            for v in vals:
+                check_range(o, f, v, lo, hi, lo_open=lo_open, unit=unit)
+            if len(set(vals)) != len(vals):
+                raise ConfigError(f"The '{f}' list of {o} holds a value twice: {vals}.")
+        if not self.adc_bits or len(set(self.adc_bits)) != len(self.adc_bits):
+            raise ConfigError(f"The 'adc_bits' list of {o} must be non-empty without repeats. "
+                              f"Got {self.adc_bits!r}.")
+        for b in self.adc_bits:
+            check_int(o, "adc_bits", b, 1, 24)
+        check_int(o, "chips", self.chips, 1, 10_000)
+        check_int(o, "seeds", self.seeds, 1, 1000)
+        for f in ("seed", "data_seed"):
+            check_int(o, f, getattr(self, f), 0, 2**63 - 1)
+        check_int(o, "spot_cells", self.spot_cells, 0, 4096)
+        self.check_task(o)
+        check_int(o, "cal_maps", self.cal_maps, 1, 1_000_000)
+        check_int(o, "cal_vectors", self.cal_vectors, 2, 100_000)
+        check_int(o, "workers", self.workers, 0, 4096)
+        check_range(o, "t_step", self.t_step, 1e-12, 1e-3, unit="s")
+        check_range(o, "t_edge", self.t_edge, self.t_step, 1.0, unit="s")
+        if self.scheduler and not re.match(r"^[a-z]+://\S+$", self.scheduler):
+            raise ConfigError(
+                f"The 'scheduler' parameter of {o} must be a Dask scheduler address such as "
+                f"tcp://10.0.0.5:8786 (empty: local process pool). Got {self.scheduler!r}.")
+        if self.task.startswith("zeroshot:") and self.adc_range != "corner":
+            raise ConfigError("adc_range='workload' is measured on a classification "
+                              "task; the zero-shot task uses the 'corner' range.")
+        if self.task.startswith("zeroshot:") and self.linearise != "tangent":
+            raise ConfigError("linearise='workload' profiles a classification reservoir's "
+                              "drive; the zero-shot task (two encoders on one map) uses "
+                              "linearise='tangent'.")
+
+    def n_units(self) -> int:
+        return (len(self.icc) * len(self.v_form) * len(self.t_pulse) * len(self.r_wire)
+                * len(self.adc_bits) * self.chips * self.seeds)

@@ -1,0 +1,94 @@
+"""The command line explains itself: help for every option, quick --help, old configs replay."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+from rram_cosim.cosim.cli.main import build_parser, commands, resolve_config, show_value
+from rram_cosim.cosim.tasks.configs.fields import help_of
+
+BEFORE = Path(__file__).parent / "configs_before"
+HEAVY = ("pandas", "matplotlib", "scipy", "dask")
+
+
+def _subparsers(parser):
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices
+
+
+def test_every_option_of_every_command_has_help():
+    parser = build_parser()
+    subs = _subparsers(parser)
+    assert set(subs) == set(commands())
+    for name, mod in commands().items():
+        assert mod.HELP
+        for f in dataclasses.fields(mod.CONFIG):
+            assert help_of(f).strip(), f"{name}: the field {f.name!r} has no help"
+            assert "\n" not in help_of(f), f"{name}: the help of {f.name!r} is not one line"
+        for action in subs[name]._actions:
+            assert action.help and action.help.strip(), f"{name}: {action.option_strings}"
+
+
+def test_defaults_read_as_typed_and_booleans_are_flags():
+    sub = _subparsers(build_parser())
+    form = {a.dest: a for a in sub["form"]._actions}
+    assert "(default: 5e-06,7.5e-06,1e-05,2e-05)" in form["icc"].help
+    assert "(A" in form["icc"].help
+    assert "one of: twin, spice" in form["backend"].help
+    energy = {a.dest: a for a in sub["energy"]._actions}
+    assert energy["sweep_accuracy"].option_strings == ["--sweep-accuracy", "--no-sweep-accuracy"]
+    assert show_value((5e-06, 1e-05)) == "5e-06,1e-05"
+    assert show_value(()) == "(empty)"
+    zs = {a.dest: a for a in sub["zeroshot"]._actions}
+    assert "each of: ideal, surrogate, nodal, spice" in zs["backends"].help
+
+
+def test_boolean_flags_and_comma_lists_resolve():
+    parser = build_parser()
+    mod = commands()["energy"]
+    args = parser.parse_args(["energy", "--no-sweep-accuracy", "--adc-bits", "4,8"])
+    cfg = resolve_config(mod.CONFIG, args, "energy")
+    assert cfg.sweep_accuracy is False and cfg.adc_bits == (4, 8)
+    cfg = resolve_config(mod.CONFIG, parser.parse_args(["energy"]), "energy")
+    assert cfg.sweep_accuracy is True
+    args = parser.parse_args(["sweep", "--retry-failed", "--no-progress"])
+    assert args.progress is False
+    assert resolve_config(commands()["sweep"].CONFIG, args, "sweep").retry_failed is True
+
+
+@pytest.mark.parametrize("path", sorted(BEFORE.glob("*.json")), ids=lambda p: p.stem)
+def test_config_json_written_before_still_replays(path, tmp_path):
+    """Configs saved before the options got their help (same field and command names) load
+    with --config, and options given beside them override booleans both ways."""
+    saved = json.loads(path.read_text())
+    command = saved["command"]
+    mod = commands()[command]
+    parser = build_parser()
+    cfg = resolve_config(mod.CONFIG, parser.parse_args([command, "--config", str(path)]),
+                         command)
+    hints = typing.get_type_hints(mod.CONFIG)
+    want = {k: tuple(v) if typing.get_origin(hints[k]) is tuple else v
+            for k, v in saved["config"].items()}
+    assert dataclasses.asdict(cfg) == want
+    bools = [f.name for f in dataclasses.fields(mod.CONFIG) if hints[f.name] is bool]
+    for name in bools:
+        flag = "--" + name.replace("_", "-")
+        for argv, value in (([flag], True), (["--no-" + flag[2:]], False)):
+            args = parser.parse_args([command, "--config", str(path), *argv])
+            assert getattr(resolve_config(mod.CONFIG, args, command), name) is value
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["sweep", "--help"]])
+def test_help_imports_no_heavy_library(argv):
+    code = (
+        "import sys\n"
+        "from rram_cosim.cosim.cli.main import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out[-2000:]
