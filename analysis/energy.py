@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..models.checks import check_choice, check_int, check_range
 from ..models.errors import ConfigError
-from ..models.params import DeviceParams, TileSpec
+from ..models.params import DeviceParams, ReadScheme, TileSpec
 from ..models.snn.lsm import ReservoirActivity
 from ..models.tile.periphery import dac_volts
 from .energy_constants import (
@@ -478,7 +478,8 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
                   g_row_sum_s: float | None = None, measured: MeasuredRead | None = None,
                   in_level: float = 1.0, rec_level: float = DEFAULT_REC_LEVEL,
                   levels: dict[str, tuple[float, float]] | None = None,
-                  periphery: str = "integrated", include_board: bool = True) -> EnergyReport:
+                  periphery: str = "integrated", include_board: bool = True,
+                  read: ReadScheme | None = None) -> EnergyReport:
     """Both modes for one network: per-component table, totals with latency and TOPS/W, and
     the paper's figures beside ours.
 
@@ -490,7 +491,11 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
         Measured activity per encoder name; an encoder without one uses
         :func:`preset_activity`. Activity of another size is rescaled (:func:`scale_activity`).
     spec : TileSpec, optional
-        The physical tile; default: one macro holding the whole map, 14-bit ADC ([Lin25]).
+        The physical tile; default: one macro holding the whole map, 14-bit ADC ([Lin25]),
+        read with ``read``.
+    read : ReadScheme, optional
+        The read scheme of the default macro (default: the board's, 64 rows per read); a
+        given ``spec`` carries its own.
     g_row_sum_s : float, optional
         Row conductance sum of the map (S); default: the formed-cell mean ([ESGNN]) over the
         2 x hidden physical columns.
@@ -521,7 +526,8 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
         elif (a.n_in, a.hidden, a.n_steps) != (size.n_in, size.hidden, size.n_steps):
             a = scale_activity(a, size)
         acts[enc] = a
-        sp = spec or TileSpec(rows=max(size.n_in + size.hidden, 1), cols=size.hidden)
+        sp = spec or TileSpec(rows=max(size.n_in + size.hidden, 1), cols=size.hidden,
+                              read=read or ReadScheme())
         g = g_row_sum_s if g_row_sum_s is not None else (
             2 * size.hidden * DeviceParams().g_mean_us * 1e-6)
         lv_in, lv_rec = (levels or {}).get(enc, (in_level, rec_level))
@@ -543,7 +549,7 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
     if include_board:
         size0 = net.encoders[0][1]
         board_t = read_counts(spec or TileSpec(rows=max(size0.n_in + size0.hidden, 1),
-                                               cols=size0.hidden),
+                                               cols=size0.hidden, read=read or ReadScheme()),
                               size0.n_in + size0.hidden, size0.hidden).t_vmm_s
         board = latency_table(net, frames[0], c, activities=acts, t_read_s=board_t)
         row = board[board.system == "hybrid (physical)"].assign(
@@ -601,8 +607,9 @@ def adc_sweep(net: str | Network, bits: tuple[int, ...],
     rows = []
     for b in bits:
         check_int("adc_sweep", "bits", b, 1, 24)
+        read = kwargs.pop("read", None) or ReadScheme()
         sp = spec or TileSpec(rows=max(s.n_in + s.hidden for _, s in net.encoders),
-                              cols=max(s.hidden for _, s in net.encoders))
+                              cols=max(s.hidden for _, s in net.encoders), read=read)
         sp = dataclasses.replace(sp, adc=dataclasses.replace(sp.adc, bits=int(b)))
         rep = energy_report(net, activities, spec=sp, c=c, include_board=False, **kwargs)
         comp = rep.components

@@ -126,10 +126,23 @@ def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
                            help=option_help(f, kind))
 
 
+def _read_as_saved(base: dict[str, Any], hints: dict[str, Any]) -> None:
+    """A config saved before read schemes were options read every row at once: replay it so.
+
+    Other fields missing from an old file take today's defaults; the wire resistance was
+    always saved, so it replays as it ran.
+    """
+    if "rows_per_read" in hints and "rows_per_read" not in base:
+        base["rows_per_read"] = (0,) if typing.get_origin(hints["rows_per_read"]) is tuple \
+            else 0
+
+
 def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
     """The config of ``command``: its ``--config`` file (if any) with the options given."""
     base: dict[str, Any] = load_config(args.config, command) if args.config else {}
     hints = typing.get_type_hints(cls)
+    if args.config:
+        _read_as_saved(base, hints)
     for f in dataclasses.fields(cls):
         value = getattr(args, f.name)
         if isinstance(value, bool):

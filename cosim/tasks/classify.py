@@ -122,10 +122,11 @@ def load_task_frames(dataset: str, data_seed: int, sizes: tuple[int, int, int], 
 # -- backends --------------------------------------------------------------------------------
 def task_tile_spec(cfg: Any, rows: int, cols: int) -> TileSpec:
     """The TileSpec of a task's ``rows x cols`` map: ``cfg`` (a classify or zero-shot config)
-    gives the tile size (``tile_rows``/``tile_cols``, 0: the whole map), ``r_wire_ohm`` and
-    ``adc_bits``."""
+    gives the tile size (``tile_rows``/``tile_cols``, 0: the whole map), ``r_wire_ohm``,
+    ``adc_bits``, the read scheme and the wire geometry (:class:`ReadOptions`)."""
     return TileSpec(rows=cfg.tile_rows or rows, cols=cfg.tile_cols or cols,
-                    r_wire_ohm=cfg.r_wire_ohm, adc=AdcSpec(bits=cfg.adc_bits))
+                    r_wire_ohm=cfg.r_wire_ohm, adc=AdcSpec(bits=cfg.adc_bits),
+                    **cfg.read_spec())
 
 
 def most_active_lif(hidden: int, grid: Grid) -> LIFParams:

@@ -70,7 +70,8 @@ def demo_pipeline(cfg: DemoConfig, run_path: Path,
 
     rng = np.random.default_rng(cfg.seed)
     device = DeviceParams()
-    spec = TileSpec(rows=cfg.tile_rows, cols=cfg.tile_cols, r_wire_ohm=cfg.r_wire_ohm)
+    spec = TileSpec(rows=cfg.tile_rows, cols=cfg.tile_cols, r_wire_ohm=cfg.r_wire_ohm,
+                    **cfg.read_spec())
 
     # 1. circuit simulations: calibration maps and held-out maps
     t0 = time.perf_counter()
@@ -118,7 +119,8 @@ def demo_pipeline(cfg: DemoConfig, run_path: Path,
     t0 = time.perf_counter()
     lif = cfg.lif()
     gp, gn = differential_pair((n_in + cfg.hidden, cfg.hidden), rng, device)
-    macro = TileSpec(rows=n_in + cfg.hidden, cols=cfg.hidden, r_wire_ohm=cfg.r_wire_ohm)
+    macro = TileSpec(rows=n_in + cfg.hidden, cols=cfg.hidden, r_wire_ohm=cfg.r_wire_ohm,
+                     **cfg.read_spec())
     backends = {
         "LSM, ideal weights": IdealBackend(macro),
         "LSM, surrogate tiles": TiledBackend(surrogate, cfg.tile_rows, cfg.tile_cols),
@@ -151,7 +153,7 @@ def demo_pipeline(cfg: DemoConfig, run_path: Path,
     net = en.Network(cfg.name, (("image", en.NetworkSize(n_in, cfg.hidden, cfg.n_steps,
                                                          n_classes)),))
     energy = en.energy_report(net, {"image": activity},
-                              spec=TileSpec(rows=n_in + cfg.hidden, cols=cfg.hidden),
+                              spec=macro,
                               g_row_sum_s=en.mean_row_conductance_s(gp, gn),
                               in_level=cfg.in_level, rec_level=cfg.rec_level)
     done("energy", t0)

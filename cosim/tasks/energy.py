@@ -28,7 +28,7 @@ import dataclasses
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from ..spice.backend import SpiceBackend
 from ..spice.runner import RunOptions
 from .classify import RunFolder, classify, load_task_frames
 from .configs.classify import ClassifyConfig
+from .configs.common import ReadOptions
 from .configs.energy import EnergyConfig, parse_constants
 from .configs.zeroshot import ZeroshotConfig
 from .zeroshot import headline_selection
@@ -226,7 +227,8 @@ def default_activity_run(cfg: EnergyConfig, enc: str, size: en.NetworkSize, root
         n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, n_steps=size.n_steps,
         hidden=cfg.hidden, v_th=(cfg.v_th,), rec_level=(cfg.rec_level,),
         tile_rows=cfg.sim_tile_rows, tile_cols=cfg.sim_tile_cols, cal_maps=2, cal_vectors=16,
-        readout_epochs=cfg.readout_epochs, adc_range=cfg.adc_range)
+        readout_epochs=cfg.readout_epochs, adc_range=cfg.adc_range,
+        **{f.name: getattr(cfg, f.name) for f in fields(ReadOptions)})
     sub = open_run(root, enc)
     sub.write_config("classify", asdict(ccfg))
     with warnings.catch_warnings():
@@ -458,9 +460,10 @@ def price_energy(cfg: EnergyConfig, activity_root: Path, open_run: OpenRun, *,
 
     spec = None
     if cfg.energy_tile_rows:
-        spec = TileSpec(rows=cfg.energy_tile_rows, cols=cfg.energy_tile_cols)
+        spec = TileSpec(rows=cfg.energy_tile_rows, cols=cfg.energy_tile_cols,
+                        read=cfg.read_scheme())
     kw = {"spec": spec, "c": c, "measured": measured, "levels": levels,
-          "periphery": cfg.periphery}
+          "periphery": cfg.periphery, "read": cfg.read_scheme()}
     rep = en.energy_report(net, acts, **kw)
     sweep = en.adc_sweep(net, cfg.adc_bits, acts, **kw)
     if cfg.sweep_accuracy:

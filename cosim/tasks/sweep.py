@@ -86,6 +86,7 @@ from ...models.params import (
     BreakdownParams,
     FormingConditions,
     LIFParams,
+    ReadScheme,
     TileSpec,
     to_dict,
 )
@@ -137,7 +138,8 @@ _W_STD_REF_US = math.sqrt(2.0) * 2.46
 # Fields of SweepConfig that say how to run, not what: left out of the unit hashes.
 _EXEC_FIELDS = ("name", "workers", "scheduler", "retry_failed", "cache_dir")
 # The sweep axes: each unit carries its own values of these.
-_AXES = ("icc", "v_form", "t_pulse", "r_wire", "adc_bits", "chips", "seeds")
+_AXES = ("icc", "v_form", "t_pulse", "r_wire", "wire_width", "adc_bits", "rows_per_read",
+         "cols_per_read", "sense", "drive", "chips", "seeds")
 
 
 # -- seeds and hashes ------------------------------------------------------------------------
@@ -189,15 +191,16 @@ def _task_dict(cfg: SweepConfig) -> dict[str, Any]:
 
 
 def units_of(cfg: SweepConfig) -> list[Unit]:
-    """Every unit of the sweep in grid order: seeds vary fastest, then chips, I_cc, ADC bits,
-    wire resistance, pulse width and forming voltage."""
+    """Every unit of the sweep in grid order: seeds vary fastest, then chips, I_cc, the read
+    scheme, ADC bits, wire resistance, pulse width and forming voltage."""
     task = _task_dict(cfg)
     out = []
-    grid = itertools.product(cfg.v_form, cfg.t_pulse, cfg.r_wire, cfg.adc_bits, cfg.icc,
-                             range(cfg.chips), range(cfg.seeds))
-    for k, (vf, tp, rw, bits, icc, chip, seed) in enumerate(grid):
+    grid = itertools.product(cfg.v_form, cfg.t_pulse, cfg.wire_ohms(), cfg.adc_bits,
+                             cfg.read_points(), cfg.icc, range(cfg.chips), range(cfg.seeds))
+    for k, (vf, tp, rw, bits, (rp, cp, se, dr), icc, chip, seed) in enumerate(grid):
         point = {"icc_a": float(icc), "v_form_v": float(vf), "t_pulse_s": float(tp),
-                 "r_wire_ohm": float(rw), "adc_bits": int(bits)}
+                 "r_wire_ohm": float(rw), "adc_bits": int(bits), "rows_per_read": int(rp),
+                 "cols_per_read": int(cp), "sense": str(se), "drive": str(dr)}
         key = _hash({"v": SWEEP_VERSION, "point": point, "chip": chip, "seed": seed,
                      "task": task})[:24]
         out.append(Unit(k, point, chip, seed, task, key))
@@ -365,13 +368,16 @@ def _slug(text: str) -> str:
 def _energy(activity: Any, spec: TileSpec, gp: np.ndarray, gn: np.ndarray, n_classes: int,
             lif: LIFParams) -> dict[str, float]:
     """Hybrid energy per component (``e_<component>_j``), the hybrid total (``e_hybrid_uj``)
-    and every other system's total (``e_total_<system>_uj``), per inference."""
+    and every other system's total (``e_total_<system>_uj``), per inference; the array reads'
+    latency (``latency_us``: time steps x one VMM's reads) and ADC conversions per inference."""
     g_row_s = float((gp + gn).sum(axis=1).mean() * 1e-6)
     phys = physical_energy(activity, spec, g_row_s, n_classes, in_level=lif.in_level,
                            rec_level=lif.rec_level)
     paper = paper_energy(NetworkSize(n_in=activity.n_in, hidden=activity.hidden,
                                      n_steps=activity.n_steps, n_out=n_classes))
-    out: dict[str, float] = {}
+    out: dict[str, float] = {
+        "latency_us": activity.n_steps * phys.attrs["t_vmm_s"] * 1e6,
+        "conversions": float(activity.n_steps * phys.attrs["conversions_per_vmm"])}
     hybrid = phys[phys["system"].str.startswith("hybrid")]
     for comp, e in hybrid.groupby("component", sort=False)["energy_j"].sum().items():
         out[f"e_{_slug(str(comp))}_j"] = float(e)
@@ -474,6 +480,9 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
                          rec_level=tuple(t["rec_level"]), epochs=t["readout_epochs"],
                          eval_every=max(1, t["readout_epochs"] // 4), baseline=False,
                          r_wire_ohm=unit.point["r_wire_ohm"], adc_bits=unit.point["adc_bits"],
+                         rows_per_read=unit.point["rows_per_read"],
+                         cols_per_read=unit.point["cols_per_read"], unsensed=t["unsensed"],
+                         sense=unit.point["sense"], drive=unit.point["drive"],
                          **_zeroshot_data_args(t))
     image, other = _zeroshot_data(**_zeroshot_data_args(t))
     res = run_protocol(cfg, image, other, {"surrogate": _ChipBackend(backend, gp, gn)})
@@ -497,6 +506,12 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
             "v_th": float(row["v_th"]), "rec_level": float(row["rec_level"]),
             "temperature": row.get("temperature"), "epoch": row.get("epoch"),
             "n_test": len(res.query_labels), **energy}
+
+
+def _read_scheme(unit: Unit) -> ReadScheme:
+    p = unit.point
+    return ReadScheme(rows_per_read=p["rows_per_read"], cols_per_read=p["cols_per_read"],
+                      unsensed=unit.task["unsensed"], drive=p["drive"], sense=p["sense"])
 
 
 def _compute(unit: Unit, cache: Path) -> dict[str, Any]:
@@ -526,7 +541,7 @@ def _compute(unit: Unit, cache: Path) -> dict[str, Any]:
                                        derive_seed("domain", t["seed"], forming))
     out.update({"domain_lo_us": domain[0], "domain_hi_us": domain[1]})
     spec = TileSpec(rows=t["tile_rows"] or rows, cols=t["tile_cols"] or h,
-                    r_wire_ohm=unit.point["r_wire_ohm"],
+                    r_wire_ohm=unit.point["r_wire_ohm"], read=_read_scheme(unit),
                     adc=AdcSpec(bits=unit.point["adc_bits"]), g_full_scale_us=domain[1])
     if t["adc_range"] == "workload":
         spec = _workload_spec(unit, spec, pilot)
@@ -738,8 +753,9 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
 
 # -- tables of a finished sweep --------------------------------------------------------------
 #: The parameters that name a point, and those beside the compliance current.
-PARAMS = ["icc_a", "v_form_v", "t_pulse_s", "r_wire_ohm", "adc_bits"]
-OTHER_PARAMS = ["v_form_v", "t_pulse_s", "r_wire_ohm", "adc_bits"]
+PARAMS = ["icc_a", "v_form_v", "t_pulse_s", "r_wire_ohm", "adc_bits", "rows_per_read",
+          "cols_per_read", "sense", "drive"]
+OTHER_PARAMS = PARAMS[1:]
 
 
 def sweep_table(result: SweepResult) -> pd.DataFrame:
@@ -763,8 +779,8 @@ def point_summary(df: pd.DataFrame) -> pd.DataFrame:
     the chip-to-chip spread (``*_chip_std``: std over chips of each chip's mean over seeds;
     NaN with one chip)."""
     ok = df[df["status"] == "ok"]
-    cols = [c for c in ("val_acc", "test_acc", "e_hybrid_uj", *total_columns(ok), "g_mean_us",
-                        "g_std_us") if c in ok.columns]
+    cols = [c for c in ("val_acc", "test_acc", "e_hybrid_uj", *total_columns(ok), "latency_us",
+                        "conversions", "g_mean_us", "g_std_us") if c in ok.columns]
     counts = df.groupby(PARAMS, sort=False)["status"].agg(
         n_ok=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s != "ok").sum()))
     if not len(ok) or not cols:

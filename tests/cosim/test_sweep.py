@@ -91,7 +91,8 @@ def test_sweep_writes_one_row_per_point_chip_and_seed(tiny_run):
 def test_seeds_come_from_parameters_not_order(tiny_run):
     _, cfg, _ = tiny_run
     a = {u.key: (u.point_seed, u.chip_seed, u.net_seed) for u in units_of(cfg)}
-    rev = dataclasses.replace(cfg, icc=cfg.icc[::-1], r_wire=(cfg.r_wire[0], 2.0))
+    rev = dataclasses.replace(cfg, icc=cfg.icc[::-1], wire_width=(cfg.wire_width[0], 0.14),
+                              sense=("differential", "single"))
     b = {u.key: (u.point_seed, u.chip_seed, u.net_seed) for u in units_of(rev)}
     assert set(a) < set(b) and all(b[k] == v for k, v in a.items())
     u = units_of(cfg)[0]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ....models.params import DeviceParams
 from ....models.tile.periphery import current_lsb_ua
 from ...tasks.configs.calibrate import CalibrateConfig
+from ...tasks.configs.common import describe_read
 from ..runs import RunDir
 
 if TYPE_CHECKING:
@@ -86,8 +87,9 @@ def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,
     sections = [
         ("What ran", (
             f"A {spec.rows}x{spec.cols} differential 1T1R tile ({2 * spec.cols} physical "
-            f"columns, r_wire {spec.r_wire_ohm} ohm/segment, {spec.mosfet.card} access "
-            f"transistor, {spec.adc.bits}-bit ADC) simulated with `{cfg.reference}`: "
+            f"columns, {spec.mosfet.card} access transistor, {spec.adc.bits}-bit ADC; read "
+            f"scheme: {describe_read(spec, spec.rows, spec.cols)}) simulated with "
+            f"`{cfg.reference}`: "
             f"{cfg.n_maps} calibration maps plus the full-scale corner and {cfg.n_test_maps} "
             f"held-out maps, {cfg.n_vectors} input vectors each (densities 0 to 1). The TIA "
             f"feedback resistor is {result.spec.r_f_ohm:.1f} ohm, so the largest calibration "
@@ -116,7 +118,8 @@ def _error_plot(result: CalibrationResult) -> Any:
              for name, p in result.predictions.items()}
     return tile_error_figure(
         ref, preds, current_lsb_ua(spec),
-        f"{spec.rows}x{spec.cols} tile, r_wire {spec.r_wire_ohm} ohm: held-out maps")
+        f"{spec.rows}x{spec.cols} tile, {spec.r_row_ohm:g}/{spec.r_col_ohm:g} ohm wires, "
+        f"{spec.rows_per_read} rows per read: held-out maps")
 
 
 run = run_calibrate

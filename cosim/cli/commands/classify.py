@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...tasks.configs.classify import ClassifyConfig
+from ...tasks.configs.common import describe_read
 from ..runs import RunDir
 
 if TYPE_CHECKING:
@@ -99,9 +100,10 @@ def _report(run: RunDir, cfg: ClassifyConfig, res: ClassifyResult, wall: float) 
         ("What ran", (
             f"`{cfg.dataset}` ({sizes} train/val/test samples, {n_in} inputs, {n_steps} steps), "
             f"LIF reservoir h = {cfg.hidden} on a {n_in + cfg.hidden}x{cfg.hidden} differential "
-            f"map ({tile}; r_wire {cfg.r_wire_ohm} ohm, {cfg.adc_bits}-bit ADC with full scale "
-            f"{spec.adc.v_full_scale_v / spec.r_f_ohm * 1e6:.0f} uA per column, "
-            f"'{cfg.adc_range}' range), backends "
+            f"map ({tile}; {cfg.adc_bits}-bit ADC with full scale "
+            f"{spec.adc.v_full_scale_v / spec.r_f_ohm * 1e6:.0f} uA per column and read, "
+            f"'{cfg.adc_range}' range; read scheme: "
+            f"{describe_read(spec, n_in + cfg.hidden, cfg.hidden)}), backends "
             f"{', '.join(cfg.backends)}"
             + (f" (surrogate linearised: '{cfg.linearise}')" if "surrogate" in cfg.backends
                else "")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ....models.tile.periphery import current_lsb_ua
+from ...tasks.configs.common import describe_read
 from ...tasks.configs.demo import DemoConfig
 from ..runs import RunDir
 
@@ -115,7 +116,8 @@ def _write_demo_report(run: RunDir, cfg: DemoConfig, res: DemoResult,
     sections = [
         ("What ran", (
             f"A {cfg.tile_rows}x{cfg.tile_cols} differential 1T1R tile "
-            f"({2 * cfg.tile_cols} physical columns, r_wire {spec.r_wire_ohm} ohm/segment, "
+            f"({2 * cfg.tile_cols} physical columns, "
+            f"{describe_read(spec, spec.rows, spec.cols)}, "
             f"{spec.adc.bits}-bit ADC) simulated with `{cfg.reference}` on {cfg.n_cal_maps} "
             f"calibration maps and {cfg.n_test_maps} held-out maps, {cfg.n_vectors} input "
             f"vectors each; surrogate calibrated (access transistor r_on = "

@@ -129,6 +129,10 @@ def _report(run: RunDir, cfg: EnergyConfig, rep: en.EnergyReport, sweep: pd.Data
         ("What ran", (
             f"Network `{cfg.network}` at the paper's sizes ({sizes}); activity: see below; "
             f"energy tile: {'the whole map on one macro' if not cfg.energy_tile_rows else f'{cfg.energy_tile_rows}x{cfg.energy_tile_cols} tiles'}; "
+            f"read scheme: {cfg.rows_per_read or 'all'} rows per read, "
+            f"{cfg.cols_per_read or 'all'} outputs sensed per read ({cfg.unsensed} when not), "
+            f"{cfg.sense} sensing, rows driven from {cfg.drive} end(s), "
+            f"{cfg.outputs_per_adc or 'all'} output(s) per ADC; "
             f"periphery `{cfg.periphery}`; array energy from `{cfg.array_source}`. "
             f"Wall time {wall:.0f} s.")),
         ("The paper's figures beside ours", markdown_table(rep.paper)),
@@ -137,7 +141,9 @@ def _report(run: RunDir, cfg: EnergyConfig, rep: en.EnergyReport, sweep: pd.Data
         ("Totals, latency and TOPS/W", markdown_table(rep.totals) + (
             "\n\nTOPS/W counts the dense-equivalent operations (2 per MAC of the reservoir and "
             "heads) over the energy, the same operations for every system. Latency: hybrid "
-            "reads all columns at once per step, then the LIF updates on the digital lanes; "
+            "runs one VMM per step (the read scheme's reads one after another, every tile in "
+            "parallel, serial conversions where outputs share an ADC), then the LIF updates on "
+            "the digital lanes; "
             "digital systems run their MACs (or accumulations) on the lanes.")),
         ("Per component", markdown_table(per_comp) + "\n\n![](energy_breakdown.png)"),
         ("ADC-resolution sweep", markdown_table(sweep) + "\n\n![](adc_sweep.png)"),

@@ -277,8 +277,11 @@ def _report(run: RunDir, cfg: SweepConfig, result: SweepResult, df: pd.DataFrame
     what = (
         f"Task `{cfg.task}`; I_cc {', '.join(f'{i * 1e6:g}' for i in cfg.icc)} uA; v_form "
         f"{', '.join(f'{v:g}' for v in cfg.v_form)} V; t_pulse "
-        f"{', '.join(f'{t:g}' for t in cfg.t_pulse)} s; r_wire "
-        f"{', '.join(f'{r:g}' for r in cfg.r_wire)} ohm; ADC "
+        f"{', '.join(f'{t:g}' for t in cfg.t_pulse)} s; wire segments "
+        f"{', '.join(f'{r:g}' for r in cfg.wire_ohms())} ohm; rows per read "
+        f"{', '.join(str(r) for r in cfg.rows_per_read)} (0: all); outputs sensed per read "
+        f"{', '.join(str(c) for c in cfg.cols_per_read)} (0: all; others {cfg.unsensed}); "
+        f"sensing {', '.join(cfg.sense)}; rows driven from {', '.join(cfg.drive)} end(s); ADC "
         f"{', '.join(str(b) for b in cfg.adc_bits)} bit; {cfg.chips} chip(s) x {cfg.seeds} "
         f"seed(s) per point: {result.n_units} units ({result.n_computed} computed in this run, "
         f"{result.n_reused} read back from points/), {len(failed)} failed. Executor: "

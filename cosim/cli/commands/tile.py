@@ -34,6 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...tasks.configs.common import describe_read
 from ...tasks.configs.tile import TileConfig
 from ..runs import RunDir
 
@@ -67,7 +68,8 @@ def run_tile(cfg: TileConfig, runs_root: str | Path = "runs", *,
             f"{res.batch} input vectors ({'volts' if res.volts else 'spikes'}) through a "
             f"{res.shape[0]}x{res.shape[1]} differential map on the `{cfg.backend}` backend "
             f"({cfg.tile + ' tiles' if cfg.tile else 'one macro'}; TileSpec {spec.rows}x"
-            f"{spec.cols}, r_wire {spec.r_wire_ohm} ohm, R_f {spec.r_f_ohm:.1f} ohm). Output "
+            f"{spec.cols}, R_f {spec.r_f_ohm:.1f} ohm; read scheme: "
+            f"{describe_read(spec, res.shape[0], res.shape[1])}). Output "
             f"`{cfg.output}` written to `{cfg.out}` (shape {y.shape}).")),
         ("Against the ideal x @ W", markdown_table(table) + "\n\n![](y_vs_ideal.png)"),
     ])

@@ -222,7 +222,8 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
             f"{lay.n_image} image inputs, {lay.n_other} other inputs, {lay.hidden} shared "
             f"recurrent), {tiles}; the image encoder reads {lay.n_image + lay.hidden}x"
             f"{lay.hidden}, the other {lay.n_other + lay.hidden}x{lay.hidden}, both the same "
-            f"recurrent cells. Backends {', '.join(cfg.backends)}; {cfg.seeds} network seeds "
+            f"recurrent cells. Read scheme: {_read_text(cfg)}. Backends "
+            f"{', '.join(cfg.backends)}; {cfg.seeds} network seeds "
             f"({cfg.seed}..{cfg.seed + cfg.seeds - 1}); heads: {cfg.dim}-dim projection, "
             f"symmetric InfoNCE, Adam, {cfg.epochs} epochs with checkpoints every "
             f"{cfg.eval_every}. Reservoir runs: {res.cache_misses} (one per backend, seed, "
@@ -269,3 +270,11 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
 
 
 run = run_zeroshot
+
+
+def _read_text(cfg: ZeroshotConfig) -> str:
+    r = cfg.read_scheme()
+    return (f"{r.rows_per_read or 'all'} rows per read, {r.cols_per_read or 'all'} outputs "
+            f"sensed per read, {r.sense} sensing, rows driven from {r.drive} end(s), wire "
+            f"segments {cfg.r_wire_ohm if cfg.r_wire_ohm is not None else 'from the geometry'}"
+            f"{' ohm' if cfg.r_wire_ohm is not None else ''}")

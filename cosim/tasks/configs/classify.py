@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ....models.checks import check_choice, check_int, check_range
 from ....models.errors import ConfigError
 from ...engines.registry import BACKENDS, check_run_options
-from .common import TaskOptions
+from .common import ReadOptions, TaskOptions
 from .fields import option
 
 __all__ = ["EMBEDDED", "PREFIXED", "SOLVERS", "ClassifyConfig"]
@@ -20,7 +20,7 @@ SOLVERS = ("adam", "lbfgs")
 
 
 @dataclass(frozen=True)
-class ClassifyConfig(TaskOptions):
+class ClassifyConfig(TaskOptions, ReadOptions):
     """Configuration of a classify run (saved as config.json; every field is an option)."""
 
     name: str = option("classify", "run name: the folder under the runs root")
@@ -36,8 +36,9 @@ class ClassifyConfig(TaskOptions):
                                 "engine)")
     n_windows: int = option(1, "spike-count windows per sample (1: the paper's whole-sample "
                                "counts)")
-    r_wire_ohm: float = option(1.0, "wire resistance per cell segment (ohm; 5 is the stressed "
-                                    "value)")
+    r_wire_ohm: float | None = option(
+        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
+              "geometry, 1.25 ohm; 5 is the stressed value)")
     adc_bits: int = option(14, "column-ADC resolution (bits; [Lin25] board: 14)")
     cal_maps: int = option(3, "surrogate calibration maps (without --surrogate)")
     cal_vectors: int = option(24, "input vectors per calibration map")
@@ -57,4 +58,6 @@ class ClassifyConfig(TaskOptions):
             check_int(o, f, getattr(self, f), 1, 1_000_000)
         check_int(o, "adc_bits", self.adc_bits, 1, 24)
         check_choice(o, "readout_solver", self.readout_solver, SOLVERS)
-        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        if self.r_wire_ohm is not None:
+            check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        self.read_spec()  # validate the read scheme and wire options now

@@ -8,13 +8,91 @@ from typing import Any
 
 from ....models.checks import check_choice, check_int
 from ....models.errors import ConfigError
-from ....models.params import AdcSpec, DacSpec, MosfetSpec, TiaSpec, TileSpec
+from ....models.params import (
+    READ_DRIVES,
+    READ_SENSES,
+    UNSENSED_MODES,
+    AdcSpec,
+    DacSpec,
+    MosfetSpec,
+    ReadScheme,
+    TiaSpec,
+    TileSpec,
+    WireGeometry,
+)
 from .fields import option
 
-__all__ = ["ADC_RANGES", "LINEARISATIONS", "TaskOptions", "TileSpecOptions"]
+__all__ = ["ADC_RANGES", "LINEARISATIONS", "ReadOptions", "TaskOptions", "TileSpecOptions",
+           "describe_read"]
 
 ADC_RANGES = ("corner", "workload")
 LINEARISATIONS = ("tangent", "workload")
+
+
+_RS = ReadScheme()
+_WG = WireGeometry()
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The read scheme and the wire geometry as options (docs/tile.md, "Read schemes")."""
+
+    rows_per_read: int = option(
+        _RS.rows_per_read, "rows driven in one read; a taller map is read in row groups whose "
+                           "codes add digitally (0: all rows at once; [Lin25]'s board: 64)")
+    cols_per_read: int = option(
+        _RS.cols_per_read, "outputs sensed in one read: physical columns, or weight columns "
+                           "when differential (0: all)")
+    unsensed: str = option(
+        _RS.unsensed, "what a column not sensed in a read does: held at the virtual ground, "
+                      "or float (disconnected: draws no row current)", choices=UNSENSED_MODES)
+    drive: str = option(_RS.drive, "rows driven from one end or from both ends",
+                        choices=READ_DRIVES)
+    sense: str = option(
+        _RS.sense, "single: every physical column converted, G+ - G- in digital; "
+                   "differential: subtracted in analogue, one bipolar conversion per weight "
+                   "column", choices=READ_SENSES)
+    outputs_per_adc: int = option(
+        _RS.outputs_per_adc, "outputs sharing one ADC, converted one after another "
+                             "(latency; 0: one ADC for all, as the board)")
+    wire_sheet_ohm_sq: float = option(_WG.sheet_ohm_per_sq,
+                                      "sheet resistance of the array's metal lines (ohm/sq)")
+    cell_pitch_um: float = option(_WG.pitch_um, "cell pitch along a line (um)")
+    row_wire_width_um: float = option(_WG.width_um, "bit-line (row) width (um)")
+    col_wire_width_um: float = option(_WG.width_um, "source-line (column) width (um)")
+
+    def read_scheme(self) -> ReadScheme:
+        """The read scheme these options describe (validated by ReadScheme)."""
+        return ReadScheme(rows_per_read=self.rows_per_read, cols_per_read=self.cols_per_read,
+                          unsensed=self.unsensed, drive=self.drive, sense=self.sense,
+                          outputs_per_adc=self.outputs_per_adc)
+
+    def wires(self) -> dict[str, WireGeometry]:
+        """``row_wire`` and ``col_wire`` for TileSpec."""
+        def line(width: float) -> WireGeometry:
+            return WireGeometry(sheet_ohm_per_sq=self.wire_sheet_ohm_sq,
+                                pitch_um=self.cell_pitch_um, width_um=width)
+        return {"row_wire": line(self.row_wire_width_um), "col_wire": line(self.col_wire_width_um)}
+
+    def read_spec(self) -> dict[str, object]:
+        """TileSpec keyword arguments for the read scheme and the wires (validated)."""
+        return {"read": self.read_scheme(), **self.wires()}
+
+
+def describe_read(spec: TileSpec, rows: int, weight_cols: int) -> str:
+    """One sentence for a report: how a rows x weight_cols map is read on ``spec``'s tiles."""
+    r = spec.read
+    groups = len(r.row_groups(min(rows, spec.rows)))
+    sensed = (f"{r.cols_per_read} outputs per read, the others "
+              f"{'floating' if r.unsensed == 'float' else 'at virtual ground'}"
+              if r.cols_per_read else "every column sensed")
+    return (f"{spec.rows_per_read} rows per read ({groups} read{'s' if groups > 1 else ''} of "
+            f"each row block, codes added digitally), {sensed}, rows driven from "
+            f"{'both ends' if r.drive == 'both' else 'one end'}, "
+            f"{'differential' if r.differential else 'single-ended'} sensing "
+            f"({r.conversions_per_vmm(min(rows, spec.rows), min(weight_cols, spec.cols))} "
+            f"conversions per VMM of a tile); wire segments {spec.r_row_ohm:g} ohm (rows) and "
+            f"{spec.r_col_ohm:g} ohm (columns)")
 
 
 @dataclass(frozen=True)
@@ -68,12 +146,14 @@ class TaskOptions:
 
 
 @dataclass(frozen=True)
-class TileSpecOptions:
+class TileSpecOptions(ReadOptions):
     """TileSpec fields as command-line options (units in the names; None: the default)."""
 
     rows: int = option(64, "tile rows (word lines)")
     cols: int = option(64, "tile weight columns (each a G+ and a G- physical column)")
-    r_wire_ohm: float = option(1.0, "wire resistance per cell segment (ohm; 40 nm interconnect)")
+    r_wire_ohm: float | None = option(
+        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
+              "geometry, 1.25 ohm by default)")
     v_read_v: float = option(0.2, "read voltage of a driven row (V)")
     v_gate_read_v: float = option(1.1, "word-line (access gate) voltage during a read (V)")
     g_full_scale_us: float = option(30.0, "cell conductance the ADC range is sized for (uS)")
@@ -111,4 +191,5 @@ class TileSpecOptions:
             mosfet=MosfetSpec(**mos),
             dac=DacSpec(bits=self.dac_bits, r_out_ohm=self.dac_r_out_ohm),
             adc=AdcSpec(bits=self.adc_bits, v_full_scale_v=self.adc_v_full_scale_v),
-            tia=TiaSpec(a_ol=self.tia_a_ol, v_offset_v=self.tia_v_offset_v, r_f_ohm=self.r_f))
+            tia=TiaSpec(a_ol=self.tia_a_ol, v_offset_v=self.tia_v_offset_v, r_f_ohm=self.r_f),
+            **self.read_spec())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ....models.checks import check_choice, check_int, check_range
 from ....models.params import LIFParams
+from .common import ReadOptions
 from .fields import option
 
 __all__ = ["REFERENCES", "DemoConfig"]
@@ -14,7 +15,7 @@ REFERENCES = ("spice", "nodal")
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(ReadOptions):
     """Everything the demo run depends on; saved as the run's config.json."""
 
     name: str = option("demo", "run name: the folder under the runs root")
@@ -25,8 +26,9 @@ class DemoConfig:
     # without KLU still runs ~9 VMM/s (benchmarks/bench_spice_tile.py); 64x64 is 20x slower
     tile_rows: int = option(32, "rows of the simulated and calibrated tile")
     tile_cols: int = option(32, "weight columns of that tile (2 x physical columns)")
-    r_wire_ohm: float = option(1.0, "wire resistance per cell segment (ohm; TileSpec default, "
-                                    "40 nm interconnect)")
+    r_wire_ohm: float | None = option(
+        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
+              "geometry, 1.25 ohm; 5 is the stressed value)")
     n_cal_maps: int = option(3, "calibration maps simulated on the reference")
     n_test_maps: int = option(2, "held-out maps the surrogate's error is measured on")
     n_vectors: int = option(32, "input vectors per map")
@@ -59,7 +61,9 @@ class DemoConfig:
         for f in ("n_train", "n_val", "n_test"):
             check_int(o, f, getattr(self, f), 10, 1_000_000)
         check_int(o, "readout_epochs", self.readout_epochs, 1, 100_000)
-        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        if self.r_wire_ohm is not None:
+            check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        self.read_spec()  # validate the read scheme and wire options now
 
     def lif(self) -> LIFParams:
         return LIFParams(hidden=self.hidden, decay=self.decay, v_th=self.v_th,

@@ -11,6 +11,7 @@ from ....models.checks import check_choice, check_int
 from ....models.errors import ConfigError
 from ....models.params import LIFParams
 from ...engines.registry import BACKENDS
+from .common import ReadOptions
 from .fields import option
 
 __all__ = ["ARRAY_SOURCES", "PERIPHERIES", "EnergyConfig", "parse_constants"]
@@ -45,7 +46,7 @@ def parse_constants(text: str) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class EnergyConfig:
+class EnergyConfig(ReadOptions):
     """Configuration of an energy run (saved as config.json; every field is an option)."""
 
     name: str = option("energy", "run name: the folder under the runs root")
@@ -98,6 +99,7 @@ class EnergyConfig:
     def __post_init__(self) -> None:
         o = "EnergyConfig"
         check_choice(o, "network", self.network, list(PRESETS))
+        self.read_spec()  # validate the read scheme options now
         check_choice(o, "periphery", self.periphery, PERIPHERIES)
         check_choice(o, "array_source", self.array_source, ARRAY_SOURCES)
         check_choice(o, "adc_range", self.adc_range, ["workload", "corner"])

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from ....models.checks import check_choice, check_int, check_range
 from ....models.errors import ConfigError
-from ....models.params import FormingConditions
+from ....models.params import (
+    READ_DRIVES,
+    READ_SENSES,
+    UNSENSED_MODES,
+    FormingConditions,
+    ReadScheme,
+    WireGeometry,
+)
 from .common import TaskOptions
 from .fields import option
 
@@ -30,8 +37,25 @@ class SweepConfig(TaskOptions):
         (5e-6, 10e-6, 20e-6, 40e-6), "compliance currents (A; 7.5e-6 gives [ESGNN]'s 14.2 uS)")
     v_form: tuple[float, ...] = option((3.0,), "forming pulse amplitudes (V)")
     t_pulse: tuple[float, ...] = option((10e-6,), "forming pulse widths (s)")
-    r_wire: tuple[float, ...] = option((1.0,), "wire resistances per cell segment (ohm)")
+    r_wire: tuple[float, ...] = option(
+        (), "wire resistances per cell segment, rows and columns (ohm; empty: from the wire "
+            "geometry, see --wire-width)")
+    wire_width: tuple[float, ...] = option(
+        (WireGeometry().width_um,), "widths of the row and column lines (um), each giving a "
+                                    "segment resistance from the sheet resistance and pitch "
+                                    "(used when --r-wire is empty)")
     adc_bits: tuple[int, ...] = option((14,), "column-ADC resolutions (bits, 1 to 24)")
+    rows_per_read: tuple[int, ...] = option(
+        (ReadScheme().rows_per_read,), "rows driven per read (0: all at once; [Lin25]'s board: "
+                                       "64)")
+    cols_per_read: tuple[int, ...] = option(
+        (0,), "outputs sensed per read (0: all; the others as --unsensed says)")
+    sense: tuple[str, ...] = option(("single",), "sensing: single-ended or differential",
+                                    choices=READ_SENSES)
+    drive: tuple[str, ...] = option(("one",), "rows driven from one end or from both",
+                                    choices=READ_DRIVES)
+    unsensed: str = option("ground", "columns not sensed in a read: at the virtual ground, or "
+                                     "float", choices=UNSENSED_MODES)
     chips: int = option(1, "independently formed arrays per point")
     seeds: int = option(3, "network seeds per chip")
     seed: int = option(0, "base seed: every point, chip and network seed is a hash of it")
@@ -58,9 +82,12 @@ class SweepConfig(TaskOptions):
         check_choice(o, "task", self.task, TASKS)
         lists = {"icc": (FormingConditions.I_CC_RANGE_A, "A", True),
                  "v_form": (FormingConditions.V_FORM_RANGE_V, "V", False),
-                 "t_pulse": ((1e-12, 1.0), "s", False), "r_wire": ((0.0, 1e4), "ohm", False)}
+                 "t_pulse": ((1e-12, 1.0), "s", False), "r_wire": ((0.0, 1e4), "ohm", False),
+                 "wire_width": ((0.0, 100.0), "um", True)}
         for f, ((lo, hi), unit, lo_open) in lists.items():
             vals = getattr(self, f)
+            if f == "r_wire" and vals == ():
+                continue  # empty: segment resistance from the wire geometry
             if not isinstance(vals, tuple) or not vals:
                 raise ConfigError(f"The '{f}' parameter of {o} must be a non-empty comma list "
                                   f"(in {unit}). Got {vals!r}.")
@@ -73,6 +100,17 @@ class SweepConfig(TaskOptions):
                               f"Got {self.adc_bits!r}.")
         for b in self.adc_bits:
             check_int(o, "adc_bits", b, 1, 24)
+        if self.r_wire and self.wire_width != (WireGeometry().width_um,):
+            raise ConfigError("Give wire resistances (--r-wire) or wire widths (--wire-width), "
+                              f"not both. Got r_wire={self.r_wire}, wire_width={self.wire_width}.")
+        for f in ("rows_per_read", "cols_per_read", "sense", "drive"):
+            vals = getattr(self, f)
+            if not isinstance(vals, tuple) or not vals or len(set(vals)) != len(vals):
+                raise ConfigError(f"The '{f}' list of {o} must be non-empty without repeats. "
+                                  f"Got {vals!r}.")
+        for rp, cp, se, dr in self.read_points():
+            ReadScheme(rows_per_read=rp, cols_per_read=cp, unsensed=self.unsensed, drive=dr,
+                       sense=se)  # validates each value
         check_int(o, "chips", self.chips, 1, 10_000)
         check_int(o, "seeds", self.seeds, 1, 1000)
         for f in ("seed", "data_seed"):
@@ -96,6 +134,18 @@ class SweepConfig(TaskOptions):
                               "drive; the zero-shot task (two encoders on one map) uses "
                               "linearise='tangent'.")
 
+    def wire_ohms(self) -> tuple[float, ...]:
+        """The segment resistances swept: --r-wire, or those of the --wire-width lines."""
+        if self.r_wire:
+            return self.r_wire
+        return tuple(WireGeometry(width_um=w).r_segment_ohm for w in self.wire_width)
+
+    def read_points(self) -> list[tuple[int, int, str, str]]:
+        """(rows_per_read, cols_per_read, sense, drive) of every read scheme swept."""
+        return [(rp, cp, se, dr) for rp in self.rows_per_read for cp in self.cols_per_read
+                for se in self.sense for dr in self.drive]
+
     def n_units(self) -> int:
-        return (len(self.icc) * len(self.v_form) * len(self.t_pulse) * len(self.r_wire)
+        return (len(self.icc) * len(self.v_form) * len(self.t_pulse) * len(self.wire_ohms())
+                * len(self.read_points())
                 * len(self.adc_bits) * self.chips * self.seeds)

@@ -9,6 +9,7 @@ from ....models.checks import check_choice, check_int, check_range
 from ....models.errors import ConfigError
 from ....models.snn.contrastive import ACTIVATIONS, POSITIVES
 from ...engines.registry import BACKENDS, check_run_options
+from .common import ReadOptions
 from .fields import option
 
 __all__ = ["IMAGE_KINDS", "OTHER_KINDS", "PROTOCOLS", "ZeroshotConfig", "parse_classes"]
@@ -40,7 +41,7 @@ def parse_classes(text: str, what: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class ZeroshotConfig:
+class ZeroshotConfig(ReadOptions):
     """Configuration of a zero-shot run (saved as config.json; every field is an option)."""
 
     name: str = option("zeroshot", "run name: the folder under the runs root")
@@ -106,7 +107,9 @@ class ZeroshotConfig:
     n_perm: int = option(
         2000, "label permutations of the p-value (resolves p down to 1/(n_perm+1))")
     baseline: bool = option(True, "also train heads on raw binned events (no reservoir)")
-    r_wire_ohm: float = option(1.0, "wire resistance per cell segment (ohm)")
+    r_wire_ohm: float | None = option(
+        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
+              "geometry, 1.25 ohm; 5 is the stressed value)")
     adc_bits: int = option(14, "column-ADC resolution (bits)")
     tile_rows: int = option(0, "rows of one tile (0: the whole shared map on one macro)")
     tile_cols: int = option(0, "weight columns of one tile (0: one macro)")
@@ -186,7 +189,9 @@ class ZeroshotConfig:
         check_range(o, "decay_other", self.decay_other, 0, 1)
         check_range(o, "lr", self.lr, 0, 10, lo_open=True)
         check_range(o, "l2", self.l2, 0, 100)
-        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        if self.r_wire_ohm is not None:
+            check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        self.read_spec()  # validate the read scheme and wire options now
         if (self.tile_rows == 0) != (self.tile_cols == 0):
             raise ConfigError(
                 f"Give both tile_rows and tile_cols (a tile size), or neither. Got "
