@@ -207,9 +207,9 @@ class PaperFigure:
     note: str = ""
 
 
-#: The paper's network sizes ([Lin25] scripts and text; DESIGN.md). The N-TIDIGITS head has 11
+#: The paper's network sizes ([Lin25] scripts and text). The N-TIDIGITS head has 11
 #: classes (zero to nine and "oh"); zero-shot heads project to 64 dimensions. BMI: [Lin25]'s
-#: brain-machine-interface variant (issue 7): an image encoder with 784 inputs and a neural
+#: brain-machine-interface variant: an image encoder with 784 inputs and a neural
 #: encoder with 192 inputs, 2048 hidden neurons each, 256-dimensional projection heads (22 seen
 #: and 4 unseen classes, which do not enter the energy); its T = 50 time steps are our
 #: assumption (the paper gives none).

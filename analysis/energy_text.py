@@ -59,7 +59,7 @@ def _bmi_sentence(rep: en.EnergyReport, c: en.EnergyConstants) -> str:
     return (f"BMI at the paper's BMI sizes ({sizes}; T = {steps} steps is our assumption, the "
             f"paper gives none): {dig_j * 1e6:.4g} / {hyb_j * 1e6:.3g} uJ = {ratio:.0f}x "
             f"against the paper's '> {fig.ratio:g}x', a lower bound ({ratio / fig.ratio:.2f} "
-            "of it, inside the 1.5x the issue asks for). The ratio hardly depends on T (both "
+            "of it, inside the 1.5x band we hold it to). The ratio hardly depends on T (both "
             "systems scale with the steps); it grows with n_in + h, the dense MACs a neuron "
             "costs per step against two column reads. With the per-column read fitted to "
             f"N-MNIST ({c.paper_col_read_j:.3g} J) the bound would need "

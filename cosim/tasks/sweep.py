@@ -21,7 +21,7 @@ seeds. Each (point, chip, seed) is one *unit*:
 4. **task**: the LIF reservoir reads the map through the surrogate; threshold, decay and levels
    are chosen on validation (the threshold grid is scaled by the chip's weight spread relative
    to the default forming's, ``v_th_scaled``), the chosen network runs the test split once.
-   ``zeroshot:image+neural-sim`` runs issue 7's protocol (:mod:`rram_cosim.cosim.tasks.zeroshot`,
+   ``zeroshot:image+neural-sim`` runs the zero-shot protocol (:mod:`rram_cosim.cosim.tasks.zeroshot`,
    honest selection) on the chip's map: validation accuracy is its selection metric (zero-shot
    top-1 on held-out seen classes), test accuracy the top-1 on the unseen classes;
 5. **energy** per inference from the test run's measured activity
@@ -437,7 +437,7 @@ def _input_rows(unit: Unit) -> int:
     return int(frames["train"].shape[2])
 
 
-# -- the zero-shot task (issue 7's protocol on the chip's map) --------------------------------
+# -- the zero-shot task (the zero-shot protocol on the chip's map) --------------------------------
 def _zeroshot_data_args(t: dict[str, Any]) -> dict[str, Any]:
     return {"data_seed": t["data_seed"], "n_train": t["n_train"], "n_val": t["n_val"],
             "n_test": t["n_test"], "n_steps": t["n_steps"], "crop": t["crop"]}

@@ -15,7 +15,7 @@ count), ``agreement.csv`` and ``cells_<I_cc>.csv`` (SPICE backend: per-cell SPIC
 rows x cols/2), ``device_params.json`` and ``report.md``.
 
 Option units: ``--icc`` in A (a comma list), ``--v-form`` in V, ``--t-pulse``, ``--t-edge`` and
-``--t-step`` in s. (The option names follow the issue's CLI; the field names therefore carry no
+``--t-step`` in s. (The option names are kept short; the field names therefore carry no
 unit suffix.)
 
 Heavy libraries (pandas, matplotlib, scipy) and the task load inside :func:`run_form`, so

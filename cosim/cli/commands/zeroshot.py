@@ -39,7 +39,7 @@ CONFIG = ZeroshotConfig
 # [Lin25]: audio-to-image top-1 on the unseen classes 8 and 9 (N-TIDIGITS / N-MNIST), best
 # epoch chosen on the test queries by the published scripts.
 PAPER_UNSEEN_TOP1 = 0.88
-# issue 7: prototype on digits + espeak-ng, selection on seen-class validation, 5 seeds.
+# the project's prototype on digits + espeak-ng, selection on seen-class validation, 5 seeds.
 PROTOTYPE_HONEST = (0.44, 0.10)
 PROTOTYPE_SEEN_TRAINED = 0.97
 
@@ -200,7 +200,7 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
     comparison = pd.DataFrame([
         {"source": "[Lin25] paper, audio-to-image, unseen 8 and 9",
          "selection": "best epoch on the test queries", "unseen_top1": PAPER_UNSEEN_TOP1},
-        {"source": "issue 7 prototype, digits + espeak-ng, 5 seeds",
+        {"source": "project prototype, digits + espeak-ng, 5 seeds",
          "selection": "seen-class validation", "unseen_top1": PROTOTYPE_HONEST[0],
          "note": f"+- {PROTOTYPE_HONEST[1]:.2f}; {PROTOTYPE_SEEN_TRAINED:.2f} once 8 and 9 "
                  "were trained on"},

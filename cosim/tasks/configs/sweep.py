@@ -28,7 +28,7 @@ class SweepConfig(TaskOptions):
     """A sweep (saved as config.json; every field is an option of ``rram-cosim sweep``).
 
     Units: ``icc`` A, ``v_form`` V, ``t_pulse``/``t_edge``/``t_step`` s, ``r_wire`` ohm per
-    segment (the option names follow the issue's CLI, so the fields carry no unit suffix).
+    segment (short option names, like form's, so the fields carry no unit suffix).
     """
 
     name: str = option(
