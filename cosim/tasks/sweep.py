@@ -122,7 +122,7 @@ from .zeroshot import (
 __all__ = [
     "EXECUTION_COLUMNS", "OTHER_PARAMS", "PARAMS", "SWEEP_VERSION", "TASKS", "SweepConfig",
     "SweepResult", "Unit", "conductance_domain", "derive_seed", "pareto_front", "point_summary",
-    "run_sweep", "run_unit", "sweep_table", "total_columns", "units_of",
+    "run_sweep", "run_unit", "sweep_table", "total_columns", "unit_read_scheme", "units_of",
 ]
 
 #: Bumped when a unit's result for the same parameters changes (old result files are ignored).
@@ -508,7 +508,8 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
             "n_test": len(res.query_labels), **energy}
 
 
-def _read_scheme(unit: Unit) -> ReadScheme:
+def unit_read_scheme(unit: Unit) -> ReadScheme:
+    """The read scheme of a unit's point (its task gives what floats)."""
     p = unit.point
     return ReadScheme(rows_per_read=p["rows_per_read"], cols_per_read=p["cols_per_read"],
                       unsensed=unit.task["unsensed"], drive=p["drive"], sense=p["sense"])
@@ -541,7 +542,7 @@ def _compute(unit: Unit, cache: Path) -> dict[str, Any]:
                                        derive_seed("domain", t["seed"], forming))
     out.update({"domain_lo_us": domain[0], "domain_hi_us": domain[1]})
     spec = TileSpec(rows=t["tile_rows"] or rows, cols=t["tile_cols"] or h,
-                    r_wire_ohm=unit.point["r_wire_ohm"], read=_read_scheme(unit),
+                    r_wire_ohm=unit.point["r_wire_ohm"], read=unit_read_scheme(unit),
                     adc=AdcSpec(bits=unit.point["adc_bits"]), g_full_scale_us=domain[1])
     if t["adc_range"] == "workload":
         spec = _workload_spec(unit, spec, pilot)

@@ -178,3 +178,17 @@ def test_workload_adc_range_rescues_a_low_resolution_adc(tmp_path):
         acc[rng_kind] = tab.loc["LSM, surrogate", "val_acc"]
         assert "range" in (tmp_path / rng_kind / "report.md").read_text()
     assert acc["workload"] > acc["corner"] + 0.1, acc
+
+
+def test_read_options_reach_the_task_tile_spec():
+    from rram_cosim.cosim.tasks.classify import task_tile_spec
+    from rram_cosim.cosim.tasks.configs.classify import ClassifyConfig as Cfg
+
+    spec = task_tile_spec(Cfg(), 456, 200)
+    assert spec.rows_per_read == 64 and spec.r_row_ohm == pytest.approx(1.25)
+    spec = task_tile_spec(Cfg(rows_per_read=0, sense="differential", drive="both",
+                              col_wire_width_um=0.14, r_wire_ohm=None), 456, 200)
+    assert spec.rows_per_read == 456 and spec.read.differential and spec.read.drive == "both"
+    assert spec.r_col_ohm == pytest.approx(0.625) and spec.r_row_ohm == pytest.approx(1.25)
+    with pytest.raises(ConfigError, match="unsensed"):
+        Cfg(unsensed="open")

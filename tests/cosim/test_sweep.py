@@ -19,6 +19,7 @@ from rram_cosim.cosim.tasks.sweep import (
     SweepConfig,
     derive_seed,
     run_sweep,
+    unit_read_scheme,
     units_of,
 )
 from rram_cosim.models.errors import ConfigError
@@ -241,3 +242,22 @@ def test_zeroshot_task_runs_on_the_formed_chip(tmp_path):
     # retrieval accuracies, and both encoders priced
     assert 0 <= df["val_acc"].iloc[0] <= 1 and 0 <= df["test_acc"].iloc[0] <= 1
     assert df["e_hybrid_uj"].iloc[0] > 0 and df["n_test"].iloc[0] > 0
+
+
+def test_read_scheme_axes_make_their_own_units_and_specs():
+    cfg = SweepConfig(name="r", **{**TINY, "spot_cells": 0})
+    grid = dataclasses.replace(cfg, rows_per_read=(0, 64), sense=("single", "differential"),
+                               wire_width=(0.07, 0.14))
+    units = units_of(grid)
+    assert len(units) == 2 * 2 * 2 * len(units_of(cfg))
+    assert len({u.key for u in units}) == len(units)
+    points = {(u.point["rows_per_read"], u.point["sense"], u.point["r_wire_ohm"]) for u in units}
+    assert points == {(r, s, w) for r in (0, 64) for s in ("single", "differential")
+                      for w in (1.25, 0.625)}
+    u = next(u for u in units if u.point["rows_per_read"] == 0 and u.point["sense"] == "single")
+    assert unit_read_scheme(u).rows_per_read == 0 and not unit_read_scheme(u).differential
+    assert grid.n_units() == len(units)
+    with pytest.raises(ConfigError, match="r-wire"):
+        dataclasses.replace(cfg, r_wire=(1.0,), wire_width=(0.14,))
+    with pytest.raises(ConfigError, match="sense"):
+        dataclasses.replace(cfg, sense=("both",))
