@@ -162,10 +162,9 @@ def task_surrogate(cfg: Any, spec: TileSpec, run_path: Path,
         if sur.spec != spec:
             raise ConfigError(
                 f"The surrogate {cfg.surrogate} was calibrated for another TileSpec "
-                f"({sur.spec.rows}x{sur.spec.cols}, r_wire {sur.spec.r_wire_ohm} ohm, "
-                f"{sur.spec.adc.bits}-bit ADC) than this run needs ({spec.rows}x{spec.cols}, "
-                f"r_wire {spec.r_wire_ohm} ohm, {spec.adc.bits}-bit ADC). Recalibrate, or drop "
-                "--surrogate to calibrate on the nodal engine.")
+                f"({_spec_text(sur.spec)}) than this run needs ({_spec_text(spec)}). "
+                "Recalibrate with the same options, or drop --surrogate to calibrate on the "
+                "nodal engine.")
         return sur
     device = DeviceParams()
     shape = (spec.rows, spec.cols)
@@ -177,6 +176,12 @@ def task_surrogate(cfg: Any, spec: TileSpec, run_path: Path,
                                     "vectors": cfg.cal_vectors})
     sur.save(Path(run_path) / "surrogate.json")
     return sur
+
+
+def _spec_text(s: TileSpec) -> str:
+    return (f"{s.rows}x{s.cols}, wires {s.r_row_ohm:g}/{s.r_col_ohm:g} ohm, "
+            f"{s.rows_per_read} rows per read, {s.read.sense} sensing, {s.read.drive}-end "
+            f"drive, {s.adc.bits}-bit ADC")
 
 
 def task_backend(name: str, cfg: Any, spec: TileSpec,
