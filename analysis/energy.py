@@ -219,6 +219,8 @@ class ReadCounts:
     adds_per_col: int  # digital adds per weight column: G+ - G- and partial sums
     row_drives: int  # times an active row is driven per VMM, all tiles (x column groups)
     t_vmm_s: float  # read, multiplexer settling and serial conversions of one VMM
+    array_passes: int  # times every column conducts a driven row's current per VMM
+    serial: int  # conversions one ADC does per read: the read lasts that many read times
 
 
 def read_counts(spec: TileSpec, n_rows: int, hidden: int) -> ReadCounts:
@@ -242,9 +244,12 @@ def read_counts(spec: TileSpec, n_rows: int, hidden: int) -> ReadCounts:
     serial = r.conversions_in_series(max(tile_rows), k_tile) // max(1, reads)
     t_vmm = reads * (spec.t_read_s * serial + r.t_mux_settle_s * (reads > 1))
     convs_per_col = sum(groups) * (1 if r.differential else 2)
+    # grounded unsensed columns conduct in every column group's read; floating ones only in
+    # their own
+    passes = col_groups if r.unsensed == "ground" else 1
     return ReadCounts(row_tiles, col_tiles, reads, conversions,
                       tias_tile * row_tiles * col_tiles, convs_per_col - 1,
-                      col_groups, t_vmm)
+                      col_groups, t_vmm, passes, serial)
 
 
 def _drive(activity: ReservoirActivity, in_level: float, rec_level: float):
@@ -294,14 +299,16 @@ def physical_energy(activity: ReservoirActivity, spec: TileSpec, g_row_sum_s: fl
     rc = read_counts(sp, n_in + h, h)
     n_in_act, n_rec_act, lev, lev2 = _drive(activity, in_level, rec_level)
     v, tr = sp.v_read_v, sp.t_read_s
-    # each row is driven in one read of its group (per column group its share of the columns
-    # draws current), so the array and TIA output energies do not depend on the grouping
+    # each row is driven in one read of its row group; with column groups once per group
+    # (all columns conduct when the unsensed ones are grounded, only the sensed ones when
+    # they float), for as long as the read's serial conversions last
+    t_on = tr * rc.serial * rc.array_passes
     if measured is None:
-        array_j = tr * g_row_sum_s * v**2 * lev2
-        tia_out_j = tr * (-sp.tia.v_neg_v) * g_row_sum_s * v * lev
+        array_j = t_on * g_row_sum_s * v**2 * lev2
+        tia_out_j = t_on * (-sp.tia.v_neg_v) * g_row_sum_s * v * lev
     else:
-        array_j = tr * measured.p_array_w * 2 * h * lev2
-        tia_out_j = tr * (-sp.tia.v_neg_v) * measured.i_col_a * 2 * h * lev
+        array_j = t_on * measured.p_array_w * 2 * h * lev2
+        tia_out_j = t_on * (-sp.tia.v_neg_v) * measured.i_col_a * 2 * h * lev
     e_adc = c.adc_fom_j_per_step * 2**sp.adc.bits
     e_lif = c.e("e_mult_8b_j") + 2 * c.e("e_add_32b_j")  # decay x u, + I, compare (subtract)
     spikes = float(np.sum(activity.spikes))
@@ -318,7 +325,7 @@ def physical_energy(activity: ReservoirActivity, spec: TileSpec, g_row_sum_s: fl
              (n_in_act + n_rec_act) * rc.col_tiles * rc.row_drives, c.e_row_driver_j),
         _row(hy, mode, encoder, arr_src, 1.0, array_j),
         _row(hy, mode, encoder, "TIA quiescent", rc.tias_on * rc.reads * t,
-             sp.tia.i_q_a * (sp.tia.v_pos_v - sp.tia.v_neg_v) * tr),
+             sp.tia.i_q_a * (sp.tia.v_pos_v - sp.tia.v_neg_v) * tr * rc.serial),
         _row(hy, mode, encoder, out_src, 1.0, tia_out_j),
         _row(hy, mode, encoder, f"ADC conversions ({sp.adc.bits} bit, {sense})",
              rc.conversions * t, e_adc),
@@ -422,7 +429,7 @@ def preset_activity(size: NetworkSize, kind: str) -> ReservoirActivity:
 def latency_table(net: NetworkSize | Network, phys: pd.DataFrame,
                   c: EnergyConstants = EnergyConstants(), *,
                   activities: dict[str, ReservoirActivity] | None = None,
-                  t_read_s: float | None = None) -> pd.DataFrame:
+                  t_read_s: float | dict[str, float] | None = None) -> pd.DataFrame:
     """Latency per inference and effective TOPS/W (dense-equivalent ops / energy).
 
     Hybrid: per step one VMM (``t_read_s``: the read scheme's reads, multiplexer settling and
@@ -430,12 +437,15 @@ def latency_table(net: NetworkSize | Network, phys: pd.DataFrame,
     updates on ``digital_lanes`` units; digital dense: the step's MACs on ``digital_lanes``
     MAC units; event-driven: only the active rows' accumulations; every system then runs
     its head. Encoders of a pair run one after the other. Paper mode: the digital ops at the
-    GPU-class rating [ESGNN], the hybrid's reads at the board's ``t_read_s``.
+    GPU-class rating [ESGNN], the hybrid's reads at the board's ``t_read_s``. ``t_read_s``
+    may name each encoder's own VMM time (their maps differ in rows, so in reads).
     """
     n = _network(net)
     lanes, f = c.digital_lanes, c.f_clk_hz
-    t_read = (phys.attrs.get("t_vmm_s", phys.attrs.get("t_read_s", c.t_read_integrated_s))
-              if t_read_s is None else t_read_s)
+    default = phys.attrs.get("t_vmm_s", phys.attrs.get("t_read_s", c.t_read_integrated_s))
+    per_enc = t_read_s if isinstance(t_read_s, dict) else {}
+    if t_read_s is not None and not isinstance(t_read_s, dict):
+        default = t_read_s
     ops = sum(2 * (s.reservoir_macs + s.head_macs) for _, s in n.encoders)
     lat: dict[str, float] = {}
     for enc, s in n.encoders:
@@ -444,6 +454,7 @@ def latency_table(net: NetworkSize | Network, phys: pd.DataFrame,
                   if act is not None else s.reservoir_macs)
         head = math.ceil(s.head_macs / lanes) / f
         lif = math.ceil(s.hidden / lanes) / f
+        t_read = per_enc.get(enc, default)
         add = {
             "hybrid (physical)": s.n_steps * (t_read + lif) + head,
             "digital dense (physical)":
@@ -519,6 +530,8 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
         net = PRESETS[net]
     acts: dict[str, ReservoirActivity] = {}
     frames = []
+    t_vmm: dict[str, float] = {}
+    board_t: dict[str, float] = {}
     for enc, size in net.encoders:
         a = (activities or {}).get(enc)
         if a is None:
@@ -534,6 +547,8 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
         frames.append(physical_energy(a, sp, g, size.n_out, c, in_level=lv_in,
                                       rec_level=lv_rec, measured=measured,
                                       periphery=periphery, encoder=enc))
+        t_vmm[enc] = frames[-1].attrs["t_vmm_s"]
+        board_t[enc] = read_counts(sp, size.n_in + size.hidden, size.hidden).t_vmm_s
         if include_board:
             b = physical_energy(a, sp, g, size.n_out, c, in_level=lv_in,
                                 rec_level=lv_rec, measured=measured, periphery="spec",
@@ -541,16 +556,11 @@ def energy_report(net: str | Network, activities: dict[str, ReservoirActivity] |
             b = b[b.system.str.startswith("hybrid")].assign(
                 system="hybrid, board periphery (physical)")
             frames.append(b)
-    t_read = frames[0].attrs.get("t_vmm_s")
     paper = paper_energy(net, c)
     comp = pd.concat(frames + [paper], ignore_index=True)
     totals = summarise(comp)
-    lat = latency_table(net, frames[0], c, activities=acts, t_read_s=t_read)
+    lat = latency_table(net, frames[0], c, activities=acts, t_read_s=t_vmm)
     if include_board:
-        size0 = net.encoders[0][1]
-        board_t = read_counts(spec or TileSpec(rows=max(size0.n_in + size0.hidden, 1),
-                                               cols=size0.hidden, read=read or ReadScheme()),
-                              size0.n_in + size0.hidden, size0.hidden).t_vmm_s
         board = latency_table(net, frames[0], c, activities=acts, t_read_s=board_t)
         row = board[board.system == "hybrid (physical)"].assign(
             system="hybrid, board periphery (physical)")
@@ -605,9 +615,9 @@ def adc_sweep(net: str | Network, bits: tuple[int, ...],
         check_choice("adc_sweep", "net", net, list(PRESETS))
         net = PRESETS[net]
     rows = []
+    read = kwargs.pop("read", None) or ReadScheme()
     for b in bits:
         check_int("adc_sweep", "bits", b, 1, 24)
-        read = kwargs.pop("read", None) or ReadScheme()
         sp = spec or TileSpec(rows=max(s.n_in + s.hidden for _, s in net.encoders),
                               cols=max(s.hidden for _, s in net.encoders), read=read)
         sp = dataclasses.replace(sp, adc=dataclasses.replace(sp.adc, bits=int(b)))

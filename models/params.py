@@ -261,7 +261,8 @@ class ReadScheme:
     # conversions sharing one ADC in series (latency); 1 = one ADC per converted output.
     # assumption: per-column ADCs as on a macro; the board shares one ADS8324 [Lin25] (0 = all)
     outputs_per_adc: int = 1
-    t_mux_settle_s: float = 0.5e-6  # [CD4051B] switch turn-on plus settling, per row group
+    # [CD4051B] switch turn-on plus settling, charged to every read of a multi-read VMM
+    t_mux_settle_s: float = 0.5e-6
 
     def __post_init__(self) -> None:
         o = "ReadScheme"

@@ -15,8 +15,8 @@ column 2k and G- on 2k+1 (:func:`physical_conductances`). Node names:
 ``x{j}``       TIA internal node, ``clip(a_ol (v_os - v(t{j})))`` (``o{j}`` when r_out is 0)
 ``o{j}``       TIA output; R_f from ``o{j}`` to ``t{j}``
 ``q{j}``       ADC code of column j as a voltage (behavioural quantiser)
-``e{i}``       east DAC output of row i (``read.drive == 'both'``), behind its own ``r_out`` to
-               ``r{i}_{P-1}`` (the east DAC drives ``r{i}_{P-1}`` itself when r_out is 0)
+``e{i}``       east DAC output of row i (``read.drive == 'both'``), behind one more row segment
+               and its own ``r_out`` (one resistor) to ``r{i}_{P-1}``, mirroring the west end
 ``f{k}``       differential sensing: subtractor output of weight column k,
                ``clip((1 + e) v(o{2k}) - v(o{2k+1}) + v_os)``
 ``u{k}``       differential sensing: bipolar ADC code of ``f{k}`` as a voltage
@@ -125,9 +125,8 @@ class TileNodes:
         return self.row_tap(i, self.phys_cols - 1)
 
     def dac_east(self, i: int) -> str:
-        """Output of row i's east DAC (``drive='both'``): ``e{i}``, or the row's east end
-        when the DAC has no output resistance."""
-        return f"e{i}" if self.dac_r else self.row_east(i)
+        """Output of row i's east DAC (``drive='both'``)."""
+        return f"e{i}"
 
     def row_in(self, i: int) -> str:
         return f"a{i}" if self.dac_r else f"d{i}"
@@ -207,8 +206,9 @@ def _source_lines(name: str, node: str, col: np.ndarray) -> list[str]:
 
 def east_dac(nodes: TileNodes) -> bool:
     """Whether a row driven from both ends gets a second source: not when the row is one node
-    with the DAC's (a second ideal source on the same node would be a loop of sources)."""
-    return nodes.dac_east(0) != nodes.dac(0)
+    with the DAC's (no wire, no output resistance: a second ideal source there would be a loop
+    of sources)."""
+    return nodes.row_wires or nodes.dac_r
 
 
 def dac_lines(spec: TileSpec, nodes: TileNodes, v_rows: np.ndarray) -> list[str]:
@@ -229,9 +229,9 @@ def dac_lines(spec: TileSpec, nodes: TileNodes, v_rows: np.ndarray) -> list[str]
         if both:
             out.extend(_source_lines(dac_source_name(i, n, east=True), nodes.dac_east(i),
                                      v_rows[:, i]))
-            if nodes.dac_r:
-                out.append(f"rdace{i} {nodes.dac_east(i)} {nodes.row_east(i)} "
-                           f"{_f(spec.dac.r_out_ohm)}")
+            # the east end mirrors the west: one row segment, then the DAC's output resistance
+            r_east = (spec.r_row_ohm if nodes.row_wires else 0.0) + spec.dac.r_out_ohm
+            out.append(f"rdace{i} {nodes.dac_east(i)} {nodes.row_east(i)} {_f(r_east)}")
     return out
 
 

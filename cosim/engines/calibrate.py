@@ -111,7 +111,9 @@ def _nodal_energy(spec: TileSpec, sol: Any) -> ReadEnergy:
     connects only the DAC and the cells); the quiescent supply current is ``i_q`` per TIA.
     """
     i_row = sol.i_cell_a.sum(axis=2)
-    p = sol.v_t.shape[1]
+    # a TIA draws its quiescent current only on a sensed column (a floating one has none: the
+    # engine reports 0 V at its output)
+    p = int(np.count_nonzero((sol.v_o != 0.0).any(axis=0)))
     t = spec.tia
     p_q = np.full(sol.v_d.shape[0], t.i_q_a * (t.v_pos_v - t.v_neg_v) * p)
     return read_energy(spec, sol.v_d, i_row, sol.i_col_ua * 1e-6, p_q)
@@ -176,9 +178,12 @@ def error_table(spec: TileSpec, held_out: list[CalibrationSample],
     ``predictions[name]`` holds, per held-out sample, the model's (i_pos_ua, i_neg_ua). Current
     error is measured before quantisation (in units of one LSB of current); code error after
     the TIA and ADC (the ideal model goes through the ideal TIA, as the ideal G.V model has none).
-    Full scale is the ADC's ``2**bits`` codes.
+    Full scale is the ADC's ``2**bits`` codes: those of one read. With row groups a VMM's
+    currents are sums over reads, which no single conversion sees, so the code columns are
+    NaN there (the current error, in LSB of one read, is the measure).
     """
     lsb = current_lsb_ua(spec)
+    multi_read = bool(held_out) and len(spec.read.row_groups(held_out[0].levels.shape[1])) > 1
     ref_i = np.concatenate([np.stack([s.i_pos_ua, s.i_neg_ua]).ravel() for s in held_out])
     ref_c = adc_codes(tia_out_v(ref_i, spec), spec)
     rows = []
@@ -188,6 +193,8 @@ def error_table(spec: TileSpec, held_out: list[CalibrationSample],
         e = (pi - ref_i) / lsb
         ec = (pc - ref_c).astype(np.float64)
         n_codes = spec.adc.n_codes
+        if multi_read:
+            ec = np.full(1, np.nan)
         rows.append(ErrorRow(name, float(np.sqrt(np.mean(e**2))), float(np.abs(e).max()),
                              float(np.sqrt(np.mean(ec**2))), float(np.abs(ec).max()),
                              float(np.sqrt(np.mean(e**2)) / n_codes * 100),
@@ -207,18 +214,24 @@ def full_scale_spec(spec: TileSpec, reference: Callable[[TileSpec], TileBackend]
                     shape: tuple[int, int], rng: np.random.Generator) -> tuple[TileSpec, float]:
     """Set R_f so the corner's largest column current in one read is the ADC full scale.
 
-    The corner map with the first row group of the read scheme on (all rows for a whole-map
-    read).
+    The corner map read group by group: one vector per row group of the read scheme, that
+    group on and the other rows at 0 V, each solved as a single read (every row group; the
+    one nearest the TIAs draws most, the farthest loses most to the column IR drop).
 
     Returns the spec (unchanged if ``spec.tia.r_f_ohm`` is already given) and that current
     (uA). R_f hardly moves the currents themselves: the TIA input sees ``(R_f + r_o) / (1 + A)``,
     milliohms.
     """
     gp, gn = corner_map(shape, spec)
-    # one read drives one row group: its current, not a VMM's sum over reads, is full scale
-    x = np.zeros((1, shape[0]))
-    x[0, :spec.read.rows_driven(shape[0])] = 1.0
-    res = reference(spec).bind(gp, gn).apply(x, rng)
+    groups = spec.read.row_groups(shape[0])
+    x = np.zeros((len(groups), shape[0]))
+    for k, (a, b) in enumerate(groups):
+        x[k, a:b] = 1.0
+    # each vector as one read of the whole array (a whole-map read of a partly driven map)
+    single = dataclasses.replace(spec, read=dataclasses.replace(spec.read, rows_per_read=0,
+                                                                 cols_per_read=0,
+                                                                 sense="single"))
+    res = reference(single).bind(gp, gn).apply(x, rng)
     i_max = float(max(res.i_pos_ua.max(), res.i_neg_ua.max()))
     if i_max <= 0:
         raise ConfigError(f"The corner map drew no column current ({i_max:g} uA); check "
@@ -266,7 +279,10 @@ class _Probe:
 
         With several row groups per VMM the tile reports summed currents, so the per-read
         peak is the ideal ``G . V`` of each group (an upper bound of the circuit's)."""
-        groups = self.spec.read.row_groups(lv.shape[1])
+        # row groups inside each tile's rows (a tiled map reads every tile on its own)
+        step = min(self.spec.rows, lv.shape[1])
+        groups = [(b0 + a, b0 + b) for b0 in range(0, lv.shape[1], step)
+                  for a, b in self.spec.read.row_groups(min(step, lv.shape[1] - b0))]
         if len(groups) == 1:
             return np.maximum(out.i_pos_ua.max(axis=1), out.i_neg_ua.max(axis=1))
         v = lv * self.spec.v_read_v

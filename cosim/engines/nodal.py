@@ -341,10 +341,7 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     r_row, r_col = spec.r_row_ohm, spec.r_col_ohm
     rd = spec.dac.r_out_ohm
     two_ends = spec.read.drive == "both"
-    # Driven from both ends by a DAC without output resistance: the row's east end is the DAC
-    # node itself (a fixed voltage), so it is no unknown.
-    east_fixed = two_ends and rd == 0 and r_row > 0
-    n_taps = (n_phys - (1 if east_fixed else 0)) if r_row > 0 else 0
+    n_taps = n_phys if r_row > 0 else 0
     l_row = (1 if rd > 0 else 0) + n_taps
     l_col = (n_rows if r_col > 0 else 0) + 1
     n = n_rows * l_row + n_phys * l_col
@@ -357,8 +354,6 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
     if r_row > 0:
         node_r = np.empty((n_rows, n_phys), dtype=np.int64)
         node_r[:, :n_taps] = ii[:, None] * l_row + (1 if rd > 0 else 0) + jj[None, :n_taps]
-        if east_fixed:
-            node_r[:, -1] = node_d
     else:
         node_r = np.broadcast_to(node_a[:, None], (n_rows, n_phys)).copy()
     if r_col > 0:
@@ -373,10 +368,12 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
         n1.append(node_a)
         n2.append(node_d)
         gg.append(np.full(n_rows, 1.0 / rd))
-        if two_ends:  # the east DAC's output resistance, from the row's east end
-            n1.append(node_r[:, -1])
-            n2.append(node_d)
-            gg.append(np.full(n_rows, 1.0 / rd))
+    if two_ends and r_row + rd > 0:
+        # the east end mirrors the west: one more row segment, then the DAC's output
+        # resistance, in series from the last tap to the row's DAC voltage
+        n1.append(node_r[:, -1])
+        n2.append(node_d)
+        gg.append(np.full(n_rows, 1.0 / (r_row + rd)))
     if r_row > 0:
         left = np.concatenate([node_a[:, None], node_r[:, :-1]], axis=1)
         n1.append(left.ravel())

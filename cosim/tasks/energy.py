@@ -40,7 +40,7 @@ from ...analysis import training_cost as tc
 from ...models.checks import check_choice
 from ...models.device.conductance import differential_pair
 from ...models.errors import ConfigError, DomainWarning
-from ...models.params import AdcSpec, DeviceParams, LIFParams, TileSpec, from_dict
+from ...models.params import AdcSpec, DeviceParams, LIFParams, ReadScheme, TileSpec, from_dict
 from ...models.snn.heads import SoftmaxReadout
 from ...models.snn.lsm import ReservoirActivity, run_reservoir
 from ...models.tile.surrogate import TileSurrogate
@@ -454,7 +454,10 @@ def price_energy(cfg: EnergyConfig, activity_root: Path, open_run: OpenRun, *,
         a0 = acts[net.encoders[0][0]]
         density = float(np.mean(a0.active_in_rows) + np.mean(a0.spikes)) / (a0.n_in + a0.hidden)
         # the periphery priced below, so the total is not dominated by board quiescent power
-        board = TileSpec(rows=cfg.spice_rows, cols=cfg.spice_cols)
+        # one read of a small tile: the per-row and per-column constants it measures are
+        # those of a read, which the accounting multiplies by the read scheme's counts
+        board = TileSpec(rows=cfg.spice_rows, cols=cfg.spice_cols,
+                         read=ReadScheme.whole_map())
         tile = en.integrated_spec(board, c) if cfg.periphery == "integrated" else board
         crosscheck, measured = spice_crosscheck(tile, density, cfg.spice_vectors, cfg.seed)
 

@@ -126,7 +126,7 @@ __all__ = [
 ]
 
 #: Bumped when a unit's result for the same parameters changes (old result files are ignored).
-SWEEP_VERSION = 1
+SWEEP_VERSION = 2  # 2: points carry the read scheme (a sweep of version 1 recomputes)
 
 #: Columns that describe how a unit ran, not what it computed; they differ between runs.
 EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibration_s", "host")

@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..params import TileSpec
 from .backend import TileOutput, code_y_scale
 from .periphery import diff_codes, diff_out_v, tia_out_v
@@ -115,18 +114,3 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
             acc["y"] = (acc["codes_pos"] - acc["codes_neg"]) * code_y_scale(spec)
     return TileOutput(y=acc["y"], i_pos_ua=acc["i_pos_ua"], i_neg_ua=acc["i_neg_ua"],
                       codes_pos=acc["codes_pos"], codes_neg=acc["codes_neg"])
-
-
-def check_scheme_support(engine: str, spec: TileSpec, *, floating: bool = True,
-                         both_ends: bool = True) -> None:
-    """Refuse a scheme feature an engine does not model, naming the option to change."""
-    r = spec.read
-    if r.cols_per_read and r.unsensed == "float" and not floating:
-        raise ConfigError(
-            f"The {engine} backend does not model floating unsensed columns "
-            f"(read.unsensed='float' with cols_per_read={r.cols_per_read}). Use "
-            "unsensed='ground' or another backend.")
-    if r.drive == "both" and not both_ends:
-        raise ConfigError(
-            f"The {engine} backend does not model rows driven from both ends "
-            "(read.drive='both'). Use drive='one' or another backend.")

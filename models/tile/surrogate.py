@@ -636,24 +636,50 @@ class _Linearised:
     def build(cls, spec: TileSpec, g_phys_us: np.ndarray, model: CellModel,
               level: float, sensed: np.ndarray | None = None) -> _Linearised:
         """Tangent at every row driven at ``level``; ``sensed``: physical columns held at
-        their TIA's virtual ground (None: all), the others float."""
+        their TIA's virtual ground (None: all), the others float.
+
+        With row groups a read drives one group of ``n`` and holds the rest at 0 V, so the
+        columns carry about ``1/n`` of a whole-map read's current: the column taps are taken
+        at every row driven at ``level / n``, and each cell's row tap at its own row driven at
+        ``level`` (the chord of a read's swing); the constant is the exact zero-input current
+        (the TIA offset alone), which every read carries.
+        """
         term = terminations(spec)
         r = g_phys_us.shape[0]
-        d0 = dac_volts(np.full((1, r), level), spec)[0]
         g_s = g_phys_us * 1e-6
-        op = operating_point(g_s, model, term, d0, sensed=sensed)
-        t = factorise(op.a_s, op.b_s, term, store=False, sensed=sensed).transfer() * 1e6
-        return cls(t_ua_per_v=t, c_ua=op.i_tia_a * 1e6 - d0 @ t, iterations=op.iterations)
+        n = len(spec.read.row_groups(r))
+        if n == 1:
+            d0 = dac_volts(np.full((1, r), level), spec)[0]
+            op = operating_point(g_s, model, term, d0, sensed=sensed)
+            t = factorise(op.a_s, op.b_s, term, store=False, sensed=sensed).transfer() * 1e6
+            return cls(t_ua_per_v=t, c_ua=op.i_tia_a * 1e6 - d0 @ t, iterations=op.iterations)
+        d_read = np.full(r, level * spec.v_read_v / n)  # a linearisation point, not a DAC code
+        ops = operating_points(g_s, model, term, np.vstack([d_read, np.zeros(r)]),
+                               sensed=sensed)
+        op, idle = ops
+        shift = level * spec.v_read_v - d_read
+        _, a_mid, _, _ = cell_iv(op.v_r + shift[:, None], op.v_c, g_s, model)
+        t = factorise(a_mid, op.b_s, term, store=False, sensed=sensed).transfer() * 1e6
+        return cls(t_ua_per_v=t, c_ua=idle.i_tia_a * 1e6,
+                   iterations=max(o.iterations for o in ops))
 
     @classmethod
     def for_drive(cls, spec: TileSpec, g_phys_us: np.ndarray, model: CellModel,
                   drive: DriveProfile, sensed: np.ndarray | None = None) -> _Linearised:
-        """Chord-per-row linearisation for a workload (module docstring, steps 1-4)."""
+        """Chord-per-row linearisation for a workload (module docstring, steps 1-4).
+
+        With row groups the profile's drive vectors are solved read by read (each group of a
+        sample driven, the other rows at 0 V) and the mean state is that of one read.
+        """
         term = terminations(spec)
         g_s = g_phys_us * 1e-6
-        d_smp = dac_volts(drive.samples, spec)
+        r = g_phys_us.shape[0]
+        groups = spec.read.row_groups(r)
+        d_full = dac_volts(drive.samples, spec)
+        d_smp = np.concatenate([np.where((np.arange(r) >= a) & (np.arange(r) < b), d_full, 0.0)
+                                for a, b in groups]) if len(groups) > 1 else d_full
         # the mean state is a linearisation point, not a DAC code: unquantised volts
-        d_mean = drive.mean_level * spec.v_read_v
+        d_mean = drive.mean_level * spec.v_read_v / len(groups)
         ops = operating_points(g_s, model, term, np.vstack([d_mean, d_smp]), sensed=sensed)
         op = ops[0]
         # Midpoint of each row's swing (0 -> on): its row taps move with the row's own DAC

@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import math
 
 import numpy as np
 import pytest
@@ -292,3 +293,39 @@ def test_read_scheme_sets_reads_conversions_and_latency():
     assert (rc3.reads, rc3.tias_on, rc3.conversions) == (32, 100, 3200)
     assert part(flt, "TIA quiescent") == pytest.approx(part(board, "TIA quiescent"))
     assert part(flt, "input DACs") == pytest.approx(4 * part(board, "input DACs"))
+
+
+def test_column_groups_adc_sharing_and_the_adc_sweep_keep_their_scheme():
+    act = en.preset_activity(en.NetworkSize(256, 200, 50, 10), "image")
+
+    def part(read, prefix):
+        e = en.physical_energy(act, TileSpec(rows=456, cols=200, read=read), 1e-3, 10,
+                               periphery="spec")
+        return e.loc[(e.system == "hybrid (physical)") & e.component.str.startswith(prefix),
+                     "energy_j"].sum()
+
+    board = ReadScheme()
+    grounded = ReadScheme(cols_per_read=100)  # 4 column groups, the others at virtual ground
+    shared = ReadScheme(outputs_per_adc=4)  # each read lasts 4 conversions
+    assert part(grounded, "array") == pytest.approx(4 * part(board, "array"))
+    assert part(shared, "array") == pytest.approx(4 * part(board, "array"))
+    assert part(shared, "TIA quiescent") == pytest.approx(4 * part(board, "TIA quiescent"))
+    # the scheme holds for every resolution of the sweep
+    sw = en.adc_sweep("nmnist", (14, 14), read=WHOLE)
+    assert sw.hybrid_uj.iloc[0] == pytest.approx(sw.hybrid_uj.iloc[1])
+    whole = en.energy_report("nmnist", read=WHOLE, include_board=False)
+    assert sw.hybrid_uj.iloc[0] == pytest.approx(
+        whole.totals.set_index("system").loc["hybrid (physical)", "energy_uj"])
+
+
+def test_each_encoder_has_its_own_vmm_time():
+    """The zero-shot pair's encoders read 456 and 264 rows: 8 and 5 reads of 64 rows."""
+    rep = en.energy_report("zeroshot", include_board=False)
+    c = en.EnergyConstants()
+    t = rep.totals.set_index("system").loc["hybrid (physical)", "latency_s"]
+    sizes = dict(en.PRESETS["zeroshot"].encoders)
+    lif = math.ceil(200 / c.digital_lanes) / c.f_clk_hz
+    want = sum(s.n_steps * (len(ReadScheme().row_groups(s.n_in + s.hidden))
+                            * c.t_read_integrated_s + lif)
+               + math.ceil(s.head_macs / c.digital_lanes) / c.f_clk_hz for s in sizes.values())
+    assert t == pytest.approx(want)

@@ -164,12 +164,15 @@ def test_both_end_deck_elements() -> None:
     spec = TileSpec(rows=2, cols=2, read=ReadScheme(drive="both"))
     g = np.full((2, 2), 10.0)
     deck = tile_deck(spec, g, g, np.ones((3, 2)))
-    assert "rdace1 e1 r1_3 " in deck.text and "bdace1 e1 0 v = pwl(v(idx)," in deck.text
+    # the east end mirrors the west: one row segment plus the DAC's output resistance
+    r_east = repr(spec.r_row_ohm + spec.dac.r_out_ohm)
+    assert f"rdace1 e1 r1_3 {r_east}\n" in deck.text
+    assert "bdace1 e1 0 v = pwl(v(idx)," in deck.text
     assert deck.node_map["i_dac_e[0]"] == "i(bdace0)"
     assert floating_nodes(deck.text) == []
     ideal = TileSpec(rows=2, cols=2, dac=DacSpec(r_out_ohm=0.0), read=ReadScheme(drive="both"))
     text = tile_deck(ideal, g, g, np.ones(2)).text
-    assert "vdace0 r0_3 0 dc " in text and "rdace" not in text
+    assert "vdace0 e0 0 dc " in text and f"rdace0 e0 r0_3 {ideal.r_row_ohm!r}\n" in text
     merged = TileSpec(rows=2, cols=2, r_wire_ohm=0.0, dac=DacSpec(r_out_ohm=0.0),
                       read=ReadScheme(drive="both"))
     assert "dace" not in tile_deck(merged, g, g, np.ones(2)).text  # one node: one source
@@ -230,3 +233,28 @@ def test_row_groups_superpose_on_a_near_linear_tile() -> None:
     np.testing.assert_allclose(a.i_neg_ua, b.i_neg_ua, rtol=1e-3)
     # ...while the conversions differ: four reads on a 4x finer ADC range
     assert not np.array_equal(a.codes_pos, b.codes_pos)
+
+
+def test_full_scale_is_the_largest_single_read_of_the_corner() -> None:
+    """With row groups the ADC full scale is the largest current of one read, whichever group
+    draws it (the group nearest the TIAs loses least to the column IR drop), not a VMM's sum
+    over reads nor the first group's."""
+    import dataclasses
+
+    from rram_cosim.cosim.engines.calibrate import corner_map, full_scale_spec
+    from rram_cosim.cosim.engines.nodal import NodalBackend
+
+    spec = TileSpec(rows=192, cols=4, r_wire_ohm=4.0, read=ReadScheme(rows_per_read=64))
+    rng = np.random.default_rng(0)
+    fitted, i_fs = full_scale_spec(spec, NodalBackend, (192, 4), rng)
+    single = dataclasses.replace(spec, read=ReadScheme.whole_map())
+    gp, gn = corner_map((192, 4), spec)
+    per_group = []
+    for a, b in spec.read.row_groups(192):
+        x = np.zeros((1, 192))
+        x[0, a:b] = 1.0
+        out = NodalBackend(single).bind(gp, gn).apply(x, rng)
+        per_group.append(max(out.i_pos_ua.max(), out.i_neg_ua.max()))
+    assert i_fs == pytest.approx(max(per_group), rel=1e-6)
+    assert np.argmax(per_group) == len(per_group) - 1 and per_group[0] < 0.9 * per_group[-1]
+    assert fitted.r_f_ohm == pytest.approx(spec.adc.v_full_scale_v / (i_fs * 1e-6))
