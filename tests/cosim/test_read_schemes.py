@@ -258,3 +258,31 @@ def test_full_scale_is_the_largest_single_read_of_the_corner() -> None:
     assert i_fs == pytest.approx(max(per_group), rel=1e-6)
     assert np.argmax(per_group) == len(per_group) - 1 and per_group[0] < 0.9 * per_group[-1]
     assert fitted.r_f_ohm == pytest.approx(spec.adc.v_full_scale_v / (i_fs * 1e-6))
+
+
+@pytest.mark.parametrize("r_out", [1.0, 0.0])
+def test_the_surrogates_network_is_the_nodal_circuit_with_both_end_drive(r_out: float) -> None:
+    """The surrogate's network (models/tile/network.py) and the nodal engine model the same
+    two-ended row: one segment plus the DAC's output resistance at each end."""
+    import dataclasses
+
+    from rram_cosim.cosim.engines.nodal import NodalBackend
+    from rram_cosim.models.tile.network import CellModel, operating_point
+    from rram_cosim.models.tile.periphery import dac_volts
+    from rram_cosim.models.tile.surrogate import card_cell, interleave, terminations
+
+    rng = np.random.default_rng(3)
+    for drive in ("one", "both"):
+        spec = TileSpec(rows=16, cols=8, r_wire_ohm=20.0, dac=DacSpec(r_out_ohm=r_out),
+                        read=ReadScheme(rows_per_read=0, drive=drive))
+        spec = dataclasses.replace(spec, tia=TiaSpec(r_f_ohm=spec.r_f_ohm))
+        gp, gn = rng.uniform(5, 30, (16, 8)), rng.uniform(5, 30, (16, 8))
+        x = np.full((1, 16), 0.5)
+        nodal = NodalBackend(spec).bind(gp, gn).solve(x).i_col_ua[0]
+        g_on, vth = card_cell(spec)
+        model = CellModel(beta_a_per_v2=g_on / (spec.v_gate_read_v - vth), vth_v=vth,
+                          lambda_per_v=spec.mosfet.lambda_per_v, v_gate_v=spec.v_gate_read_v)
+        op = operating_point(interleave(gp, gn) * 1e-6, model, terminations(spec),
+                             dac_volts(x, spec)[0])
+        # the network leaves out the junctions' GMIN leak (1e-12 S): ~1e-8 relative
+        assert np.abs(op.i_tia_a * 1e6 - nodal).max() < 1e-7 * np.abs(nodal).max()
