@@ -25,7 +25,7 @@ from typing import Any
 
 from ...models.errors import ConfigError, CosimError
 from ...models.params import from_dict
-from ..tasks.configs.fields import choices_of, help_of
+from ..tasks.configs.fields import choices_of, help_of, range_text
 from .runs import load_config
 
 # module names under rram_cosim.cosim.cli.commands that provide a command; a missing one is
@@ -100,10 +100,12 @@ def _metavar(kind: Any) -> str:
 def option_help(f: dataclasses.Field, kind: Any) -> str:
     """One line of help: the field's text, its allowed values and its default."""
     text = help_of(f)
-    choices = choices_of(f)
+    choices, interval = choices_of(f), range_text(f)
+    each = typing.get_origin(kind) is tuple
     if choices:
-        each = "each of" if typing.get_origin(kind) is tuple else "one of"
-        text += f"; {each}: {', '.join(map(str, choices))}"
+        text += f"; {'each of' if each else 'one of'}: {', '.join(map(str, choices))}"
+    if interval:
+        text += f"; {'each ' if each else ''}in {interval}"
     default = f.default if f.default is not dataclasses.MISSING else "(computed)"
     text += f" (default: {show_value(default)})"
     return text.replace("%", "%%")  # argparse formats help with %

@@ -2,14 +2,17 @@
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import typing
 from pathlib import Path
+from types import UnionType
 
 import pytest
 from rram_cosim.cosim.cli.main import build_parser, commands, resolve_config, show_value
-from rram_cosim.cosim.tasks.configs.fields import help_of
+from rram_cosim.cosim.tasks.configs.fields import help_of, range_of
+from rram_cosim.models.errors import ConfigError
 
 BEFORE = Path(__file__).parent / "configs_before"
 HEAVY = ("pandas", "matplotlib", "scipy", "dask")
@@ -31,6 +34,60 @@ def test_every_option_of_every_command_has_help():
             assert "\n" not in help_of(f), f"{name}: the help of {f.name!r} is not one line"
         for action in subs[name]._actions:
             assert action.help and action.help.strip(), f"{name}: {action.option_strings}"
+
+
+def _numeric(kind) -> bool:
+    """int or float, a tuple of them, or either or None."""
+    if typing.get_origin(kind) in (typing.Union, UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if typing.get_origin(kind) is tuple:
+        kind = typing.get_args(kind)[0]
+    return kind in (int, float)
+
+
+def test_every_numeric_option_states_its_allowed_values():
+    subs = _subparsers(build_parser())
+    for name, mod in commands().items():
+        hints = typing.get_type_hints(mod.CONFIG)
+        helps = {a.dest: a.help for a in subs[name]._actions}
+        for f in dataclasses.fields(mod.CONFIG):
+            if not _numeric(hints[f.name]):
+                continue
+            text = helps[f.name]
+            assert re.search(r"(in [\[(][^\]]*[\])]|one of:|each of:)", text), \
+                f"{name} --{f.name.replace('_', '-')}: no range or choices in {text!r}"
+
+
+# configs that need a value beyond their defaults to be valid
+_REQUIRED = {"tile": {"g_pos": "g.npy", "inputs": "x.npy", "backend": "ideal"},
+             "fit-device": {"map": ("m.npy",)}}
+
+
+def _outside(bounds, integer: bool) -> list:
+    """Values just outside ``bounds`` (one per finite side)."""
+    out = []
+    if bounds.lo is not None:
+        out.append(bounds.lo if bounds.lo_open else bounds.lo - max(abs(bounds.lo), 1))
+    if bounds.hi is not None:
+        out.append(bounds.hi if bounds.hi_open else bounds.hi + max(abs(bounds.hi), 1))
+    return [int(v) if integer else v for v in out]
+
+
+@pytest.mark.parametrize("command", sorted(commands()))
+def test_the_config_refuses_a_value_outside_the_stated_range(command):
+    cls = commands()[command].CONFIG
+    hints = typing.get_type_hints(cls)
+    base = cls(**_REQUIRED.get(command, {}))
+    for f in dataclasses.fields(cls):
+        bounds = range_of(f)
+        if bounds is None:
+            continue
+        kind = hints[f.name]
+        integer = "int" in str(kind) and "float" not in str(kind)
+        for v in _outside(bounds, integer):
+            value = (v,) if typing.get_origin(kind) is tuple else v
+            with pytest.raises(ConfigError, match=f"'{f.name}'"):
+                dataclasses.replace(base, **{f.name: value})
 
 
 def test_defaults_read_as_typed_and_booleans_are_flags():
