@@ -132,18 +132,33 @@ def test_config_json_written_before_still_replays(path, tmp_path):
             for k, v in saved["config"].items()}
     got = dataclasses.asdict(cfg)
     assert {k: got[k] for k in want} == want
-    # saved before read schemes were options: replayed as those runs read, all rows at once
+    # saved before read schemes were options: replayed as those runs read, all rows at once,
+    # 1 ohm wires where the file has no wire resistance
     if "rows_per_read" in got:
         assert got["rows_per_read"] in (0, (0,))
-    for k in set(got) - set(want):  # fields added since take their defaults
+    if "r_wire_ohm" in got and "r_wire_ohm" not in want:
+        assert got["r_wire_ohm"] == 1.0
+    for k in set(got) - set(want) - {"rows_per_read", "r_wire_ohm"}:  # added since: defaults
         field = next(f for f in dataclasses.fields(mod.CONFIG) if f.name == k)
-        assert k == "rows_per_read" or got[k] == field.default, k
+        assert got[k] == field.default, k
     bools = [f.name for f in dataclasses.fields(mod.CONFIG) if hints[f.name] is bool]
     for name in bools:
         flag = "--" + name.replace("_", "-")
         for argv, value in (([flag], True), (["--no-" + flag[2:]], False)):
             args = parser.parse_args([command, "--config", str(path), *argv])
             assert getattr(resolve_config(mod.CONFIG, args, command), name) is value
+
+
+def test_an_old_energy_config_replays_whole_map_reads_on_1_ohm_wires():
+    path = BEFORE / "energy.json"
+    assert "r_wire_ohm" not in json.loads(path.read_text())["config"]
+    args = build_parser().parse_args(["energy", "--config", str(path)])
+    cfg = resolve_config(commands()["energy"].CONFIG, args, "energy")
+    assert cfg.rows_per_read == 0 and cfg.r_wire_ohm == 1.0
+    # a run started today keeps today's defaults
+    cfg = resolve_config(commands()["energy"].CONFIG, build_parser().parse_args(["energy"]),
+                         "energy")
+    assert cfg.rows_per_read == 64 and cfg.r_wire_ohm is None
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["sweep", "--help"]])

@@ -90,6 +90,10 @@ class EnergyConfig(ReadOptions):
     array_source: str = option("ngspice", "array energy: ngspice (measured on a small tile) or "
                                           "conductance (the model alone)",
                                choices=ARRAY_SOURCES)
+    r_wire_ohm: float | None = option(
+        None, "wire resistance per cell segment of rows and columns, in the default activity "
+              "runs and the ngspice cross-check tile (ohm; none: from the wire geometry, "
+              "1.25 ohm)", lo=0, hi=1e4)
     spice_rows: int = option(16, "rows of the ngspice cross-check tile", lo=1, hi=4096)
     spice_cols: int = option(8, "weight columns of the ngspice cross-check tile", lo=1, hi=4096)
     spice_vectors: int = option(8, "input vectors of the ngspice cross-check", lo=1,
