@@ -210,7 +210,8 @@ def units_of(cfg: SweepConfig) -> list[Unit]:
 # -- one unit --------------------------------------------------------------------------------
 def _conditions(unit: Unit) -> FormingConditions:
     p, t = unit.point, unit.task
-    # forming uses the 2.5 V I/O select transistor, as `form` does (cosim.forming)
+    # forming uses the 2.5 V I/O select transistor, as `form` does
+    # (rram_cosim.cosim.spice.forming.pulse_conditions)
     return FormingConditions(v_form_v=p["v_form_v"], t_pulse_s=p["t_pulse_s"],
                              i_cc_a=p["icc_a"], t_edge_s=t["t_edge"], t_step_s=t["t_step"],
                              mosfet=IO_NMOS_25V)
