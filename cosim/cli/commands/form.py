@@ -148,22 +148,6 @@ def _scatter(per_icc: list[dict[str, Any]]):
     return fig
 
 
-def _scatter(per_icc: list[dict[str, Any]]):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
-    for k, r in enumerate(per_icc):
-        ax.plot(*r["pair"], ".", ms=4, color=f"C{k}", label=f"{r['icc'] * 1e6:g} uA")
-    lims = ax.get_xlim()
-    ax.plot(lims, lims, "k-", lw=0.7)
-    ax.set_xlabel("G, ngspice (uS)")
-    ax.set_ylabel("G, numpy twin (uS)")
-    ax.set_title("Same cells, same draws")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return fig
-
-
 def _write_report(run: RunDir, cfg: FormConfig, params: BreakdownParams, table: pd.DataFrame,
                   agreement: pd.DataFrame, failures: list[dict[str, Any]],
                   timings: dict[str, float]) -> None:
