@@ -29,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ....models.device.io import load_device_params, save_device_params
 from ....models.params import BreakdownParams, to_dict
 from ...tasks.configs.form import FormConfig
 from ..runs import RunDir
@@ -49,7 +50,6 @@ def run_form(cfg: FormConfig, runs_root: str | Path = "runs", *,
     import pandas as pd
 
     from ....analysis.report import save_figure, save_table
-    from ...spice.forming import load_device_params, save_device_params
     from ...tasks.form import form_at_each_icc, icc_tag
 
     t_start = time.perf_counter()
