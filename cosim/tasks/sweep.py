@@ -101,12 +101,12 @@ from ..engines.calibrate import (
     energy_summary,
     fit_surrogate,
     full_scale_spec,
-    reference_backend,
     simulate_with_energy,
     with_full_scale,
     with_idle,
     workload_full_scale_ua,
 )
+from ..engines.registry import make_backend
 from ..spice.forming import compare_with_twin, sample_indices, simulate_cells
 from .classify import load_task_frames, most_active_lif, select_on_validation
 from .configs.sweep import TASKS, SweepConfig
@@ -310,8 +310,8 @@ def _calibrate(spec: TileSpec, domain: tuple[float, float, float, float], cal_ma
     t0 = time.perf_counter()
     rng = np.random.default_rng(derive_seed("calibration", key))
     shape = (spec.rows, spec.cols)
-    spec, i_fs = full_scale_spec(spec, lambda s: reference_backend("nodal", s), shape, rng)
-    ref = reference_backend("nodal", spec)
+    spec, i_fs = full_scale_spec(spec, lambda s: make_backend("nodal", s), shape, rng)
+    ref = make_backend("nodal", spec)
     # formed-like maps at the domain's statistics, one uniform over the domain, the corner
     maps = [(np.clip(rng.normal(mean, std, shape), lo, hi),
              np.clip(rng.normal(mean, std, shape), lo, hi))

@@ -15,11 +15,9 @@ from ...models.errors import ConfigError
 from ...models.io import atomic_write
 from ...models.params import TileSpec
 from ...models.tile.backend import TileBackend, TileOutput
-from ...models.tile.ideal import IdealBackend
 from ...models.tile.surrogate import TileSurrogate
 from ...models.tile.tiling import TiledBackend
-from ..engines.nodal import NodalBackend
-from ..spice.backend import SpiceBackend
+from ..engines.registry import make_backend
 from .configs.tile import TileConfig, tile_shape
 
 __all__ = ["TileRun", "load_inputs", "load_map", "output_array", "run_vmm", "save_array",
@@ -73,11 +71,9 @@ def tile_backend(cfg: TileConfig, spec: TileSpec, sur: TileSurrogate | None) -> 
     if cfg.backend == "surrogate":
         assert sur is not None
         return sur.with_noise(cfg.read_noise_us)
-    if cfg.backend == "ideal":
-        return IdealBackend(spec, read_noise_sigma_us=cfg.read_noise_us)
-    if cfg.backend == "nodal":
-        return NodalBackend(spec, read_noise_sigma_us=cfg.read_noise_us)
-    return SpiceBackend(spec, n_workers=cfg.workers or None)
+    if cfg.backend == "spice":
+        return make_backend("spice", spec, n_workers=cfg.workers or None)
+    return make_backend(cfg.backend, spec, read_noise_sigma_us=cfg.read_noise_us)
 
 
 def output_array(out: TileOutput, kind: str) -> np.ndarray:

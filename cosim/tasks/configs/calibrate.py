@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from ....models.checks import check_choice
 from ....models.errors import ConfigError
+from ...engines.registry import REFERENCES
 from .common import SEED_MAX, TileSpecOptions
 from .fields import check_options, option
 
 __all__ = ["FIT_TRANSISTOR", "REFERENCES", "CalibrateConfig"]
 
-REFERENCES = ("spice", "nodal")
 FIT_TRANSISTOR = ("auto", "yes", "no")
 
 

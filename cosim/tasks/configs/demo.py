@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from ....models.checks import check_choice
 from ....models.params import LIFParams
+from ...engines.registry import REFERENCES
 from .common import SEED_MAX, ReadOptions
 from .fields import check_options, option
 
 __all__ = ["REFERENCES", "DemoConfig"]
 
-REFERENCES = ("spice", "nodal")
 
 
 @dataclass(frozen=True)

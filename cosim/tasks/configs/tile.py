@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from ....models.checks import check_choice
 from ....models.errors import ConfigError
+from ...engines.registry import BACKENDS
 from .common import SEED_MAX, TileSpecOptions
 from .fields import check_options, option
 
 __all__ = ["BACKENDS", "OUTPUTS", "TileConfig", "tile_shape"]
 
-BACKENDS = ("spice", "nodal", "surrogate", "ideal")
 OUTPUTS = ("codes", "current", "weights")
 
 
