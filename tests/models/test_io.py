@@ -11,6 +11,7 @@ from rram_cosim.cosim.spice.pool import default_cache_dir as spice_cache_dir
 from rram_cosim.models.device.io import load_device_params, save_device_params
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.io import (
+    atomic_save_npy,
     atomic_write,
     atomic_write_bytes,
     atomic_write_stream,
@@ -28,6 +29,8 @@ def test_atomic_writes_leave_the_target_or_nothing(tmp_path):
     with np.load(npz) as z:
         np.testing.assert_array_equal(z["v"], [0, 1, 2])
     atomic_write(tmp_path / "d.txt", lambda p: p.write_text("old"))
+    a = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(np.load(atomic_save_npy(tmp_path / "e.npy", a)), a)
 
     def fail(p: Path) -> None:
         p.write_text("partial")
@@ -36,7 +39,8 @@ def test_atomic_writes_leave_the_target_or_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="interrupted"):
         atomic_write(tmp_path / "d.txt", fail)
     assert (tmp_path / "d.txt").read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b.bin", "c.npz", "d.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b.bin", "c.npz", "d.txt",
+                                                             "e.npy"]
 
 
 def test_cache_root_and_its_users(tmp_path, monkeypatch):
