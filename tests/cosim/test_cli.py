@@ -90,6 +90,17 @@ def test_the_config_refuses_a_value_outside_the_stated_range(command):
                 dataclasses.replace(base, **{f.name: value})
 
 
+def test_options_several_commands_share_are_defined_once():
+    """Same name, same range and same help (up to a prefix saying where a command uses it, or
+    the plural of a swept list)."""
+    for name in ("r_wire_ohm", "adc_bits", "cal_maps", "cal_vectors", "n_windows"):
+        found = [f for mod in commands().values() for f in dataclasses.fields(mod.CONFIG)
+                 if f.name == name]
+        assert len(found) > 1, name
+        assert len({range_of(f) for f in found}) == 1, name
+        assert len({help_of(f)[help_of(f).find("("):] for f in found}) == 1, name
+
+
 def test_defaults_read_as_typed_and_booleans_are_flags():
     sub = _subparsers(build_parser())
     form = {a.dest: a for a in sub["form"]._actions}

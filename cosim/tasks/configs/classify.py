@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from ....models.checks import check_choice
 from ....models.errors import ConfigError
 from ...engines.registry import BACKENDS, check_run_options
-from .common import SEED_MAX, ReadOptions, TaskOptions
+from .common import (
+    SEED_MAX,
+    ReadOptions,
+    TaskOptions,
+    adc_bits_option,
+    cal_maps_option,
+    cal_vectors_option,
+    n_windows_option,
+    r_wire_ohm_option,
+)
 from .fields import check_options, option
 
 __all__ = ["EMBEDDED", "PREFIXED", "SOLVERS", "ClassifyConfig"]
@@ -35,15 +44,11 @@ class ClassifyConfig(TaskOptions, ReadOptions):
                        hi=SEED_MAX)
     surrogate: str = option("", "fitted surrogate file (JSON; empty: calibrate on the nodal "
                                 "engine)")
-    n_windows: int = option(1, "spike-count windows per sample (1: the paper's whole-sample "
-                               "counts)", lo=1, hi=1_000_000)
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
-              "geometry, 1.25 ohm; 5 is the stressed value)", lo=0, hi=1e4)
-    adc_bits: int = option(14, "column-ADC resolution (bits; [Lin25] board: 14)", lo=1, hi=24)
-    cal_maps: int = option(3, "surrogate calibration maps (without --surrogate)", lo=1,
-                           hi=1_000_000)
-    cal_vectors: int = option(24, "input vectors per calibration map", lo=1, hi=1_000_000)
+    n_windows: int = n_windows_option()
+    r_wire_ohm: float | None = r_wire_ohm_option()
+    adc_bits: int = adc_bits_option()
+    cal_maps: int = cal_maps_option()
+    cal_vectors: int = cal_vectors_option()
     readout_solver: str = option("adam", "readout training: adam (minibatch) or lbfgs (full "
                                          "batch, deterministic)", choices=SOLVERS)
 

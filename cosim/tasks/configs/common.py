@@ -26,7 +26,8 @@ from .fields import option
 SEED_MAX = 2**63 - 1
 
 __all__ = ["ADC_RANGES", "LINEARISATIONS", "SEED_MAX", "ReadOptions", "TaskOptions",
-           "TileSpecOptions", "describe_read"]
+           "TileSpecOptions", "adc_bits_option", "cal_maps_option", "cal_vectors_option",
+           "describe_read", "n_windows_option", "r_wire_ohm_option"]
 
 ADC_RANGES = ("corner", "workload")
 LINEARISATIONS = ("tangent", "workload")
@@ -34,6 +35,42 @@ LINEARISATIONS = ("tangent", "workload")
 
 _RS = ReadScheme()
 _WG = WireGeometry()
+
+
+# Options several configurations share, each defined here once (the field names are config.json
+# keys: a configuration names the field as before, ``r_wire_ohm: float | None =
+# r_wire_ohm_option()``).
+def r_wire_ohm_option(used_by: str = "") -> Any:
+    """``r_wire_ohm``: one segment resistance for rows and columns; ``used_by`` prefixes the
+    help where the option reaches only part of a run (``"default activity runs: "``)."""
+    return option(None, f"{used_by}wire resistance per cell segment of rows and columns (ohm; "
+                        f"none: from the wire geometry, {_WG.r_segment_ohm:g} ohm at its "
+                        "defaults; 5 is the stressed value)", lo=0, hi=1e4)
+
+
+def adc_bits_option(default: int | tuple[int, ...] = 14) -> Any:
+    """``adc_bits``: the column ADC's resolution, or (a tuple default) the resolutions a run
+    sweeps."""
+    what = "column-ADC resolutions swept" if isinstance(default, tuple) else \
+        "column-ADC resolution"
+    return option(default, f"{what} (bits; [Lin25]'s board: 14)", lo=1, hi=24)
+
+
+def cal_maps_option(default: int = 3) -> Any:
+    """``cal_maps``: maps a run calibrates its surrogate on (nodal engine)."""
+    return option(default, "surrogate calibration maps, simulated on the nodal engine", lo=1,
+                  hi=1000)
+
+
+def cal_vectors_option(default: int = 24) -> Any:
+    """``cal_vectors``: input vectors per calibration map."""
+    return option(default, "input vectors per surrogate calibration map", lo=2, hi=100_000)
+
+
+def n_windows_option() -> Any:
+    """``n_windows``: spike-count windows per sample of the readout's features."""
+    return option(1, "spike-count windows per sample (1: the paper's whole-sample counts)",
+                  lo=1, hi=4096)
 
 
 @dataclass(frozen=True)
@@ -163,9 +200,7 @@ class TileSpecOptions(ReadOptions):
     rows: int = option(64, "tile rows (word lines)", lo=1, hi=4096)
     cols: int = option(64, "tile weight columns (each a G+ and a G- physical column)", lo=1,
                        hi=4096)
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
-              "geometry, 1.25 ohm by default)", lo=0, hi=1e4)
+    r_wire_ohm: float | None = r_wire_ohm_option()
     v_read_v: float = option(0.2, "read voltage of a driven row (V)", lo=0, hi=0.5,
                              lo_open=True)
     v_gate_read_v: float = option(1.1, "word-line (access gate) voltage during a read (V)",
@@ -188,7 +223,7 @@ class TileSpecOptions(ReadOptions):
                              hi=100e-6)
     dac_bits: int = option(16, "row-DAC resolution (bits)", lo=1, hi=24)
     dac_r_out_ohm: float = option(1.0, "row-DAC output resistance (ohm)", lo=0, hi=1e6)
-    adc_bits: int = option(14, "column-ADC resolution (bits)", lo=1, hi=24)
+    adc_bits: int = adc_bits_option()
     adc_v_full_scale_v: float = option(2.4, "ADC input full scale (V)", lo=0, hi=20,
                                        lo_open=True)
     tia_a_ol: float = option(3.16e6, "TIA open-loop gain (V/V)", lo=1, hi=1e9)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ....models.checks import check_choice
 from ....models.params import LIFParams
 from ...engines.registry import REFERENCES
-from .common import SEED_MAX, ReadOptions
+from .common import SEED_MAX, ReadOptions, n_windows_option, r_wire_ohm_option
 from .fields import check_options, option
 
 __all__ = ["REFERENCES", "DemoConfig"]
@@ -27,9 +27,7 @@ class DemoConfig(ReadOptions):
     tile_rows: int = option(32, "rows of the simulated and calibrated tile", lo=1, hi=4096)
     tile_cols: int = option(32, "weight columns of that tile (2 x physical columns)", lo=1,
                             hi=4096)
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
-              "geometry, 1.25 ohm; 5 is the stressed value)", lo=0, hi=1e4)
+    r_wire_ohm: float | None = r_wire_ohm_option()
     n_cal_maps: int = option(3, "calibration maps simulated on the reference", lo=1, hi=1000)
     n_test_maps: int = option(2, "held-out maps the surrogate's error is measured on", lo=1,
                               hi=1000)
@@ -52,8 +50,7 @@ class DemoConfig(ReadOptions):
                              lo_open=True)
     rec_level: float = option(0.25, "recurrent-row drive (fraction of the read voltage)", lo=0,
                               hi=1)
-    n_windows: int = option(1, "spike-count windows per sample (1: the paper's whole-sample "
-                               "counts)", lo=1, hi=4096)
+    n_windows: int = n_windows_option()
     readout_epochs: int = option(80, "softmax-readout training epochs", lo=1, hi=100_000)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ from ....models.checks import check_choice
 from ....models.errors import ConfigError
 from ....models.params import LIFParams
 from ...engines.registry import BACKENDS
-from .common import SEED_MAX, ReadOptions
+from .common import SEED_MAX, ReadOptions, adc_bits_option, r_wire_ohm_option
 from .fields import check_options, option
 
 __all__ = ["ARRAY_SOURCES", "PERIPHERIES", "EnergyConfig", "parse_constants"]
@@ -90,10 +90,8 @@ class EnergyConfig(ReadOptions):
     array_source: str = option("ngspice", "array energy: ngspice (measured on a small tile) or "
                                           "conductance (the model alone)",
                                choices=ARRAY_SOURCES)
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns, in the default activity "
-              "runs and the ngspice cross-check tile (ohm; none: from the wire geometry, "
-              "1.25 ohm)", lo=0, hi=1e4)
+    r_wire_ohm: float | None = r_wire_ohm_option(
+        "default activity runs and ngspice cross-check tile: ")
     spice_rows: int = option(16, "rows of the ngspice cross-check tile", lo=1, hi=4096)
     spice_cols: int = option(8, "weight columns of the ngspice cross-check tile", lo=1, hi=4096)
     spice_vectors: int = option(8, "input vectors of the ngspice cross-check", lo=1,
@@ -101,8 +99,7 @@ class EnergyConfig(ReadOptions):
     constants: str = option("", "technology-constant overrides: name=value,... or a JSON file "
                                 "(names and units: the report's constants table)")
     # ADC sweep: energy at each resolution, accuracy from surrogate-backed runs
-    adc_bits: tuple[int, ...] = option((4, 6, 8, 10, 12, 14), "ADC resolutions of the sweep "
-                                                              "(bits)", lo=1, hi=24)
+    adc_bits: tuple[int, ...] = adc_bits_option((4, 6, 8, 10, 12, 14))
     sweep_accuracy: bool = option(True, "also measure accuracy at each ADC resolution "
                                         "(needs a classify activity run)")
 

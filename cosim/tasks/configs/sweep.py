@@ -15,7 +15,13 @@ from ....models.params import (
     ReadScheme,
     WireGeometry,
 )
-from .common import SEED_MAX, TaskOptions
+from .common import (
+    SEED_MAX,
+    TaskOptions,
+    adc_bits_option,
+    cal_maps_option,
+    cal_vectors_option,
+)
 from .fields import check_options, option
 
 __all__ = ["TASKS", "SweepConfig"]
@@ -48,7 +54,7 @@ class SweepConfig(TaskOptions):
         (WireGeometry().width_um,), "widths of the row and column lines (um), each giving a "
                                     "segment resistance from the sheet resistance and pitch "
                                     "(used when --r-wire is empty)", lo=0, hi=100, lo_open=True)
-    adc_bits: tuple[int, ...] = option((14,), "column-ADC resolutions (bits)", lo=1, hi=24)
+    adc_bits: tuple[int, ...] = adc_bits_option((14,))
     rows_per_read: tuple[int, ...] = option(
         (ReadScheme().rows_per_read,), "rows driven per read (0: all at once; [Lin25]'s board: "
                                        "64)", lo=0, hi=1 << 16)
@@ -77,9 +83,8 @@ class SweepConfig(TaskOptions):
     # surrogate calibration: maps (plus the corner map) and vectors a map. With the level-1
     # card the surrogate fits no parameter (models/tile/surrogate.py): calibration fixes the ADC
     # full scale, the domain, the fit error and the read energy, so a small set does
-    cal_maps: int = option(2, "surrogate calibration maps (plus the corner map)", lo=1,
-                           hi=1_000_000)
-    cal_vectors: int = option(16, "input vectors per calibration map", lo=2, hi=100_000)
+    cal_maps: int = cal_maps_option(2)
+    cal_vectors: int = cal_vectors_option(16)
     workers: int = option(0, "local worker processes (0: every CPU this process may use)",
                           lo=0, hi=4096)
     scheduler: str = option("", "Dask scheduler address tcp://HOST:PORT (empty: the local pool)")

@@ -9,7 +9,14 @@ from ....models.checks import check_choice
 from ....models.errors import ConfigError
 from ....models.snn.contrastive import ACTIVATIONS, POSITIVES
 from ...engines.registry import BACKENDS, check_run_options
-from .common import SEED_MAX, ReadOptions
+from .common import (
+    SEED_MAX,
+    ReadOptions,
+    adc_bits_option,
+    cal_maps_option,
+    cal_vectors_option,
+    r_wire_ohm_option,
+)
 from .fields import check_options, option
 
 __all__ = ["IMAGE_KINDS", "OTHER_KINDS", "PROTOCOLS", "ZeroshotConfig", "parse_classes"]
@@ -124,16 +131,13 @@ class ZeroshotConfig(ReadOptions):
         2000, "label permutations of the p-value (resolves p down to 1/(n_perm+1))", lo=1,
         hi=10_000_000)
     baseline: bool = option(True, "also train heads on raw binned events (no reservoir)")
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
-              "geometry, 1.25 ohm; 5 is the stressed value)", lo=0, hi=1e4)
-    adc_bits: int = option(14, "column-ADC resolution (bits)", lo=1, hi=24)
+    r_wire_ohm: float | None = r_wire_ohm_option()
+    adc_bits: int = adc_bits_option()
     tile_rows: int = option(0, "rows of one tile (0: the whole shared map on one macro)", lo=0,
                             hi=10_000_000)
     tile_cols: int = option(0, "weight columns of one tile (0: one macro)", lo=0, hi=10_000_000)
-    cal_maps: int = option(3, "surrogate calibration maps (without --surrogate)", lo=1,
-                           hi=10_000_000)
-    cal_vectors: int = option(24, "input vectors per calibration map", lo=1, hi=10_000_000)
+    cal_maps: int = cal_maps_option()
+    cal_vectors: int = cal_vectors_option()
 
     def __post_init__(self) -> None:
         o = "ZeroshotConfig"
