@@ -1,1 +1,1 @@
-"""Runners, backends, calibration, data, the end-to-end pipeline and the CLI."""
+"""ngspice (spice/), the nodal engine and calibration (engines/), data, tasks and the CLI."""

@@ -1,1 +1,2 @@
-"""Numerical models, numpy only. Imports no other rram_cosim subpackage."""
+"""Numerical models (numpy; scipy where a solver needs it). Imports no other rram_cosim
+subpackage."""

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["CACHE_ENV", "atomic_write", "atomic_write_bytes", "atomic_write_stream",
-           "atomic_write_text", "cache_root"]
+import numpy as np
+
+__all__ = ["CACHE_ENV", "atomic_save_npy", "atomic_write", "atomic_write_bytes",
+           "atomic_write_stream", "atomic_write_text", "cache_root"]
 
 #: Environment variable that moves the cache folder (:func:`cache_root`).
 CACHE_ENV = "RRAM_COSIM_CACHE"
@@ -82,3 +84,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write_stream(path, lambda f: f.write(data))
+
+
+def atomic_save_npy(path: str | Path, a: np.ndarray) -> Path:
+    """Write ``a`` to ``path`` as ``.npy`` (no pickled objects), atomically."""
+    # a file object: np.save would append .npy to the temporary file's name
+    return atomic_write_stream(path, lambda f: np.save(f, np.asarray(a), allow_pickle=False))

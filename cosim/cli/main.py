@@ -25,7 +25,7 @@ from typing import Any
 
 from ...models.errors import ConfigError, CosimError
 from ...models.params import from_dict
-from ..tasks.configs.fields import choices_of, help_of
+from ..tasks.configs.fields import choices_of, help_of, range_text
 from .runs import load_config
 
 # module names under rram_cosim.cosim.cli.commands that provide a command; a missing one is
@@ -100,10 +100,12 @@ def _metavar(kind: Any) -> str:
 def option_help(f: dataclasses.Field, kind: Any) -> str:
     """One line of help: the field's text, its allowed values and its default."""
     text = help_of(f)
-    choices = choices_of(f)
+    choices, interval = choices_of(f), range_text(f)
+    each = typing.get_origin(kind) is tuple
     if choices:
-        each = "each of" if typing.get_origin(kind) is tuple else "one of"
-        text += f"; {each}: {', '.join(map(str, choices))}"
+        text += f"; {'each of' if each else 'one of'}: {', '.join(map(str, choices))}"
+    if interval:
+        text += f"; {'each ' if each else ''}in {interval}"
     default = f.default if f.default is not dataclasses.MISSING else "(computed)"
     text += f" (default: {show_value(default)})"
     return text.replace("%", "%%")  # argparse formats help with %
@@ -127,14 +129,17 @@ def add_config_options(p: argparse.ArgumentParser, cls: type) -> None:
 
 
 def _read_as_saved(base: dict[str, Any], hints: dict[str, Any]) -> None:
-    """A config saved before read schemes were options read every row at once: replay it so.
+    """Replay a config saved before read schemes were options as it ran.
 
-    Other fields missing from an old file take today's defaults; the wire resistance was
-    always saved, so it replays as it ran.
+    Those runs read every row at once, and a config without ``r_wire_ohm`` (energy's, before
+    it was an option) ran its tiles at 1 ohm per segment, the default then. Other fields
+    missing from an old file take today's defaults.
     """
     if "rows_per_read" in hints and "rows_per_read" not in base:
         base["rows_per_read"] = (0,) if typing.get_origin(hints["rows_per_read"]) is tuple \
             else 0
+    if "r_wire_ohm" in hints and "r_wire_ohm" not in base:
+        base["r_wire_ohm"] = 1.0
 
 
 def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:

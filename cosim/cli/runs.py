@@ -36,10 +36,42 @@ def ngspice_version_string(executable: str = "ngspice") -> str:
     return m.group(1) if m else out.strip().splitlines()[0] if out.strip() else "unknown"
 
 
-#: The distributions the framework runs on, as pyproject.toml names them (dask's extra
-#: included); versions.json records each one's installed version.
-DEPENDENCIES = ("numpy", "scipy", "pandas", "matplotlib", "tqdm", "scikit-learn", "threadpoolctl",
-                "h5py", "cffi", "networkx", "dask", "distributed")
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?[^;]*(?:;(.*))?")
+
+
+def _requirements(distribution: str, extras: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
+    """(name, extras) of what ``distribution`` requires, without test or dev extras: its plain
+    requirements, or those of one of ``extras``."""
+    try:
+        reqs = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    out = []
+    for req in reqs:
+        m = _REQUIREMENT.match(req)
+        if m is None:
+            continue
+        marker = m.group(3) or ""
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+        if (extra.group(1) in extras) if extra else not extras:
+            out.append((m.group(1).lower(), [e.strip() for e in (m.group(2) or "").split(",")
+                                             if e.strip()]))
+    return out
+
+
+def _dependencies() -> tuple[str, ...]:
+    """The distributions rram-cosim requires (its installed metadata, pyproject.toml's
+    ``dependencies``), with what their requested extras add (dask[distributed]: distributed)."""
+    out: list[str] = []
+    for name, extras in _requirements("rram-cosim"):
+        out.append(name)
+        if extras:
+            out += [n for n, _ in _requirements(name, tuple(extras)) if n not in out]
+    return tuple(dict.fromkeys(out))
+
+
+#: The distributions the framework runs on; versions.json records each one's installed version.
+DEPENDENCIES = _dependencies()
 
 
 def _installed_version(distribution: str) -> str:

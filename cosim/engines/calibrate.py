@@ -36,6 +36,7 @@ from ...models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_o
 from ...models.tile.surrogate import CalibrationSample, DriveProfile, TileSurrogate
 from ...models.tile.tiling import TiledBackend
 from ..spice.backend import ReadEnergy, read_energy
+from .registry import REFERENCES, make_backend
 
 __all__ = [
     "CalibrationResult",
@@ -51,7 +52,6 @@ __all__ = [
     "full_scale_spec",
     "probe_workload",
     "record_drive",
-    "reference_backend",
     "simulate",
     "simulate_with_energy",
     "with_full_scale",
@@ -90,18 +90,6 @@ def corner_map(shape: tuple[int, int], spec: TileSpec) -> tuple[np.ndarray, np.n
     """Every cell at ``g_full_scale_us``: with all rows on, the largest column currents."""
     g = np.full(shape, spec.g_full_scale_us)
     return g, g.copy()
-
-
-def reference_backend(name: str, spec: TileSpec, **options: Any) -> TileBackend:
-    """The circuit engine a calibration runs on: ``"spice"`` or ``"nodal"``."""
-    check_choice("calibrate", "reference", name, ["spice", "nodal"])
-    if name == "nodal":
-        from .nodal import NodalBackend
-
-        return NodalBackend(spec, **options)
-    from ..spice.backend import SpiceBackend
-
-    return SpiceBackend(spec, **options)
 
 
 def _nodal_energy(spec: TileSpec, sol: Any) -> ReadEnergy:
@@ -465,6 +453,7 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
        surrogate and of the ideal G.V model (:func:`error_table`), stored in the surrogate
        (``validation_``) with the reference's read energy (``energy_``).
     """
+    check_choice("calibrate_tile", "reference", reference, REFERENCES)
     check_int("calibrate_tile", "n_maps", n_maps, 1, 1000)
     check_int("calibrate_tile", "n_test_maps", n_test_maps, 0, 1000)
     check_int("calibrate_tile", "n_vectors", n_vectors, 2, 100_000)
@@ -476,10 +465,10 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     say("full scale: corner map through the reference")
-    spec, i_fs = full_scale_spec(spec, lambda s: reference_backend(reference, s, **opts),
-                                 shape, rng)
+    spec, i_fs = full_scale_spec(spec, lambda s: make_backend(reference, s, **opts), shape,
+                                 rng)
     timings["full_scale"] = time.perf_counter() - t0
-    ref = reference_backend(reference, spec, **opts)
+    ref = make_backend(reference, spec, **opts)
     maps = calibration_maps(shape, n_maps, rng, device, spec) + [corner_map(shape, spec)]
     inputs = [with_idle(calibration_inputs(spec.rows, n_vectors - 1, rng)) for _ in maps]
     tests = [differential_pair(shape, rng, device) for _ in range(n_test_maps)]

@@ -1020,10 +1020,11 @@ class BoundNodal:
         """One read: the rows in ``rows`` at their levels, the others at 0 V (their cells
         still on the columns); columns not in ``sensed`` float.
 
-        Codes come from the solved ``v(o)`` via :func:`models.periphery.adc_codes`; currents
-        are ``(v(t) - v(o)) / R_f`` in uA; ``y`` is the code difference times
-        :func:`models.backend.code_y_scale`; ``v_pos_v``/``v_neg_v`` are the solved TIA
-        outputs. Unsensed columns report zero current and code.
+        Codes come from the solved ``v(o)`` via
+        :func:`~rram_cosim.models.tile.periphery.adc_codes`; currents are
+        ``(v(t) - v(o)) / R_f`` in uA; ``y`` is the code difference times
+        :func:`~rram_cosim.models.tile.backend.code_y_scale`; ``v_pos_v``/``v_neg_v`` are the
+        solved TIA outputs. Unsensed columns report zero current and code.
         """
         driven = np.zeros_like(lv)
         driven[:, rows] = lv[:, rows]

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from ...models.tile.backend import TileBackend
 
 BACKENDS = ("ideal", "surrogate", "nodal", "spice")
+#: The circuit engines a surrogate is calibrated on.
+REFERENCES = ("spice", "nodal")
 
 
 def check_run_options(owner: str, backends: tuple[str, ...], seeds: int, seed: int,

@@ -1,1 +1,1 @@
-"""spice."""
+"""ngspice: deck runs, raw files, the cached pool, deck checks, the SPICE backend and forming."""

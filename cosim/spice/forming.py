@@ -10,16 +10,11 @@ negative, or far above what the cell's compliance allows), is re-run cell by cel
 times finer steps; a cell that still fails is recorded in :attr:`SpiceForming.failures` (its
 conductance NaN) and the sweep goes on. ngspice's own convergence remedies are switched off
 here: the last of them loosens reltol to 1e-2, which makes forming transients silently wrong.
-
-Device parameter files (written by ``rram-cosim fit-device``, read by ``rram-cosim form
---device-params FILE``) are handled here too: :func:`save_device_params`,
-:func:`load_device_params`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +25,7 @@ import numpy as np
 from ...models.checks import check_int
 from ...models.device.breakdown import CellValues, gate_voltage_v
 from ...models.errors import ConfigError
-from ...models.io import atomic_write_text
-from ...models.params import IO_NMOS_25V, BreakdownParams, FormingConditions, from_dict, to_dict
+from ...models.params import IO_NMOS_25V, BreakdownParams, FormingConditions
 from ...netlists.forming import (
     DEFAULT_TOLERANCES,
     FormingTolerances,
@@ -45,9 +39,7 @@ __all__ = [
     "CellFailure",
     "SpiceForming",
     "compare_with_twin",
-    "load_device_params",
     "sample_indices",
-    "save_device_params",
     "simulate_cells",
     "spice_gate_voltage_v",
 ]
@@ -292,33 +284,6 @@ def compare_with_twin(spice: SpiceForming, twin_g_us: np.ndarray,
         "n_formed_mismatch": int(np.count_nonzero(ok & (spice.formed != tf))),
         "n_failed": int(np.count_nonzero(~ok)),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Device parameter files
-
-
-_FILE_KIND = "rram-cosim device parameters"
-
-
-def save_device_params(path: str | Path, params: BreakdownParams,
-                       meta: dict[str, Any] | None = None) -> Path:
-    """Write a parameter file that ``form --device-params`` and ``fit-device`` read (atomic)."""
-    data = {"kind": _FILE_KIND, "breakdown_params": to_dict(params), "meta": meta or {}}
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def load_device_params(path: str | Path) -> BreakdownParams:
-    """Read a device parameter file (or a bare JSON object of BreakdownParams fields)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"Cannot read the device parameter file {path}: {e}.") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} is not a device parameter file (a JSON object).")
-    if "breakdown_params" in data:
-        data = data["breakdown_params"]
-    return from_dict(BreakdownParams, data)
 
 
 def pulse_conditions(cfg: Any, i_cc_a: float) -> FormingConditions:

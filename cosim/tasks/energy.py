@@ -227,7 +227,7 @@ def default_activity_run(cfg: EnergyConfig, enc: str, size: en.NetworkSize, root
         n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, n_steps=size.n_steps,
         hidden=cfg.hidden, v_th=(cfg.v_th,), rec_level=(cfg.rec_level,),
         tile_rows=cfg.sim_tile_rows, tile_cols=cfg.sim_tile_cols, cal_maps=2, cal_vectors=16,
-        readout_epochs=cfg.readout_epochs, adc_range=cfg.adc_range,
+        readout_epochs=cfg.readout_epochs, adc_range=cfg.adc_range, r_wire_ohm=cfg.r_wire_ohm,
         **{f.name: getattr(cfg, f.name) for f in fields(ReadOptions)})
     sub = open_run(root, enc)
     sub.write_config("classify", asdict(ccfg))
@@ -456,8 +456,8 @@ def price_energy(cfg: EnergyConfig, activity_root: Path, open_run: OpenRun, *,
         # the periphery priced below, so the total is not dominated by board quiescent power
         # one read of a small tile: the per-row and per-column constants it measures are
         # those of a read, which the accounting multiplies by the read scheme's counts
-        board = TileSpec(rows=cfg.spice_rows, cols=cfg.spice_cols,
-                         read=ReadScheme.whole_map())
+        board = TileSpec(rows=cfg.spice_rows, cols=cfg.spice_cols, r_wire_ohm=cfg.r_wire_ohm,
+                         read=ReadScheme.whole_map(), **cfg.wires())
         tile = en.integrated_spec(board, c) if cfg.periphery == "integrated" else board
         crosscheck, measured = spice_crosscheck(tile, density, cfg.spice_vectors, cfg.seed)
 

@@ -28,7 +28,7 @@ from ...models.device.breakdown import (
     form_cells,
     gate_voltage_v,
 )
-from ...models.io import atomic_write
+from ...models.io import atomic_save_npy
 from ...models.params import BreakdownParams
 from ..spice.forming import (
     compare_with_twin,
@@ -39,7 +39,7 @@ from ..spice.forming import (
 from .configs.form import FormConfig
 
 __all__ = ["FormResult", "anderson_darling_a2", "distribution_stats", "form_at_each_icc",
-           "icc_tag", "save_npy"]
+           "icc_tag"]
 
 
 def icc_tag(i_cc_a: float) -> str:
@@ -78,13 +78,6 @@ def distribution_stats(g_us: np.ndarray, seed: int = 0) -> dict[str, float]:
             "shapiro_p": float(stats.shapiro(sub).pvalue)}
 
 
-def save_npy(path: Path, arr: np.ndarray) -> Path:
-    def write(p: Path) -> None:
-        with open(p, "wb") as f:
-            np.save(f, arr)
-    return atomic_write(path, write)
-
-
 @dataclass
 class FormResult:
     """What :func:`form_at_each_icc` measured."""
@@ -119,9 +112,9 @@ def form_at_each_icc(cfg: FormConfig, params: BreakdownParams, maps_dir: Path, *
         t0 = time.perf_counter()
         twin = form_cells(cell_values(draws, params, cond.mosfet), params, cond)
         timings["twin_s"] += time.perf_counter() - t0
-        save_npy(maps_dir / f"g_{tag}.npy", twin.g_us)
-        save_npy(maps_dir / f"formed_{tag}.npy", twin.formed)
-        save_npy(maps_dir / f"w_{tag}.npy", differential_map(twin.g_us))
+        atomic_save_npy(maps_dir / f"g_{tag}.npy", twin.g_us)
+        atomic_save_npy(maps_dir / f"formed_{tag}.npy", twin.formed)
+        atomic_save_npy(maps_dir / f"w_{tag}.npy", differential_map(twin.g_us))
         g_eq = i_cc / params.v_hold_v * 1e6
         common = {"icc_a": i_cc, "v_gate_v": twin.v_gate_v, "g_eq_us": g_eq}
         tg = twin.g_us[twin.formed]

@@ -101,12 +101,12 @@ from ..engines.calibrate import (
     energy_summary,
     fit_surrogate,
     full_scale_spec,
-    reference_backend,
     simulate_with_energy,
     with_full_scale,
     with_idle,
     workload_full_scale_ua,
 )
+from ..engines.registry import make_backend
 from ..spice.forming import compare_with_twin, sample_indices, simulate_cells
 from .classify import load_task_frames, most_active_lif, select_on_validation
 from .configs.sweep import TASKS, SweepConfig
@@ -210,7 +210,8 @@ def units_of(cfg: SweepConfig) -> list[Unit]:
 # -- one unit --------------------------------------------------------------------------------
 def _conditions(unit: Unit) -> FormingConditions:
     p, t = unit.point, unit.task
-    # forming uses the 2.5 V I/O select transistor, as `form` does (cosim.forming)
+    # forming uses the 2.5 V I/O select transistor, as `form` does
+    # (rram_cosim.cosim.spice.forming.pulse_conditions)
     return FormingConditions(v_form_v=p["v_form_v"], t_pulse_s=p["t_pulse_s"],
                              i_cc_a=p["icc_a"], t_edge_s=t["t_edge"], t_step_s=t["t_step"],
                              mosfet=IO_NMOS_25V)
@@ -309,8 +310,8 @@ def _calibrate(spec: TileSpec, domain: tuple[float, float, float, float], cal_ma
     t0 = time.perf_counter()
     rng = np.random.default_rng(derive_seed("calibration", key))
     shape = (spec.rows, spec.cols)
-    spec, i_fs = full_scale_spec(spec, lambda s: reference_backend("nodal", s), shape, rng)
-    ref = reference_backend("nodal", spec)
+    spec, i_fs = full_scale_spec(spec, lambda s: make_backend("nodal", s), shape, rng)
+    ref = make_backend("nodal", spec)
     # formed-like maps at the domain's statistics, one uniform over the domain, the corner
     maps = [(np.clip(rng.normal(mean, std, shape), lo, hi),
              np.clip(rng.normal(mean, std, shape), lo, hi))

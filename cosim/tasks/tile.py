@@ -6,24 +6,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ...models.errors import ConfigError
-from ...models.io import atomic_write
 from ...models.params import TileSpec
 from ...models.tile.backend import TileBackend, TileOutput
-from ...models.tile.ideal import IdealBackend
 from ...models.tile.surrogate import TileSurrogate
 from ...models.tile.tiling import TiledBackend
-from ..engines.nodal import NodalBackend
-from ..spice.backend import SpiceBackend
+from ..engines.registry import make_backend
 from .configs.tile import TileConfig, tile_shape
 
-__all__ = ["TileRun", "load_inputs", "load_map", "output_array", "run_vmm", "save_array",
-           "tile_backend"]
+__all__ = ["TileRun", "load_inputs", "load_map", "output_array", "run_vmm", "tile_backend"]
 
 
 def load_map(path: str, name: str) -> np.ndarray:
@@ -73,11 +68,9 @@ def tile_backend(cfg: TileConfig, spec: TileSpec, sur: TileSurrogate | None) -> 
     if cfg.backend == "surrogate":
         assert sur is not None
         return sur.with_noise(cfg.read_noise_us)
-    if cfg.backend == "ideal":
-        return IdealBackend(spec, read_noise_sigma_us=cfg.read_noise_us)
-    if cfg.backend == "nodal":
-        return NodalBackend(spec, read_noise_sigma_us=cfg.read_noise_us)
-    return SpiceBackend(spec, n_workers=cfg.workers or None)
+    if cfg.backend == "spice":
+        return make_backend("spice", spec, n_workers=cfg.workers or None)
+    return make_backend(cfg.backend, spec, read_noise_sigma_us=cfg.read_noise_us)
 
 
 def output_array(out: TileOutput, kind: str) -> np.ndarray:
@@ -147,10 +140,3 @@ def run_vmm(cfg: TileConfig) -> TileRun:
     return TileRun(spec=spec, shape=gp.shape, batch=x.shape[0], volts=volts, y=y, y_tile=out.y,
                    y_ideal=ideal_y, table=table)
 
-
-def save_array(path: str | Path, a: np.ndarray) -> Path:
-    """Write ``a`` to ``path`` as .npy, atomically."""
-    def write(p: Path) -> None:
-        with open(p, "wb") as f:  # a file object: np.save would append .npy to a temp name
-            np.save(f, a, allow_pickle=False)
-    return atomic_write(path, write)

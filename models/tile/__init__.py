@@ -1,1 +1,1 @@
-"""tile."""
+"""The tile: backends, read periphery and schemes, resistive network, surrogate and tiling."""

@@ -11,12 +11,12 @@ import pytest
 from rram_cosim.cosim.cli.commands.fit_device import run_fit_device
 from rram_cosim.cosim.cli.commands.form import run_form
 from rram_cosim.cosim.cli.main import main
-from rram_cosim.cosim.spice.forming import load_device_params
 from rram_cosim.cosim.tasks.configs.fit_device import FitDeviceConfig
 from rram_cosim.cosim.tasks.configs.form import FormConfig
 from rram_cosim.cosim.tasks.fit_device import fit_breakdown
 from rram_cosim.cosim.tasks.form import distribution_stats
 from rram_cosim.models.device.breakdown import form_array
+from rram_cosim.models.device.io import load_device_params
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import BreakdownParams, FormingConditions
 

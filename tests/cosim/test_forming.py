@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from rram_cosim.cosim.spice.forming import (
     compare_with_twin,
-    load_device_params,
     sample_indices,
-    save_device_params,
     simulate_cells,
     spice_gate_voltage_v,
 )
@@ -92,17 +90,11 @@ def test_cache_serves_repeated_cells(tmp_path):
     np.testing.assert_array_equal(first.g_us, again.g_us)
 
 
-def test_sample_indices_and_device_param_files(tmp_path):
+def test_sample_indices():
     idx = sample_indices((8, 8), 10, np.random.default_rng(0))
     assert idx.size == 10 and np.unique(idx).size == 10 and idx.max() < 64
     with pytest.raises(ConfigError, match=r"'n' .*\[1, 64\].*Got 65"):
         sample_indices((8, 8), 65, np.random.default_rng(0))
-    p = BreakdownParams(v_hold_v=0.42, a_vt_mv_um=4.0)
-    path = save_device_params(tmp_path / "dev.json", p, {"note": "test"})
-    assert load_device_params(path) == p
-    (tmp_path / "bad.json").write_text('{"v_hold": 0.4}')
-    with pytest.raises(ConfigError, match="Unknown parameter"):
-        load_device_params(tmp_path / "bad.json")
 
 
 def test_compliance_gate_from_a_spice_sweep():

@@ -12,8 +12,9 @@ The run folder ``runs/<name>/`` (root: ``--runs``) holds ``config.json``, ``erro
 ``energy.csv``, ``error.png`` and ``report.md``. Spec options are in the units their names
 carry (ohm, V, uS, s, degC); the transistor's ``--kp`` in A/V^2, ``--w``/``--l`` in m.
 
-Heavy libraries (pandas, matplotlib, scipy) and the calibration load inside
-:func:`run_calibrate`, so building the command line's parser imports only the configuration.
+Heavy libraries (pandas, matplotlib, scipy) and the calibration
+(:mod:`rram_cosim.cosim.tasks.calibrate`) load inside :func:`run_calibrate`, so building the
+command line's parser imports only the configuration.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ....models.params import DeviceParams
 from ....models.tile.periphery import current_lsb_ua
 from ...tasks.configs.calibrate import CalibrateConfig
 from ...tasks.configs.common import describe_read
 from ..runs import RunDir
 
 if TYPE_CHECKING:
-    from ...engines.calibrate import CalibrationResult
+    from ...tasks.calibrate import CalibrationResult
 
 COMMAND = "calibrate"
 HELP = ("calibrate a tile surrogate on ngspice (or nodal) simulations of a rows x cols "
@@ -45,21 +45,13 @@ def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,
     import pandas as pd
 
     from ....analysis.report import markdown_table, save_figure, save_table, write_report
-    from ...engines.calibrate import calibrate_tile
+    from ...tasks.calibrate import calibrate
 
     t_start = time.perf_counter()
     run = RunDir.create(runs_root, cfg.name)
     run.write_config(COMMAND, asdict(cfg))
     spec = cfg.tile_spec()
-    opts: dict[str, Any] = {}
-    if cfg.reference == "spice":
-        opts = {"n_workers": cfg.workers or None, "progress": progress}
-    say = (lambda m: print(f"[calibrate] {m}", flush=True)) if progress else None
-    fit = {"auto": None, "yes": True, "no": False}[cfg.fit_transistor]
-    result = calibrate_tile(spec, reference=cfg.reference, n_maps=cfg.n_maps,
-                            n_test_maps=cfg.n_test_maps, n_vectors=cfg.n_vectors,
-                            seed=cfg.seed, device=DeviceParams(), reference_options=opts,
-                            progress=say, fit_transistor=fit)
+    result = calibrate(cfg, progress=progress)
     sur = result.surrogate
     sur.save(cfg.out)
     errors = result.errors

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ....models.device.io import load_device_params, save_device_params
 from ....models.params import BreakdownParams, to_dict
 from ...tasks.configs.fit_device import FitDeviceConfig
 from ..runs import RunDir
@@ -42,7 +43,6 @@ def run_fit_device(cfg: FitDeviceConfig, runs_root: str | Path = "runs", *,
     import pandas as pd
 
     from ....analysis.report import markdown_table, save_figure, save_table, write_report
-    from ...spice.forming import load_device_params, save_device_params
     from ...tasks.fit_device import fit_breakdown, load_map, simulate_maps
 
     t0 = time.perf_counter()

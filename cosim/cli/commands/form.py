@@ -29,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ....models.device.io import load_device_params, save_device_params
 from ....models.params import BreakdownParams, to_dict
 from ...tasks.configs.form import FormConfig
 from ..runs import RunDir
@@ -49,7 +50,6 @@ def run_form(cfg: FormConfig, runs_root: str | Path = "runs", *,
     import pandas as pd
 
     from ....analysis.report import save_figure, save_table
-    from ...spice.forming import load_device_params, save_device_params
     from ...tasks.form import form_at_each_icc, icc_tag
 
     t_start = time.perf_counter()
@@ -129,22 +129,6 @@ def _histograms(per_icc: list[dict[str, Any]], spice: bool):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("density")
     fig.tight_layout()
-    return fig
-
-
-def _scatter(per_icc: list[dict[str, Any]]):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
-    for k, r in enumerate(per_icc):
-        ax.plot(*r["pair"], ".", ms=4, color=f"C{k}", label=f"{r['icc'] * 1e6:g} uA")
-    lims = ax.get_xlim()
-    ax.plot(lims, lims, "k-", lw=0.7)
-    ax.set_xlabel("G, ngspice (uS)")
-    ax.set_ylabel("G, numpy twin (uS)")
-    ax.set_title("Same cells, same draws")
-    ax.legend()
-    ax.grid(alpha=0.3)
     return fig
 
 

@@ -34,6 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ....models.io import atomic_save_npy
 from ...tasks.configs.common import describe_read
 from ...tasks.configs.tile import TileConfig
 from ..runs import RunDir
@@ -53,14 +54,14 @@ def run_tile(cfg: TileConfig, runs_root: str | Path = "runs", *,
              progress: bool = True) -> dict[str, Any]:
     """Run the VMMs, write ``cfg.out`` and the run folder; return the summary."""
     from ....analysis.report import markdown_table, save_figure, save_table, write_report
-    from ...tasks.tile import run_vmm, save_array
+    from ...tasks.tile import run_vmm
 
     t0 = time.perf_counter()
     run = RunDir.create(runs_root, cfg.name)
     run.write_config(COMMAND, asdict(cfg))
     res = run_vmm(cfg)
     spec, y, table = res.spec, res.y, res.table
-    save_array(cfg.out, y)
+    atomic_save_npy(cfg.out, y)
     save_table(table, run.path / "summary.csv")
     save_figure(_plot(res.y_ideal, res.y_tile, cfg.backend), run.path / "y_vs_ideal.png")
     write_report(run.path / "report.md", f"rram-cosim tile: {cfg.name}", [

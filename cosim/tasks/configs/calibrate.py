@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ....models.checks import check_choice, check_int, check_range
+from ....models.checks import check_choice
 from ....models.errors import ConfigError
-from .common import TileSpecOptions
-from .fields import option
+from ...engines.registry import REFERENCES
+from .common import SEED_MAX, TileSpecOptions
+from .fields import check_options, option
 
 __all__ = ["FIT_TRANSISTOR", "REFERENCES", "CalibrateConfig"]
 
-REFERENCES = ("spice", "nodal")
 FIT_TRANSISTOR = ("auto", "yes", "no")
 
 
@@ -23,11 +23,11 @@ class CalibrateConfig(TileSpecOptions):
     out: str = option("surrogate.json", "the surrogate file written (JSON)")
     reference: str = option("spice", "circuit engine: spice (ngspice, in parallel) or nodal",
                             choices=REFERENCES)
-    n_maps: int = option(3, "calibration maps (plus the full-scale corner map)")
-    n_test_maps: int = option(2, "held-out maps the error is measured on")
-    n_vectors: int = option(32, "input vectors per map (at least 2)")
-    workers: int = option(0, "ngspice worker processes (0: one per CPU)")
-    seed: int = option(0, "seed of the maps and inputs")
+    n_maps: int = option(3, "calibration maps (plus the full-scale corner map)", lo=1, hi=1000)
+    n_test_maps: int = option(2, "held-out maps the error is measured on", lo=1, hi=1000)
+    n_vectors: int = option(32, "input vectors per map", lo=2, hi=100_000)
+    workers: int = option(0, "ngspice worker processes (0: one per CPU)", lo=0, hi=4096)
+    seed: int = option(0, "seed of the maps and inputs", lo=0, hi=SEED_MAX)
     fit_transistor: str = option("auto", "fit the access transistor to the circuit (auto: "
                                          "not for the level-1 card, whose values are known)",
                                  choices=FIT_TRANSISTOR)
@@ -36,14 +36,9 @@ class CalibrateConfig(TileSpecOptions):
         o = "CalibrateConfig"
         check_choice(o, "reference", self.reference, REFERENCES)
         check_choice(o, "fit_transistor", self.fit_transistor, FIT_TRANSISTOR)
-        check_int(o, "n_maps", self.n_maps, 1, 1000)
-        check_int(o, "n_test_maps", self.n_test_maps, 1, 1000)
-        check_int(o, "n_vectors", self.n_vectors, 2, 100_000)
-        check_int(o, "workers", self.workers, 0, 4096)
-        check_int(o, "seed", self.seed, 0, 2**63 - 1)
-        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
         if not self.out.endswith(".json"):
             raise ConfigError(
                 f"The 'out' parameter of CalibrateConfig names the surrogate file, written as "
                 f"JSON. Got {self.out!r}; use a name ending in .json.")
+        check_options(self)
         self.tile_spec()  # validate the spec options now

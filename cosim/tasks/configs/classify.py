@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ....models.checks import check_choice, check_int, check_range
+from ....models.checks import check_choice
 from ....models.errors import ConfigError
 from ...engines.registry import BACKENDS, check_run_options
-from .common import ReadOptions, TaskOptions
-from .fields import option
+from .common import (
+    SEED_MAX,
+    ReadOptions,
+    TaskOptions,
+    adc_bits_option,
+    cal_maps_option,
+    cal_vectors_option,
+    n_windows_option,
+    r_wire_ohm_option,
+)
+from .fields import check_options, option
 
 __all__ = ["EMBEDDED", "PREFIXED", "SOLVERS", "ClassifyConfig"]
 
@@ -30,18 +39,16 @@ class ClassifyConfig(TaskOptions, ReadOptions):
     backends: tuple[str, ...] = option(("ideal", "surrogate"), "tile backends to compare, the "
                                                                "first is the paired reference",
                                        choices=BACKENDS)
-    seeds: int = option(3, "network seeds (each draws its own conductance map)")
-    seed: int = option(0, "first network seed; the others are seed+1, seed+2, ...")
+    seeds: int = option(3, "network seeds (each draws its own conductance map)", lo=1, hi=1000)
+    seed: int = option(0, "first network seed; the others are seed+1, seed+2, ...", lo=0,
+                       hi=SEED_MAX)
     surrogate: str = option("", "fitted surrogate file (JSON; empty: calibrate on the nodal "
                                 "engine)")
-    n_windows: int = option(1, "spike-count windows per sample (1: the paper's whole-sample "
-                               "counts)")
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
-              "geometry, 1.25 ohm; 5 is the stressed value)")
-    adc_bits: int = option(14, "column-ADC resolution (bits; [Lin25] board: 14)")
-    cal_maps: int = option(3, "surrogate calibration maps (without --surrogate)")
-    cal_vectors: int = option(24, "input vectors per calibration map")
+    n_windows: int = n_windows_option()
+    r_wire_ohm: float | None = r_wire_ohm_option()
+    adc_bits: int = adc_bits_option()
+    cal_maps: int = cal_maps_option()
+    cal_vectors: int = cal_vectors_option()
     readout_solver: str = option("adam", "readout training: adam (minibatch) or lbfgs (full "
                                          "batch, deterministic)", choices=SOLVERS)
 
@@ -53,11 +60,7 @@ class ClassifyConfig(TaskOptions, ReadOptions):
                 f"The 'dataset' parameter of {o} must be one of {list(EMBEDDED)} or "
                 f"'<kind>:PATH' with kind in {list(PREFIXED)}. Got {self.dataset!r} instead.")
         check_run_options(o, self.backends, self.seeds, self.seed, self.data_seed)
-        self.check_task(o)
-        for f in ("n_windows", "cal_maps", "cal_vectors"):
-            check_int(o, f, getattr(self, f), 1, 1_000_000)
-        check_int(o, "adc_bits", self.adc_bits, 1, 24)
         check_choice(o, "readout_solver", self.readout_solver, SOLVERS)
-        if self.r_wire_ohm is not None:
-            check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
+        check_options(self)
+        self.check_task(o)
         self.read_spec()  # validate the read scheme and wire options now

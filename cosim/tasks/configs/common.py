@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ....models.checks import check_choice, check_int
+from ....models.checks import check_choice
 from ....models.errors import ConfigError
 from ....models.params import (
     READ_DRIVES,
@@ -22,8 +22,12 @@ from ....models.params import (
 )
 from .fields import option
 
-__all__ = ["ADC_RANGES", "LINEARISATIONS", "ReadOptions", "TaskOptions", "TileSpecOptions",
-           "describe_read"]
+#: Seeds: any non-negative 64-bit integer (numpy's generators take them).
+SEED_MAX = 2**63 - 1
+
+__all__ = ["ADC_RANGES", "LINEARISATIONS", "SEED_MAX", "ReadOptions", "TaskOptions",
+           "TileSpecOptions", "adc_bits_option", "cal_maps_option", "cal_vectors_option",
+           "describe_read", "n_windows_option", "r_wire_ohm_option"]
 
 ADC_RANGES = ("corner", "workload")
 LINEARISATIONS = ("tangent", "workload")
@@ -33,16 +37,53 @@ _RS = ReadScheme()
 _WG = WireGeometry()
 
 
+# Options several configurations share, each defined here once (the field names are config.json
+# keys: a configuration names the field as before, ``r_wire_ohm: float | None =
+# r_wire_ohm_option()``).
+def r_wire_ohm_option(used_by: str = "") -> Any:
+    """``r_wire_ohm``: one segment resistance for rows and columns; ``used_by`` prefixes the
+    help where the option reaches only part of a run (``"default activity runs: "``)."""
+    return option(None, f"{used_by}wire resistance per cell segment of rows and columns (ohm; "
+                        f"none: from the wire geometry, {_WG.r_segment_ohm:g} ohm at its "
+                        "defaults; 5 is the stressed value)", lo=0, hi=1e4)
+
+
+def adc_bits_option(default: int | tuple[int, ...] = 14) -> Any:
+    """``adc_bits``: the column ADC's resolution, or (a tuple default) the resolutions a run
+    sweeps."""
+    what = "column-ADC resolutions swept" if isinstance(default, tuple) else \
+        "column-ADC resolution"
+    return option(default, f"{what} (bits; [Lin25]'s board: 14)", lo=1, hi=24)
+
+
+def cal_maps_option(default: int = 3) -> Any:
+    """``cal_maps``: maps a run calibrates its surrogate on (nodal engine)."""
+    return option(default, "surrogate calibration maps, simulated on the nodal engine", lo=1,
+                  hi=1000)
+
+
+def cal_vectors_option(default: int = 24) -> Any:
+    """``cal_vectors``: input vectors per calibration map."""
+    return option(default, "input vectors per surrogate calibration map", lo=2, hi=100_000)
+
+
+def n_windows_option() -> Any:
+    """``n_windows``: spike-count windows per sample of the readout's features."""
+    return option(1, "spike-count windows per sample (1: the paper's whole-sample counts)",
+                  lo=1, hi=4096)
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """The read scheme and the wire geometry as options (docs/tile.md, "Read schemes")."""
 
     rows_per_read: int = option(
         _RS.rows_per_read, "rows driven in one read; a taller map is read in row groups whose "
-                           "codes add digitally (0: all rows at once; [Lin25]'s board: 64)")
+                           "codes add digitally (0: all rows at once; [Lin25]'s board: 64)",
+        lo=0, hi=1 << 16)
     cols_per_read: int = option(
         _RS.cols_per_read, "outputs sensed in one read: physical columns, or weight columns "
-                           "when differential (0: all)")
+                           "when differential (0: all)", lo=0, hi=1 << 16)
     unsensed: str = option(
         _RS.unsensed, "what a column not sensed in a read does: held at the virtual ground, "
                       "or float (disconnected: draws no row current)", choices=UNSENSED_MODES)
@@ -54,12 +95,16 @@ class ReadOptions:
                    "column", choices=READ_SENSES)
     outputs_per_adc: int = option(
         _RS.outputs_per_adc, "outputs sharing one ADC, converted one after another "
-                             "(latency; 0: one ADC for all, as the board)")
+                             "(latency; 0: one ADC for all, as the board)", lo=0, hi=1 << 16)
     wire_sheet_ohm_sq: float = option(_WG.sheet_ohm_per_sq,
-                                      "sheet resistance of the array's metal lines (ohm/sq)")
-    cell_pitch_um: float = option(_WG.pitch_um, "cell pitch along a line (um)")
-    row_wire_width_um: float = option(_WG.width_um, "bit-line (row) width (um)")
-    col_wire_width_um: float = option(_WG.width_um, "source-line (column) width (um)")
+                                      "sheet resistance of the array's metal lines (ohm/sq)",
+                                      lo=0, hi=100)
+    cell_pitch_um: float = option(_WG.pitch_um, "cell pitch along a line (um)", lo=0, hi=100,
+                                  lo_open=True)
+    row_wire_width_um: float = option(_WG.width_um, "bit-line (row) width (um)", lo=0, hi=100,
+                                      lo_open=True)
+    col_wire_width_um: float = option(_WG.width_um, "source-line (column) width (um)", lo=0,
+                                      hi=100, lo_open=True)
 
     def read_scheme(self) -> ReadScheme:
         """The read scheme these options describe (validated by ReadScheme)."""
@@ -100,40 +145,43 @@ class TaskOptions:
     """What a classification task on a tile needs, shared by ``classify`` and the sweep's
     task: data split, LIF grid, readout, ADC range, tiling and linearisation."""
 
-    data_seed: int = option(0, "seed of the embedded data and of the train/val/test split")
-    n_train: int = option(0, "training samples (0: the whole split)")
-    n_val: int = option(0, "validation samples (0: the whole split)")
-    n_test: int = option(0, "test samples (0: the whole split)")
+    data_seed: int = option(0, "seed of the embedded data and of the train/val/test split",
+                            lo=0, hi=SEED_MAX)
+    n_train: int = option(0, "training samples (0: the whole split)", lo=0, hi=10_000_000)
+    n_val: int = option(0, "validation samples (0: the whole split)", lo=0, hi=10_000_000)
+    n_test: int = option(0, "test samples (0: the whole split)", lo=0, hi=10_000_000)
     n_steps: int = option(0, "time steps a sample is binned into (0: 50 for images, 129 for "
-                             "audio, as [Lin25]'s scripts)")
-    crop: int = option(16, "images: side of the centre crop (pixels; [Lin25]: 16)")
-    hidden: int = option(200, "LIF reservoir neurons ([Lin25]: 200)")
+                             "audio, as [Lin25]'s scripts)", lo=0, hi=10_000_000)
+    crop: int = option(16, "images: side of the centre crop (pixels; [Lin25]: 16)", lo=1,
+                       hi=1_000_000)
+    hidden: int = option(200, "LIF reservoir neurons ([Lin25]: 200)", lo=1, hi=1_000_000)
     v_th: tuple[float, ...] = option((5.0, 10.0, 20.0), "firing-threshold grid, chosen on "
-                                                        "validation (units of x @ W)")
+                                                        "validation (units of x @ W)",
+                                     lo=0, hi=1e6, lo_open=True)
     decay: tuple[float, ...] = option((), "membrane-decay grid per step (empty: 0.9 images, "
-                                          "0.97 audio, as [Lin25]'s scripts)")
+                                          "0.97 audio, as [Lin25]'s scripts)", lo=0, hi=1)
     in_level: tuple[float, ...] = option((1.0,), "input-row drive grid (fraction of the read "
-                                                 "voltage)")
+                                                 "voltage)", lo=0, hi=1, lo_open=True)
     rec_level: tuple[float, ...] = option((0.0, 0.25, 0.5), "recurrent-row drive grid "
-                                                            "(fraction of the read voltage)")
-    readout_epochs: int = option(80, "softmax-readout training epochs")
+                                                            "(fraction of the read voltage)",
+                                          lo=0, hi=1)
+    readout_epochs: int = option(80, "softmax-readout training epochs", lo=1, hi=1_000_000)
     adc_range: str = option(
         "corner", "ADC full scale: corner = all rows on at g_full_scale (never clips), "
                   "workload = 1.1 x the 99.9th percentile of the reservoir's training currents",
         choices=ADC_RANGES)
-    tile_rows: int = option(0, "rows of one tile (0: the whole map on one macro)")
-    tile_cols: int = option(0, "weight columns of one tile (0: the whole map on one macro)")
+    tile_rows: int = option(0, "rows of one tile (0: the whole map on one macro)", lo=0,
+                            hi=10_000_000)
+    tile_cols: int = option(0, "weight columns of one tile (0: the whole map on one macro)",
+                            lo=0, hi=10_000_000)
     linearise: str = option(
         "tangent", "surrogate linearisation: tangent at half the read voltage, or workload = "
                    "for the drive the reservoir measures on training data (docs/tile.md)",
         choices=LINEARISATIONS)
 
     def check_task(self, owner: str) -> None:
-        """Validate the shared fields (each config's ``__post_init__`` calls this)."""
-        for f in ("n_train", "n_val", "n_test", "n_steps", "tile_rows", "tile_cols"):
-            check_int(owner, f, getattr(self, f), 0, 10_000_000)
-        for f in ("crop", "hidden", "readout_epochs"):
-            check_int(owner, f, getattr(self, f), 1, 1_000_000)
+        """Validate the shared fields beyond their ranges (each config's ``__post_init__`` calls
+        this, and :func:`~.fields.check_options` for the ranges)."""
         check_choice(owner, "adc_range", self.adc_range, ADC_RANGES)
         check_choice(owner, "linearise", self.linearise, LINEARISATIONS)
         for f in ("v_th", "in_level", "rec_level"):
@@ -149,32 +197,39 @@ class TaskOptions:
 class TileSpecOptions(ReadOptions):
     """TileSpec fields as command-line options (units in the names; None: the default)."""
 
-    rows: int = option(64, "tile rows (word lines)")
-    cols: int = option(64, "tile weight columns (each a G+ and a G- physical column)")
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
-              "geometry, 1.25 ohm by default)")
-    v_read_v: float = option(0.2, "read voltage of a driven row (V)")
-    v_gate_read_v: float = option(1.1, "word-line (access gate) voltage during a read (V)")
-    g_full_scale_us: float = option(30.0, "cell conductance the ADC range is sized for (uS)")
-    temperature_c: float = option(27.0, "temperature (degC)")
-    t_read_s: float = option(1e-6, "duration of one read (s)")
+    rows: int = option(64, "tile rows (word lines)", lo=1, hi=4096)
+    cols: int = option(64, "tile weight columns (each a G+ and a G- physical column)", lo=1,
+                       hi=4096)
+    r_wire_ohm: float | None = r_wire_ohm_option()
+    v_read_v: float = option(0.2, "read voltage of a driven row (V)", lo=0, hi=0.5,
+                             lo_open=True)
+    v_gate_read_v: float = option(1.1, "word-line (access gate) voltage during a read (V)",
+                                  lo=0, hi=5, lo_open=True)
+    g_full_scale_us: float = option(30.0, "cell conductance the ADC range is sized for (uS)",
+                                    lo=0, hi=1e4, lo_open=True)
+    temperature_c: float = option(27.0, "temperature (degC)", lo=-60, hi=200)
+    t_read_s: float = option(1e-6, "duration of one read (s)", lo=1e-12, hi=1.0)
     card: str = option("level1", "access-transistor model card",
                        choices=("level1", "ptm45", "custom"))
     lib_path: str = option("", "card=custom: your PDK model file")
     model_name: str = option("", "card=custom: the NMOS model's name in it")
-    kp: float | None = option(None, "level-1 transconductance kp (A/V^2; none: the card's)")
-    vto: float | None = option(None, "level-1 threshold voltage (V; none: the card's)")
-    w: float | None = option(None, "access-transistor width (m; none: the card's)")
-    l: float | None = option(None, "access-transistor length (m; none: the card's)")
-    dac_bits: int = option(16, "row-DAC resolution (bits)")
-    dac_r_out_ohm: float = option(1.0, "row-DAC output resistance (ohm)")
-    adc_bits: int = option(14, "column-ADC resolution (bits)")
-    adc_v_full_scale_v: float = option(2.4, "ADC input full scale (V)")
-    tia_a_ol: float = option(3.16e6, "TIA open-loop gain (V/V)")
-    tia_v_offset_v: float = option(0.5e-3, "TIA input offset (V)")
+    kp: float | None = option(None, "level-1 transconductance kp (A/V^2; none: the card's)",
+                              lo=1e-6, hi=1e-2)
+    vto: float | None = option(None, "level-1 threshold voltage (V; none: the card's)", lo=0,
+                               hi=2)
+    w: float | None = option(None, "access-transistor width (m; none: the card's)", lo=10e-9,
+                             hi=100e-6)
+    l: float | None = option(None, "access-transistor length (m; none: the card's)", lo=10e-9,
+                             hi=100e-6)
+    dac_bits: int = option(16, "row-DAC resolution (bits)", lo=1, hi=24)
+    dac_r_out_ohm: float = option(1.0, "row-DAC output resistance (ohm)", lo=0, hi=1e6)
+    adc_bits: int = adc_bits_option()
+    adc_v_full_scale_v: float = option(2.4, "ADC input full scale (V)", lo=0, hi=20,
+                                       lo_open=True)
+    tia_a_ol: float = option(3.16e6, "TIA open-loop gain (V/V)", lo=1, hi=1e9)
+    tia_v_offset_v: float = option(0.5e-3, "TIA input offset (V)", lo=-0.05, hi=0.05)
     r_f: float | None = option(None, "TIA feedback resistor (ohm; none: full scale at the "
-                                     "calibration set's largest current)")
+                                     "calibration set's largest current)", lo=1, hi=1e9)
 
     def tile_spec(self) -> TileSpec:
         """The TileSpec these options describe (validated by the dataclasses)."""

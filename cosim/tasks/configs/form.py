@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from ....models.checks import check_choice, check_int, check_range
 from ....models.errors import ConfigError
 from ....models.params import FormingConditions
-from .fields import option
+from .common import SEED_MAX
+from .fields import check_options, option
 
 __all__ = ["BACKENDS", "CARDS", "FormConfig"]
 
 BACKENDS = ("twin", "spice")
 CARDS = ("level1", "ptm45")
+_ICC_LO, _ICC_HI = FormingConditions.I_CC_RANGE_A
+_V_LO, _V_HI = FormingConditions.V_FORM_RANGE_V
 
 
 @dataclass(frozen=True)
@@ -30,19 +33,25 @@ class FormConfig:
 
     name: str = option("form", "run name: the folder under the runs root")
     icc: tuple[float, ...] = option((5e-6, 7.5e-6, 10e-6, 20e-6),
-                                    "compliance currents (A; 7.5e-6 is the default forming)")
-    v_form: float = option(3.0, "forming pulse amplitude (V)")
-    t_pulse: float = option(10e-6, "forming pulse width (s)")
-    t_edge: float = option(10e-9, "pulse rise and fall time (s)")
-    t_step: float = option(10e-9, "simulation time step (s)")
-    rows: int = option(512, "array rows")
-    cols: int = option(512, "array columns (even: G+ and G- pair up)")
+                                    "compliance currents (A; 7.5e-6 is the default forming)",
+                                    lo=_ICC_LO, hi=_ICC_HI, lo_open=True)
+    v_form: float = option(3.0, "forming pulse amplitude (V)", lo=_V_LO, hi=_V_HI)
+    t_pulse: float = option(10e-6, "forming pulse width (s; at least --t-step)", lo=1e-12,
+                            hi=1.0)
+    t_edge: float = option(10e-9, "pulse rise and fall time (s; from --t-step to --t-pulse)",
+                           lo=1e-12, hi=1.0)
+    t_step: float = option(10e-9, "simulation time step (s)", lo=1e-12, hi=1e-3)
+    rows: int = option(512, "array rows", lo=1, hi=4096)
+    cols: int = option(512, "array columns (even: G+ and G- pair up)", lo=2, hi=4096)
     backend: str = option("twin", "twin: the numpy model forms the array; spice: also --cells "
                                   "sampled cells in ngspice", choices=BACKENDS)
-    cells: int = option(64, "cells formed in ngspice per compliance current (--backend spice)")
-    cells_per_deck: int = option(4, "cells per ngspice deck")
-    workers: int = option(0, "ngspice worker processes (0: every CPU this process may use)")
-    seed: int = option(0, "seed of the array's per-cell draws (the same cells at every I_cc)")
+    cells: int = option(64, "cells formed in ngspice per compliance current (--backend spice; "
+                            "at most rows x cols)", lo=1, hi=4096 * 4096)
+    cells_per_deck: int = option(4, "cells per ngspice deck", lo=1, hi=256)
+    workers: int = option(0, "ngspice worker processes (0: every CPU this process may use)",
+                          lo=0, hi=4096)
+    seed: int = option(0, "seed of the array's per-cell draws (the same cells at every I_cc)",
+                       lo=0, hi=SEED_MAX)
     device_params: str | None = option(None, "breakdown-parameter file from fit-device (JSON; "
                                              "none: BreakdownParams defaults)")
     card: str = option("level1", "select-transistor card of the SPICE side (ptm45: BSIM4 "
@@ -56,28 +65,22 @@ class FormConfig:
             raise ConfigError("The 'icc' parameter of FormConfig must be a non-empty comma "
                               f"list of compliance currents in A, e.g. 5e-6,10e-6. Got "
                               f"{self.icc!r}.")
-        lo, hi = FormingConditions.I_CC_RANGE_A
         for i in self.icc:
-            check_range(o, "icc", i, lo, hi, lo_open=True, unit="A",
+            check_range(o, "icc", i, _ICC_LO, _ICC_HI, lo_open=True, unit="A",
                         hint="Compliance currents must be positive (e.g. 5e-6 for 5 uA).")
         if len(set(self.icc)) != len(self.icc):
             raise ConfigError(f"The 'icc' list holds a value twice: {self.icc}.")
-        check_int(o, "rows", self.rows, 1, 4096)
-        check_int(o, "cols", self.cols, 2, 4096)
+        check_range(o, "v_form", self.v_form, _V_LO, _V_HI, unit="V",
+                    hint="The model is valid from 1 V (no breakdown below) to the DAC's 5 V.")
+        check_range(o, "t_step", self.t_step, 1e-12, 1e-3, unit="s")
+        check_range(o, "t_pulse", self.t_pulse, self.t_step, 1.0, unit="s",
+                    hint="The pulse must be at least one time step (--t-step) long.")
+        check_options(self)
         if self.cols % 2:
             raise ConfigError(f"The 'cols' parameter of FormConfig must be even (G+ and G- "
                               f"columns pair up). Got {self.cols}.")
         check_int(o, "cells", self.cells, 1, self.rows * self.cols,
                   hint="The SPICE sample cannot exceed the array.")
-        check_int(o, "cells_per_deck", self.cells_per_deck, 1, 256)
-        check_int(o, "workers", self.workers, 0, 4096)
-        check_int(o, "seed", self.seed, 0, 2**63 - 1)
-        vlo, vhi = FormingConditions.V_FORM_RANGE_V
-        check_range(o, "v_form", self.v_form, vlo, vhi, unit="V",
-                    hint="The model is valid from 1 V (no breakdown below) to the DAC's 5 V.")
-        check_range(o, "t_step", self.t_step, 1e-12, 1e-3, unit="s")
-        check_range(o, "t_pulse", self.t_pulse, self.t_step, 1.0, unit="s",
-                    hint="The pulse must be at least one time step (--t-step) long.")
         # the forming conditions check the rest (edges; ranges named in their messages)
         for i in self.icc:
             self.conditions(i)

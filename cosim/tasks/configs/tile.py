@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ....models.checks import check_choice, check_int, check_range
+from ....models.checks import check_choice
 from ....models.errors import ConfigError
-from .common import TileSpecOptions
-from .fields import option
+from ...engines.registry import BACKENDS
+from .common import SEED_MAX, TileSpecOptions
+from .fields import check_options, option
 
 __all__ = ["BACKENDS", "OUTPUTS", "TileConfig", "tile_shape"]
 
-BACKENDS = ("spice", "nodal", "surrogate", "ideal")
 OUTPUTS = ("codes", "current", "weights")
 
 
@@ -43,19 +43,18 @@ class TileConfig(TileSpecOptions):
     out: str = option("y.npy", "output array (.npy, batch x cols)")
     tile: str = option("", "tile size RxC, e.g. 64x64: split the map over tiles (empty: one "
                            "macro)")
-    read_noise_us: float = option(0.0, "read noise per cell and read (uS, std; not on spice)")
-    seed: int = option(0, "seed of the read noise")
-    workers: int = option(0, "ngspice worker processes (0: one per CPU)")
-    rows: int = option(0, "tile rows (0: the map's rows)")
-    cols: int = option(0, "tile weight columns (0: the map's columns)")
+    read_noise_us: float = option(0.0, "read noise per cell and read (uS, std; not on spice)",
+                                  lo=0, hi=10)
+    seed: int = option(0, "seed of the read noise", lo=0, hi=SEED_MAX)
+    workers: int = option(0, "ngspice worker processes (0: one per CPU)", lo=0, hi=4096)
+    rows: int = option(0, "tile rows (0: the map's rows)", lo=0, hi=4096)
+    cols: int = option(0, "tile weight columns (0: the map's columns)", lo=0, hi=4096)
 
     def __post_init__(self) -> None:
         o = "TileConfig"
         check_choice(o, "backend", self.backend, BACKENDS)
         check_choice(o, "output", self.output, OUTPUTS)
-        check_range(o, "read_noise_us", self.read_noise_us, 0, 10, unit="uS")
-        check_int(o, "seed", self.seed, 0, 2**63 - 1)
-        check_int(o, "workers", self.workers, 0, 4096)
+        check_options(self)
         for f in ("g_pos", "inputs", "out"):
             if not getattr(self, f):
                 raise ConfigError(f"The 'tile' command needs --{f.replace('_', '-')} FILE.")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ....models.checks import check_choice, check_int, check_range
+from ....models.checks import check_choice
 from ....models.errors import ConfigError
 from ....models.snn.contrastive import ACTIVATIONS, POSITIVES
 from ...engines.registry import BACKENDS, check_run_options
-from .common import ReadOptions
-from .fields import option
+from .common import (
+    SEED_MAX,
+    ReadOptions,
+    adc_bits_option,
+    cal_maps_option,
+    cal_vectors_option,
+    r_wire_ohm_option,
+)
+from .fields import check_options, option
 
 __all__ = ["IMAGE_KINDS", "OTHER_KINDS", "PROTOCOLS", "ZeroshotConfig", "parse_classes"]
 
@@ -59,62 +66,78 @@ class ZeroshotConfig(ReadOptions):
     unseen_from: str = option(
         "all", "where the unseen queries and gallery come from: all splits or the test split",
         choices=("all", "test"))
-    oh_class: int = option(-1, "spoken-digits: the class the word oh maps to (-1: left out)")
+    oh_class: int = option(-1, "spoken-digits: the class the word oh maps to (-1: left out)",
+                           lo=-1, hi=1000)
     protocol: str = option(
         "honest", "headline selection (both are computed and shown)", choices=PROTOCOLS)
     backends: tuple[str, ...] = option(
         ("ideal", "surrogate"), "tile backends, the first is the paired reference",
         choices=BACKENDS)
-    seeds: int = option(5, "network seeds")
-    seed: int = option(0, "first network seed; the others are seed+1, seed+2, ...")
-    data_seed: int = option(0, "seed of the data, the neural population and the splits")
+    seeds: int = option(5, "network seeds", lo=1, hi=1000)
+    seed: int = option(0, "first network seed; the others are seed+1, seed+2, ...", lo=0,
+                       hi=SEED_MAX)
+    data_seed: int = option(0, "seed of the data, the neural population and the splits", lo=0,
+                            hi=SEED_MAX)
     surrogate: str = option(
         "", "fitted surrogate file (JSON; empty: calibrate on the nodal engine)")
-    n_train: int = option(0, "training samples per modality (0: all, before class filtering)")
-    n_val: int = option(0, "validation samples per modality (0: all)")
-    n_test: int = option(0, "test samples per modality (0: all)")
+    n_train: int = option(0, "training samples per modality (0: all, before class filtering)",
+                          lo=0, hi=10_000_000)
+    n_val: int = option(0, "validation samples per modality (0: all)", lo=0, hi=10_000_000)
+    n_test: int = option(0, "test samples per modality (0: all)", lo=0, hi=10_000_000)
     n_steps: int = option(
-        0, "time steps per sample (0: 50 for images and neural-sim, 129 for audio)")
-    crop: int = option(16, "image centre crop side (pixels; [Lin25]: 16 -> 256 inputs)")
-    image_inputs: int = option(0, "expected image-encoder inputs (0: from the data)")
-    other_inputs: int = option(0, "expected other-encoder inputs (0: from the data)")
-    hidden: int = option(200, "reservoir neurons ([Lin25]: 200)")
+        0, "time steps per sample (0: 50 for images and neural-sim, 129 for audio)", lo=0,
+        hi=10_000_000)
+    crop: int = option(16, "image centre crop side (pixels; [Lin25]: 16 -> 256 inputs)", lo=1,
+                       hi=10_000_000)
+    image_inputs: int = option(0, "expected image-encoder inputs (0: from the data)", lo=0,
+                               hi=10_000_000)
+    other_inputs: int = option(0, "expected other-encoder inputs (0: from the data)", lo=0,
+                               hi=10_000_000)
+    hidden: int = option(200, "reservoir neurons ([Lin25]: 200)", lo=1, hi=10_000_000)
     other_hidden: int = option(
-        0, "other encoder's neurons (0: = hidden; both read the same recurrent rows)")
-    neurons: int = option(192, "neural-sim channels ([Lin25] BMI: 192)")
+        0, "other encoder's neurons (0: = hidden; both read the same recurrent rows)", lo=0,
+        hi=10_000_000)
+    neurons: int = option(192, "neural-sim channels ([Lin25] BMI: 192)", lo=1, hi=10_000_000)
     v_th: tuple[float, ...] = option(
-        (5.0, 10.0, 20.0), "firing-threshold grid, chosen on validation (units of x @ W)")
+        (5.0, 10.0, 20.0), "firing-threshold grid, chosen on validation (units of x @ W)", lo=0,
+        hi=1e6, lo_open=True)
     rec_level: tuple[float, ...] = option(
-        (0.25,), "recurrent-row drive grid (fraction of the read voltage, 0 to 1)")
-    decay_image: float = option(0.9, "image membrane decay per step ([Lin25] N-MNIST script: 0.9)")
+        (0.25,), "recurrent-row drive grid (fraction of the read voltage)", lo=0, hi=1)
+    decay_image: float = option(0.9, "image membrane decay per step ([Lin25] N-MNIST script: 0.9)",
+                                lo=0, hi=1)
     decay_other: float = option(
-        0.0, "other membrane decay per step (0: 0.97 audio, 0.9 neural-sim)")
-    dim: int = option(64, "projection dimension of the heads ([Lin25] BMI: 256)")
-    temperature: tuple[float, ...] = option((0.1, 0.3), "InfoNCE temperature grid (> 0)")
+        0.0, "other membrane decay per step (0: 0.97 audio, 0.9 neural-sim)", lo=0, hi=1)
+    dim: int = option(64, "projection dimension of the heads ([Lin25] BMI: 256)", lo=1,
+                      hi=10_000_000)
+    temperature: tuple[float, ...] = option((0.1, 0.3), "InfoNCE temperature grid", lo=0,
+                                            hi=100, lo_open=True)
     activation: tuple[str, ...] = option(("linear",), "head activation grid", choices=ACTIVATIONS)
     positives: tuple[str, ...] = option(
         ("pair",), "positive-mask grid: pair (CLIP identity) or class", choices=POSITIVES)
     # assumption (no source gives these heads' training settings): 100 epochs, Adam lr 3e-3,
     # batch 64, l2 1e-4 are common settings for small heads; the protocol then picks the
     # epoch among the checkpoints, so epochs is an upper bound rather than a choice
-    epochs: int = option(100, "head training epochs (an upper bound: the epoch is selected)")
-    eval_every: int = option(10, "epochs between checkpoints")
-    lr: float = option(3e-3, "Adam learning rate of the heads")
-    batch_size: int = option(64, "head minibatch size (also the InfoNCE negatives per positive)")
-    l2: float = option(1e-4, "l2 weight decay of the heads")
-    top_k: int = option(5, "k of the top-k retrieval accuracy ([Lin25]: 5)")
+    epochs: int = option(100, "head training epochs (an upper bound: the epoch is selected)",
+                         lo=1, hi=10_000_000)
+    eval_every: int = option(10, "epochs between checkpoints", lo=1, hi=10_000_000)
+    lr: float = option(3e-3, "Adam learning rate of the heads", lo=0, hi=10, lo_open=True)
+    batch_size: int = option(64, "head minibatch size (also the InfoNCE negatives per positive)",
+                             lo=2, hi=1 << 20)
+    l2: float = option(1e-4, "l2 weight decay of the heads", lo=0, hi=100)
+    top_k: int = option(5, "k of the top-k retrieval accuracy ([Lin25]: 5)", lo=1,
+                        hi=10_000_000)
     # assumption: 2000 permutations resolve p down to 1/2001 ~ 5e-4, below the usual 0.05/0.01
     n_perm: int = option(
-        2000, "label permutations of the p-value (resolves p down to 1/(n_perm+1))")
+        2000, "label permutations of the p-value (resolves p down to 1/(n_perm+1))", lo=1,
+        hi=10_000_000)
     baseline: bool = option(True, "also train heads on raw binned events (no reservoir)")
-    r_wire_ohm: float | None = option(
-        None, "wire resistance per cell segment of rows and columns (ohm; none: from the wire "
-              "geometry, 1.25 ohm; 5 is the stressed value)")
-    adc_bits: int = option(14, "column-ADC resolution (bits)")
-    tile_rows: int = option(0, "rows of one tile (0: the whole shared map on one macro)")
-    tile_cols: int = option(0, "weight columns of one tile (0: one macro)")
-    cal_maps: int = option(3, "surrogate calibration maps (without --surrogate)")
-    cal_vectors: int = option(24, "input vectors per calibration map")
+    r_wire_ohm: float | None = r_wire_ohm_option()
+    adc_bits: int = adc_bits_option()
+    tile_rows: int = option(0, "rows of one tile (0: the whole shared map on one macro)", lo=0,
+                            hi=10_000_000)
+    tile_cols: int = option(0, "weight columns of one tile (0: one macro)", lo=0, hi=10_000_000)
+    cal_maps: int = cal_maps_option()
+    cal_vectors: int = cal_vectors_option()
 
     def __post_init__(self) -> None:
         o = "ZeroshotConfig"
@@ -154,20 +177,12 @@ class ZeroshotConfig(ReadOptions):
                 "pairing='instance' needs other='neural-sim' and image='digits-events' (the "
                 "simulated population then views the training images); other modalities pair "
                 "by class only. Use pairing='class' or 'auto'.")
-        check_int(o, "oh_class", self.oh_class, -1, 1000)
+        check_options(self)
         if self.oh_class >= 0 and self.other != "spoken-digits":
             raise ConfigError("'oh_class' maps spoken-digits' word 'oh'; other is "
                               f"{self.other!r}. Leave oh_class at -1.")
         check_choice(o, "protocol", self.protocol, PROTOCOLS)
         check_run_options(o, self.backends, self.seeds, self.seed, self.data_seed)
-        for f in ("n_train", "n_val", "n_test", "n_steps", "image_inputs", "other_inputs",
-                  "other_hidden", "tile_rows", "tile_cols"):
-            check_int(o, f, getattr(self, f), 0, 10_000_000)
-        for f in ("crop", "hidden", "neurons", "dim", "epochs", "eval_every", "top_k",
-                  "n_perm", "cal_maps", "cal_vectors"):
-            check_int(o, f, getattr(self, f), 1, 10_000_000)
-        check_int(o, "batch_size", self.batch_size, 2, 1 << 20)
-        check_int(o, "adc_bits", self.adc_bits, 1, 24)
         if self.other_hidden and self.other_hidden != self.hidden:
             raise ConfigError(
                 f"Mismatched encoder sizes: hidden={self.hidden} but other_hidden="
@@ -177,20 +192,10 @@ class ZeroshotConfig(ReadOptions):
         for f in ("v_th", "rec_level", "temperature", "activation", "positives"):
             if not getattr(self, f):
                 raise ConfigError(f"The '{f}' grid of {o} needs at least one value.")
-        for v in self.temperature:
-            check_range(o, "temperature", v, 0, 100, lo_open=True)
-        for v in self.rec_level:
-            check_range(o, "rec_level", v, 0, 1)
         for v in self.activation:
             check_choice(o, "activation", v, ACTIVATIONS)
         for v in self.positives:
             check_choice(o, "positives", v, POSITIVES)
-        check_range(o, "decay_image", self.decay_image, 0, 1)
-        check_range(o, "decay_other", self.decay_other, 0, 1)
-        check_range(o, "lr", self.lr, 0, 10, lo_open=True)
-        check_range(o, "l2", self.l2, 0, 100)
-        if self.r_wire_ohm is not None:
-            check_range(o, "r_wire_ohm", self.r_wire_ohm, 0, 1e4, unit="ohm")
         self.read_spec()  # validate the read scheme and wire options now
         if (self.tile_rows == 0) != (self.tile_cols == 0):
             raise ConfigError(
