@@ -83,13 +83,6 @@ def test_the_scan_reads_both_forms():
     assert not resolves("rram_cosim.cosim.calibrate")
 
 
-# Stale names in files someone else is rewriting now (they are not edited here); a name listed
-# is tolerated only in that file, and the entry goes once the file names the real module.
-PENDING = {
-    ("docs/tile.md", "rram_cosim.cosim.calibrate.bind_for_workload"),
-    ("docs/tile.md", "rram_cosim.cosim.calibrate.calibrate_tile"),
-}
-
 
 @pytest.fixture(scope="module")
 def refs():
@@ -99,5 +92,5 @@ def refs():
 def test_docs_and_docstrings_name_modules_that_exist(refs):
     assert len(refs) > 20  # the scan found the references
     stale = sorted({f"{where}: {name}" for where, name in refs
-                    if (where.split(":")[0], name) not in PENDING and not resolves(name)})
+                    if not resolves(name)})
     assert stale == []
