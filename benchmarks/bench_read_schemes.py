@@ -15,7 +15,8 @@ ADC, max % of full scale), as in the README's error table.
 Usage::
 
     .venv/bin/python benchmarks/bench_read_schemes.py [--part ir|surrogate|both]
-        [--schemes whole,board,both-ends,float64,differential] [--vectors 8] [--csv out.csv]
+        [--schemes whole,board,both-ends,float64,differential] [--vectors 8]
+        [--shapes 456x201,512x256] [--csv out.csv]
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ def ir_drop(schemes: list[str], n_vectors: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def surrogate_error(schemes: list[str], n_vectors: int) -> pd.DataFrame:
+def surrogate_error(schemes: list[str], n_vectors: int,
+                    shapes: tuple[tuple[int, int], ...] = ((456, 201), (512, 256))
+                    ) -> pd.DataFrame:
     rows = []
-    for shape in ((456, 201), (512, 256)):
+    for shape in shapes:
         for name in schemes:
             spec = TileSpec(rows=shape[0], cols=shape[1], read=SCHEMES[name])
             t0 = time.perf_counter()
@@ -92,6 +95,8 @@ def main() -> None:
     ap.add_argument("--part", choices=("ir", "surrogate", "both"), default="both")
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--vectors", type=int, default=8)
+    ap.add_argument("--shapes", default="456x201,512x256", help="map shapes (rows x weight "
+                                                                  "columns) of part 2")
     ap.add_argument("--csv", default=None)
     a = ap.parse_args()
     schemes = [s for s in a.schemes.split(",") if s]
@@ -101,7 +106,8 @@ def main() -> None:
         print(ir.to_string(index=False))
         frames.append(ir.assign(part="ir"))
     if a.part in ("surrogate", "both"):
-        se = surrogate_error(schemes, a.vectors)
+        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in a.shapes.split(","))
+        se = surrogate_error(schemes, a.vectors, shapes)
         print(se.to_string(index=False))
         frames.append(se.assign(part="surrogate"))
     if a.csv:
