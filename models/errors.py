@@ -8,9 +8,40 @@ from the same root.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CosimError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose.
+
+    Errors cross process boundaries intact (a pool worker's error is raised in the parent as
+    the same class, message and attributes): pickling rebuilds them without calling
+    ``__init__`` (which may take keyword-only arguments), then restores ``args`` and the
+    instance attributes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[BaseException], args: tuple[Any, ...],
+             state: dict[str, Any]) -> BaseException:
+    """Unpickle a :class:`CosimError`: ``__new__`` of the first built-in base whose instance
+    layout fits ``cls`` (an error that is also an ``OSError`` needs ``OSError.__new__``)."""
+    exc = None
+    for base in cls.__mro__:
+        if base.__module__ != "builtins" or base is object:
+            continue
+        try:
+            exc = base.__new__(cls, *args)  # type: ignore[call-overload]
+            break
+        except TypeError:
+            continue
+    if exc is None:  # pragma: no cover - every exception class has a built-in base
+        raise TypeError(f"cannot rebuild {cls.__name__}")
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 class ConfigError(CosimError, ValueError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pickle
 import sys
 import warnings
 import zipfile
@@ -29,10 +30,11 @@ from tqdm.auto import tqdm
 from ...models.checks import check_choice, check_int
 from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root
 from ...netlists.deck import Deck
+from .errors import SimulationError
 from .rawfile import RawPlot
 from .runner import RunOptions, SimResult, deck_digest, primary_index, run_deck
 
-__all__ = ["default_cache_dir", "load_cached", "run_decks", "store_cached"]
+__all__ = ["default_cache_dir", "load_cached", "portable_error", "run_decks", "store_cached"]
 
 _FORMAT = 1
 
@@ -100,8 +102,7 @@ def load_cached(cache_dir: str | Path, key: str) -> SimResult | None:
 
 
 def _run_one(deck: Deck, options: RunOptions, cache_dir: str | None) -> tuple[Any, ...]:
-    """Worker: cached result, or run and cache. Exceptions travel as (type, args, attributes)
-    because SimulationError's keyword attributes do not survive default pickling."""
+    """Worker: cached result, or run and cache; an error comes back as ``("err", exc)``."""
     key = deck_digest(deck, options)
     try:
         if cache_dir is not None:
@@ -117,15 +118,19 @@ def _run_one(deck: Deck, options: RunOptions, cache_dir: str | None) -> tuple[An
                 warnings.warn(f"Could not cache the result of deck {deck.sha256[:12]} in "
                               f"{cache_dir}: {e}", RuntimeWarning, stacklevel=2)
         return ("ok", result)
-    except Exception as e:  # noqa: BLE001 - rebuilt and raised (or returned) by the caller
-        return ("err", type(e), e.args, dict(e.__dict__))
+    except Exception as e:  # noqa: BLE001 - raised (or returned) by the caller
+        return ("err", portable_error(e))
 
 
-def _rebuild(kind: type[BaseException], args: tuple, state: dict) -> BaseException:
-    exc = kind.__new__(kind)
-    BaseException.__init__(exc, *args)
-    exc.__dict__.update(state)
-    return exc
+def portable_error(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (every :class:`CosimError` does), else a
+    :class:`SimulationError` with its class name and message, so that a worker's error always
+    reaches the parent as an error of its own and never as a pickling failure."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - anything pickle raises means: not portable
+        return SimulationError(f"{type(exc).__name__}: {exc}")
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -190,7 +195,7 @@ def run_decks(decks: Sequence[Deck], options: RunOptions | None = None, *,
         if out[0] == "ok":
             results[i] = out[1]
             return
-        exc = _rebuild(*out[1:])
+        exc = out[1]
         if on_error == "raise":
             raise exc
         results[i] = exc
