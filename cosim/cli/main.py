@@ -28,6 +28,11 @@ from ...models.params import from_dict
 from ..tasks.configs.fields import choices_of, help_of
 from .runs import load_config
 
+#: Exit codes: the run finished; it finished but some of its units failed (the report lists
+#: them); an error stopped it (one line on stderr names the option or file at fault);
+#: interrupted (Ctrl-C).
+EXIT_OK, EXIT_FAILURES, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
 # module names under rram_cosim.cosim.cli.commands that provide a command; a missing one is
 # skipped so a partial installation still runs the others
 COMMAND_MODULES = ("demo", "classify", "form", "fit_device", "calibrate", "tile", "sweep",
@@ -185,11 +190,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(summary.get("headline", {}), indent=1, default=str))
     except CosimError as e:
         print(f"rram-cosim: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("rram-cosim: interrupted; finished results are kept.", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_INTERRUPTED
+    if summary.get("incomplete"):
+        print(f"rram-cosim: finished with failures: {summary['incomplete']}", file=sys.stderr)
+        return EXIT_FAILURES
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -798,8 +798,9 @@ def point_summary(df: pd.DataFrame) -> pd.DataFrame:
 def pareto_front(summary: pd.DataFrame) -> pd.DataFrame:
     """Points no other point beats on both validation accuracy (higher) and hybrid energy
     (lower); chosen on validation, never on test."""
-    s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"]) \
-        if "val_acc_mean" in summary.columns else summary.iloc[0:0]
+    if not {"val_acc_mean", "e_hybrid_uj_mean"} <= set(summary.columns):
+        return summary.iloc[0:0]  # no unit finished (or the task prices no energy)
+    s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"])
     s = s.sort_values(["e_hybrid_uj_mean", "val_acc_mean"], ascending=[True, False])
     keep, best = [], -np.inf
     for i, r in s.iterrows():

@@ -12,6 +12,7 @@ made as a path *under a regular file*, which no user can create.
 from __future__ import annotations
 
 import importlib
+import json
 import pickle
 import pkgutil
 from pathlib import Path
@@ -105,3 +106,100 @@ def test_not_found_error_stays_an_os_error():
         back = pickle.loads(pickle.dumps(make_error(cls)))
         assert isinstance(back, base) and isinstance(back, CosimError)
         assert back.deck_path == Path("/tmp/run/deck.cir") and back.returncode == 3
+
+
+# -- sweeps with failures --------------------------------------------------------------------
+TINY_SWEEP = {"icc": "5e-6,2e-5", "seeds": "1", "n-train": "60", "n-val": "30",
+              "n-test": "30", "hidden": "16", "crop": "8", "n-steps": "10", "v-th": "5.0",
+              "rec-level": "0.25", "readout-epochs": "10", "cal-maps": "2",
+              "cal-vectors": "8", "spot-cells": "0", "workers": "1"}
+
+
+def sweep_args(root: Path, name: str, **over: str) -> list[str]:
+    opts = {**TINY_SWEEP, "cache-dir": str(root / "cache"), **over}
+    args = ["sweep", "--out", str(root / "runs"), "--name", name, "--no-progress"]
+    for k, v in opts.items():
+        args += [f"--{k}", v]
+    return args
+
+
+@pytest.fixture
+def no_ngspice(tmp_path, monkeypatch):
+    """PATH without ngspice (an empty folder)."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+def test_sweep_whose_units_all_fail_writes_its_report_and_exits_1(tmp_path, no_ngspice,
+                                                                   capsys):
+    from rram_cosim.cosim.cli.main import main
+
+    code = main(sweep_args(tmp_path, "nf", **{"spot-cells": "2"}))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    run = tmp_path / "runs" / "nf"
+    report = (run / "report.md").read_text()
+    assert "NgspiceNotFoundError" in report and "Failed units" in report
+    assert "2 of 2 unit(s) failed" in err and "Traceback" not in err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["n_failed"] == 2
+
+
+def test_sweep_headline_counts_failed_units_and_spot_checks(tmp_path, monkeypatch, capsys):
+    from rram_cosim.cosim.cli.main import main
+    from rram_cosim.cosim.tasks import sweep as sweep_task
+
+    def fake_compute(unit, cache):
+        if unit.index == 0:
+            raise RuntimeError("unit zero broke")
+        return {"g_mean_us": 10.0, "g_std_us": 1.0, "val_acc": 0.5, "test_acc": 0.5,
+                "e_hybrid_uj": 1.0, "spot_cells": 2, "spot_compared": 1,
+                "spot_median_rel_diff": 1e-5, "spot_max_rel_diff": 1e-5, "spot_failed": 1,
+                "spot_formed_mismatch": 0}
+
+    monkeypatch.setattr(sweep_task, "_compute", fake_compute)
+    code = main(sweep_args(tmp_path, "mixed"))
+    out, err = capsys.readouterr()
+    assert code == 1
+    headline = json.loads(out[out.index("{"):])
+    assert headline["failed"] == 1 and headline["spot_check_failed_cells"] == 1
+    assert "1 of 2 unit(s) failed and 1 spot-check cell(s) failed" in err
+    assert (tmp_path / "runs" / "mixed" / "report.md").is_file()
+
+
+# -- ngspice missing: one line, exit 2, from every command that runs it -----------------------
+@pytest.fixture
+def small_tile(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "in"
+    d.mkdir()
+    np.save(d / "gp.npy", rng.normal(14.2, 2.46, (4, 2)))
+    np.save(d / "gn.npy", rng.normal(14.2, 2.46, (4, 2)))
+    np.save(d / "x.npy", rng.random((3, 4)) < 0.5)
+    return d
+
+
+@pytest.mark.parametrize("command", ["tile", "form", "calibrate"])
+def test_missing_ngspice_is_one_clear_line(command, tmp_path, small_tile, no_ngspice, capsys):
+    from rram_cosim.cosim.cli.main import main
+
+    d = small_tile
+    argv = {
+        "tile": ["tile", "--g-pos", str(d / "gp.npy"), "--g-neg", str(d / "gn.npy"),
+                 "--inputs", str(d / "x.npy"), "--backend", "spice", "--out",
+                 str(tmp_path / "y.npy"), "--runs", str(tmp_path / "runs"), "--workers", "2"],
+        "form": ["form", "--backend", "spice", "--rows", "4", "--cols", "4", "--cells", "4",
+                 "--out", str(tmp_path / "runs")],
+        "calibrate": ["calibrate", "--reference", "spice", "--rows", "4", "--cols", "2",
+                      "--r-wire-ohm", "1",
+                      "--n-vectors", "4", "--n-maps", "1", "--n-test-maps", "1",
+                      "--out", str(tmp_path / "s.json"), "--runs", str(tmp_path / "runs")],
+    }[command]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rram-cosim: error: The ngspice executable 'ngspice' was not found")
+    assert "Traceback" not in err and "TypeError" not in err
