@@ -8,6 +8,7 @@ from the same root.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -50,6 +51,25 @@ class ConfigError(CosimError, ValueError):
 
 class NotFittedError(CosimError, RuntimeError):
     """A model was used before ``fit`` (or a backend before ``bind``)."""
+
+
+class OutputError(CosimError, OSError):
+    """A file could not be written: the disk is full, the folder is read-only, or a part of
+    the path is a file. The message names the path and the reason."""
+
+    @classmethod
+    def of(cls, path: object, err: OSError) -> OutputError:
+        why = err.strerror or str(err)
+        hint = {errno.ENOSPC: " The disk is full: free space or write elsewhere.",
+                errno.EDQUOT: " The disk quota is exhausted: free space or write elsewhere.",
+                errno.EFBIG: " The file exceeds the size this process may write.",
+                errno.EROFS: " The file system is read-only: write elsewhere.",
+                errno.EACCES: " No permission: write elsewhere.",
+                errno.ENOTDIR: " A part of the path is a file, not a folder.",
+                errno.EISDIR: " It is a folder: name a file."}.get(err.errno or 0, "")
+        out = cls(f"Cannot write {path}: {why}.{hint}")
+        out.errno = err.errno
+        return out
 
 
 class DomainWarning(UserWarning):

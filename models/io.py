@@ -8,14 +8,18 @@ through :func:`atomic_write` or one of its variants.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import OutputError
+
 __all__ = ["CACHE_ENV", "atomic_write", "atomic_write_bytes", "atomic_write_stream",
-           "atomic_write_text", "cache_root"]
+           "atomic_write_text", "cache_root", "writable_cache"]
 
 #: Environment variable that moves the cache folder (:func:`cache_root`).
 CACHE_ENV = "RRAM_COSIM_CACHE"
@@ -27,22 +31,73 @@ def cache_root() -> Path:
     SPICE results live in its ``spice/`` subfolder, ngspice run folders in ``runs/``, sweep
     surrogates and decks in ``sweep/``, embedded datasets in ``data/`` (directly in
     ``$RRAM_COSIM_CACHE`` when that is set).
+
+    A cache only saves time: when the folder cannot be written (read-only, a path under a
+    file, no home folder), a folder under the system's temporary folder is used instead, with
+    one :class:`RuntimeWarning` per process (:func:`writable_cache`).
     """
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rram-cosim"
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "rram-cosim"
+    return writable_cache(root, f"The cache folder (${CACHE_ENV})" if env
+                          else "The cache folder")
+
+
+_fallbacks: dict[str, Path] = {}
+
+
+def writable_cache(folder: str | Path, what: str = "The cache folder") -> Path:
+    """``folder`` if files can be created in it (it is made if missing), else a fallback
+    under the temporary folder, with a warning naming ``folder`` and the reason (once per
+    folder and process)."""
+    folder = Path(folder)
+    key = str(folder)
+    if key in _fallbacks:
+        return _fallbacks[key]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+        return folder
+    except OSError as e:
+        why = e.strerror or str(e)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    fallback = Path(tempfile.gettempdir()) / f"rram-cosim-cache-{os.getuid()}" / digest
+    fallback.mkdir(parents=True, exist_ok=True)
+    _fallbacks[key] = fallback
+    warnings.warn(f"{what} {folder} cannot be written ({why}); caching in {fallback} "
+                  "instead for this run.", RuntimeWarning, stacklevel=3)
+    return fallback
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once at import (reading it means setting it, which is not
+#: thread-safe): files written here get ``0o666 & ~umask``, like files opened with ``open``.
+_UMASK = _umask()
 
 
 def _atomic(path: str | Path, fill: Callable[[int, Path], None]) -> Path:
     """Create a temporary file next to ``path``, ``fill(fd, tmp_path)`` it (``fill`` closes
-    ``fd``), rename it onto ``path``; on any error remove it and re-raise."""
+    ``fd``), rename it onto ``path``; on any error remove it and re-raise (a file-system error
+    as :class:`~rram_cosim.models.errors.OutputError` naming ``path``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: follow the umask instead
         fill(fd, Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise OutputError.of(path, e) from e
         raise
     return path
 

@@ -9,6 +9,12 @@ frozen dataclass whose fields become options, help from the fields' metadata) an
 ``run(cfg, out_root, progress) -> dict``. Comma lists are accepted wherever a field holds a
 tuple (``--icc 5e-6,10e-6``); booleans are ``--x`` / ``--no-x``. The command modules import
 their heavy libraries inside ``run``, so ``--help`` stays quick.
+
+A run claims its folder before computing (:mod:`rram_cosim.cosim.cli.runs`): a finished run of
+the same name is refused unless ``--overwrite``, a name another live run holds is refused
+naming that run's PID, and the runs root, the output file and the cache are checked to be
+writable. Exit codes: :data:`EXIT_OK`, :data:`EXIT_FAILURES` (finished, some units failed),
+:data:`EXIT_ERROR` (one line on stderr), :data:`EXIT_INTERRUPTED`.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from types import ModuleType, UnionType
 from typing import Any
 
 from ...models.errors import ConfigError, CosimError
+from ...models.io import cache_root
 from ...models.params import from_dict
 from ..tasks.configs.fields import choices_of, help_of
-from .runs import load_config
+from .runs import RunLock, load_config, replay_note
 
 #: Exit codes: the run finished; it finished but some of its units failed (the report lists
 #: them); an error stopped it (one line on stderr names the option or file at fault);
@@ -145,6 +152,9 @@ def _read_as_saved(base: dict[str, Any], hints: dict[str, Any]) -> None:
 def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
     """The config of ``command``: its ``--config`` file (if any) with the options given."""
     base: dict[str, Any] = load_config(args.config, command) if args.config else {}
+    note = replay_note(args.config) if args.config else None
+    if note:
+        print(f"rram-cosim: note: {note}", file=sys.stderr)
     hints = typing.get_type_hints(cls)
     if args.config:
         _read_as_saved(base, hints)
@@ -176,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="DIR", help="root folder of run folders (default: runs)")
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="progress bars (default: on)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace an existing run folder of the same --name (its files "
+                            "are removed first)" + ("; without it a sweep resumes there"
+                                                    if name == "sweep" else ""))
         add_config_options(p, mod.CONFIG)
     return parser
 
@@ -185,15 +199,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     mod = commands()[args.command]
     try:
         cfg = resolve_config(mod.CONFIG, args, args.command)
-        summary = mod.run(cfg, args.runs_root, progress=args.progress)
+        cache_root()  # an unwritable cache falls back, and says so, before any computation
+        summary = mod.run(cfg, args.runs_root, progress=args.progress,
+                          overwrite=args.overwrite)
         print(f"wrote {args.runs_root}/{cfg.name}/report.md")
         print(json.dumps(summary.get("headline", {}), indent=1, default=str))
     except CosimError as e:
         print(f"rram-cosim: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as e:  # a file system error no check foresaw: still one line, the path
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rram-cosim: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("rram-cosim: interrupted; finished results are kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        RunLock.release_all()
     if summary.get("incomplete"):
         print(f"rram-cosim: finished with failures: {summary['incomplete']}", file=sys.stderr)
         return EXIT_FAILURES

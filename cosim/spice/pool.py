@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...models.checks import check_choice, check_int
-from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root
+from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root, writable_cache
 from ...netlists.deck import Deck
 from .errors import SimulationError
 from .rawfile import RawPlot
@@ -179,8 +179,8 @@ def run_decks(decks: Sequence[Deck], options: RunOptions | None = None, *,
         n_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
     check_int("run_decks", "n_workers", n_workers, 1, 4096)
-    cdir = str(Path(cache_dir) if cache_dir is not None else default_cache_dir()) \
-        if cache else None
+    cdir = str(writable_cache(Path(cache_dir), "The SPICE cache folder")
+               if cache_dir is not None else default_cache_dir()) if cache else None
 
     results: list[SimResult | BaseException | None] = [None] * len(decks)
     pending: list[int] = []

@@ -79,7 +79,7 @@ import pandas as pd
 from ...analysis.energy import NetworkSize, paper_energy, physical_energy, summarise
 from ...models.device.breakdown import cell_values, draw_cells, form_cells
 from ...models.errors import ConfigError, DomainWarning
-from ...models.io import atomic_write_text, cache_root
+from ...models.io import atomic_write_text, cache_root, writable_cache
 from ...models.params import (
     IO_NMOS_25V,
     AdcSpec,
@@ -713,6 +713,10 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
     points = run_path / "points"
     points.mkdir(parents=True, exist_ok=True)
     cache = cfg.cache_dir
+    if not cfg.scheduler:
+        # checked before anything is computed; a cluster's workers resolve their own cache
+        cache = str(writable_cache(Path(cache), "The sweep cache folder (--cache-dir)")
+                    if cache else cache_root() / "sweep")
     units = units_of(cfg)
     done: dict[str, dict[str, Any]] = {}
     for u in units:

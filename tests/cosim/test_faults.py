@@ -203,3 +203,202 @@ def test_missing_ngspice_is_one_clear_line(command, tmp_path, small_tile, no_ngs
     err = capsys.readouterr().err.strip()
     assert err.startswith("rram-cosim: error: The ngspice executable 'ngspice' was not found")
     assert "Traceback" not in err and "TypeError" not in err
+
+
+# -- run folders -----------------------------------------------------------------------------
+def test_a_second_run_of_a_name_is_refused_and_overwrite_leaves_no_stale_file(tmp_path,
+                                                                              capsys):
+    from rram_cosim.cosim.cli.main import main
+
+    base = ["form", "--rows", "8", "--cols", "8", "--out", str(tmp_path), "--name", "f",
+            "--no-progress"]
+    assert main([*base, "--icc", "5e-6,1e-5,2e-5"]) == 0
+    maps = tmp_path / "f" / "maps"
+    assert len(list(maps.glob("g_*.npy"))) == 3
+    capsys.readouterr()
+    assert main([*base, "--icc", "5e-6"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists and holds a finished 'form' run" in err and "--overwrite" in err
+    assert len(list(maps.glob("g_*.npy"))) == 3  # the refused run touched nothing
+    assert main([*base, "--icc", "5e-6", "--overwrite"]) == 0
+    assert [p.name for p in maps.glob("g_*.npy")] == ["g_5uA.npy"]
+
+
+def _wait_for(path: Path, proc, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_a_killed_run_is_never_taken_for_a_finished_one(tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rram_cosim.cosim.cli.main import main
+
+    run = tmp_path / "c"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rram_cosim.cosim.cli.main", "classify", "--out", str(tmp_path),
+         "--name", "c", "--hidden", "60", "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(run / "config.json", proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert json.loads((run / "run.json").read_text())["state"] == "running"
+    assert main(["energy", "--from", str(run), "--out", str(tmp_path), "--name", "e",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--from {run}: it did not finish" in err
+    assert not (tmp_path / "e").exists()  # refused before anything was computed
+
+
+def test_two_runs_on_one_name_the_second_is_told_who_holds_it(tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rram_cosim.cosim.cli.main import main
+
+    hold = ("import sys, time; from rram_cosim.cosim.cli.runs import RunDir; "
+            "RunDir.create(sys.argv[1], 'c', command='classify'); print('held', flush=True); "
+            "time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        for extra in ([], ["--overwrite"]):
+            assert main(["classify", "--out", str(tmp_path), "--name", "c", "--hidden", "40",
+                         "--no-progress", *extra]) == 2
+            err = capsys.readouterr().err
+            assert f"in use by another run (PID {proc.pid}, 'classify' since" in err
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait()
+
+
+# -- unwritable places: checked first, one line, caches fall back ----------------------------
+@pytest.fixture
+def a_file(tmp_path) -> Path:
+    """A regular file: nothing can be created under it, not even by root."""
+    f = tmp_path / "a-file"
+    f.write_text("not a folder")
+    return f
+
+
+def test_runs_root_that_is_a_file_or_under_one_is_refused_first(tmp_path, a_file, capsys):
+    from rram_cosim.cosim.cli.main import main
+
+    for root, why in ((a_file, "it is a file, not a folder"),
+                      (a_file / "runs", "Not a directory")):
+        assert main(["form", "--rows", "8", "--cols", "8", "--out", str(root),
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"rram-cosim: error: Cannot write the runs root (--out) {root}")
+        assert why in err and len(err.splitlines()) == 1
+
+
+def _folder(p: Path) -> Path:
+    p.mkdir()
+    return p
+
+
+def test_output_file_is_checked_before_any_computation(tmp_path, a_file, small_tile, capsys,
+                                                       monkeypatch):
+    from rram_cosim.cosim.cli.main import main
+    from rram_cosim.cosim.tasks import tile as tile_task
+
+    def never(*a, **k):
+        raise AssertionError("computed before the output was checked")
+
+    monkeypatch.setattr(tile_task, "run_vmm", never)
+    d = small_tile
+    for out, why in ((a_file / "y.npy", "a-file is a file, not a folder"),
+                     (_folder(tmp_path / "dir.npy"), "is a folder; name the file")):
+        assert main(["tile", "--g-pos", str(d / "gp.npy"), "--inputs", str(d / "x.npy"),
+                     "--backend", "ideal", "--out", str(out), "--runs", str(tmp_path / "runs"),
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and str(out) in err
+    assert not (tmp_path / "runs" / "tile").exists()
+
+
+def test_a_full_disk_ends_in_one_line_naming_the_file(tmp_path):
+    """RLIMIT_FSIZE makes every write past 20 kB fail (EFBIG) as a full disk would."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    out = subprocess.run(
+        [sys.executable, "-m", "rram_cosim.cosim.cli.main", "form", "--rows", "8", "--cols",
+         "8", "--icc", "5e-6,1e-5", "--out", str(tmp_path), "--no-progress"],
+        check=False, preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert err[-1].startswith(f"rram-cosim: error: Cannot write {tmp_path / 'form'}")
+    assert "File too large" in err[-1] and "Traceback" not in out.stderr
+    assert not list((tmp_path / "form").rglob("*.tmp"))  # no half-written temp file left
+
+
+def test_disk_full_in_an_atomic_write_names_the_target(tmp_path, monkeypatch):
+    import errno
+
+    from rram_cosim.models import io
+    from rram_cosim.models.errors import OutputError
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", full)
+    with pytest.raises(OutputError, match=rf"Cannot write {tmp_path / 'r.md'}: No space left "
+                                          r"on device\. The disk is full") as info:
+        io.atomic_write_text(tmp_path / "r.md", "x")
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o022, 0o077])
+def test_outputs_follow_the_umask(tmp_path, mask):
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.umask(int(sys.argv[2], 8)); "
+            "from rram_cosim.models.io import atomic_write_text; "
+            "from rram_cosim.cosim.cli.runs import RunDir; "
+            "atomic_write_text(sys.argv[1] + '/a.txt', 'x'); "
+            "r = RunDir.create(sys.argv[1], 'r', command='demo'); r.finish()")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), oct(mask)[2:]], check=True,
+                   timeout=120)
+    for f in (tmp_path / "a.txt", tmp_path / "r" / "run.json"):
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f
+
+
+def test_an_unwritable_cache_falls_back_with_a_warning(tmp_path, a_file, monkeypatch, capsys):
+    from rram_cosim.cosim.cli.main import main
+    from rram_cosim.cosim.data.datasets import load_dataset
+    from rram_cosim.models import io
+
+    monkeypatch.setattr(io, "_fallbacks", {})
+    monkeypatch.setenv("RRAM_COSIM_CACHE", str(a_file / "cache"))
+    with pytest.warns(RuntimeWarning, match=rf"{a_file / 'cache'} cannot be written "
+                                            r"\(Not a directory\); caching in"):
+        root = io.cache_root()
+    assert root.is_dir() and str(root).startswith(str(Path(io.tempfile.gettempdir())))
+    # a dataset cache that cannot be written: the built set is still returned
+    with pytest.warns(RuntimeWarning, match="cannot be written"):
+        ds = load_dataset("digits-events", "val", seed=0, cache_dir=a_file / "data",
+                          n_samples=10)
+    assert len(ds) == 10 and ds.metadata["cache_path"] is None
+    assert main(["form", "--rows", "8", "--cols", "8", "--out", str(tmp_path / "runs"),
+                 "--no-progress"]) == 0

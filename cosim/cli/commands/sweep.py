@@ -194,7 +194,7 @@ def _pareto_plot(summary: pd.DataFrame, front: pd.DataFrame):
 
 
 def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run or resume the sweep and write ``runs_root/<cfg.name>/``."""
     from ....analysis.report import save_figure, save_table
     from ...tasks.sweep import (
@@ -206,7 +206,7 @@ def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
     )
 
     t0 = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite, resume=True)
     run.write_config(COMMAND, asdict(cfg))
     result = run_sweep(cfg, run.path, progress=progress)
     df = sweep_table(result)
@@ -247,6 +247,7 @@ def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
             f"{' and '.join(what)}: see {run.path / 'report.md'}"
             + ("; rerun with --retry-failed to compute the failed units again." if n_failed
                else "."))
+    run.finish()
     return out
 
 
