@@ -14,12 +14,12 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from .errors import OutputError
+from .errors import ConfigError, OutputError
 
 __all__ = ["CACHE_ENV", "atomic_write", "atomic_write_bytes", "atomic_write_stream",
-           "atomic_write_text", "cache_root", "writable_cache"]
+           "atomic_write_text", "cache_root", "load_npy", "writable_cache"]
 
 #: Environment variable that moves the cache folder (:func:`cache_root`).
 CACHE_ENV = "RRAM_COSIM_CACHE"
@@ -137,3 +137,22 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write_stream(path, lambda f: f.write(data))
+
+
+def load_npy(path: str | Path, what: str) -> Any:
+    """The array in a ``.npy`` file, or one :class:`~rram_cosim.models.errors.ConfigError`
+    naming ``what`` (the option or role of the file) and the file: missing, empty (0 bytes),
+    truncated, or not written by ``numpy.save`` (pickled objects are refused)."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {path} does not exist (or is not a file).")
+    if p.stat().st_size == 0:
+        raise ConfigError(f"{what} {path} is empty (0 bytes): the file was not written "
+                          "completely. Write it again with numpy.save.")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ConfigError(f"Cannot read {what} {path}: {e}. Give a .npy array written by "
+                          "numpy.save.") from e

@@ -135,6 +135,9 @@ EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibrati
 # the threshold grid is given for it and scaled by each chip's own spread (v_th_scaled).
 _W_STD_REF_US = math.sqrt(2.0) * 2.46
 
+#: Seconds to wait for a Dask scheduler before the sweep gives up with an error.
+DASK_CONNECT_TIMEOUT_S = 30
+
 # Fields of SweepConfig that say how to run, not what: left out of the unit hashes.
 _EXEC_FIELDS = ("name", "workers", "scheduler", "retry_failed", "cache_dir")
 # The sweep axes: each unit carries its own values of these.
@@ -674,7 +677,14 @@ def _local(todo: list[Unit], cache: str, workers: int) -> Iterator[dict[str, Any
 def _dask(todo: list[Unit], cache: str, address: str) -> Iterator[dict[str, Any]]:
     from dask.distributed import Client, as_completed
 
-    client = Client(address, timeout="30s")
+    try:
+        client = Client(address, timeout=f"{DASK_CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError) as e:
+        raise ConfigError(
+            f"Cannot reach the Dask scheduler at --scheduler {address} within "
+            f"{DASK_CONNECT_TIMEOUT_S} s ({type(e).__name__}: {e}). Start it (dask scheduler) "
+            "or check the address; without --scheduler the sweep runs on local "
+            "processes.") from None
     try:
         futs = client.map(run_unit, todo, cache_dir=cache, pure=False,
                           key=[f"rram-sweep-{u.key}" for u in todo])

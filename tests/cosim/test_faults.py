@@ -402,3 +402,148 @@ def test_an_unwritable_cache_falls_back_with_a_warning(tmp_path, a_file, monkeyp
     assert len(ds) == 10 and ds.metadata["cache_path"] is None
     assert main(["form", "--rows", "8", "--cols", "8", "--out", str(tmp_path / "runs"),
                  "--no-progress"]) == 0
+
+
+# -- plausibility: wrong units, types and files are refused, on every backend ----------------
+@pytest.fixture(scope="module")
+def surrogate_file(tmp_path_factory) -> Path:
+    from rram_cosim.cosim.engines.calibrate import calibrate_tile
+    from rram_cosim.models.params import TileSpec
+
+    path = tmp_path_factory.mktemp("sur") / "s.json"
+    calibrate_tile(TileSpec(rows=4, cols=2), n_maps=1, n_test_maps=0, n_vectors=4,
+                   seed=0).surrogate.save(path)
+    return path
+
+
+def _backends(surrogate_file):
+    from rram_cosim.cosim.engines.nodal import NodalBackend
+    from rram_cosim.cosim.spice.backend import SpiceBackend
+    from rram_cosim.models.params import TileSpec
+    from rram_cosim.models.tile.ideal import IdealBackend
+    from rram_cosim.models.tile.surrogate import TileSurrogate
+    from rram_cosim.models.tile.tiling import TiledBackend
+
+    spec = TileSpec(rows=4, cols=2)
+    return {"ideal": IdealBackend(spec), "nodal": NodalBackend(spec),
+            "spice": SpiceBackend(spec), "surrogate": TileSurrogate.load(surrogate_file),
+            "tiled": TiledBackend(IdealBackend(spec), 2, 2)}
+
+
+@pytest.mark.parametrize("backend", ["ideal", "nodal", "spice", "surrogate", "tiled"])
+def test_implausible_maps_are_refused_on_every_backend(backend, surrogate_file):
+    import numpy as np
+    from rram_cosim.models.errors import ConfigError
+
+    b = _backends(surrogate_file)[backend]
+    g = np.random.default_rng(0).normal(14.2, 2.46, (4, 2))
+    with pytest.raises(ConfigError, match=r"'g_pos_us' holds only conductances below 0.001 uS"
+                                          r".*are these siemens\? .*multiply the map by 1e6"):
+        b.bind(g * 1e-6, g * 1e-6)
+    with pytest.raises(ConfigError, match="booleans"):
+        b.bind(g > 14, g)
+    with pytest.raises(ConfigError, match="dtype <U"):
+        b.bind(g.astype(str), g)
+    with pytest.raises(ConfigError, match="is empty"):
+        b.bind(np.zeros((0, 2)), np.zeros((0, 2)))
+    bound = b.bind(g, g)  # all zero is a legal map (no cell conducts), and so is this one
+    with pytest.raises(ConfigError, match="batch of inputs is empty"):
+        bound.apply(np.zeros((0, 4)), np.random.default_rng(0))
+    b.bind(np.zeros((4, 2)), np.zeros((4, 2)))
+
+
+@pytest.fixture
+def tile_cli(tmp_path, small_tile):
+    from rram_cosim.cosim.cli.main import main
+
+    def run(*extra: str, backend: str = "ideal") -> int:
+        args = {"--g-pos": str(small_tile / "gp.npy"), "--g-neg": str(small_tile / "gn.npy"),
+                "--inputs": str(small_tile / "x.npy")}
+        args.update(dict(zip(extra[::2], extra[1::2])))
+        argv = ["tile", "--backend", backend, "--out", str(tmp_path / "y.npy"), "--runs",
+                str(tmp_path / "runs"), "--no-progress", "--overwrite"]
+        for k, v in args.items():
+            argv += [k, v]
+        return main(argv)
+
+    return run
+
+
+def test_tile_inputs_that_are_wrong_are_named(tile_cli, tmp_path, capsys):
+    import numpy as np
+
+    g = np.random.default_rng(0).normal(14.2, 2.46, (4, 2))
+    np.save(tmp_path / "siemens.npy", g * 1e-6)
+    np.save(tmp_path / "bool.npy", g > 14)
+    np.save(tmp_path / "gn3.npy", g[:3])
+    np.save(tmp_path / "x0.npy", np.zeros((0, 4), dtype=bool))
+    (tmp_path / "empty.npy").write_bytes(b"")
+    cases = [
+        (["--g-pos", str(tmp_path / "siemens.npy")], "are these siemens?"),
+        (["--g-pos", str(tmp_path / "bool.npy")],
+         (f"--g-pos {tmp_path / 'bool.npy'} must hold conductances in uS as numbers. Got "
+          "booleans")),
+        (["--g-neg", str(tmp_path / "gn3.npy")],
+         f"--g-neg {tmp_path / 'gn3.npy'} has shape (3, 2), but --g-pos"),
+        (["--inputs", str(tmp_path / "x0.npy")], "holds no input vectors"),
+        (["--g-pos", str(tmp_path / "empty.npy")],
+         f"--g-pos {tmp_path / 'empty.npy'} is empty (0 bytes)"),
+        (["--inputs", str(tmp_path / "missing.npy")], "does not exist"),
+    ]
+    for extra, message in cases:
+        assert tile_cli(*extra) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_pmos_card_is_refused(tile_cli, tmp_path, capsys):
+    lib = tmp_path / "p.lib"
+    lib.write_text("* a p-channel device\n.model pacc PMOS (level=1 vto=-0.5 kp=1e-4)\n")
+    assert tile_cli("--card", "custom", "--lib-path", str(lib), "--model-name", "pacc",
+                    backend="spice") == 2
+    err = capsys.readouterr().err
+    assert f"The transistor card {lib} defines 'pacc' as PMOS" in err and "NMOS" in err
+    assert tile_cli("--card", "custom", "--lib-path", str(lib), "--model-name", "nacc",
+                    backend="spice") == 2
+    assert "has no '.model nacc nmos ...' line" in capsys.readouterr().err
+
+
+def _edited(src: Path, dst: Path, edit) -> Path:
+    d = json.loads(src.read_text())
+    d = edit(d)
+    dst.write_text(json.dumps(d))
+    return dst
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: (d["spec"]["tia"].pop("r_f_ohm"), d)[1], "Missing key(s) 'spec.tia.r_f_ohm'"),
+    (lambda d: (d.pop("spec"), d)[1], "Missing key(s) 'spec'"),
+    (lambda d: (d["domain"].pop("g_max_us"), d)[1], "Missing key(s) 'domain.g_max_us'"),
+    (lambda d: [d], "it holds a JSON list, not an object"),
+    (lambda d: dict(d, vth_v=5.0), "Keys 'g_on_s' = "),
+    (lambda d: dict(d, g_on_s=-1e-4), "Key 'g_on_s' must be a positive conductance"),
+    (lambda d: dict(d, g_on_s="fast"), "Key 'g_on_s' must be a finite number"),
+])
+def test_surrogate_file_errors_name_the_file_and_the_key(surrogate_file, tmp_path, tile_cli,
+                                                         capsys, edit, message):
+    bad = _edited(surrogate_file, tmp_path / "bad.json", edit)
+    assert tile_cli("--surrogate", str(bad), backend="surrogate") == 2
+    err = capsys.readouterr().err
+    assert f"Cannot load the surrogate file {bad}: " in err and message in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_unreachable_dask_scheduler_is_one_line(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from rram_cosim.cosim.cli.main import main
+    from rram_cosim.cosim.tasks import sweep as sweep_task
+
+    monkeypatch.setattr(sweep_task, "DASK_CONNECT_TIMEOUT_S", 2)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(sweep_args(tmp_path, "d", scheduler=f"tcp://127.0.0.1:{port}")) == 2
+    err = capsys.readouterr().err
+    assert f"Cannot reach the Dask scheduler at --scheduler tcp://127.0.0.1:{port}" in err
+    assert "Traceback" not in err
