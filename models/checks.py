@@ -73,17 +73,23 @@ def check_choice(owner: str, name: str, value: Any, options: Iterable[str]) -> N
         )
 
 
-#: Below this, a map that is not all zero is taken for siemens given as microsiemens (a
-#: formed cell conducts 1-100 uS; an unformed one about 1e-3 uS).
-SIEMENS_SUSPECT_US = 1e-3
+#: Below this, a map that is not all zero is taken for siemens given as microsiemens: a formed
+#: cell conducts 1-100 uS (1e-6-1e-4 S). An unformed cell conducts about 1e-3 uS
+#: (``BreakdownParams.g_pristine_us``), and an array where nothing formed is a legal (if
+#: useless) map, so the library's floor sits a decade below it; maps read from files are held
+#: to :data:`SIEMENS_SUSPECT_FILE_US`.
+SIEMENS_SUSPECT_US = 1e-4
+#: The floor for conductance maps a user gives as files (``rram-cosim tile``).
+SIEMENS_SUSPECT_FILE_US = 1e-3
 
 
-def as_conductance(name: str, g_us: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+def as_conductance(name: str, g_us: Any, shape: tuple[int, int] | None = None, *,
+                   floor_us: float = SIEMENS_SUSPECT_US) -> np.ndarray:
     """Return ``g_us`` as a float64 2-D array of finite, non-negative conductances in uS.
 
     Refused besides: booleans and non-numbers (a bool map would read as 0/1 uS), an empty map,
-    and a map that is not all zero whose every conductance is below
-    :data:`SIEMENS_SUSPECT_US` (siemens passed where microsiemens are expected).
+    and a map that is not all zero whose every conductance is below ``floor_us`` (siemens
+    passed where microsiemens are expected; :data:`SIEMENS_SUSPECT_US`).
     """
     raw = np.asarray(g_us)
     if raw.dtype.kind not in "iuf":
@@ -115,9 +121,9 @@ def as_conductance(name: str, g_us: Any, shape: tuple[int, int] | None = None) -
             "expressed as G+ < G- in a differential pair."
         )
     top = float(g.max())
-    if 0.0 < top < SIEMENS_SUSPECT_US:
+    if 0.0 < top < floor_us:
         raise ConfigError(
-            f"'{name}' holds only conductances below {SIEMENS_SUSPECT_US:g} uS (the largest is "
+            f"'{name}' holds only conductances below {floor_us:g} uS (the largest is "
             f"{top:.3g} uS): are these siemens? Conductances are in microsiemens; multiply "
             "the map by 1e6."
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ...models.checks import SIEMENS_SUSPECT_FILE_US
 from ...models.errors import ConfigError
 from ...models.io import atomic_write, load_npy
 from ...models.params import TileSpec
@@ -34,7 +35,14 @@ def load_map(path: str, name: str) -> np.ndarray:
             else f"dtype {g.dtype}"
         raise ConfigError(f"--{name} {path} must hold conductances in uS as numbers. Got "
                           f"{what}.")
-    return np.asarray(g, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    top = float(np.nanmax(g)) if g.size else 0.0
+    if 0.0 < top < SIEMENS_SUSPECT_FILE_US and not np.any(g < 0):
+        raise ConfigError(
+            f"--{name} {path} holds only conductances below {SIEMENS_SUSPECT_FILE_US:g} uS (the "
+            f"largest is {top:.3g} uS): are these siemens? The map is read in microsiemens; "
+            "multiply it by 1e6 (a map of unformed cells, about 1e-3 uS, computes nothing).")
+    return g
 
 
 def load_inputs(path: str, spec: TileSpec, rows: int) -> tuple[np.ndarray, bool]:

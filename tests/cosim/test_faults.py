@@ -432,14 +432,19 @@ def _backends(surrogate_file):
 
 @pytest.mark.parametrize("backend", ["ideal", "nodal", "spice", "surrogate", "tiled"])
 def test_implausible_maps_are_refused_on_every_backend(backend, surrogate_file):
+    import warnings
+
     import numpy as np
-    from rram_cosim.models.errors import ConfigError
+    from rram_cosim.models.errors import ConfigError, DomainWarning
 
     b = _backends(surrogate_file)[backend]
     g = np.random.default_rng(0).normal(14.2, 2.46, (4, 2))
-    with pytest.raises(ConfigError, match=r"'g_pos_us' holds only conductances below 0.001 uS"
-                                          r".*are these siemens\? .*multiply the map by 1e6"):
+    with pytest.raises(ConfigError, match=r"'g_pos_us' holds only conductances below 0.0001 "
+                                          r"uS.*are these siemens\? .*multiply the map by 1e6"):
         b.bind(g * 1e-6, g * 1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DomainWarning)  # the surrogate says it extrapolates
+        b.bind(np.full((4, 2), 1e-3), np.full((4, 2), 1e-3))  # nothing formed: legal
     with pytest.raises(ConfigError, match="booleans"):
         b.bind(g > 14, g)
     with pytest.raises(ConfigError, match="dtype <U"):
@@ -474,12 +479,15 @@ def test_tile_inputs_that_are_wrong_are_named(tile_cli, tmp_path, capsys):
 
     g = np.random.default_rng(0).normal(14.2, 2.46, (4, 2))
     np.save(tmp_path / "siemens.npy", g * 1e-6)
+    np.save(tmp_path / "tiny.npy", np.full((4, 2), 5e-4))
     np.save(tmp_path / "bool.npy", g > 14)
     np.save(tmp_path / "gn3.npy", g[:3])
     np.save(tmp_path / "x0.npy", np.zeros((0, 4), dtype=bool))
     (tmp_path / "empty.npy").write_bytes(b"")
     cases = [
-        (["--g-pos", str(tmp_path / "siemens.npy")], "are these siemens?"),
+        (["--g-pos", str(tmp_path / "siemens.npy")],
+         f"--g-pos {tmp_path / 'siemens.npy'} holds only conductances below 0.001 uS"),
+        (["--g-pos", str(tmp_path / "tiny.npy")], "are these siemens?"),
         (["--g-pos", str(tmp_path / "bool.npy")],
          (f"--g-pos {tmp_path / 'bool.npy'} must hold conductances in uS as numbers. Got "
           "booleans")),
@@ -547,3 +555,4 @@ def test_an_unreachable_dask_scheduler_is_one_line(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert f"Cannot reach the Dask scheduler at --scheduler tcp://127.0.0.1:{port}" in err
     assert "Traceback" not in err
+
