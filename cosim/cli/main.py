@@ -14,7 +14,8 @@ A run claims its folder before computing (:mod:`rram_cosim.cosim.cli.runs`): a f
 the same name is refused unless ``--overwrite``, a name another live run holds is refused
 naming that run's PID, and the runs root, the output file and the cache are checked to be
 writable. Exit codes: :data:`EXIT_OK`, :data:`EXIT_FAILURES` (finished, some units failed),
-:data:`EXIT_ERROR` (one line on stderr), :data:`EXIT_INTERRUPTED`.
+:data:`EXIT_ERROR` (one line on stderr), :data:`EXIT_INTERRUPTED`, :data:`EXIT_TERMINATED`.
+A run stopped by Ctrl-C, SIGTERM or a timeout stops its pool workers and ngspice runs first.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from typing import Any
 from ...models.errors import ConfigError, CosimError
 from ...models.io import cache_root
 from ...models.params import from_dict
+from ..spice.processes import Terminated, raise_on_termination
 from ..tasks.configs.fields import choices_of, help_of
 from .runs import RunLock, load_config, replay_note
 
 #: Exit codes: the run finished; it finished but some of its units failed (the report lists
 #: them); an error stopped it (one line on stderr names the option or file at fault);
-#: interrupted (Ctrl-C).
-EXIT_OK, EXIT_FAILURES, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: interrupted (Ctrl-C); terminated (SIGTERM or SIGHUP).
+EXIT_OK, EXIT_FAILURES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 # module names under rram_cosim.cosim.cli.commands that provide a command; a missing one is
 # skipped so a partial installation still runs the others
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     mod = commands()[args.command]
+    raise_on_termination()  # SIGTERM cleans up like Ctrl-C: no child outlives this process
     try:
         cfg = resolve_config(mod.CONFIG, args, args.command)
         cache_root()  # an unwritable cache falls back, and says so, before any computation
@@ -211,9 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"rram-cosim: error: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("rram-cosim: interrupted; finished results are kept.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"rram-cosim: {what}; finished results are kept, the run folder is marked "
+              "unfinished.", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     finally:
         RunLock.release_all()
     if summary.get("incomplete"):

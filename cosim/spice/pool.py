@@ -31,6 +31,7 @@ from ...models.checks import check_choice, check_int
 from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root, writable_cache
 from ...netlists.deck import Deck
 from .errors import SimulationError
+from .processes import stop_workers, worker_signals
 from .rawfile import RawPlot
 from .runner import RunOptions, SimResult, deck_digest, primary_index, run_deck
 
@@ -208,15 +209,22 @@ def run_decks(decks: Sequence[Deck], options: RunOptions | None = None, *,
                 settle(i, _run_one(decks[i], opts, cdir))
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
+                                       initializer=worker_signals)
+            finished = False
+            try:
                 futures: dict[Future, int] = {
                     pool.submit(_run_one, decks[i], opts, cdir): i for i in pending}
-                try:
-                    for fut in as_completed(futures):
-                        settle(futures[fut], fut.result())
-                        bar.update(1)
-                except BaseException:
+                for fut in as_completed(futures):
+                    settle(futures[fut], fut.result())
+                    bar.update(1)
+                finished = True
+            finally:
+                if not finished:
+                    # an error, Ctrl-C or SIGTERM: the workers and their ngspice runs stop
+                    # now instead of finishing decks nobody waits for
                     for fut in futures:
                         fut.cancel()
-                    raise
+                    stop_workers(list(getattr(pool, "_processes", {}).values()))
+                pool.shutdown(wait=True, cancel_futures=True)
     return results  # type: ignore[return-value]

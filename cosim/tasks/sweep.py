@@ -108,6 +108,7 @@ from ..engines.calibrate import (
     workload_full_scale_ua,
 )
 from ..spice.forming import compare_with_twin, sample_indices, simulate_cells
+from ..spice.processes import stop_workers, worker_signals
 from .classify import load_task_frames, most_active_lif, select_on_validation
 from .configs.sweep import TASKS, SweepConfig
 from .zeroshot import (
@@ -599,6 +600,7 @@ def _init_local_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    worker_signals()  # SIGTERM from the coordinator also stops this worker's ngspice runs
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -667,10 +669,10 @@ def _local(todo: list[Unit], cache: str, workers: int) -> Iterator[dict[str, Any
         finished = True
     finally:
         if not finished:
-            # interrupted (Ctrl-C, or the caller stopped): the units in flight are lost anyway,
-            # so stop this pool's workers now rather than wait for them
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
+            # interrupted (Ctrl-C, SIGTERM, or the caller stopped): the units in flight are
+            # lost anyway, so stop this pool's workers (and their ngspice runs) now rather
+            # than wait for them
+            stop_workers(list(getattr(pool, "_processes", {}).values()))
         pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -556,3 +556,182 @@ def test_an_unreachable_dask_scheduler_is_one_line(tmp_path, monkeypatch, capsys
     assert f"Cannot reach the Dask scheduler at --scheduler tcp://127.0.0.1:{port}" in err
     assert "Traceback" not in err
 
+
+# -- children end with their parent ----------------------------------------------------------
+def fake_ngspice(folder: Path, body: str = "exec sleep 600") -> Path:
+    """A folder holding an ``ngspice`` that answers ``-v`` like ngspice 42 and otherwise
+    records its PID in ``folder/pids/`` and runs ``body`` (default: hangs)."""
+    (folder / "pids").mkdir(parents=True, exist_ok=True)
+    exe = folder / "ngspice"
+    exe.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-v" ]; then echo "** ngspice-42 : Circuit level simulation program"; '
+        "exit 0; fi\n"
+        f'echo $$ > "{folder}/pids/$$"\n'
+        f"{body}\n")
+    exe.chmod(0o755)
+    return folder
+
+
+def _pids(folder: Path) -> list[int]:
+    return [int(p.name) for p in (folder / "pids").glob("*")]
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped, counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(p.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _all_end(pids, timeout: float = 20.0) -> list[int]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in pids if _alive(p)]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+SMALL_DECK = Deck("rc\nv1 a 0 1\nr1 a b 1k\nr2 b 0 1k\n.op\n.end\n")
+
+
+@needs_proc
+def test_a_timed_out_ngspice_is_killed_and_the_wait_is_announced(tmp_path, monkeypatch,
+                                                                  capsys):
+    from rram_cosim.cosim.spice import runner
+    from rram_cosim.cosim.spice.errors import SimulationTimeoutError
+
+    fake = fake_ngspice(tmp_path / "fake")
+    monkeypatch.setattr(runner, "WAIT_NOTICE_S", 0.3)
+    opts = runner.RunOptions(executable=str(fake / "ngspice"), run_dir=tmp_path / "runs",
+                             timeout_s=1.5, retry=False)
+    with pytest.raises(SimulationTimeoutError, match=r"timeout_s=1.5 s .*it was stopped"):
+        runner.run_deck(SMALL_DECK, opts)
+    assert _pids(fake) and _all_end(_pids(fake), 5) == []
+    assert "rram-cosim: waiting on ngspice for" in capsys.readouterr().err
+
+
+@needs_proc
+def test_the_automatic_timeout_scales_with_the_deck(tmp_path, monkeypatch):
+    import numpy as np
+    from rram_cosim.cosim.spice import runner
+    from rram_cosim.cosim.spice.checks import analyses, logical_lines
+    from rram_cosim.cosim.spice.errors import SimulationTimeoutError
+    from rram_cosim.models.params import TileSpec
+    from rram_cosim.netlists.tile import tile_deck
+
+    def auto(rows: int) -> float:
+        g = np.full((rows, rows), 10.0)
+        deck = tile_deck(TileSpec(rows=rows, cols=rows), g, g, np.ones((1, rows)))
+        lines = logical_lines(deck.text)
+        return runner.auto_timeout_s(lines, analyses(lines))
+
+    small, large = auto(2), auto(32)
+    assert runner.AUTO_TIMEOUT_BASE_S <= small < large
+    assert large - runner.AUTO_TIMEOUT_BASE_S > 100 * (small - runner.AUTO_TIMEOUT_BASE_S)
+    assert runner.RunOptions().timeout_s == "auto"
+    fake = fake_ngspice(tmp_path / "fake")
+    monkeypatch.setattr(runner, "AUTO_TIMEOUT_BASE_S", 1.0)
+    opts = runner.RunOptions(executable=str(fake / "ngspice"), run_dir=tmp_path / "runs",
+                             retry=False)
+    with pytest.raises(SimulationTimeoutError, match="scaled to the deck"):
+        runner.run_deck(SMALL_DECK, opts)
+    assert _all_end(_pids(fake), 5) == []
+
+
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start_and_stop(argv: list[str], fake: Path, n_ngspice: int, sig: int,
+                    cwd: Path) -> tuple[int, str, set[int]]:
+    """Start the command line, wait for ``n_ngspice`` ngspice runs, record every descendant,
+    send ``sig`` to the command's process alone; its exit code, stderr and the descendants."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}",
+               RRAM_COSIM_CACHE=str(cwd / "cache"))
+    # Ctrl-C must reach it even where this test runs with SIGINT ignored (a background job)
+    proc = subprocess.Popen([sys.executable, "-m", "rram_cosim.cosim.cli.main", *argv],
+                            cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)  # noqa: PLW1509 - no threads here
+    try:
+        deadline = time.monotonic() + 180
+        while len(_pids(fake)) < n_ngspice:
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "ngspice never started"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        family = _descendants(proc.pid) | set(_pids(fake))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err, family
+
+
+@needs_proc
+@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_tile_on_spice_workers_and_ngspice_end_with_the_command(tmp_path, small_tile, sig,
+                                                                 code):
+    import signal
+
+    fake = fake_ngspice(tmp_path / "fake")
+    d = small_tile
+    argv = ["tile", "--g-pos", str(d / "gp.npy"), "--inputs", str(d / "x.npy"), "--backend",
+            "spice", "--workers", "2", "--out", str(tmp_path / "y.npy"), "--runs",
+            str(tmp_path / "runs"), "--no-progress"]
+    # 3 vectors: up to 2 decks at once (one per worker)
+    rc, err, family = _start_and_stop(argv, fake, 1, getattr(signal, sig), tmp_path)
+    assert rc == code, err[-3000:]
+    assert "Traceback" not in err
+    assert len(family) >= 2  # the worker(s) and ngspice
+    assert _all_end(family) == [], err[-3000:]
+    assert json.loads((tmp_path / "runs" / "tile" / "run.json").read_text())["state"] \
+        == "running"
+
+
+@needs_proc
+def test_a_terminated_sweep_leaves_no_worker_or_resource_tracker(tmp_path):
+    import signal
+
+    fake = fake_ngspice(tmp_path / "fake")
+    argv = sweep_args(tmp_path, "w", workers="2", **{"spot-cells": "2"})
+    rc, err, family = _start_and_stop(argv, fake, 2, signal.SIGTERM, tmp_path)
+    assert rc == 143, err[-3000:]
+    assert len(family) >= 4  # two workers, their ngspice runs, the resource tracker
+    assert _all_end(family) == [], err[-3000:]
+
