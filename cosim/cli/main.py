@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import re
 import sys
 import typing
 from collections.abc import Sequence
@@ -87,7 +88,8 @@ def _parse_field(kind: Any, text: str) -> Any:
     try:
         return kind(text)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"Cannot read {text!r} as {getattr(kind, '__name__', kind)}.") from e
+        what = {float: "a number", int: "an integer"}.get(kind, getattr(kind, "__name__", kind))
+        raise ConfigError(f"Cannot read {text!r} as {what}.") from e
 
 
 def show_value(value: Any) -> str:
@@ -165,7 +167,10 @@ def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
         if isinstance(value, bool):
             base[f.name] = value
         elif value is not None:
-            base[f.name] = _parse_field(hints[f.name], value)
+            try:
+                base[f.name] = _parse_field(hints[f.name], value)
+            except ConfigError as e:
+                raise ConfigError(f"--{f.name.replace('_', '-')} {value}: {e}") from None
     # JSON turns tuples into lists: give the dataclass its declared type back
     for k, v in base.items():
         if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple:
@@ -196,8 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE = re.compile(r"^-[0-9.]")
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--icc -5e-6`` as ``--icc=-5e-6``: argparse takes a value that starts with '-' for an
+    option unless it looks like a plain negative number (not ``-5e-6``, not ``-1,2``), and
+    would answer "expected one argument" instead of the option's own range check. No option
+    name starts with a digit, so such a token is always a value."""
+    out: list[str] = []
+    for tok in argv:
+        if (out and _NEGATIVE.match(tok) and out[-1].startswith("--") and "=" not in out[-1]
+                and len(out[-1]) > 2):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(join_negative_values(argv))
     mod = commands()[args.command]
     raise_on_termination()  # SIGTERM cleans up like Ctrl-C: no child outlives this process
     try:

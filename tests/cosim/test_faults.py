@@ -735,3 +735,30 @@ def test_a_terminated_sweep_leaves_no_worker_or_resource_tracker(tmp_path):
     assert len(family) >= 4  # two workers, their ngspice runs, the resource tracker
     assert _all_end(family) == [], err[-3000:]
 
+
+# -- messages name the option ----------------------------------------------------------------
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--icc", "-5e-6"], ("The 'icc' parameter of FormConfig must be a number in (0, 0.001] "
+                          "A. Got -5e-06")),
+    (["--icc", "5e-6,-1e-6"], "Got -1e-06"),
+    (["--icc", "-1,2"], "Got -1.0"),
+    (["--icc", "5e-6,abc"], "--icc 5e-6,abc: Cannot read 'abc' as a number."),
+    (["--rows", "eight"], "--rows eight: Cannot read 'eight' as an integer."),
+    (["--v-form", "-3"], "'v_form' parameter of FormConfig must be a number in [1, 5] V"),
+])
+def test_bad_values_are_named_by_their_option(tmp_path, capsys, argv, message):
+    from rram_cosim.cosim.cli.main import main
+
+    assert main(["form", "--out", str(tmp_path), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "expected one argument" not in err, err
+    assert not (tmp_path / "form").exists()
+
+
+def test_negative_values_are_joined_to_their_option():
+    from rram_cosim.cosim.cli.main import join_negative_values
+
+    assert join_negative_values(["form", "--icc", "-5e-6", "--no-progress"]) == \
+        ["form", "--icc=-5e-6", "--no-progress"]
+    assert join_negative_values(["--x=1", "-2", "--y", "--z", "-.5"]) == \
+        ["--x=1", "-2", "--y", "--z=-.5"]
