@@ -223,7 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(join_negative_values(argv))
     mod = commands()[args.command]
-    raise_on_termination()  # SIGTERM cleans up like Ctrl-C: no child outlives this process
+    # SIGTERM cleans up like Ctrl-C: no child outlives this process
+    with raise_on_termination():
+        return _run(mod, args)
+
+
+def _run(mod: ModuleType, args: argparse.Namespace) -> int:
     try:
         cfg = resolve_config(mod.CONFIG, args, args.command)
         cache_root()  # an unwritable cache falls back, and says so, before any computation

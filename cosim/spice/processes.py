@@ -43,13 +43,21 @@ def _raise(signum: int, frame: Any) -> None:
     raise Terminated(signum)
 
 
-def raise_on_termination() -> None:
-    """In the main thread: SIGTERM and SIGHUP raise :class:`Terminated` instead of ending the
-    process at once (children would outlive it)."""
+@contextlib.contextmanager
+def raise_on_termination() -> Iterator[None]:
+    """While the block runs (in the main thread): SIGTERM and SIGHUP raise
+    :class:`Terminated` instead of ending the process at once (children would outlive it).
+    The previous handlers come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise)
+    sigs = (signal.SIGTERM, signal.SIGHUP)
+    before = {sig: signal.signal(sig, _raise) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def kill_children() -> None:
