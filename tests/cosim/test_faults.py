@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pickle
 import pkgutil
 from pathlib import Path
@@ -304,6 +305,46 @@ def test_runs_root_that_is_a_file_or_under_one_is_refused_first(tmp_path, a_file
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"rram-cosim: error: Cannot write the runs root (--out) {root}")
         assert why in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits; the paths under "
+                    "a regular file above fault the same checks")
+def test_a_read_only_runs_root_is_one_line(tmp_path, capsys):
+    from rram_cosim.cosim.cli.main import main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert main(["form", "--rows", "8", "--cols", "8", "--out", str(ro),
+                     "--no-progress"]) == 2
+    finally:
+        ro.chmod(0o755)
+    err = capsys.readouterr().err.strip()
+    assert err == (f"rram-cosim: error: Cannot write the runs root (--out) {ro}: Permission "
+                   "denied. Choose a writable folder.")
+
+
+def test_permission_denied_is_one_line_also_as_root(tmp_path, monkeypatch, capsys):
+    """Root writes anywhere, so the refusal is injected where the check probes the folder."""
+    import errno
+
+    from rram_cosim.cosim.cli import runs
+    from rram_cosim.cosim.cli.main import main
+
+    real = runs.tempfile.mkstemp
+
+    def denied(*a, **k):
+        if Path(k.get("dir", "")) == tmp_path / "ro":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(*a, **k)
+
+    monkeypatch.setattr(runs.tempfile, "mkstemp", denied)
+    assert main(["form", "--rows", "8", "--cols", "8", "--out", str(tmp_path / "ro"),
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"rram-cosim: error: Cannot write the runs root (--out) {tmp_path / 'ro'}: Permission "
+        "denied. Choose a writable folder.")
 
 
 def _folder(p: Path) -> Path:
