@@ -205,9 +205,8 @@ def require_complete(folder: str | Path, what: str) -> None:
     holder = RunLock.holder(folder.parent / f".{folder.name}.lock")
     why = (f"it is still running ({holder})" if holder else
            "it did not finish (killed, or stopped by an error), so its files may be partial")
-    raise ConfigError(
-        f"{what} {folder}: {why}. Use a finished run, or run it again "
-        f"(--overwrite replaces the folder).")
+    raise ConfigError(f"{what} {folder}: {why}. Use a finished run, or run this one again "
+                      "under its name (its folder is then replaced).")
 
 
 def _describe(folder: Path) -> str:

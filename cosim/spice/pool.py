@@ -212,9 +212,10 @@ def run_decks(decks: Sequence[Deck], options: RunOptions | None = None, *,
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
                                        initializer=worker_signals)
             finished = False
+            futures: dict[Future, int] = {}
             try:
-                futures: dict[Future, int] = {
-                    pool.submit(_run_one, decks[i], opts, cdir): i for i in pending}
+                for i in pending:
+                    futures[pool.submit(_run_one, decks[i], opts, cdir)] = i
                 for fut in as_completed(futures):
                     settle(futures[fut], fut.result())
                     bar.update(1)
