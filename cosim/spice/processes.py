@@ -9,16 +9,19 @@ and exit; a parent that stops (an error, Ctrl-C or SIGTERM) stops its workers wi
 ``KeyboardInterrupt``), so that the same clean-up runs for both
 (:func:`raise_on_termination`).
 
-Not covered: a parent killed with SIGKILL cannot clean up; its workers then end when they
-next talk to it, and their ngspice runs at their timeout.
+A parent killed with SIGKILL cannot clean up; on Linux its workers still get SIGTERM from the
+kernel (``PR_SET_PDEATHSIG``) and take their ngspice runs with them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -84,10 +87,29 @@ def _worker_exit(signum: int, frame: Any) -> None:
 
 def worker_signals() -> None:
     """Pool worker initialiser: ignore SIGINT, and on SIGTERM kill this worker's ngspice runs
-    and exit (the parent stops its workers with SIGTERM)."""
+    and exit (the parent stops its workers with SIGTERM). On Linux the kernel also sends
+    SIGTERM when the parent dies without clean-up (SIGKILL): an idle worker would otherwise
+    wait forever on a queue whose other end it holds itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_exit)
     signal.signal(signal.SIGHUP, _worker_exit)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took hold
+        _worker_exit(signal.SIGTERM, None)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @contextlib.contextmanager
