@@ -1,11 +1,11 @@
 """Child processes end with their parent: ngspice runs and pool workers.
 
-ngspice runs in its own session (so a terminal's Ctrl-C does not reach it half-way through a
-raw file); every run this process starts is registered here until it ends, and whatever ends
-the run early (its timeout, Ctrl-C, SIGTERM, an error) kills it first. Pool workers ignore
-SIGINT (the parent decides what an interrupt stops) and on SIGTERM kill their own ngspice runs
-and exit; a parent that stops (an error, Ctrl-C or SIGTERM) stops its workers with
-:func:`stop_workers`. A command-line process turns SIGTERM into :class:`Terminated` (a
+ngspice runs in its own process group (so a terminal's Ctrl-C does not reach it half-way
+through a raw file); every run this process starts is registered here until it ends, and
+whatever ends the run early (its timeout, Ctrl-C, SIGTERM, an error) kills it first. Pool
+workers ignore SIGINT (the parent decides what an interrupt stops) and on SIGTERM kill their
+own ngspice runs and exit; a parent that stops (an error, Ctrl-C or SIGTERM) stops its workers
+with :func:`stop_workers`. A command-line process turns SIGTERM into :class:`Terminated` (a
 ``KeyboardInterrupt``), so that the same clean-up runs for both
 (:func:`raise_on_termination`).
 
@@ -64,7 +64,7 @@ def raise_on_termination() -> Iterator[None]:
 
 
 def kill_children() -> None:
-    """Kill every ngspice run of this process (its whole session) and reap it."""
+    """Kill every ngspice run of this process (its whole process group) and reap it."""
     with _live_lock:
         procs = list(_live.values())
     for proc in procs:
@@ -73,7 +73,7 @@ def kill_children() -> None:
 
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the session we started: ngspice only
+        os.killpg(proc.pid, signal.SIGKILL)  # the process group we started: ngspice only
     except (ProcessLookupError, PermissionError):
         pass
     with contextlib.suppress(Exception):
@@ -115,7 +115,7 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 @contextlib.contextmanager
 def child(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
     """Register ``proc`` (started with ``start_new_session=True``) while the block runs; if
-    the block is left by an exception, kill its session first."""
+    the block is left by an exception, kill its process group first."""
     with _live_lock:
         _live[proc.pid] = proc
     try:
