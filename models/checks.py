@@ -73,15 +73,40 @@ def check_choice(owner: str, name: str, value: Any, options: Iterable[str]) -> N
         )
 
 
-def as_conductance(name: str, g_us: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Return ``g_us`` as a float64 2-D array of finite, non-negative conductances in uS."""
-    g = np.asarray(g_us, dtype=np.float64)
+#: Below this, a map that is not all zero is taken for siemens given as microsiemens: a formed
+#: cell conducts 1-100 uS (1e-6-1e-4 S). An unformed cell conducts about 1e-3 uS
+#: (``BreakdownParams.g_pristine_us``), and an array where nothing formed is a legal (if
+#: useless) map, so the library's floor sits a decade below it; maps read from files are held
+#: to :data:`SIEMENS_SUSPECT_FILE_US`.
+SIEMENS_SUSPECT_US = 1e-4
+#: The floor for conductance maps a user gives as files (``rram-cosim tile``).
+SIEMENS_SUSPECT_FILE_US = 1e-3
+
+
+def as_conductance(name: str, g_us: Any, shape: tuple[int, int] | None = None, *,
+                   floor_us: float = SIEMENS_SUSPECT_US) -> np.ndarray:
+    """Return ``g_us`` as a float64 2-D array of finite, non-negative conductances in uS.
+
+    Refused besides: booleans and non-numbers (a bool map would read as 0/1 uS), an empty map,
+    and a map that is not all zero whose every conductance is below ``floor_us`` (siemens
+    passed where microsiemens are expected; :data:`SIEMENS_SUSPECT_US`).
+    """
+    raw = np.asarray(g_us)
+    if raw.dtype.kind not in "iuf":
+        what = "booleans (they would read as 0 and 1 uS)" if raw.dtype.kind == "b" \
+            else f"dtype {raw.dtype}"
+        raise ConfigError(f"'{name}' must hold conductances in uS as numbers. Got {what}; "
+                          "convert the map to floats in uS.")
+    g = raw.astype(np.float64, copy=False)
     if g.ndim != 2:
         raise ConfigError(
             f"'{name}' must be a 2-D conductance map (rows x cols) in uS. Got shape {g.shape}."
         )
     if shape is not None and g.shape != tuple(shape):
         raise ConfigError(f"'{name}' must have shape {tuple(shape)}. Got {g.shape}.")
+    if g.size == 0:
+        raise ConfigError(f"'{name}' is empty (shape {g.shape}); a map needs at least one "
+                          "row and one column.")
     if not np.all(np.isfinite(g)):
         bad = np.argwhere(~np.isfinite(g))[0]
         raise ConfigError(
@@ -95,22 +120,36 @@ def as_conductance(name: str, g_us: Any, shape: tuple[int, int] | None = None) -
             f"{tuple(int(i) for i in bad)}. Conductances must be >= 0 uS; a negative weight is "
             "expressed as G+ < G- in a differential pair."
         )
+    top = float(g.max())
+    if 0.0 < top < floor_us:
+        raise ConfigError(
+            f"'{name}' holds only conductances below {floor_us:g} uS (the largest is "
+            f"{top:.3g} uS): are these siemens? Conductances are in microsiemens; multiply "
+            "the map by 1e6."
+        )
     return g
 
 
-def as_inputs(x: Any, rows: int) -> np.ndarray:
+def as_inputs(x: Any, rows: int, *, allow_empty: bool = False) -> np.ndarray:
     """Return inputs as a float64 (batch, rows) array with values in [0, 1].
 
     0/1 spikes (bool or int) and fractional DAC levels are both accepted: 1 means the full read
-    voltage. A single vector (rows,) becomes a batch of one.
+    voltage. A single vector (rows,) becomes a batch of one. An empty batch is refused unless
+    ``allow_empty`` (an engine's internal solve of no vectors).
     """
     a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"Inputs must be numbers (levels in [0, 1]) or booleans (spikes). Got "
+                          f"dtype {a.dtype}.")
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2 or a.shape[1] != rows:
         raise ConfigError(
             f"Inputs must have shape (batch, {rows}) to drive {rows} rows. Got {np.shape(x)}."
         )
+    if a.shape[0] == 0 and not allow_empty:
+        raise ConfigError(f"The batch of inputs is empty (shape {a.shape}): give at least one "
+                          "input vector.")
     a = a.astype(np.float64, copy=False)
     if not np.all(np.isfinite(a)):
         raise ConfigError("Inputs hold NaN or inf. Inputs must be finite levels in [0, 1].")

@@ -8,16 +8,21 @@ through :func:`atomic_write` or one of its variants.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from .errors import ConfigError, OutputError
+
 __all__ = ["CACHE_ENV", "atomic_save_npy", "atomic_write", "atomic_write_bytes",
-           "atomic_write_stream", "atomic_write_text", "cache_root"]
+           "atomic_write_stream", "atomic_write_text", "cache_root", "load_npy",
+           "writable_cache"]
 
 #: Environment variable that moves the cache folder (:func:`cache_root`).
 CACHE_ENV = "RRAM_COSIM_CACHE"
@@ -29,22 +34,73 @@ def cache_root() -> Path:
     SPICE results live in its ``spice/`` subfolder, ngspice run folders in ``runs/``, sweep
     surrogates and decks in ``sweep/``, embedded datasets in ``data/`` (directly in
     ``$RRAM_COSIM_CACHE`` when that is set).
+
+    A cache only saves time: when the folder cannot be written (read-only, a path under a
+    file, no home folder), a folder under the system's temporary folder is used instead, with
+    one :class:`RuntimeWarning` per process (:func:`writable_cache`).
     """
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rram-cosim"
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "rram-cosim"
+    return writable_cache(root, f"The cache folder (${CACHE_ENV})" if env
+                          else "The cache folder")
+
+
+_fallbacks: dict[str, Path] = {}
+
+
+def writable_cache(folder: str | Path, what: str = "The cache folder") -> Path:
+    """``folder`` if files can be created in it (it is made if missing), else a fallback
+    under the temporary folder, with a warning naming ``folder`` and the reason (once per
+    folder and process)."""
+    folder = Path(folder)
+    key = str(folder)
+    if key in _fallbacks:
+        return _fallbacks[key]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+        return folder
+    except OSError as e:
+        why = e.strerror or str(e)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    fallback = Path(tempfile.gettempdir()) / f"rram-cosim-cache-{os.getuid()}" / digest
+    fallback.mkdir(parents=True, exist_ok=True)
+    _fallbacks[key] = fallback
+    warnings.warn(f"{what} {folder} cannot be written ({why}); caching in {fallback} "
+                  "instead for this run.", RuntimeWarning, stacklevel=3)
+    return fallback
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once at import (reading it means setting it, which is not
+#: thread-safe): files written here get ``0o666 & ~umask``, like files opened with ``open``.
+_UMASK = _umask()
 
 
 def _atomic(path: str | Path, fill: Callable[[int, Path], None]) -> Path:
     """Create a temporary file next to ``path``, ``fill(fd, tmp_path)`` it (``fill`` closes
-    ``fd``), rename it onto ``path``; on any error remove it and re-raise."""
+    ``fd``), rename it onto ``path``; on any error remove it and re-raise (a file-system error
+    as :class:`~rram_cosim.models.errors.OutputError` naming ``path``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: follow the umask instead
         fill(fd, Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise OutputError.of(path, e) from e
         raise
     return path
 
@@ -90,3 +146,20 @@ def atomic_save_npy(path: str | Path, a: np.ndarray) -> Path:
     """Write ``a`` to ``path`` as ``.npy`` (no pickled objects), atomically."""
     # a file object: np.save would append .npy to the temporary file's name
     return atomic_write_stream(path, lambda f: np.save(f, np.asarray(a), allow_pickle=False))
+
+
+def load_npy(path: str | Path, what: str) -> Any:
+    """The array in a ``.npy`` file, or one :class:`~rram_cosim.models.errors.ConfigError`
+    naming ``what`` (the option or role of the file) and the file: missing, empty (0 bytes),
+    truncated, or not written by ``numpy.save`` (pickled objects are refused)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {path} does not exist (or is not a file).")
+    if p.stat().st_size == 0:
+        raise ConfigError(f"{what} {path} is empty (0 bytes): the file was not written "
+                          "completely. Write it again with numpy.save.")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ConfigError(f"Cannot read {what} {path}: {e}. Give a .npy array written by "
+                          "numpy.save.") from e

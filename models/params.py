@@ -574,6 +574,27 @@ def from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
     return cls(**kwargs)
 
 
+def missing_fields(cls: type, data: dict[str, Any], *, optional: tuple[str, ...] = (),
+                   prefix: str = "") -> list[str]:
+    """Dotted names (``tia.r_f_ohm``) of the fields of dataclass ``cls``, nested ones
+    included, that ``data`` lacks: for files that must state every value (no silent
+    default). ``optional``: dotted names that may be absent."""
+    out: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        if key in optional:
+            continue
+        if f.name not in data:
+            out.append(key)
+            continue
+        hint = hints.get(f.name)
+        v = data[f.name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(v, dict):
+            out += missing_fields(hint, v, optional=optional, prefix=key + ".")
+    return out
+
+
 def isclose_params(a: Any, b: Any) -> bool:
     """Equality of two parameter dataclasses up to float rounding (JSON round trips)."""
     da, db = to_dict(a), to_dict(b)

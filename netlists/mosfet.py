@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..models.errors import ConfigError
@@ -65,7 +66,34 @@ def mosfet_card(spec: MosfetSpec) -> tuple[str, tuple[str, ...]]:
             f"The 'lib_path' parameter of MosfetSpec must name an existing model file. Got "
             f"{spec.lib_path!r} (resolved to {path}). Check the path to your PDK card."
         )
+    check_nmos_card(path, str(spec.model_name))
     return _include_line(path), (str(path),)
+
+
+_MODEL_RE = re.compile(r"^\s*\.model\s+(\S+)\s+([A-Za-z]\w*)", re.IGNORECASE)
+
+
+def check_nmos_card(path: Path, model_name: str) -> None:
+    """Raise :class:`ConfigError` unless the card at ``path`` defines ``model_name`` as an
+    NMOS with a ``.model`` line: the access device is an n-channel transistor switched on by
+    a high word line, so a PMOS (or a missing model) would give no cell current at all."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise ConfigError(f"Cannot read the transistor card {path}: {e.strerror or e}.") from e
+    kinds = [m.group(2).lower() for line in text.splitlines()
+             if (m := _MODEL_RE.match(line)) and m.group(1).lower() == model_name.lower()]
+    if not kinds:
+        raise ConfigError(
+            f"The transistor card {path} has no '.model {model_name} nmos ...' line. The "
+            "'model_name' parameter of MosfetSpec must name an NMOS model the file defines "
+            "(wrap a .lib section or a subcircuit device in a file that does).")
+    if any(k != "nmos" for k in kinds):
+        raise ConfigError(
+            f"The transistor card {path} defines '{model_name}' as {kinds[0].upper()}, but the "
+            "access device of a 1T1R cell is an NMOS (a high word line switches it on); a "
+            f"{kinds[0].upper()} would pass no cell current. Name an NMOS model "
+            "('model_name').")
 
 
 def mosfet_instance(name: str, drain: str, gate: str, source: str, bulk: str,

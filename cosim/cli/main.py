@@ -9,6 +9,13 @@ frozen dataclass whose fields become options, help from the fields' metadata) an
 ``run(cfg, out_root, progress) -> dict``. Comma lists are accepted wherever a field holds a
 tuple (``--icc 5e-6,10e-6``); booleans are ``--x`` / ``--no-x``. The command modules import
 their heavy libraries inside ``run``, so ``--help`` stays quick.
+
+A run claims its folder before computing (:mod:`rram_cosim.cosim.cli.runs`): a finished run of
+the same name is refused unless ``--overwrite``, a name another live run holds is refused
+naming that run's PID, and the runs root, the output file and the cache are checked to be
+writable. Exit codes: :data:`EXIT_OK`, :data:`EXIT_FAILURES` (finished, some units failed),
+:data:`EXIT_ERROR` (one line on stderr), :data:`EXIT_INTERRUPTED`, :data:`EXIT_TERMINATED`.
+A run stopped by Ctrl-C, SIGTERM or a timeout stops its pool workers and ngspice runs first.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import re
 import sys
 import typing
 from collections.abc import Sequence
@@ -24,9 +32,16 @@ from types import ModuleType, UnionType
 from typing import Any
 
 from ...models.errors import ConfigError, CosimError
+from ...models.io import cache_root
 from ...models.params import from_dict
+from ..spice.processes import Terminated, raise_on_termination
 from ..tasks.configs.fields import choices_of, help_of, range_text
-from .runs import load_config
+from .runs import RunLock, load_config, replay_note
+
+#: Exit codes: the run finished; it finished but some of its units failed (the report lists
+#: them); an error stopped it (one line on stderr names the option or file at fault);
+#: interrupted (Ctrl-C); terminated (SIGTERM or SIGHUP).
+EXIT_OK, EXIT_FAILURES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 # module names under rram_cosim.cosim.cli.commands that provide a command; a missing one is
 # skipped so a partial installation still runs the others
@@ -73,7 +88,8 @@ def _parse_field(kind: Any, text: str) -> Any:
     try:
         return kind(text)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"Cannot read {text!r} as {getattr(kind, '__name__', kind)}.") from e
+        what = {float: "a number", int: "an integer"}.get(kind, getattr(kind, "__name__", kind))
+        raise ConfigError(f"Cannot read {text!r} as {what}.") from e
 
 
 def show_value(value: Any) -> str:
@@ -145,6 +161,9 @@ def _read_as_saved(base: dict[str, Any], hints: dict[str, Any]) -> None:
 def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
     """The config of ``command``: its ``--config`` file (if any) with the options given."""
     base: dict[str, Any] = load_config(args.config, command) if args.config else {}
+    note = replay_note(args.config) if args.config else None
+    if note:
+        print(f"rram-cosim: note: {note}", file=sys.stderr)
     hints = typing.get_type_hints(cls)
     if args.config:
         _read_as_saved(base, hints)
@@ -153,7 +172,10 @@ def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
         if isinstance(value, bool):
             base[f.name] = value
         elif value is not None:
-            base[f.name] = _parse_field(hints[f.name], value)
+            try:
+                base[f.name] = _parse_field(hints[f.name], value)
+            except ConfigError as e:
+                raise ConfigError(f"--{f.name.replace('_', '-')} {value}: {e}") from None
     # JSON turns tuples into lists: give the dataclass its declared type back
     for k, v in base.items():
         if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple:
@@ -176,25 +198,67 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="DIR", help="root folder of run folders (default: runs)")
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="progress bars (default: on)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace an existing run folder of the same --name (its files "
+                            "are removed first)" + ("; without it a sweep resumes there"
+                                                    if name == "sweep" else ""))
         add_config_options(p, mod.CONFIG)
     return parser
 
 
+_NEGATIVE = re.compile(r"^-[0-9.]")
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--icc -5e-6`` as ``--icc=-5e-6``: argparse takes a value that starts with '-' for an
+    option unless it looks like a plain negative number (not ``-5e-6``, not ``-1,2``), and
+    would answer "expected one argument" instead of the option's own range check. No option
+    name starts with a digit, so such a token is always a value."""
+    out: list[str] = []
+    for tok in argv:
+        if (out and _NEGATIVE.match(tok) and out[-1].startswith("--") and "=" not in out[-1]
+                and len(out[-1]) > 2):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(join_negative_values(argv))
     mod = commands()[args.command]
+    # SIGTERM cleans up like Ctrl-C: no child outlives this process
+    with raise_on_termination():
+        return _run(mod, args)
+
+
+def _run(mod: ModuleType, args: argparse.Namespace) -> int:
     try:
         cfg = resolve_config(mod.CONFIG, args, args.command)
-        summary = mod.run(cfg, args.runs_root, progress=args.progress)
+        cache_root()  # an unwritable cache falls back, and says so, before any computation
+        summary = mod.run(cfg, args.runs_root, progress=args.progress,
+                          overwrite=args.overwrite)
         print(f"wrote {args.runs_root}/{cfg.name}/report.md")
         print(json.dumps(summary.get("headline", {}), indent=1, default=str))
     except CosimError as e:
         print(f"rram-cosim: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("rram-cosim: interrupted; finished results are kept.", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_ERROR
+    except OSError as e:  # a file system error no check foresaw: still one line, the path
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rram-cosim: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"rram-cosim: {what}; finished results are kept, the run folder is marked "
+              "unfinished.", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        RunLock.release_all()
+    if summary.get("incomplete"):
+        print(f"rram-cosim: finished with failures: {summary['incomplete']}", file=sys.stderr)
+        return EXIT_FAILURES
+    return EXIT_OK
 
 
 if __name__ == "__main__":

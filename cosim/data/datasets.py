@@ -745,7 +745,14 @@ def _cached(path: Path, key: str, build: Callable[[], dict[str, Any]]) -> dict[s
             warnings.warn(f"Dataset cache {path} is unreadable ({exc}); rebuilding it.",
                           RuntimeWarning, stacklevel=4)
     full = build()
-    _write_cache(path, key, full)
+    try:
+        _write_cache(path, key, full)
+    except OSError as exc:  # read-only or full: the built set is still good for this run
+        warnings.warn(f"Dataset cache {path} cannot be written ({exc}); the set is used "
+                      "without caching and will be built again next time.", RuntimeWarning,
+                      stacklevel=4)
+        full["meta"] = dict(full["meta"], cache_path=None, built=True)
+        return full
     full["meta"] = dict(full["meta"], cache_path=str(path), built=True)
     return full
 

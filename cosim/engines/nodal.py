@@ -942,7 +942,7 @@ class BoundNodal:
             Newton did not converge within ``max_iter`` (iterations and residual in the message).
         """
         topo = self.topology_
-        lv = input_levels(levels, self.spec, topo.n_rows, volts)
+        lv = input_levels(levels, self.spec, topo.n_rows, volts, allow_empty=True)
         sense = _Sense.of(check_sensed(sensed, topo.n_phys), topo.col_empty)
         d_all = dac_volts(lv, self.spec)
         n_b = d_all.shape[0]

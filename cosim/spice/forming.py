@@ -32,6 +32,7 @@ from ...netlists.forming import (
     compliance_deck,
     forming_deck,
 )
+from .errors import NgspiceNotFoundError, NgspiceVersionError
 from .pool import run_decks
 from .runner import RunOptions, SimResult, run_deck
 
@@ -187,6 +188,10 @@ def simulate_cells(values: CellValues, params: BreakdownParams, cond: FormingCon
         decks = [forming_deck(_subset(values, gi), params, cond, tolerances=tol)
                  for gi in group_list]
         results = run_decks(decks, opts, **kw)
+        for res in results:
+            # no ngspice (or too old a one): nothing can run, so it is not a cell's failure
+            if isinstance(res, (NgspiceNotFoundError, NgspiceVersionError)):
+                raise res
         bad: list[tuple[np.ndarray, str, str]] = []
         cached = 0
         for gi, res in zip(group_list, results):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pickle
 import sys
 import warnings
 import zipfile
@@ -27,12 +28,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...models.checks import check_choice, check_int
-from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root
+from ...models.io import atomic_write_bytes, atomic_write_stream, cache_root, writable_cache
 from ...netlists.deck import Deck
+from .errors import SimulationError
+from .processes import stop_workers, worker_signals
 from .rawfile import RawPlot
 from .runner import RunOptions, SimResult, deck_digest, primary_index, run_deck
 
-__all__ = ["default_cache_dir", "load_cached", "run_decks", "store_cached"]
+__all__ = ["default_cache_dir", "load_cached", "portable_error", "run_decks", "store_cached"]
 
 _FORMAT = 1
 
@@ -100,8 +103,7 @@ def load_cached(cache_dir: str | Path, key: str) -> SimResult | None:
 
 
 def _run_one(deck: Deck, options: RunOptions, cache_dir: str | None) -> tuple[Any, ...]:
-    """Worker: cached result, or run and cache. Exceptions travel as (type, args, attributes)
-    because SimulationError's keyword attributes do not survive default pickling."""
+    """Worker: cached result, or run and cache; an error comes back as ``("err", exc)``."""
     key = deck_digest(deck, options)
     try:
         if cache_dir is not None:
@@ -117,15 +119,19 @@ def _run_one(deck: Deck, options: RunOptions, cache_dir: str | None) -> tuple[An
                 warnings.warn(f"Could not cache the result of deck {deck.sha256[:12]} in "
                               f"{cache_dir}: {e}", RuntimeWarning, stacklevel=2)
         return ("ok", result)
-    except Exception as e:  # noqa: BLE001 - rebuilt and raised (or returned) by the caller
-        return ("err", type(e), e.args, dict(e.__dict__))
+    except Exception as e:  # noqa: BLE001 - raised (or returned) by the caller
+        return ("err", portable_error(e))
 
 
-def _rebuild(kind: type[BaseException], args: tuple, state: dict) -> BaseException:
-    exc = kind.__new__(kind)
-    BaseException.__init__(exc, *args)
-    exc.__dict__.update(state)
-    return exc
+def portable_error(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (every :class:`CosimError` does), else a
+    :class:`SimulationError` with its class name and message, so that a worker's error always
+    reaches the parent as an error of its own and never as a pickling failure."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - anything pickle raises means: not portable
+        return SimulationError(f"{type(exc).__name__}: {exc}")
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -174,8 +180,8 @@ def run_decks(decks: Sequence[Deck], options: RunOptions | None = None, *,
         n_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
     check_int("run_decks", "n_workers", n_workers, 1, 4096)
-    cdir = str(Path(cache_dir) if cache_dir is not None else default_cache_dir()) \
-        if cache else None
+    cdir = str(writable_cache(Path(cache_dir), "The SPICE cache folder")
+               if cache_dir is not None else default_cache_dir()) if cache else None
 
     results: list[SimResult | BaseException | None] = [None] * len(decks)
     pending: list[int] = []
@@ -190,7 +196,7 @@ def run_decks(decks: Sequence[Deck], options: RunOptions | None = None, *,
         if out[0] == "ok":
             results[i] = out[1]
             return
-        exc = _rebuild(*out[1:])
+        exc = out[1]
         if on_error == "raise":
             raise exc
         results[i] = exc
@@ -203,15 +209,23 @@ def run_decks(decks: Sequence[Deck], options: RunOptions | None = None, *,
                 settle(i, _run_one(decks[i], opts, cdir))
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-                futures: dict[Future, int] = {
-                    pool.submit(_run_one, decks[i], opts, cdir): i for i in pending}
-                try:
-                    for fut in as_completed(futures):
-                        settle(futures[fut], fut.result())
-                        bar.update(1)
-                except BaseException:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
+                                       initializer=worker_signals)
+            finished = False
+            futures: dict[Future, int] = {}
+            try:
+                for i in pending:
+                    futures[pool.submit(_run_one, decks[i], opts, cdir)] = i
+                for fut in as_completed(futures):
+                    settle(futures[fut], fut.result())
+                    bar.update(1)
+                finished = True
+            finally:
+                if not finished:
+                    # an error, Ctrl-C or SIGTERM: the workers and their ngspice runs stop
+                    # now instead of finishing decks nobody waits for
                     for fut in futures:
                         fut.cancel()
-                    raise
+                    stop_workers(list(getattr(pool, "_processes", {}).values()))
+                pool.shutdown(wait=True, cancel_futures=True)
     return results  # type: ignore[return-value]

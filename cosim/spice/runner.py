@@ -24,11 +24,13 @@ per process; the deck checks (statements, analyses, point counts, DC paths to gr
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -42,7 +44,15 @@ from ...models.errors import ConfigError
 from ...models.io import cache_root
 from ...netlists.deck import Deck
 from . import shared
-from .checks import PLOTNAMES, Analysis, analyses, check_points, floating, logical_lines
+from .checks import (
+    PLOTNAMES,
+    Analysis,
+    analyses,
+    check_points,
+    floating,
+    logical_lines,
+    parse_number,
+)
 from .errors import (
     ConvergenceError,
     DeckParseError,
@@ -52,14 +62,21 @@ from .errors import (
     SimulationTimeoutError,
     SingularMatrixError,
 )
+from .processes import child
 from .rawfile import RawFileError, RawPlot, read_raw
 
 __all__ = [
+    "AUTO_TIMEOUT_BASE_S",
+    "AUTO_TIMEOUT_PER_ELEMENT_S",
     "MIN_NGSPICE_VERSION",
     "RETRY_REMEDIES",
+    "WAIT_NOTICE_EVERY_S",
+    "WAIT_NOTICE_S",
     "Remedy",
     "RunOptions",
     "SimResult",
+    "analysis_points",
+    "auto_timeout_s",
     "deck_digest",
     "ngspice_version",
     "parse_ngspice_version",
@@ -94,8 +111,11 @@ class RunOptions:
     keep : {"failed", "always", "never"}
         Which run folders to keep. ``"failed"`` keeps a failing run's deck and log, so the
         error can point at them.
-    timeout_s : float or None
-        Wall-clock limit of the whole call, retries included, in s. None: no limit.
+    timeout_s : float, "auto" or None
+        Wall-clock limit of the whole call, retries included, in s. ``"auto"`` (default):
+        scaled to the deck (:func:`auto_timeout_s`: a minute plus time per element and
+        analysis point), so a hung ngspice on a small deck is stopped soon and a large deck
+        gets the time it needs. None: no limit.
     retry : bool
         Retry non-convergence with :data:`RETRY_REMEDIES`.
     extra_options : tuple of str
@@ -111,7 +131,7 @@ class RunOptions:
     mode: str = "batch"
     run_dir: str | Path | None = None
     keep: str = "failed"
-    timeout_s: float | None = 600.0  # assumption: far above any tile this framework runs
+    timeout_s: float | str | None = "auto"
     retry: bool = True
     extra_options: tuple[str, ...] = ()
     check_topology: bool = True
@@ -120,9 +140,9 @@ class RunOptions:
         o = "RunOptions"
         check_choice(o, "mode", self.mode, ["batch", "shared"])
         check_choice(o, "keep", self.keep, ["failed", "always", "never"])
-        if self.timeout_s is not None:
+        if self.timeout_s is not None and self.timeout_s != "auto":
             check_range(o, "timeout_s", self.timeout_s, 0, None, lo_open=True, unit="s",
-                        hint="Use None for no limit.")
+                        hint="Use 'auto' to scale it to the deck, or None for no limit.")
         if not isinstance(self.executable, str) or not self.executable:
             raise ConfigError("The 'executable' parameter of RunOptions must be a non-empty "
                               f"string (a name on PATH or a path). Got {self.executable!r}.")
@@ -343,13 +363,16 @@ class _Failure:
 
 
 def _diagnose(att: _Attempt, lines: list[str], wanted: list[Analysis],
-              check_topology: bool, timeout_s: float | None) -> _Failure | None:
+              check_topology: bool, timeout_s: float | None,
+              auto: bool = False) -> _Failure | None:
     log = att.log
     if att.timed_out:
+        how = " (scaled to the deck: RunOptions.timeout_s='auto')" if auto else \
+            " (RunOptions.timeout_s)"
         return _Failure(SimulationTimeoutError,
-                        f"ngspice did not finish within timeout_s={timeout_s:g} s "
-                        "(RunOptions.timeout_s, retries included). Shorten the analysis or "
-                        "raise the timeout.")
+                        f"ngspice did not finish within timeout_s={timeout_s:g} s{how}, "
+                        "retries included; it was stopped. Shorten the analysis or raise "
+                        "the timeout.")
     hit = _first_match(log, _PARSE_PATTERNS)
     if hit:
         return _Failure(DeckParseError,
@@ -398,22 +421,33 @@ def _diagnose(att: _Attempt, lines: list[str], wanted: list[Analysis],
 
 
 def _run_batch(text: str, folder: Path, tag: str, executable: str,
-               timeout_s: float | None) -> _Attempt:
+               timeout_s: float | None, notice: _Notice) -> _Attempt:
     deck_name, raw_name, log_name = f"deck{tag}.cir", f"out{tag}.raw", f"ngspice{tag}.log"
     (folder / deck_name).write_text(text)
     proc = subprocess.Popen([executable, "-b", "-r", raw_name, deck_name], cwd=folder,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     timed_out = False
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the session we started: ngspice only
-        except ProcessLookupError:
-            pass
-        out, _ = proc.communicate()
+    t0 = time.monotonic()
+    # whatever ends this block early (Ctrl-C, SIGTERM, an error) kills ngspice first
+    with child(proc):
+        while True:
+            left = None if timeout_s is None else timeout_s - (time.monotonic() - t0)
+            wait = notice.next_in(time.monotonic() - t0)
+            step = wait if left is None else min(wait, max(left, 0.0))
+            try:
+                out, _ = proc.communicate(timeout=step)
+                break
+            except subprocess.TimeoutExpired:
+                if left is not None and time.monotonic() - t0 >= timeout_s:
+                    timed_out = True
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    out, _ = proc.communicate()
+                    break
+                notice.say(time.monotonic() - t0, f"PID {proc.pid}, {folder / deck_name}")
     log = out.decode("utf-8", errors="replace")
     (folder / log_name).write_text(log)
     plots, raw_error = None, None
@@ -426,6 +460,35 @@ def _run_batch(text: str, folder: Path, tag: str, executable: str,
                     raw_error=raw_error, timed_out=timed_out)
 
 
+#: After this many seconds a run says that it waits on ngspice, and again every
+#: :data:`WAIT_NOTICE_EVERY_S` (a long or hung ngspice prints nothing meanwhile).
+WAIT_NOTICE_S = 20.0
+WAIT_NOTICE_EVERY_S = 60.0
+
+
+@dataclass
+class _Notice:
+    """Says on stderr that a run is still waiting on ngspice (how long, of what limit)."""
+
+    timeout_s: float | None
+    last: float = 0.0
+
+    def next_in(self, elapsed: float) -> float:
+        """Seconds from ``elapsed`` to the next notice."""
+        due = WAIT_NOTICE_S if self.last == 0.0 else self.last + WAIT_NOTICE_EVERY_S
+        return max(due - elapsed, 0.05)
+
+    def say(self, elapsed: float, what: str) -> None:
+        due = WAIT_NOTICE_S if self.last == 0.0 else self.last + WAIT_NOTICE_EVERY_S
+        if elapsed < due:
+            return
+        self.last = elapsed
+        limit = "no time limit" if self.timeout_s is None else \
+            f"timeout {self.timeout_s:.0f} s (RunOptions.timeout_s)"
+        print(f"rram-cosim: waiting on ngspice for {elapsed:.0f} s ({what}; {limit})",
+              file=sys.stderr, flush=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Shared mode (libngspice in this process: :mod:`rram_cosim.cosim.spice.shared`)
 
@@ -435,8 +498,9 @@ def shared_library_version() -> tuple[int, int]:
     return parse_ngspice_version(shared.banner()) or (0, 0)
 
 
-def _run_shared(text: str, timeout_s: float | None) -> _Attempt:
-    run = shared.run(text, timeout_s)
+def _run_shared(text: str, timeout_s: float | None, notice: _Notice) -> _Attempt:
+    run = shared.run(text, timeout_s, on_wait=lambda t: notice.say(t, "libngspice"),
+                     wait_step=notice.next_in)
     return _Attempt(log=run.log, returncode=None, plots=run.plots, timed_out=run.timed_out)
 
 
@@ -499,6 +563,8 @@ def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
                           "ngspice would compute nothing. Add one before .end.")
     t0 = time.perf_counter()
     sha = deck.sha256
+    timeout_s = auto_timeout_s(lines, wanted) if opts.timeout_s == "auto" else opts.timeout_s
+    notice = _Notice(timeout_s)
     folder = _RunFolder(opts, sha)
     attempts: list[tuple[str, str, str]] = []  # (tag, deck text, log) for the run folder
     succeeded = False
@@ -514,7 +580,7 @@ def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
             raise type(e)(str(e).split("\n")[0], deck_path=folder.keep_failed(attempts),
                           output_tail=e.output_tail) from None
         remedies: list[Remedy | None] = [None, *(RETRY_REMEDIES if opts.retry else ())]
-        deadline = None if opts.timeout_s is None else t0 + opts.timeout_s
+        deadline = None if timeout_s is None else t0 + timeout_s
         tried: list[str] = []
         failure: _Failure | None = None
         att: _Attempt | None = None
@@ -522,18 +588,19 @@ def run_deck(deck: Deck, options: RunOptions | None = None) -> SimResult:
             remaining = None if deadline is None else deadline - time.perf_counter()
             if remaining is not None and remaining <= 0:
                 failure = _Failure(SimulationTimeoutError,
-                                   f"ngspice did not converge and timeout_s={opts.timeout_s:g} "
+                                   f"ngspice did not converge and timeout_s={timeout_s:g} "
                                    f"s ran out during the retries (tried: {', '.join(tried)}).")
                 break
             text = with_options(deck.text,
                                 opts.extra_options + (remedy.options if remedy else ()))
             tag = f".{remedy.name}" if remedy else ""
             if opts.mode == "batch":
-                att = _run_batch(text, folder.path(), tag, executable, remaining)
+                att = _run_batch(text, folder.path(), tag, executable, remaining, notice)
             else:
-                att = _run_shared(text, remaining)
+                att = _run_shared(text, remaining, notice)
             attempts.append((tag, text, att.log))
-            failure = _diagnose(att, lines, wanted, opts.check_topology, opts.timeout_s)
+            failure = _diagnose(att, lines, wanted, opts.check_topology, timeout_s,
+                                opts.timeout_s == "auto")
             if failure is None:
                 succeeded = True
                 plots = att.plots or []
@@ -609,6 +676,44 @@ class _RunFolder:
         keep = self.opts.keep == "always" or (self.opts.keep == "failed" and not succeeded)
         if self._path is not None and not keep:
             shutil.rmtree(self._path, ignore_errors=True)
+
+
+#: :func:`auto_timeout_s`: the floor (a small deck that hangs is stopped after it) and the
+#: time allowed per element line and thousand analysis points (generous: a loaded machine
+#: runs ngspice several times slower than an idle one).
+AUTO_TIMEOUT_BASE_S = 60.0
+AUTO_TIMEOUT_PER_ELEMENT_S = 0.01
+
+
+def analysis_points(a: Analysis) -> int:
+    """Rough number of solution points of an analysis (1 for ``.op``; the sweep's or the
+    time steps' count where the arguments say it; 1000 where they do not)."""
+    nums = [parse_number(t) for t in a.args]
+    if a.kind == "op":
+        return 1
+    if a.kind == "dc":
+        total, args = 1, nums
+        while len(args) >= 4:
+            start, stop, step = args[1:4]
+            if None in (start, stop, step) or step == 0:
+                return 1000
+            total *= int(abs((stop - start) / step)) + 1
+            args = args[4:]
+        return total
+    if a.kind == "tran" and len(nums) >= 2 and nums[0] and nums[1]:
+        return int(min(abs(nums[1] / nums[0]), 1e8)) + 1
+    if a.kind == "ac" and len(nums) >= 4 and nums[1] and nums[2] and nums[3]:
+        return int(nums[1] * max(1.0, math.log10(abs(nums[3] / nums[2])) + 1))
+    return 1000
+
+
+def auto_timeout_s(lines: list[str], wanted: list[Analysis]) -> float:
+    """The ``"auto"`` timeout of a deck (its logical lines and analyses): a minute plus
+    :data:`AUTO_TIMEOUT_PER_ELEMENT_S` per element line per thousand analysis points
+    (at least one thousand)."""
+    elements = sum(1 for ln in lines if ln and ln[0] not in ".*+")
+    points = sum(analysis_points(a) for a in wanted) or 1
+    return AUTO_TIMEOUT_BASE_S + AUTO_TIMEOUT_PER_ELEMENT_S * elements * max(1.0, points / 1000)
 
 
 def deck_digest(deck: Deck, options: RunOptions) -> str:

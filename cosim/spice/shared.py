@@ -20,6 +20,8 @@ import os
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,9 +261,16 @@ def _plots(lib: _Library, title: str) -> list[RawPlot]:
     return plots
 
 
-def run(text: str, timeout_s: float | None) -> SharedRun:
+def run(text: str, timeout_s: float | None, *,
+        on_wait: Callable[[float], None] | None = None,
+        wait_step: Callable[[float], float] | None = None) -> SharedRun:
     """Load ``text`` into the library, run its analyses (halted after ``timeout_s`` s unless
-    None) and read back every plot."""
+    None) and read back every plot.
+
+    While the analyses run, ``on_wait(elapsed_s)`` is called every ``wait_step(elapsed_s)``
+    seconds (a notice that the run is waiting); an interrupt (Ctrl-C, SIGTERM) halts the
+    background thread before it propagates.
+    """
     with _lock:
         lib = _instance()
         lib.lines.clear()
@@ -269,16 +278,12 @@ def run(text: str, timeout_s: float | None) -> SharedRun:
         if lib.load(text) != 0:
             # ngSpice_Circ fails only on errors it cannot recover from.
             _state["broken"] = True
-        elif timeout_s is None:
-            lib.command("run")
         else:
-            # The background thread can be halted at the deadline; a synchronous run cannot.
+            # The background thread can be halted (at the deadline, or on an interrupt); a
+            # synchronous run cannot.
             lib.exited.clear()
-            if lib.command("bg_run") == 0 and not lib.exited.wait(timeout_s):
-                timed_out = True
-                lib.command("bg_halt")
-                if not lib.exited.wait(10.0):
-                    _state["broken"] = True  # a thread we cannot stop: abandon it
+            if lib.command("bg_run") == 0:
+                timed_out = _wait(lib, timeout_s, on_wait, wait_step)
         log = "\n".join(ln.rstrip("\r") for ln in lib.lines)
         if "cannot recover" in log:
             _state["broken"] = True
@@ -291,6 +296,35 @@ def run(text: str, timeout_s: float | None) -> SharedRun:
             lib.command("remcirc")
             del lib.lines[mark:]
         return SharedRun(log=log, plots=plots, timed_out=timed_out)
+
+
+def _halt(lib: _Library) -> None:
+    lib.command("bg_halt")
+    if not lib.exited.wait(10.0):
+        _state["broken"] = True  # a thread we cannot stop: abandon it
+
+
+def _wait(lib: _Library, timeout_s: float | None, on_wait: Callable[[float], None] | None,
+          wait_step: Callable[[float], float] | None) -> bool:
+    """Wait for the background thread; True if halted at ``timeout_s``."""
+    t0 = time.monotonic()
+    try:
+        while True:
+            elapsed = time.monotonic() - t0
+            step = wait_step(elapsed) if wait_step is not None else 3600.0
+            if timeout_s is not None:
+                step = min(step, max(timeout_s - elapsed, 0.0))
+            if lib.exited.wait(step):
+                return False
+            elapsed = time.monotonic() - t0
+            if timeout_s is not None and elapsed >= timeout_s:
+                _halt(lib)
+                return True
+            if on_wait is not None:
+                on_wait(elapsed)
+    except BaseException:
+        _halt(lib)
+        raise
 
 
 def banner() -> str:

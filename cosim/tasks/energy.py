@@ -72,6 +72,8 @@ class NewRun(RunFolder, Protocol):
 
     def write_config(self, command: str, config: dict[str, Any]) -> Path: ...
 
+    def finish(self) -> Path: ...
+
 
 #: Makes the run folder ``root/<name>`` (:meth:`rram_cosim.cosim.cli.runs.RunDir.create`).
 OpenRun = Callable[[Path, str], NewRun]
@@ -234,6 +236,7 @@ def default_activity_run(cfg: EnergyConfig, enc: str, size: en.NetworkSize, root
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DomainWarning)
         classify(ccfg, sub, progress=progress)
+    sub.finish()
     path = sub.path
     act = read_activity(path, [enc], "surrogate")[enc]
     return ActivitySource(act, f"default classify run on {EMBEDDED_DATA[enc]} "

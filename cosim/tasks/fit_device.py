@@ -36,6 +36,7 @@ from scipy import optimize, stats
 from ...models.checks import check_choice
 from ...models.device.breakdown import cell_values, draw_cells, form_cells
 from ...models.errors import ConfigError
+from ...models.io import load_npy
 from ...models.params import BreakdownParams, FormingConditions
 from .configs.fit_device import FIT_BOUNDS
 
@@ -210,7 +211,11 @@ def _quality(maps: list[np.ndarray], sims: list[np.ndarray], conds: list[Forming
 def _as_map(name: str, g: Any) -> np.ndarray:
     """A measured map as a finite 2-D float array (slightly negative reads of unformed cells
     are kept: they count as unformed)."""
-    a = np.asarray(g, dtype=np.float64)
+    raw = np.asarray(g)
+    if raw.dtype.kind not in "iuf":
+        raise ConfigError(f"'{name}' must hold conductances in uS as numbers. Got dtype "
+                          f"{raw.dtype}.")
+    a = raw.astype(np.float64)
     if a.ndim != 2 or a.size == 0:
         raise ConfigError(f"'{name}' must be a 2-D conductance map (rows x cols) in uS. Got "
                           f"shape {a.shape}.")
@@ -223,12 +228,7 @@ def _as_map(name: str, g: Any) -> np.ndarray:
 
 def load_map(path: str | Path) -> np.ndarray:
     """A measured conductance map from a 2-D ``.npy`` file (uS)."""
-    try:
-        arr = np.load(Path(path), allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"Cannot read the conductance map {path}: {e}. Give a 2-D .npy array "
-                          "of conductances in uS.") from e
-    return _as_map(str(path), arr)
+    return _as_map(str(path), load_npy(path, "The conductance map (--map)"))
 
 
 def simulate_maps(params: BreakdownParams, conds: list[FormingConditions], n_cells: int,

@@ -79,7 +79,7 @@ import pandas as pd
 from ...analysis.energy import NetworkSize, paper_energy, physical_energy, summarise
 from ...models.device.breakdown import cell_values, draw_cells, form_cells
 from ...models.errors import ConfigError, DomainWarning
-from ...models.io import atomic_write_text, cache_root
+from ...models.io import atomic_write_text, cache_root, writable_cache
 from ...models.params import (
     IO_NMOS_25V,
     AdcSpec,
@@ -108,6 +108,7 @@ from ..engines.calibrate import (
 )
 from ..engines.registry import make_backend
 from ..spice.forming import compare_with_twin, sample_indices, simulate_cells
+from ..spice.processes import stop_workers, worker_signals
 from .classify import load_task_frames, most_active_lif, select_on_validation
 from .configs.sweep import TASKS, SweepConfig
 from .zeroshot import (
@@ -134,6 +135,9 @@ EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibrati
 # Weight spread of the default forming (DeviceParams: 14.2 +- 2.46 uS per cell, W = G+ - G-):
 # the threshold grid is given for it and scaled by each chip's own spread (v_th_scaled).
 _W_STD_REF_US = math.sqrt(2.0) * 2.46
+
+#: Seconds to wait for a Dask scheduler before the sweep gives up with an error.
+DASK_CONNECT_TIMEOUT_S = 30
 
 # Fields of SweepConfig that say how to run, not what: left out of the unit hashes.
 _EXEC_FIELDS = ("name", "workers", "scheduler", "retry_failed", "cache_dir")
@@ -597,6 +601,7 @@ def _init_local_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    worker_signals()  # SIGTERM from the coordinator also stops this worker's ngspice runs
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -665,17 +670,24 @@ def _local(todo: list[Unit], cache: str, workers: int) -> Iterator[dict[str, Any
         finished = True
     finally:
         if not finished:
-            # interrupted (Ctrl-C, or the caller stopped): the units in flight are lost anyway,
-            # so stop this pool's workers now rather than wait for them
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
+            # interrupted (Ctrl-C, SIGTERM, or the caller stopped): the units in flight are
+            # lost anyway, so stop this pool's workers (and their ngspice runs) now rather
+            # than wait for them
+            stop_workers(list(getattr(pool, "_processes", {}).values()))
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _dask(todo: list[Unit], cache: str, address: str) -> Iterator[dict[str, Any]]:
     from dask.distributed import Client, as_completed
 
-    client = Client(address, timeout="30s")
+    try:
+        client = Client(address, timeout=f"{DASK_CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError) as e:
+        raise ConfigError(
+            f"Cannot reach the Dask scheduler at --scheduler {address} within "
+            f"{DASK_CONNECT_TIMEOUT_S} s ({type(e).__name__}: {e}). Start it (dask scheduler) "
+            "or check the address; without --scheduler the sweep runs on local "
+            "processes.") from None
     try:
         futs = client.map(run_unit, todo, cache_dir=cache, pure=False,
                           key=[f"rram-sweep-{u.key}" for u in todo])
@@ -714,6 +726,10 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
     points = run_path / "points"
     points.mkdir(parents=True, exist_ok=True)
     cache = cfg.cache_dir
+    if not cfg.scheduler:
+        # checked before anything is computed; a cluster's workers resolve their own cache
+        cache = str(writable_cache(Path(cache), "The sweep cache folder (--cache-dir)")
+                    if cache else cache_root() / "sweep")
     units = units_of(cfg)
     done: dict[str, dict[str, Any]] = {}
     for u in units:
@@ -799,8 +815,9 @@ def point_summary(df: pd.DataFrame) -> pd.DataFrame:
 def pareto_front(summary: pd.DataFrame) -> pd.DataFrame:
     """Points no other point beats on both validation accuracy (higher) and hybrid energy
     (lower); chosen on validation, never on test."""
-    s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"]) \
-        if "val_acc_mean" in summary.columns else summary.iloc[0:0]
+    if not {"val_acc_mean", "e_hybrid_uj_mean"} <= set(summary.columns):
+        return summary.iloc[0:0]  # no unit finished (or the task prices no energy)
+    s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"])
     s = s.sort_values(["e_hybrid_uj_mean", "val_acc_mean"], ascending=[True, False])
     keep, best = [], -np.inf
     for i, r in s.iterrows():

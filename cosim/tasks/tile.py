@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ...models.checks import SIEMENS_SUSPECT_FILE_US
 from ...models.errors import ConfigError
+from ...models.io import load_npy
 from ...models.params import TileSpec
 from ...models.tile.backend import TileBackend, TileOutput
 from ...models.tile.surrogate import TileSurrogate
@@ -23,27 +25,33 @@ __all__ = ["TileRun", "load_inputs", "load_map", "output_array", "run_vmm", "til
 
 def load_map(path: str, name: str) -> np.ndarray:
     """A conductance map (uS) from .npy; shape and values are checked by the backends."""
-    try:
-        g = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"Cannot read --{name} {path}: {e}") from e
-    if g.dtype.kind not in "biuf":
-        raise ConfigError(f"--{name} {path} must hold numbers (conductances in uS). Got dtype "
-                          f"{g.dtype}.")
-    return np.asarray(g, dtype=np.float64)
+    g = load_npy(path, f"--{name}")
+    if g.dtype.kind not in "iuf":
+        what = "booleans (they would read as 0 and 1 uS)" if g.dtype.kind == "b" \
+            else f"dtype {g.dtype}"
+        raise ConfigError(f"--{name} {path} must hold conductances in uS as numbers. Got "
+                          f"{what}.")
+    g = np.asarray(g, dtype=np.float64)
+    top = float(np.nanmax(g)) if g.size else 0.0
+    if 0.0 < top < SIEMENS_SUSPECT_FILE_US and not np.any(g < 0):
+        raise ConfigError(
+            f"--{name} {path} holds only conductances below {SIEMENS_SUSPECT_FILE_US:g} uS (the "
+            f"largest is {top:.3g} uS): are these siemens? The map is read in microsiemens; "
+            "multiply it by 1e6 (a map of unformed cells, about 1e-3 uS, computes nothing).")
+    return g
 
 
 def load_inputs(path: str, spec: TileSpec, rows: int) -> tuple[np.ndarray, bool]:
     """Inputs from .npy: (array, volts). Floats are volts; bools/ints are 0/1 spikes."""
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"Cannot read --inputs {path}: {e}") from e
+    x = load_npy(path, "--inputs")
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != rows:
-        raise ConfigError(f"--inputs must have shape (batch, {rows}) for a map of {rows} rows. "
-                          f"Got {x.shape}.")
+        raise ConfigError(f"--inputs {path} must have shape (batch, {rows}) for a map of {rows} "
+                          f"rows. Got {x.shape}.")
+    if x.shape[0] == 0:
+        raise ConfigError(f"--inputs {path} holds no input vectors (shape {x.shape}): give at "
+                          "least one.")
     if x.dtype.kind == "f":
         if not np.all(np.isfinite(x)):
             raise ConfigError("--inputs holds NaN or inf. Float inputs are row voltages in V.")
@@ -102,7 +110,12 @@ def run_vmm(cfg: TileConfig) -> TileRun:
     gp = load_map(cfg.g_pos, "g-pos")
     gn = load_map(cfg.g_neg, "g-neg") if cfg.g_neg else np.zeros_like(gp)
     if gp.ndim != 2:
-        raise ConfigError(f"--g-pos must be a 2-D map (rows x cols) in uS. Got shape {gp.shape}.")
+        raise ConfigError(f"--g-pos {cfg.g_pos} must be a 2-D map (rows x cols) in uS. Got "
+                          f"shape {gp.shape}.")
+    if gn.shape != gp.shape:
+        raise ConfigError(f"--g-neg {cfg.g_neg} has shape {gn.shape}, but --g-pos {cfg.g_pos} "
+                          f"has {gp.shape}: the two maps of a differential pair must have the "
+                          "same shape.")
     sur = TileSurrogate.load(cfg.surrogate) if cfg.surrogate else None
     tiles = tile_shape(cfg.tile) if cfg.tile else None
     if sur is not None:

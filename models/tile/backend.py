@@ -80,12 +80,18 @@ def check_pair(spec: TileSpec, g_pos_us: np.ndarray,
     return gp, gn
 
 
-def input_levels(x: np.ndarray, spec: TileSpec, rows: int, volts: bool) -> np.ndarray:
-    """Inputs as levels in [0, 1] (batch x rows); volts are divided by the read voltage."""
-    a = np.asarray(x, dtype=np.float64)
+def input_levels(x: np.ndarray, spec: TileSpec, rows: int, volts: bool, *,
+                 allow_empty: bool = False) -> np.ndarray:
+    """Inputs as levels in [0, 1] (batch x rows); volts are divided by the read voltage.
+    Booleans and numbers only; an empty batch is refused unless ``allow_empty``."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"Inputs must be numbers (levels in [0, 1], or volts) or booleans "
+                          f"(spikes). Got dtype {a.dtype}.")
+    a = a.astype(np.float64, copy=False)
     if volts:
         a = a / spec.v_read_v
-    return as_inputs(a, rows)
+    return as_inputs(a, rows, allow_empty=allow_empty)
 
 
 def read_noise_ua(v: np.ndarray, sigma_us: float, n_cols: int,

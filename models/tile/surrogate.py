@@ -61,7 +61,7 @@ from ..checks import check_int, check_range
 from ..device.level1 import level1_at_temperature
 from ..errors import ConfigError, DomainWarning, NotFittedError
 from ..io import atomic_write_text
-from ..params import AdcSpec, ReadScheme, TileSpec, from_dict, to_dict
+from ..params import AdcSpec, ReadScheme, TileSpec, from_dict, missing_fields, to_dict
 from .backend import (
     TileOutput,
     check_pair,
@@ -506,6 +506,14 @@ class TileSurrogate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, strict: bool = False) -> TileSurrogate:
+        """Rebuild a surrogate from :meth:`to_dict`'s form. Every value must be there (a
+        missing one is named, never replaced by a default: a default TIA resistor or domain
+        would give other codes than the calibrated tile), except the read scheme of files
+        written before read schemes existed (whole-map reads)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"Not a TileSurrogate file: it holds a JSON "
+                              f"{type(d).__name__}, not an object. Create one with "
+                              "`rram-cosim calibrate`.")
         if d.get("format") != _FORMAT:
             raise ConfigError(
                 f"Not a TileSurrogate file (format {d.get('format')!r}). Create one with "
@@ -514,16 +522,44 @@ class TileSurrogate:
             raise ConfigError(
                 f"TileSurrogate file version {d.get('version')!r} is not supported (this "
                 f"version reads {_VERSION}). Recalibrate with `rram-cosim calibrate`.")
+        missing = [k for k in _REQUIRED if k not in d]
+        if isinstance(d.get("spec"), dict):
+            missing += ["spec." + k for k in missing_fields(TileSpec, d["spec"],
+                                                            optional=("read",))]
+        elif "spec" in d:
+            raise ConfigError(f"Key 'spec' must be an object (the TileSpec). Got "
+                              f"{type(d['spec']).__name__}.")
+        if isinstance(d.get("domain"), dict):
+            missing += [f"domain.{k}" for k in _DOMAIN_KEYS if k not in d["domain"]]
+        if missing:
+            raise ConfigError(
+                f"Missing key(s) {', '.join(repr(k) for k in missing)}; a surrogate file "
+                "states every value it was calibrated with. Recalibrate with `rram-cosim "
+                "calibrate`, or restore the key(s).")
         spec_d = dict(d["spec"])
         # files written before read schemes existed were calibrated on whole-map reads
         spec_d.setdefault("read", to_dict(ReadScheme.whole_map()))
-        s = cls(spec=from_dict(TileSpec, spec_d),
-                read_noise_sigma_us=float(d["read_noise_sigma_us"]), strict=strict,
-                linearise_level=float(d["linearise_level"]))
-        s.g_on_s_, s.vth_v_ = float(d["g_on_s"]), float(d["vth_v"])
+        try:
+            spec = from_dict(TileSpec, spec_d)
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"Key 'spec': {e}") from e
+        s = cls(spec=spec, read_noise_sigma_us=_number(d, "read_noise_sigma_us"),
+                strict=strict, linearise_level=_number(d, "linearise_level"))
+        s.g_on_s_, s.vth_v_ = _number(d, "g_on_s"), _number(d, "vth_v")
+        if not s.g_on_s_ > 0:
+            raise ConfigError(f"Key 'g_on_s' must be a positive conductance in S (the fitted "
+                              f"access transistor's). Got {d['g_on_s']!r}.")
+        try:
+            s.cell_model()
+        except ConfigError as e:
+            raise ConfigError(f"Keys 'g_on_s' = {d['g_on_s']!r} and 'vth_v' = "
+                              f"{d['vth_v']!r} do not describe the fitted access transistor: "
+                              f"{e}") from e
         s.fitted_transistor_ = bool(d["fitted_transistor"])
         s.domain_ = dict(d["domain"])
-        s.fit_rms_ua_, s.fit_rms_lsb_ = float(d["fit_rms_ua"]), float(d["fit_rms_lsb"])
+        for k in _DOMAIN_KEYS:
+            _number(s.domain_, k, "domain.")
+        s.fit_rms_ua_, s.fit_rms_lsb_ = _number(d, "fit_rms_ua"), _number(d, "fit_rms_lsb")
         s.provenance_ = dict(d.get("provenance") or {})
         s.energy_ = d.get("energy")
         s.validation_ = d.get("validation")
@@ -532,14 +568,23 @@ class TileSurrogate:
 
     @classmethod
     def load(cls, path: str | Path, *, strict: bool = False) -> TileSurrogate:
-        """Read a surrogate written by :meth:`save`."""
+        """Read a surrogate written by :meth:`save`; an unreadable or incomplete file is a
+        :class:`ConfigError` naming the file (and the key at fault)."""
         try:
-            d = json.loads(Path(path).read_text())
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"Cannot load the surrogate file {path}: "
+                              f"{e.strerror or e}.") from e
+        try:
+            d = json.loads(text)
+        except ValueError as e:
+            raise ConfigError(f"Cannot load the surrogate file {path}: not valid JSON ({e}). "
+                              "Recalibrate with `rram-cosim calibrate`.") from e
+        try:
             return cls.from_dict(d, strict=strict)
-        except (OSError, KeyError, ValueError, TypeError) as e:
-            if isinstance(e, ConfigError):
-                raise ConfigError(f"Cannot load a TileSurrogate from {path}: {e}") from e
-            raise ConfigError(f"Cannot load a TileSurrogate from {path}: {e}.") from e
+        except (ConfigError, KeyError, ValueError, TypeError) as e:
+            why = f"key {e.args[0]!r} is missing" if isinstance(e, KeyError) else str(e)
+            raise ConfigError(f"Cannot load the surrogate file {path}: {why}") from e
 
     def with_noise(self, read_noise_sigma_us: float) -> TileSurrogate:
         """A copy with another read-noise level (e.g. 0 to measure model error)."""
@@ -595,6 +640,20 @@ class TileSurrogate:
                 "fitted_transistor": self.fitted_transistor_,
                 "beta_a_per_v2": self.g_on_s_ / vov, "fit_rms_ua": self.fit_rms_ua_,
                 "fit_rms_lsb": self.fit_rms_lsb_}
+
+
+#: Top-level keys every surrogate file holds (spec and domain are checked key by key).
+_REQUIRED = ("spec", "read_noise_sigma_us", "linearise_level", "g_on_s", "vth_v",
+             "fitted_transistor", "domain", "fit_rms_ua", "fit_rms_lsb")
+_DOMAIN_KEYS = ("g_min_us", "g_max_us", "rows_max", "cols_max", "density_min", "density_max")
+
+
+def _number(d: dict[str, Any], key: str, prefix: str = "") -> float:
+    """``d[key]`` as a finite float, or a ConfigError naming the key."""
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"Key '{prefix}{key}' must be a finite number. Got {v!r}.")
+    return float(v)
 
 
 def _json_default(o: Any) -> Any:

@@ -71,3 +71,105 @@ def test_git_commit_and_dirty_flag(tmp_path):
     assert here == {} or (re.fullmatch(r"[0-9a-f]{40}", here["git_commit"])
                           and isinstance(here["git_dirty"], bool))
     assert {k: versions()[k] for k in here} == here
+
+
+# -- claiming a run folder -------------------------------------------------------------------
+def _state(run_path):
+    return json.loads((run_path / "run.json").read_text())
+
+
+def test_a_run_is_marked_running_then_complete_and_releases_its_lock(tmp_path):
+    run = RunDir.create(tmp_path, "r", command="form")
+    assert _state(run.path)["state"] == "running" and (tmp_path / ".r.lock").is_file()
+    run.finish()
+    st = _state(run.path)
+    assert st["state"] == "complete" and st["command"] == "form" and "finished" in st
+    assert not (tmp_path / ".r.lock").exists()
+
+
+def test_a_finished_run_is_refused_unless_overwrite_which_clears_it(tmp_path):
+    run = RunDir.create(tmp_path, "r", command="form")
+    (run.path / "g_10uA.npy").write_text("old")
+    run.finish()
+    with pytest.raises(ConfigError, match=r"already exists and holds a finished 'form' run.*"
+                                          r"--overwrite"):
+        RunDir.create(tmp_path, "r", command="form")
+    again = RunDir.create(tmp_path, "r", command="form", overwrite=True)
+    assert not (again.path / "g_10uA.npy").exists()
+    assert _state(again.path)["state"] == "running"
+    again.finish()
+
+
+def test_an_unfinished_run_is_replaced_and_a_sweep_resumes(tmp_path, capsys):
+    run = RunDir.create(tmp_path, "r", command="classify")
+    (run.path / "stale.csv").write_text("x")
+    run.lock.release()  # as if killed: no finish
+    RunDir.create(tmp_path, "r", command="classify").finish()
+    assert not (tmp_path / "r" / "stale.csv").exists()
+    assert "replacing the unfinished 'classify' run" in capsys.readouterr().err
+    s = RunDir.create(tmp_path, "s", command="sweep", resume=True)
+    (s.path / "points").mkdir()
+    s.lock.release()
+    resumed = RunDir.create(tmp_path, "s", command="sweep", resume=True)
+    assert (resumed.path / "points").is_dir()  # kept: the sweep continues in place
+    resumed.finish()
+    with pytest.raises(ConfigError, match="'sweep' run"):
+        RunDir.create(tmp_path, "s", command="form", resume=True)
+
+
+def test_overwrite_removes_only_run_folders(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(ConfigError, match="not a rram-cosim run"):
+        RunDir.create(tmp_path, "mine", command="form", overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a run folder"):
+        RunDir.create(tmp_path, "afile", command="form")
+
+
+HOLD = ("import sys, time; from rram_cosim.cosim.cli.runs import RunDir; "
+        "RunDir.create(sys.argv[1], 'r', command='classify'); print('held', flush=True); "
+        "time.sleep(120)")
+
+
+def test_two_runs_cannot_claim_one_name_and_a_dead_holder_is_taken_over(tmp_path):
+    import os
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=rf"in use by another run \(PID {proc.pid}, "
+                                              r"'classify' since"):
+            RunDir.create(tmp_path, "r", command="classify", overwrite=True)
+        from rram_cosim.cosim.cli.runs import require_complete
+        with pytest.raises(ConfigError, match=rf"still running \(PID {proc.pid}"):
+            require_complete(tmp_path / "r", "--from")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # the dead run's lock file is still there, naming a PID that no longer runs: taken over
+    assert (tmp_path / ".r.lock").is_file()
+    run = RunDir.create(tmp_path, "r", command="classify")
+    assert json.loads((tmp_path / ".r.lock").read_text())["pid"] == os.getpid()
+    run.finish()
+
+
+def test_require_complete_names_an_unfinished_run(tmp_path):
+    from rram_cosim.cosim.cli.runs import replay_note, require_complete
+
+    run = RunDir.create(tmp_path, "r", command="classify")
+    run.write_config("classify", {"hidden": 60})
+    run.lock.release()
+    with pytest.raises(ConfigError, match="did not finish"):
+        require_complete(run.path, "--from")
+    assert "did not finish; replaying it" in replay_note(run.path / "config.json")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    require_complete(legacy, "--from")  # written before run states: accepted
+    done = RunDir.create(tmp_path, "done", command="classify")
+    done.finish()
+    require_complete(done.path, "--from")
+    assert replay_note(done.path / "config.json") is None

@@ -31,7 +31,7 @@ def _tile(d, sur, backend, out, *extra):
     return main(["tile", "--g-pos", str(d / "gp.npy"), "--g-neg", str(d / "gn.npy"),
                  "--inputs", str(d / "x.npy"), "--backend", backend, "--surrogate", str(sur),
                  "--out", str(out), "--runs", str(d / "runs"), "--name", f"t_{backend}",
-                 "--no-progress", *extra])
+                 "--no-progress", "--overwrite", *extra])
 
 
 def test_calibrate_writes_the_surrogate_and_a_run_folder(files):
@@ -68,7 +68,8 @@ def test_tile_backends_agree_and_outputs_round_trip(files, tmp_path):
         out = tmp_path / f"y_{x}"
         assert main(["tile", "--g-pos", str(d / "gp.npy"), "--g-neg", str(d / "gn.npy"),
                      "--inputs", str(d / x), "--backend", "surrogate", "--surrogate", str(sur),
-                     "--out", str(out), "--runs", str(d / "runs"), "--no-progress"]) == 0
+                     "--out", str(out), "--runs", str(d / "runs"), "--no-progress",
+                     "--overwrite"]) == 0
         np.testing.assert_array_equal(np.load(out), ys["surrogate"])
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ....models.tile.periphery import current_lsb_ua
 from ...tasks.configs.calibrate import CalibrateConfig
 from ...tasks.configs.common import describe_read
-from ..runs import RunDir
+from ..runs import RunDir, ensure_output_file
 
 if TYPE_CHECKING:
     from ...tasks.calibrate import CalibrationResult
@@ -40,7 +40,7 @@ CONFIG = CalibrateConfig
 
 
 def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Calibrate, write the surrogate to ``cfg.out`` and the run folder; return the summary."""
     import pandas as pd
 
@@ -48,7 +48,9 @@ def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,
     from ...tasks.calibrate import calibrate
 
     t_start = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    ensure_output_file(cfg.out, "--out")
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite,
+                        root_option=ROOT_OPTION)
     run.write_config(COMMAND, asdict(cfg))
     spec = cfg.tile_spec()
     result = calibrate(cfg, progress=progress)
@@ -96,6 +98,7 @@ def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,
         ("Timings (s)", markdown_table(pd.DataFrame([summary["timings_s"]]))),
     ]
     write_report(run.path / "report.md", f"rram-cosim calibrate: {cfg.name}", sections)
+    run.finish()
     return summary
 
 

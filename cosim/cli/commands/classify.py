@@ -34,7 +34,7 @@ CONFIG = ClassifyConfig
 
 
 def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run the classification protocol and write ``runs_root/<cfg.name>/``."""
     import numpy as np
 
@@ -42,7 +42,7 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
     from ...tasks.classify import classify
 
     t0 = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite)
     run.write_config(COMMAND, asdict(cfg))
     res = classify(cfg, run, progress=progress)
     last = cfg.backends[-1]
@@ -57,6 +57,7 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
     summary = {"headline": headline, "accuracy": res.accuracy.to_dict(orient="records"),
                "paired": res.paired.to_dict(orient="records"), "wall_s": wall}
     run.write_json("summary.json", {k: v for k, v in summary.items() if k != "wall_s"})
+    run.finish()
     return summary
 
 

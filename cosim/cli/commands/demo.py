@@ -35,7 +35,7 @@ CONFIG = DemoConfig
 
 
 def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run the thin end-to-end chain and write ``runs_root/<cfg.name>/``; returns the summary."""
     from tqdm.auto import tqdm
 
@@ -44,7 +44,7 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
     from ...tasks.demo import demo_pipeline
 
     t_start = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite)
     run.write_config(COMMAND, asdict(cfg))
     stages = tqdm(total=6, desc="demo", disable=not progress, unit="stage")
     timings: dict[str, float] = {}
@@ -86,6 +86,7 @@ def run_demo(cfg: DemoConfig, runs_root: str | Path = "runs", *,
     summary["headline"] = {"accuracy": {r["model"]: {"val": r["val_acc"], "test": r["test_acc"]}
                                         for r in summary["accuracy"]},
                            "energy_uj": summary["energy_uj"]}
+    run.finish()
     return summary
 
 

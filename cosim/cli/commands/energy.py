@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ....analysis.energy_constants import PAPER_FIGURES
 from ...tasks.configs.energy import EnergyConfig
-from ..runs import RunDir
+from ..runs import RunDir, require_complete
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,16 +41,18 @@ CONFIG = EnergyConfig
 
 
 def run_energy(cfg: EnergyConfig, runs_root: str | Path = "runs", *,
-               progress: bool = True) -> dict[str, Any]:
+               progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Write ``runs_root/<cfg.name>/`` (tables, plots, report.md); returns the summary."""
     from ....analysis.energy_plots import adc_sweep_figure, breakdown_figure
     from ....analysis.report import save_figure, save_table
     from ...tasks.energy import price_energy, quiescent_share
 
     t0 = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    if cfg.from_run:
+        require_complete(cfg.from_run, "--from")
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite)
     run.write_config(COMMAND, asdict(cfg))
-    res = price_energy(cfg, run.path / "activity_runs", RunDir.create, progress=progress)
+    res = price_energy(cfg, run.path / "activity_runs", _activity_run, progress=progress)
     rep, sweep, crosscheck = res.report, res.sweep, res.crosscheck
     if crosscheck is not None:
         save_table(crosscheck, run.path / "spice_crosscheck.csv")
@@ -92,7 +94,13 @@ def run_energy(cfg: EnergyConfig, runs_root: str | Path = "runs", *,
                "paper": rep.paper.to_dict(orient="records"),
                "adc_sweep": sweep.to_dict(orient="records"), "wall_s": wall}
     run.write_json("summary.json", summary)
+    run.finish()
     return summary
+
+
+def _activity_run(root: Path, name: str) -> RunDir:
+    """The folder of a default classify run (under this run's folder, fresh)."""
+    return RunDir.create(root, name, command="classify")
 
 
 def _report(run: RunDir, cfg: EnergyConfig, rep: en.EnergyReport, sweep: pd.DataFrame,

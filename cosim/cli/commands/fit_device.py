@@ -38,7 +38,7 @@ CONFIG = FitDeviceConfig
 
 
 def run_fit_device(cfg: FitDeviceConfig, runs_root: str | Path = "runs", *,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Fit the maps of ``cfg`` and write ``runs_root/<cfg.name>/``."""
     import pandas as pd
 
@@ -49,7 +49,7 @@ def run_fit_device(cfg: FitDeviceConfig, runs_root: str | Path = "runs", *,
     maps = [load_map(p) for p in cfg.map]
     conds = [cfg.conditions(i) for i in cfg.icc]
     start = load_device_params(cfg.start_params) if cfg.start_params else BreakdownParams()
-    run = RunDir.create(runs_root, cfg.name)
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite)
     run.write_config(COMMAND, asdict(cfg))
     fit = fit_breakdown(maps, conds, start=start, names=cfg.fit or None,
                         sim_cells=cfg.sim_cells, g_formed_min_us=cfg.g_formed_min_us,
@@ -92,6 +92,7 @@ def run_fit_device(cfg: FitDeviceConfig, runs_root: str | Path = "runs", *,
                            "ks_distance": [round(float(v), 4)
                                            for v in fit.quality["ks_distance"]],
                            "device_params": str(run.path / "device_params.json")}
+    run.finish()
     return summary
 
 

@@ -45,7 +45,7 @@ CONFIG = FormConfig
 
 
 def run_form(cfg: FormConfig, runs_root: str | Path = "runs", *,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Form the array at every compliance current; write ``runs_root/<cfg.name>/``."""
     import pandas as pd
 
@@ -54,7 +54,7 @@ def run_form(cfg: FormConfig, runs_root: str | Path = "runs", *,
 
     t_start = time.perf_counter()
     params = load_device_params(cfg.device_params) if cfg.device_params else BreakdownParams()
-    run = RunDir.create(runs_root, cfg.name)
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite)
     run.write_config(COMMAND, asdict(cfg))
     save_device_params(run.path / "device_params.json", params,
                        {"source": cfg.device_params or "BreakdownParams defaults"})
@@ -88,6 +88,7 @@ def run_form(cfg: FormConfig, runs_root: str | Path = "runs", *,
             icc_tag(r.icc_a): {"median_rel": r.median_rel_diff, "p90_rel": r.p90_rel_diff,
                                "failed": r.n_failed} for r in agreement.itertuples()}
     summary["headline"] = headline
+    run.finish()
     return summary
 
 

@@ -75,7 +75,7 @@ def _accuracy_plot(summary: pd.DataFrame, df: pd.DataFrame):
     ax.set_ylabel("accuracy")
     ax.set_title("accuracy vs I_cc (mean +- std over chips and seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax)
     return fig
 
 
@@ -112,7 +112,7 @@ def _energy_plot(summary: pd.DataFrame, df: pd.DataFrame):
     for ax in axes:
         _icc_axis(ax, summary["icc_a"])
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _legend(ax)
     return fig
 
 
@@ -135,8 +135,14 @@ def _conductance_plot(summary: pd.DataFrame):
     ax.set_ylabel("conductance after forming (uS)")
     ax.set_title("I_cc -> conductance (numpy twin)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax)
     return fig
+
+
+def _legend(ax: Any) -> None:
+    """A legend when something is labelled (a sweep whose units all failed plots nothing)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
 def _icc_axis(ax: Any, icc_a: Any) -> None:
@@ -163,8 +169,9 @@ def _pareto_plot(summary: pd.DataFrame, front: pd.DataFrame):
     from ...tasks.sweep import OTHER_PARAMS
 
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    s = summary.dropna(subset=["val_acc_mean", "e_hybrid_uj_mean"]) \
-        if "val_acc_mean" in summary.columns else summary.iloc[0:0]
+    cols = ["val_acc_mean", "val_acc_std", "e_hybrid_uj_mean", "e_hybrid_uj_std"]
+    s = summary.dropna(subset=cols[::2]) if set(cols) <= set(summary.columns) \
+        else summary.iloc[0:0].reindex(columns=[*summary.columns, *cols])
     varying = [c for c in OTHER_PARAMS if c in s.columns and s[c].nunique() > 1]
     ax.errorbar(s["e_hybrid_uj_mean"], s["val_acc_mean"], xerr=s["e_hybrid_uj_std"].fillna(0),
                 yerr=s["val_acc_std"].fillna(0), fmt="o", color="C0", alpha=0.6, capsize=2,
@@ -182,12 +189,12 @@ def _pareto_plot(summary: pd.DataFrame, front: pd.DataFrame):
     ax.set_ylabel("validation accuracy")
     ax.set_title("accuracy-energy trade-off (selected on validation)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax)
     return fig
 
 
 def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run or resume the sweep and write ``runs_root/<cfg.name>/``."""
     from ....analysis.report import save_figure, save_table
     from ...tasks.sweep import (
@@ -199,7 +206,7 @@ def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
     )
 
     t0 = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite, resume=True)
     run.write_config(COMMAND, asdict(cfg))
     result = run_sweep(cfg, run.path, progress=progress)
     df = sweep_table(result)
@@ -215,9 +222,11 @@ def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
     wall = time.perf_counter() - t0
     _report(run, cfg, result, df, summary, front, wall)
     n_failed = int((df["status"] != "ok").sum())
+    spot_failed = _spot_failures(df)
     headline: dict[str, Any] = {
         "units": result.n_units, "computed": result.n_computed, "reused": result.n_reused,
-        "failed": n_failed, "wall_s": round(wall, 1), "executor": result.executor}
+        "failed": n_failed, "spot_check_failed_cells": spot_failed,
+        "wall_s": round(wall, 1), "executor": result.executor}
     if "val_acc_mean" in summary.columns:
         headline["points"] = {
             _label(r, [c for c in OTHER_PARAMS if summary[c].nunique() > 1]): {
@@ -227,9 +236,29 @@ def run_sweep_cmd(cfg: SweepConfig, runs_root: str | Path = "runs", *,
             for _, r in summary.dropna(subset=["val_acc_mean"]).iterrows()}
     out = {"headline": headline, "n_units": result.n_units, "n_computed": result.n_computed,
            "n_reused": result.n_reused, "n_failed": n_failed, "wall_s": wall,
-           "sweep_s": result.wall_s, "executor": result.executor}
+           "sweep_s": result.wall_s, "executor": result.executor,
+           "n_spot_failed": spot_failed}
     run.write_json("summary.json", {k: v for k, v in out.items() if k != "headline"})
+    if n_failed or spot_failed:
+        what = [f"{n_failed} of {result.n_units} unit(s) failed"] if n_failed else []
+        if spot_failed:
+            what.append(f"{spot_failed} spot-check cell(s) failed in ngspice")
+        out["incomplete"] = (
+            f"{' and '.join(what)}: see {run.path / 'report.md'}"
+            + ("; rerun with --retry-failed to compute the failed units again." if n_failed
+               else "."))
+    run.finish()
     return out
+
+
+def _spot_failures(df: pd.DataFrame) -> int:
+    """Cells of the SPICE spot checks that failed in ngspice, over the finished units."""
+    import pandas as pd
+
+    if "spot_failed" not in df.columns:
+        return 0
+    ok = df[df["status"] == "ok"]
+    return int(pd.to_numeric(ok["spot_failed"], errors="coerce").fillna(0).sum())
 
 
 def _compact(summary: pd.DataFrame) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ....models.io import atomic_save_npy
 from ...tasks.configs.common import describe_read
 from ...tasks.configs.tile import TileConfig
-from ..runs import RunDir
+from ..runs import RunDir, ensure_output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,13 +51,15 @@ CONFIG = TileConfig
 
 
 def run_tile(cfg: TileConfig, runs_root: str | Path = "runs", *,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run the VMMs, write ``cfg.out`` and the run folder; return the summary."""
     from ....analysis.report import markdown_table, save_figure, save_table, write_report
     from ...tasks.tile import run_vmm
 
     t0 = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    ensure_output_file(cfg.out, "--out")
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite,
+                        root_option=ROOT_OPTION)
     run.write_config(COMMAND, asdict(cfg))
     res = run_vmm(cfg)
     spec, y, table = res.spec, res.y, res.table
@@ -78,6 +80,7 @@ def run_tile(cfg: TileConfig, runs_root: str | Path = "runs", *,
                "table": table.to_dict(orient="records"), "total_s": time.perf_counter() - t0}
     summary["headline"] = {"out": summary["out"], "shape": summary["shape"],
                            "max_rel_to_ideal_range": table["max_rel_to_ideal_range"][0]}
+    run.finish()
     return summary
 
 

@@ -45,7 +45,7 @@ PROTOTYPE_SEEN_TRAINED = 0.97
 
 
 def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run the protocol and write ``runs_root/<cfg.name>/``; returns the summary."""
     import numpy as np
 
@@ -60,7 +60,7 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
     )
 
     t0 = time.perf_counter()
-    run = RunDir.create(runs_root, cfg.name)
+    run = RunDir.create(runs_root, cfg.name, command=COMMAND, overwrite=overwrite)
     run.write_config(COMMAND, asdict(cfg))
     z = zeroshot(cfg, run.path, progress=progress)
     image, other, res, summary, paired = z.image, z.other, z.result, z.summary, z.paired
@@ -95,6 +95,7 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
            "chosen": z.chosen.to_dict(orient="records"), "wall_s": wall,
            "cache": {"hits": res.cache_hits, "misses": res.cache_misses}}
     run.write_json("summary.json", {k: v for k, v in out.items() if k != "wall_s"})
+    run.finish()
     return out
 
 

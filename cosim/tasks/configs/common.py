@@ -236,6 +236,11 @@ class TileSpecOptions(ReadOptions):
         mos: dict[str, Any] = {"card": self.card}
         if self.card == "custom":
             mos.update(lib_path=self.lib_path or None, model_name=self.model_name or None)
+            if self.lib_path and self.model_name:
+                from ....netlists.mosfet import mosfet_card
+
+                # the file and its model's type (NMOS), checked before anything runs
+                mosfet_card(MosfetSpec(**mos))
         for opt, fld in (("kp", "kp_a_per_v2"), ("vto", "vto_v"), ("w", "w_m"), ("l", "l_m")):
             if getattr(self, opt) is not None:
                 mos[fld] = getattr(self, opt)
