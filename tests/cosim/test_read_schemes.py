@@ -53,6 +53,12 @@ SCHEMES: dict[str, tuple[TileSpec, int, int]] = {
                            16, 4),
     "unequal_wires": (TileSpec(rows=16, cols=8, row_wire=_wire(0.5), col_wire=_wire(4.0)),
                       16, 8),
+    # the larger tiles: 32 rows in two groups, 32 physical columns
+    "combined_32x16": (TileSpec(rows=32, cols=16, row_wire=_wire(1.0), col_wire=_wire(3.0),
+                                read=ReadScheme(rows_per_read=16, drive="both",
+                                                sense="differential")), 32, 16),
+    "float_16x8": (TileSpec(rows=16, cols=8, r_wire_ohm=2.0,
+                            read=ReadScheme(cols_per_read=6, unsensed="float")), 16, 8),
 }
 
 
