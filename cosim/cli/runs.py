@@ -275,8 +275,11 @@ def _prepare(p: Path, command: str, *, overwrite: bool, resume: bool) -> None:
             return
         st = read_state(p)
         unfinished = st is not None and st.get("state") != "complete"
-        if unfinished and not overwrite and not resume:
-            # a run that did not finish left nothing to keep (its results would be refused)
+        if (unfinished and not overwrite and not resume and mine == command
+                and not (p / "points").exists()):
+            # the same command stopped before finishing (often at a bad input right after
+            # claiming its folder): nothing of it is kept. Another command's folder, or one
+            # holding finished sweep units, is never replaced without --overwrite.
             print(f"rram-cosim: note: replacing the unfinished '{mine}' run in {p}.",
                   file=sys.stderr)
             overwrite = True

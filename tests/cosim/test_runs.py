@@ -115,6 +115,14 @@ def test_an_unfinished_run_is_replaced_and_a_sweep_resumes(tmp_path, capsys):
     resumed.finish()
     with pytest.raises(ConfigError, match="'sweep' run"):
         RunDir.create(tmp_path, "s", command="form", resume=True)
+    # an unfinished sweep with finished units is never replaced by another command
+    killed = RunDir.create(tmp_path, "k", command="sweep", resume=True)
+    (killed.path / "points").mkdir()
+    (killed.path / "points" / "unit.json").write_text("{}")
+    killed.lock.release()
+    with pytest.raises(ConfigError, match="--overwrite"):
+        RunDir.create(tmp_path, "k", command="form")
+    assert (tmp_path / "k" / "points" / "unit.json").exists()
 
 
 def test_overwrite_removes_only_run_folders(tmp_path):
