@@ -49,7 +49,7 @@ def _combos(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     varying = [c for c in OTHER_PARAMS if df[c].nunique() > 1]
     if not varying:
         return [("", df)]
-    return [(", ".join(f"{c}={v:g}" for c, v in zip(varying, key if isinstance(key, tuple)
+    return [(", ".join(f"{c}={_fmt(v)}" for c, v in zip(varying, key if isinstance(key, tuple)
                                                        else (key,))), g)
             for key, g in df.groupby(varying, sort=False)]
 
@@ -159,7 +159,7 @@ def _icc_axis(ax: Any, icc_a: Any) -> None:
 
 def _label(r: Any, varying: list[str]) -> str:
     parts = [f"{r['icc_a'] * 1e6:g} uA"]
-    parts += [f"{c}={r[c]:g}" for c in varying]
+    parts += [f"{c}={_fmt(r[c])}" for c in varying]
     return ", ".join(parts)
 
 
@@ -355,3 +355,8 @@ def _report(run: RunDir, cfg: SweepConfig, result: SweepResult, df: pd.DataFrame
 
 
 run = run_sweep_cmd
+
+
+def _fmt(v: object) -> str:
+    """A point's value in a label: numbers in short form, names (sensing, drive) as they are."""
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
