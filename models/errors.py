@@ -22,7 +22,12 @@ class CosimError(Exception):
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (type(self), self.args, dict(self.__dict__)))
+        state = dict(self.__dict__)
+        if isinstance(self, OSError):  # errno, strerror and filename are slots, not __dict__
+            state.update(_os_slots={k: getattr(self, k) for k in
+                                    ("errno", "strerror", "filename", "filename2")
+                                    if getattr(self, k) is not None})
+        return (_restore, (type(self), self.args, state))
 
 
 def _restore(cls: type[BaseException], args: tuple[Any, ...],
@@ -41,6 +46,8 @@ def _restore(cls: type[BaseException], args: tuple[Any, ...],
     if exc is None:  # pragma: no cover - every exception class has a built-in base
         raise TypeError(f"cannot rebuild {cls.__name__}")
     exc.args = args
+    for k, v in state.pop("_os_slots", {}).items():
+        setattr(exc, k, v)
     exc.__dict__.update(state)
     return exc
 

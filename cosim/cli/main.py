@@ -28,6 +28,7 @@ import re
 import sys
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType, UnionType
 from typing import Any
 
@@ -224,6 +225,31 @@ def join_negative_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def refuse_inputs_inside(cfg: Any, folder: Path) -> None:
+    """``--overwrite`` clears ``folder`` first: refuse when an input the run reads lies in it
+    (``energy --from`` the same run, a ``tile --g-pos`` map saved there), naming the option."""
+    if not folder.is_dir():
+        return
+    inside = folder.resolve()
+    for f in dataclasses.fields(cfg):
+        if f.name in ("out", "name"):  # outputs, not inputs
+            continue
+        values = getattr(cfg, f.name)
+        for v in values if isinstance(values, tuple) else (values,):
+            if not isinstance(v, str) or not v:
+                continue
+            for text in {v, v.split(":", 1)[-1]}:  # KIND:PATH data sets
+                try:
+                    p = Path(text).resolve()
+                except (OSError, RuntimeError):
+                    continue
+                if p.exists() and (p == inside or inside in p.parents):
+                    raise ConfigError(
+                        f"--overwrite would remove {folder}, but --{f.name.replace('_', '-')} "
+                        f"reads {text} inside it. Copy that input elsewhere or choose "
+                        "another --name.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(join_negative_values(argv))
@@ -236,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(mod: ModuleType, args: argparse.Namespace) -> int:
     try:
         cfg = resolve_config(mod.CONFIG, args, args.command)
+        if args.overwrite:
+            refuse_inputs_inside(cfg, Path(args.runs_root) / cfg.name)
         cache_root()  # an unwritable cache falls back, and says so, before any computation
         summary = mod.run(cfg, args.runs_root, progress=args.progress,
                           overwrite=args.overwrite)

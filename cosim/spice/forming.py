@@ -32,7 +32,7 @@ from ...netlists.forming import (
     compliance_deck,
     forming_deck,
 )
-from .errors import NgspiceNotFoundError, NgspiceVersionError
+from .errors import NgspiceNotFoundError, NgspiceVersionError, SimulationError
 from .pool import run_decks
 from .runner import RunOptions, SimResult, run_deck
 
@@ -189,8 +189,10 @@ def simulate_cells(values: CellValues, params: BreakdownParams, cond: FormingCon
                  for gi in group_list]
         results = run_decks(decks, opts, **kw)
         for res in results:
-            # no ngspice (or too old a one): nothing can run, so it is not a cell's failure
-            if isinstance(res, (NgspiceNotFoundError, NgspiceVersionError)):
+            # no ngspice (or too old a one), or a file system error (an unwritable cache, a
+            # full disk): nothing can run, so it is not a cell's failure
+            if isinstance(res, (NgspiceNotFoundError, NgspiceVersionError)) or (
+                    isinstance(res, OSError) and not isinstance(res, SimulationError)):
                 raise res
         bad: list[tuple[np.ndarray, str, str]] = []
         cached = 0

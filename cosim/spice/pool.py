@@ -42,7 +42,7 @@ _FORMAT = 1
 
 def default_cache_dir() -> Path:
     """``$RRAM_COSIM_CACHE/spice``, by default ``~/.cache/rram-cosim/spice``."""
-    return cache_root() / "spice"
+    return writable_cache(cache_root() / "spice", "The SPICE result cache")
 
 
 def _entry(cache_dir: Path, key: str) -> tuple[Path, Path]:

@@ -41,7 +41,7 @@ import numpy as np
 
 from ...models.checks import check_choice, check_range
 from ...models.errors import ConfigError
-from ...models.io import cache_root
+from ...models.io import cache_root, writable_cache
 from ...netlists.deck import Deck
 from . import shared
 from .checks import (
@@ -647,7 +647,7 @@ class _RunFolder:
     def path(self) -> Path:
         if self._path is None:
             parent = Path(self.opts.run_dir) if self.opts.run_dir is not None \
-                else cache_root() / "runs"
+                else writable_cache(cache_root() / "runs", "The ngspice run folder cache")
             parent.mkdir(parents=True, exist_ok=True)
             self._path = Path(tempfile.mkdtemp(prefix=f"{self.sha[:12]}-", dir=parent))
         return self._path

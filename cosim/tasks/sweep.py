@@ -586,7 +586,8 @@ def run_unit(unit: Unit, cache_dir: str) -> dict[str, Any]:
                            "host": os.uname().nodename}
     try:
         # resolved where the unit runs: a cluster worker uses its own cache folder
-        row.update(_compute(unit, Path(cache_dir) if cache_dir else cache_root() / "sweep"))
+        row.update(_compute(unit, Path(cache_dir) if cache_dir
+                            else writable_cache(cache_root() / "sweep", "The sweep cache folder")))
         row["status"], row["error"] = "ok", ""
     except Exception as e:  # noqa: BLE001 - a failed point is recorded and the sweep goes on
         row["status"] = "failed"
@@ -729,7 +730,8 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
     if not cfg.scheduler:
         # checked before anything is computed; a cluster's workers resolve their own cache
         cache = str(writable_cache(Path(cache), "The sweep cache folder (--cache-dir)")
-                    if cache else cache_root() / "sweep")
+                    if cache else writable_cache(cache_root() / "sweep",
+                                                 "The sweep cache folder"))
     units = units_of(cfg)
     done: dict[str, dict[str, Any]] = {}
     for u in units:

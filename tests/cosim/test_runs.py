@@ -181,3 +181,46 @@ def test_require_complete_names_an_unfinished_run(tmp_path):
     done.finish()
     require_complete(done.path, "--from")
     assert replay_note(done.path / "config.json") is None
+
+
+def test_overwrite_refuses_to_remove_an_input_of_the_run(tmp_path, capsys):
+    """``--overwrite`` clears the folder first: an input inside it would be lost before it is
+    read, so the run is refused with the option named."""
+    import numpy as np
+    from rram_cosim.cosim.cli.main import main
+
+    run = RunDir.create(tmp_path, "t", command="tile")
+    np.save(run.path / "gp.npy", np.full((4, 2), 10.0))
+    np.save(run.path / "x.npy", np.ones((2, 4), dtype=bool))
+    run.finish()
+    code = main(["tile", "--runs", str(tmp_path), "--name", "t", "--overwrite",
+                 "--g-pos", str(run.path / "gp.npy"), "--g-neg", str(run.path / "gp.npy"),
+                 "--inputs", str(run.path / "x.npy"), "--backend", "ideal",
+                 "--out", str(tmp_path / "y.npy"), "--no-progress"])
+    assert code == 2
+    assert "--overwrite would remove" in capsys.readouterr().err
+    assert (run.path / "gp.npy").exists()
+
+
+def test_unwritable_cache_subfolders_fall_back(tmp_path, monkeypatch):
+    """A cache whose subfolder cannot be written (a file in its place stands in for a
+    read-only folder, which root could still write) falls back with a warning."""
+    from rram_cosim.cosim.spice.pool import default_cache_dir
+
+    monkeypatch.setenv("RRAM_COSIM_CACHE", str(tmp_path))
+    (tmp_path / "spice").write_text("not a folder")
+    with pytest.warns(RuntimeWarning, match="cannot be written"):
+        folder = default_cache_dir()
+    assert folder != tmp_path / "spice" and folder.is_dir()
+
+
+def test_os_error_codes_survive_pickling():
+    import errno
+    import pickle
+
+    from rram_cosim.models.errors import OutputError
+
+    e = OutputError.of("/x/y", OSError(errno.ENOSPC, "No space left on device", "/x/y"))
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is OutputError and back.errno == e.errno == errno.ENOSPC
+    assert str(back) == str(e)
