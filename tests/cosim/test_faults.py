@@ -45,9 +45,9 @@ def make_error(cls: type[CosimError]) -> CosimError:
     """An instance with every attribute its class sets (a new class with other required
     arguments fails here until it is added)."""
     if issubclass(cls, RawFileError):
-        return cls("truncated header", path="/tmp/x.raw", offset=17)
+        return cls("truncated header", path="runs/x.raw", offset=17)
     if issubclass(cls, SimulationError):
-        return cls("ngspice failed", deck_path="/tmp/run/deck.cir", returncode=3,
+        return cls("ngspice failed", deck_path="runs/deck.cir", returncode=3,
                    output_tail="last line")
     return cls("something is wrong")
 
@@ -107,7 +107,7 @@ def test_not_found_error_stays_an_os_error():
                       (SimulationTimeoutError, TimeoutError)):
         back = pickle.loads(pickle.dumps(make_error(cls)))
         assert isinstance(back, base) and isinstance(back, CosimError)
-        assert back.deck_path == Path("/tmp/run/deck.cir") and back.returncode == 3
+        assert back.deck_path == Path("runs/deck.cir") and back.returncode == 3
 
 
 # -- sweeps with failures --------------------------------------------------------------------
