@@ -127,7 +127,7 @@ __all__ = [
 ]
 
 #: Bumped when a unit's result for the same parameters changes (old result files are ignored).
-SWEEP_VERSION = 2  # 2: points carry the read scheme (a sweep of version 1 recomputes)
+SWEEP_VERSION = 3  # 2: points carry the read scheme; 3: differential reads offset-calibrated
 
 #: Columns that describe how a unit ran, not what it computed; they differ between runs.
 EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibration_s", "host")

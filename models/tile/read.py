@@ -11,6 +11,13 @@ columns times one LSB in W units. Differential: the two TIA outputs of a weight 
 subtracted in analogue (:func:`~rram_cosim.models.tile.periphery.diff_out_v`) and converted once
 by a bipolar ADC; ``codes_pos`` then holds the signed difference codes and ``codes_neg`` is
 zero.
+
+Offset calibration: a differential read subtracts, from each read's codes, the codes of a
+zero-input read (every row at 0 V, no noise) of the same sensed columns, as a controller does
+once after power-up. Single-ended reading needs none: the G+ and G- columns of a weight column
+carry the same TIA offset, which cancels in their digital difference, whereas the subtractor's
+offset has no partner and would add ``diff_offset_v`` worth of codes to every read (several
+codes per read, summed over the row groups of a VMM).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from ..params import TileSpec
 from .backend import TileOutput, code_y_scale
 from .periphery import diff_codes, diff_out_v, tia_out_v
 
-__all__ = ["ReadFn", "column_groups", "scheme_apply", "single_read"]
+__all__ = ["ReadFn", "column_groups", "scheme_apply", "single_read", "zero_codes"]
 
 # read(levels (B x R), rng, rows: slice of driven rows, sensed: physical-column mask or None)
 ReadFn = Callable[[np.ndarray, np.random.Generator | None, slice, np.ndarray | None], TileOutput]
@@ -59,8 +66,22 @@ def column_groups(spec: TileSpec, weight_cols: int) -> list[np.ndarray | None]:
     return masks
 
 
+def _diff_read_codes(out: TileOutput, spec: TileSpec) -> np.ndarray:
+    """Signed codes of a differential read's subtractor outputs."""
+    v_pos = out.v_pos_v if out.v_pos_v is not None else tia_out_v(out.i_pos_ua, spec)
+    v_neg = out.v_neg_v if out.v_neg_v is not None else tia_out_v(out.i_neg_ua, spec)
+    return diff_codes(diff_out_v(v_pos, v_neg, spec), spec)
+
+
+def zero_codes(spec: TileSpec, read: ReadFn, n_rows: int, sensed: np.ndarray | None,
+               rows: slice) -> np.ndarray:
+    """Differential codes (1 x K) of a zero-input read: the offset calibration's reference."""
+    out = read(np.zeros((1, n_rows)), None, rows, sensed)
+    return _diff_read_codes(out, spec)
+
+
 def _merge(into: dict[str, np.ndarray], out: TileOutput, sensed: np.ndarray | None,
-           differential: bool, spec: TileSpec) -> None:
+           differential: bool, spec: TileSpec, zero: np.ndarray | None = None) -> None:
     """Add one read's results of its sensed physical columns (None: all).
 
     Single-ended, a weight column's G+ and G- columns may fall in different column groups, so
@@ -71,9 +92,10 @@ def _merge(into: dict[str, np.ndarray], out: TileOutput, sensed: np.ndarray | No
     into["i_pos_ua"][:, kp] += out.i_pos_ua[:, kp]
     into["i_neg_ua"][:, kn] += out.i_neg_ua[:, kn]
     if differential:  # both columns of a weight column are sensed together (column_groups)
-        v_pos = out.v_pos_v if out.v_pos_v is not None else tia_out_v(out.i_pos_ua, spec)
-        v_neg = out.v_neg_v if out.v_neg_v is not None else tia_out_v(out.i_neg_ua, spec)
-        into["codes_pos"][:, kp] += diff_codes(diff_out_v(v_pos, v_neg, spec), spec)[:, kp]
+        codes = _diff_read_codes(out, spec)
+        if zero is not None:
+            codes = codes - zero
+        into["codes_pos"][:, kp] += codes[:, kp]
     else:
         into["codes_pos"][:, kp] += out.codes_pos[:, kp]
         into["codes_neg"][:, kn] += out.codes_neg[:, kn]
@@ -96,10 +118,14 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
     k = weight_cols
     acc = {f: np.zeros((b, k)) for f in ("i_pos_ua", "i_neg_ua", "y")}
     acc.update({f: np.zeros((b, k), dtype=np.int64) for f in ("codes_pos", "codes_neg")})
-    for start, stop in r.row_groups(n_rows):
-        for sensed in masks:
+    groups = r.row_groups(n_rows)
+    # all rows at 0 V whichever group is "driven": one zero read per column group
+    zeros = ([zero_codes(spec, read, n_rows, m, slice(*groups[0])) for m in masks]
+             if r.differential else [None] * len(masks))
+    for start, stop in groups:
+        for sensed, zero in zip(masks, zeros):
             out = read(levels, rng, slice(start, stop), sensed)
-            _merge(acc, out, sensed, r.differential, spec)
+            _merge(acc, out, sensed, r.differential, spec, zero)
             if exact_y:  # the ideal read's exact y: G+ and G- parts by their own masks
                 if sensed is None:
                     acc["y"] += out.y

@@ -64,11 +64,35 @@ def test_differential_sensing_converts_the_analogue_difference_once():
     d_out = _bound(_with_spec(sur, diff), gp, gn).apply(x, rng)
     assert not d_out.codes_neg.any()
     v = diff_out_v(tia_out_v(s_out.i_pos_ua, diff), tia_out_v(s_out.i_neg_ua, diff), diff)
-    np.testing.assert_array_equal(d_out.codes_pos, diff_codes(v, diff))
+    z_out = _bound(sur, gp, gn).apply(np.zeros((1, 64)), rng)  # the offset calibration's read
+    z = diff_out_v(tia_out_v(z_out.i_pos_ua, diff), tia_out_v(z_out.i_neg_ua, diff), diff)
+    assert diff_codes(z, diff).any()  # the subtractor offset is several codes ...
+    np.testing.assert_array_equal(d_out.codes_pos, diff_codes(v, diff) - diff_codes(z, diff))
     np.testing.assert_allclose(d_out.y, d_out.codes_pos * 2 * code_y_scale(diff))
-    # one bipolar conversion of twice the LSB against two unipolar ones: within 2 codes
+    # before its calibration, one bipolar conversion of twice the LSB against two unipolar
+    # ones: within 2 codes
     half = (s_out.codes_pos - s_out.codes_neg) / 2.0
-    assert np.abs(d_out.codes_pos - half).max() <= 2.0
+    assert np.abs(d_out.codes_pos + diff_codes(z, diff) - half).max() <= 2.0
+
+
+def test_differential_offset_calibration_keeps_row_group_sums_unbiased():
+    """Eight differential reads per VMM: uncalibrated, each read would add the subtractor
+    offset's codes; calibrated, only its sub-LSB remainder is left per read, beside rounding
+    and the gain error's share of the G+ current."""
+    rng = np.random.default_rng(4)
+    gp, gn = _pair(rng, 456, 10)
+    x = (rng.random((20, 456)) < 0.3).astype(float)
+    spec = TileSpec(rows=456, cols=10, read=ReadScheme(sense="differential"))
+    out = IdealBackend(spec).bind(gp, gn).apply(x, rng)
+    e = spec.read.diff_gain_error
+    exact = x @ ((1 + e) * gp - gn) / (2.0 * code_y_scale(spec))  # in bipolar codes
+    offset = spec.read.diff_offset_v / (2 * spec.adc.lsb_v)  # codes per read, uncalibrated
+    assert offset > 1.5
+    remainder = abs(offset - round(offset))
+    n_reads = len(spec.read.row_groups(456))
+    err = out.codes_pos - exact
+    assert abs(err.mean()) < n_reads * (remainder + 0.05)
+    assert np.abs(err).max() <= n_reads * (remainder + 0.5)
 
 
 def test_surrogate_row_groups_match_reads_done_by_hand():
