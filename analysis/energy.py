@@ -233,13 +233,19 @@ def read_counts(spec: TileSpec, n_rows: int, hidden: int) -> ReadCounts:
     groups = [len(r.row_groups(m)) for m in tile_rows]
     col_groups = r.col_groups(k_tile)
     conversions = sum(groups) * r.outputs(hidden)
-    # held at virtual ground, every physical column's TIA is on in every read; floating
-    # columns need only the multiplexed TIAs of one column group
-    per_read = -(-r.outputs(k_tile) // col_groups)
-    tias_tile = (2 * k_tile if r.unsensed == "ground" or not r.cols_per_read
-                 else per_read * (2 if r.differential else 1))
-    if r.differential:
-        tias_tile += per_read  # the subtractors' op-amps
+
+    def tias(k: int) -> int:
+        """TIAs (and subtractors) powered in a read of a tile of ``k`` weight columns."""
+        # held at virtual ground, every physical column's TIA is on in every read; floating
+        # columns need only the multiplexed TIAs of one column group
+        per_read = -(-r.outputs(k) // r.col_groups(k))
+        n = (2 * k if r.unsensed == "ground" or not r.cols_per_read
+             else per_read * (2 if r.differential else 1))
+        return n + (per_read if r.differential else 0)  # the subtractors' op-amps
+
+    # a narrower last column tile powers only its own columns' periphery
+    tias_all = row_tiles * sum(tias(min(spec.cols, hidden - j * spec.cols))
+                               for j in range(col_tiles))
     reads = max(groups) * col_groups
     serial = r.conversions_in_series(max(tile_rows), k_tile) // max(1, reads)
     t_vmm = reads * (spec.t_read_s * serial + r.t_mux_settle_s * (reads > 1))
@@ -248,7 +254,7 @@ def read_counts(spec: TileSpec, n_rows: int, hidden: int) -> ReadCounts:
     # their own
     passes = col_groups if r.unsensed == "ground" else 1
     return ReadCounts(row_tiles, col_tiles, reads, conversions,
-                      tias_tile * row_tiles * col_tiles, convs_per_col - 1,
+                      tias_all, convs_per_col - 1,
                       col_groups, t_vmm, passes, serial)
 
 

@@ -295,6 +295,19 @@ def test_read_scheme_sets_reads_conversions_and_latency():
     assert part(flt, "input DACs") == pytest.approx(4 * part(board, "input DACs"))
 
 
+def test_a_narrower_last_column_tile_powers_only_its_own_periphery():
+    """200 weight columns on 128-column tiles: 128 + 72, so 400 TIAs per row tile, not 512."""
+    spec = TileSpec(rows=256, cols=128, read=WHOLE)
+    rc = en.read_counts(spec, 456, 200)
+    assert (rc.row_tiles, rc.col_tiles) == (2, 2)
+    assert rc.tias_on == 2 * 2 * 200
+    assert rc.conversions == 2 * 400
+    diff = en.read_counts(dataclasses.replace(spec, read=ReadScheme(rows_per_read=0,
+                                                                   sense="differential")),
+                          456, 200)
+    assert diff.tias_on == 2 * (2 * 200 + 200)  # both columns' TIAs and one subtractor each
+
+
 def test_column_groups_adc_sharing_and_the_adc_sweep_keep_their_scheme():
     act = en.preset_activity(en.NetworkSize(256, 200, 50, 10), "image")
 
