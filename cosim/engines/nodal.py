@@ -39,6 +39,8 @@ same Newton systems directly: the default for small tiles and the fallback whene
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1013,10 +1015,11 @@ class BoundNodal:
         """
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.last_reads = ()
-        return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1])
+        return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1],
+                            zero_read=functools.partial(self._read, log=False))
 
     def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
-              sensed: np.ndarray | None) -> TileOutput:
+              sensed: np.ndarray | None, log: bool = True) -> TileOutput:
         """One read: the rows in ``rows`` at their levels, the others at 0 V (their cells
         still on the columns); columns not in ``sensed`` float.
 
@@ -1024,12 +1027,14 @@ class BoundNodal:
         :func:`~rram_cosim.models.tile.periphery.adc_codes`; currents are
         ``(v(t) - v(o)) / R_f`` in uA; ``y`` is the code difference times
         :func:`~rram_cosim.models.tile.backend.code_y_scale`; ``v_pos_v``/``v_neg_v`` are the
-        solved TIA outputs. Unsensed columns report zero current and code.
+        solved TIA outputs. Unsensed columns report zero current and code. ``log``: keep the
+        solution in ``last_reads`` (the reads whose energy a VMM draws).
         """
         driven = np.zeros_like(lv)
         driven[:, rows] = lv[:, rows]
         sol = self.solve(driven, rng, sensed=sensed)
-        self.last_reads = (*self.last_reads, sol)
+        if log:
+            self.last_reads = (*self.last_reads, sol)
         codes = adc_codes(sol.v_o, self.spec)
         if sensed is not None:
             codes = np.where(sensed, codes, 0)
