@@ -34,8 +34,10 @@ def test_classify_writes_tables_plots_and_paired_interval(small_run):
     assert set(acc["seed"]) == {0, 1}
     assert len(pd.read_csv(run / "grid.csv")) == 2 * 2 * 2  # 2 seeds x 2 backends x 2 thresholds
     paired = pd.read_csv(run / "paired_difference.csv").set_index("model")
-    assert paired.loc["surrogate", "n"] == 2 * 30
-    assert paired.loc["surrogate", "ci_low"] <= paired.loc["surrogate", "diff"]
+    assert paired.loc["LSM, surrogate", "n_samples"] == 30
+    assert paired.loc["LSM, surrogate", "n_seeds"] == 2
+    assert paired.loc["LSM, surrogate", "ci_low"] <= paired.loc["LSM, surrogate", "diff"]
+    assert paired.loc["LSM, surrogate", "diff"] <= paired.loc["LSM, surrogate", "ci_high"]
     act = json.loads((run / "activity.json").read_text())
     assert set(act) == {"ideal/seed0", "ideal/seed1", "surrogate/seed0", "surrogate/seed1"}
     assert len(act["ideal/seed0"]["spikes"]) == 20

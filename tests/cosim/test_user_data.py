@@ -35,10 +35,13 @@ def wav_folder(tmp_path_factory):
 
 
 def test_wav_folder_split_and_events(wav_folder):
-    tr = load_wav(wav_folder, "train", seed=0)
-    va = load_wav(wav_folder, "val", seed=0)
-    te = load_wav(wav_folder, "test", seed=0)
+    tr = load_wav(wav_folder, "train", seed=0, split_by="sample")
+    va = load_wav(wav_folder, "val", seed=0, split_by="sample")
+    te = load_wav(wav_folder, "test", seed=0, split_by="sample")
     assert (len(tr), len(va), len(te)) == (15, 3, 6)  # per class 8 files: 5 / 1 / 2
+    assert tr.metadata["split_by"] == "sample"
+    # the speakers are still recorded: a split by file shares them between the splits
+    assert set(tr.metadata["groups"]) & set(te.metadata["groups"])
     files = [set(d.metadata["files"]) for d in (tr, va, te)]
     assert not (files[0] & files[1] or files[0] & files[2] or files[1] & files[2])
     assert tr.metadata["class_names"] == ("0", "1", "2") and tr.n_classes == 3
@@ -52,21 +55,31 @@ def test_wav_folder_split_and_events(wav_folder):
             mode = np.argmax(np.bincount(onset["x"], minlength=64))
             assert abs(np.log2(fc[mode] / TONE_HZ[int(label)])) < 0.5, name
     # Same seed, same events; the sensor (threshold map) is shared by the splits.
-    again = load_wav(wav_folder, "val", seed=0)
+    again = load_wav(wav_folder, "val", seed=0, split_by="sample")
     for a, b in zip(va.events, again.events):
         np.testing.assert_array_equal(a, b)
     frames = to_frames(te, 20, binarize=False)
     assert frames.shape == (6, 20, 128)
 
 
-def test_wav_folder_by_speaker_and_names(wav_folder, tmp_path):
-    tr = load_wav(wav_folder, "train", seed=3, split_by="speaker",
-                  split_fractions=(0.5, 0.25, 0.25))
-    te = load_wav(wav_folder, "test", seed=3, split_by="speaker",
-                  split_fractions=(0.5, 0.25, 0.25), n_samples=4)
+def test_wav_folder_splits_by_speaker_by_default(wav_folder, tmp_path):
+    tr = load_wav(wav_folder, "train", seed=3, split_fractions=(0.5, 0.25, 0.25))
+    te = load_wav(wav_folder, "test", seed=3, split_fractions=(0.5, 0.25, 0.25), n_samples=4)
     speakers = [{f.split("_")[1] for f in d.metadata["files"]} for d in (tr, te)]
     assert len(speakers[0]) == 2 and len(speakers[1]) == 1 and not speakers[0] & speakers[1]
     assert len(te) == 4
+    assert tr.metadata["split_by"] == "group" and tr.metadata["group_name"] == "speaker"
+    assert set(tr.metadata["groups"]) == speakers[0]
+    # every seed keeps each speaker within one split
+    for seed in range(4):
+        parts = [set(load_wav(wav_folder, s, seed=seed, n_samples=1).metadata["groups"])
+                 for s in ("train", "val", "test")]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    # the group field is an option: field 2 (the take) as the group gives two groups
+    by_take = load_wav(wav_folder, "train", seed=0, group_field=2, split_by="group",
+                       split_fractions=(0.5, 0.0, 0.5))
+    assert by_take.metadata["split_by"] == "group"
+    assert set(by_take.metadata["groups"]) in ({"0"}, {"1"})
     # Names as labels, numbered in sorted order.
     rate = 16000
     tone = (np.sin(np.arange(4000) * 0.3) * 10000).astype(np.int16)
@@ -76,6 +89,13 @@ def test_wav_folder_by_speaker_and_names(wav_folder, tmp_path):
     ds = load_wav(tmp_path, "train", seed=0)
     assert ds.metadata["class_names"] == ("no", "yes")
     assert sorted(ds.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert ds.metadata["split_by"] == "group"  # the second field: a, b, ... e
+    # names without the group field: auto falls back to files and says so; group refuses
+    ds = load_wav(tmp_path, "train", seed=0, group_field=2)
+    assert ds.metadata["split_by"] == "sample" and "split by file" in ds.metadata["split_note"]
+    with pytest.raises(ConfigError, match=r"split_by='group' needs every name to carry a "
+                                          r"speaker in field 2.*--split-by sample"):
+        load_wav(tmp_path, "train", split_by="group", group_field=2)
 
 
 def test_wav_folder_errors(tmp_path):
@@ -96,7 +116,8 @@ def test_wav_folder_errors(tmp_path):
     for split in ("train", "val", "test"):
         ds_files = []
         try:
-            ds_files = load_wav(tmp_path, split, seed=0, split_fractions=(0.4, 0.2, 0.4))
+            ds_files = load_wav(tmp_path, split, seed=0, split_fractions=(0.4, 0.2, 0.4),
+                                split_by="sample")
         except ConfigError as exc:
             assert "2_0.wav" in str(exc) and "truncated" in str(exc)
             break

@@ -11,10 +11,12 @@ from ....models.snn.contrastive import ACTIVATIONS, POSITIVES
 from ...engines.registry import BACKENDS, check_run_options
 from .common import (
     SEED_MAX,
+    DataOptions,
     ReadOptions,
     adc_bits_option,
     cal_maps_option,
     cal_vectors_option,
+    crop_option,
     r_wire_ohm_option,
 )
 from .fields import check_options, option
@@ -48,7 +50,7 @@ def parse_classes(text: str, what: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class ZeroshotConfig(ReadOptions):
+class ZeroshotConfig(ReadOptions, DataOptions):
     """Configuration of a zero-shot run (saved as config.json; every field is an option)."""
 
     name: str = option("zeroshot", "run name: the folder under the runs root")
@@ -87,8 +89,7 @@ class ZeroshotConfig(ReadOptions):
     n_steps: int = option(
         0, "time steps per sample (0: 50 for images and neural-sim, 129 for audio)", lo=0,
         hi=10_000_000)
-    crop: int = option(16, "image centre crop side (pixels; [Lin25]: 16 -> 256 inputs)", lo=1,
-                       hi=10_000_000)
+    crop: int = crop_option()
     image_inputs: int = option(0, "expected image-encoder inputs (0: from the data)", lo=0,
                                hi=10_000_000)
     other_inputs: int = option(0, "expected other-encoder inputs (0: from the data)", lo=0,
