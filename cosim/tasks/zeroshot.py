@@ -72,9 +72,11 @@ from ...models.tile.backend import BoundTile, TileOutput
 from ..data.audio import SpokenDigitsParams
 from ..data.datasets import EventDataset, load_dataset
 from ..data.neural_sim import (
+    ImageSource,
     NeuralSimParams,
     load_neural_sim,
     neural_responses,
+    source_images,
     source_partition,
 )
 from .classify import (
@@ -86,6 +88,15 @@ from .classify import (
     task_tile_spec,
 )
 from .configs.zeroshot import ZeroshotConfig
+from .data_checks import (
+    describe_split,
+    interval_warnings,
+    pairing_warnings,
+    shared_group_warnings,
+    small_test_warnings,
+    val_gap_warnings,
+)
+from .status import Status
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -98,6 +109,7 @@ class Modality:
     labels: dict[str, np.ndarray]
     audio: bool
     sources: dict[str, np.ndarray] = field(default_factory=dict)
+    split_text: str = ""  # how the data were split (data_checks.describe_split)
 
     @property
     def n_in(self) -> int:
@@ -127,11 +139,12 @@ def _concat(parts: list[EventDataset]) -> EventDataset:
                         name=parts[0].name, split="all", metadata=meta)
 
 
-def _load_other(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
+def _load_other(cfg: ZeroshotConfig, split: str, n: int,
+                source: ImageSource | None = None) -> EventDataset:
     if cfg.other == "neural-sim":
         return load_neural_sim(split, seed=cfg.data_seed,
                                params=NeuralSimParams(n_neurons=cfg.neurons),
-                               n_samples=n or None)
+                               n_samples=n or None, source=source)
     if cfg.other == "spoken-digits" and cfg.oh_class >= 0:
         ds = load_dataset("spoken-digits", split, seed=cfg.data_seed, n_samples=n or None,
                           params=SpokenDigitsParams(include_oh=True))
@@ -139,31 +152,50 @@ def _load_other(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
         return EventDataset(events=ds.events, labels=lab, sensor_size=ds.sensor_size,
                             n_classes=max(ds.n_classes, cfg.oh_class + 1), name=ds.name,
                             split=split, metadata=ds.metadata)
-    return load_split(cfg.other, split, cfg.data_seed, n)
+    return load_split(cfg.other, split, cfg.data_seed, n, split_by=cfg.split_by,
+                      group_field=cfg.group_field)
 
 
-def _load_image(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
-    ds = load_split(cfg.image, split, cfg.data_seed, 0)
-    if cfg.image == "digits-events" and cfg.other == "neural-sim":
+def _load_image(cfg: ZeroshotConfig, split: str, n: int,
+                source: ImageSource | None = None, progress: bool = False) -> EventDataset:
+    ds = load_split(cfg.image, split, cfg.data_seed, 0, split_by=cfg.split_by,
+                    group_field=cfg.group_field, progress=progress)
+    if source is not None:
+        # the population views the other half of the same images: keep this half only
         keep = np.isin(np.asarray(ds.metadata["source_index"]),
-                       source_partition(cfg.data_seed)["image"])
+                       source_partition(cfg.data_seed, source.labels)["image"])
         ds = _subset(ds, keep)
     if n:
         ds = _subset(ds, np.arange(len(ds)) < n)
     return ds
 
 
-def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
+def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
+                    ) -> tuple[Modality, Modality]:
     """Both modalities, binned, restricted to the classes the protocol uses, checked.
 
     Splits: ``train``/``val`` hold seen classes, ``test`` the unseen classes, ``seen_test`` the
-    seen classes' test samples.
+    seen classes' test samples. With ``neural-sim`` the population views the image modality's
+    own source images (:func:`~rram_cosim.cosim.data.neural_sim.source_images`; refused for an
+    image modality without them). A class pairing that cannot mean anything is refused and
+    one that rests on class numbers alone is warned about
+    (:func:`~.data_checks.pairing_warnings`), through ``status``.
     """
+    status = Status("zeroshot", enabled=False) if status is None else status
     seen, unseen = np.array(cfg.seen_classes), np.array(cfg.unseen_classes)
     sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
-    mods = []
-    for name, loader in (("image", _load_image), ("other", _load_other)):
-        raw = {s: loader(cfg, s, n) for s, n in sizes.items()}
+    source = None
+    if cfg.other == "neural-sim":
+        with status.step(f"reading the images the neural population views ({cfg.image})"):
+            source = source_images(cfg.image)
+    mods, raws = [], {}
+    for name, spec in (("image", cfg.image), ("other", cfg.other)):
+        raw = {}
+        for s, n in sizes.items():
+            with status.step(f"loading {spec}, {s} split"):
+                raw[s] = (_load_image(cfg, s, n, source, progress=status.enabled)
+                          if name == "image" else _load_other(cfg, s, n, source))
+        raws[name] = raw
         audio = is_audio(raw["train"])
         n_steps = cfg.n_steps or (129 if audio and cfg.other != "neural-sim" else 50)
         frames, labels, sources = {}, {}, {}
@@ -176,7 +208,6 @@ def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
             ds = raw[src]
             keep = np.isin(ds.labels, classes)
             missing = sorted(set(classes.tolist()) - set(ds.labels[keep].tolist()))
-            spec = cfg.image if name == "image" else cfg.other
             if missing:
                 raise ConfigError(
                     f"Class(es) {missing} have no samples in the '{src}' split of the "
@@ -188,17 +219,31 @@ def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
             labels[split] = np.asarray(sub.labels)
             if "source_index" in sub.metadata:
                 sources[split] = np.asarray(sub.metadata["source_index"])
-        mods.append(Modality(name=cfg.image if name == "image" else cfg.other, frames=frames,
-                             labels=labels, audio=audio, sources=sources))
+        split_text = describe_split({s: raw[s] for s in sizes})
+        status.note(f"{spec}: {split_text}")
+        mods.append(Modality(name=spec, frames=frames, labels=labels, audio=audio,
+                             sources=sources, split_text=split_text))
     img, oth = mods
+    for w in pairing_warnings(raws["image"]["train"], raws["other"]["train"],
+                              [*cfg.seen_classes, *cfg.unseen_classes],
+                              shared_source=source is not None):
+        status.warn(w)
+    for mod, what in ((oth, "unseen queries"), (img, "unseen gallery images")):
+        for w in small_test_warnings(mod.labels["test"], cfg.unseen_classes,
+                                     cfg.warn_min_test_per_class, what):
+            status.warn(w)
+    for w in shared_group_warnings(raws["other"]):
+        status.warn(w)
     if cfg.pairing_mode == "instance":
         # [Lin25] BMI: recordings of the viewed images. Training trials view the image
         # modality's own training images (row i pairs with image i); val and test queries stay
         # responses to the disjoint neural half, so no query is a gallery image in disguise.
         # stream 3: load_neural_sim's splits use trial streams 0-2 (train, val, test); a
         # fourth keeps these training trials' noise independent of the val/test queries'.
-        ds = neural_responses(img.sources["train"], seed=cfg.data_seed,
-                              params=NeuralSimParams(n_neurons=cfg.neurons), stream=3)
+        with status.step("simulating the population's trials on the training images"):
+            ds = neural_responses(img.sources["train"], seed=cfg.data_seed,
+                                  params=NeuralSimParams(n_neurons=cfg.neurons), stream=3,
+                                  source=source)
         oth.frames["train"] = frames_of(ds, oth.frames["val"].shape[1], cfg.crop)
         oth.labels["train"] = np.asarray(ds.labels)
         oth.sources["train"] = img.sources["train"]
@@ -637,16 +682,46 @@ class ZeroshotRun:
     chosen: pd.DataFrame  # the chosen point per seed, model and selection rule
     summary: pd.DataFrame  # per model and selection: mean, interval, chance, p-value
     paired: pd.DataFrame  # per selection: each model against the first backend, by seed
+    warnings: list[str] = field(default_factory=list)  # what the data cannot support
 
 
-def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> ZeroshotRun:
+def p_interval_note(row: dict[str, Any], alpha: float = 0.05) -> str:
+    """Why a summary row's permutation p-value and its interval over seeds disagree (one says
+    "above chance", the other does not); empty when they agree or there is no p-value."""
+    p, lo, chance = row["p_value_top1"], row["unseen_top1_ci_low"], row["chance_top1"]
+    if not np.isfinite(p) or (p < alpha) == (lo > chance):
+        return ""
+    n_q, n_s = int(row["n_queries"]), int(row["n_seeds"])
+    pooled = (f"the permutation p-value ({p:.2g}) pools {n_q} queries x {n_s} seeds and asks "
+              "whether these trained models retrieve better than with shuffled query labels: "
+              "evidence of some signal in the models that ran")
+    spread = (f"the 95 % interval over seeds ({100 * lo:.1f} to "
+              f"{100 * row['unseen_top1_ci_high']:.1f} %, chance {100 * chance:.1f} %) asks "
+              f"where the mean of another set of {n_s} network seeds would fall: a t "
+              f"interval on {n_s} values, wide when seeds differ")
+    if p < alpha:
+        return (f"{row['model']}: {pooled}; {spread}. Both hold: the signal is real but small "
+                "next to the seed-to-seed spread, so a new seed may well score at chance.")
+    return (f"{row['model']}: {pooled}; {spread}. The seeds agree on a mean above chance, but "
+            "pooled over queries the retrievals are not distinguishable from shuffled labels: "
+            "too few queries to tell.")
+
+
+def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
+             status: Status | None = None) -> ZeroshotRun:
     """Load both modalities, build the backends (a surrogate calibrated here is saved as
-    ``run_path/surrogate.json``), run the protocol over the seeds and summarise it."""
-    image, other = load_modalities(cfg)
+    ``run_path/surrogate.json``), run the protocol over the seeds and summarise it; ``status``
+    prints the long steps and the data warnings (default: step lines when ``progress``)."""
+    status = Status("zeroshot", enabled=progress) if status is None else status
+    image, other = load_modalities(cfg, status)
     layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
     spec = task_tile_spec(cfg, *layout.shape)
-    sur = (task_surrogate(cfg, spec, run_path, np.random.default_rng([cfg.seed, 7919]))
-           if "surrogate" in cfg.backends else None)
+    sur = None
+    if "surrogate" in cfg.backends:
+        with status.step("surrogate: " + (f"reading {cfg.surrogate}" if cfg.surrogate else
+                                          f"calibrating on the nodal engine ({cfg.cal_maps} "
+                                          f"maps of {layout.shape[0]}x{layout.shape[1]})")):
+            sur = task_surrogate(cfg, spec, run_path, np.random.default_rng([cfg.seed, 7919]))
     backends = {b: task_backend(b, cfg, spec, sur) for b in cfg.backends}
     n_lif = len(lif_grid(cfg, other.audio))
     n_work = cfg.seeds * len(head_grid(cfg)) * (len(backends) * n_lif + int(cfg.baseline))
@@ -669,12 +744,26 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> Z
                                 if k not in ("neighbours", "heads", "feats", "activity")})
         s = summarise(rows, res.query_labels, res.gallery_labels, cfg.n_perm,
                       permutation_rng(cfg.seed, model, sel), p_valid=sel != "paper")
+        metric = SELECTIONS[sel][0]
         summary_rows.append({"model": model, "selection": SELECTIONS[sel][1], **s,
+                             "selection_score_mean": float(np.mean([r[metric] for r in rows])),
                              "train_ops_chosen": float(np.mean([r["train_ops"] for r in rows])),
                              "train_ops_grid": float(np.mean([r["grid_train_ops"]
                                                               for r in rows]))})
+    summary = pd.DataFrame(summary_rows)
+    head = SELECTIONS[headline_selection(cfg)][1]
+    hl = [r for r in summary_rows if r["selection"] == head]
+    for w in (interval_warnings([(f"{r['model']} unseen top-1 ({r['selection'].split(':')[0]}"
+                                  " selection, over seeds)", r["unseen_top1_ci_low"],
+                                  r["unseen_top1_ci_high"]) for r in hl],
+                                cfg.warn_interval_width)
+              + val_gap_warnings([(f"{r['model']} (selection score vs unseen top-1)",
+                                   r["selection_score_mean"], r["unseen_top1_mean"])
+                                  for r in hl], cfg.warn_val_test_gap)):
+        status.warn(w)
+    summary["p_interval_note"] = [p_interval_note(r) for r in summary_rows]
     chosen = pd.DataFrame(chosen_rows)
     return ZeroshotRun(image=image, other=other, result=res, domain_warnings=domain,
-                       grid=pd.DataFrame(res.grid), chosen=chosen,
-                       summary=pd.DataFrame(summary_rows),
-                       paired=paired_by_seed(chosen, f"LSM, {cfg.backends[0]}"))
+                       grid=pd.DataFrame(res.grid), chosen=chosen, summary=summary,
+                       paired=paired_by_seed(chosen, f"LSM, {cfg.backends[0]}"),
+                       warnings=list(status.warnings))

@@ -75,7 +75,7 @@ def test_zeroshot_writes_tables_plots_and_labels_the_paper_protocol(small_run):
     report = (small_run / "report.md").read_text()
     assert "paper protocol: selected on the unseen test queries" in report
     assert P_INVALID_NOTE in report
-    assert "0.88" in report  # the paper's figure beside ours
+    assert "88.0 %" in report  # the paper's figure beside ours
     paired = pd.read_csv(small_run / "paired.csv")
     assert set(paired["model"]) == {"LSM, surrogate", "raw events (no reservoir)"}
     assert (paired["n_seeds"] == 2).all()

@@ -55,7 +55,9 @@ class ZeroshotConfig(ReadOptions, DataOptions):
 
     name: str = option("zeroshot", "run name: the folder under the runs root")
     image: str = option("digits-events", "image modality: digits-events or images:FILE")
-    other: str = option("neural-sim", "second modality: neural-sim, spoken-digits or wav:DIR")
+    other: str = option("neural-sim", "second modality: neural-sim (a simulated population "
+                                      "viewing the image modality's images), spoken-digits or "
+                                      "wav:DIR")
     seen: str = option("1-7", "training classes, e.g. 1-7 or 0-3,7 ([Lin25]: 1-7)")
     unseen: str = option("8,9", "test classes, never trained on ([Lin25]: 8,9)")
     val_classes: str = option(
@@ -172,13 +174,13 @@ class ZeroshotConfig(ReadOptions, DataOptions):
                 "seen classes) or 'none' (select on seen-class validation pairs).")
         check_choice(o, "unseen_from", self.unseen_from, ["all", "test"])
         check_choice(o, "pairing", self.pairing, ["auto", "instance", "class"])
-        if self.pairing_mode == "instance" and not (self.other == "neural-sim"
-                                                    and self.image == "digits-events"):
+        if self.pairing_mode == "instance" and self.other != "neural-sim":
             raise ConfigError(
-                "pairing='instance' needs other='neural-sim' and image='digits-events' (the "
-                "simulated population then views the training images); other modalities pair "
-                "by class only. Use pairing='class' or 'auto'.")
+                "pairing='instance' needs other='neural-sim' (the simulated population then "
+                "views the training images); other modalities pair by class only. Use "
+                "pairing='class' or 'auto'.")
         check_options(self)
+        self.check_data(o)
         if self.oh_class >= 0 and self.other != "spoken-digits":
             raise ConfigError("'oh_class' maps spoken-digits' word 'oh'; other is "
                               f"{self.other!r}. Leave oh_class at -1.")
@@ -216,8 +218,7 @@ class ZeroshotConfig(ReadOptions, DataOptions):
         """``instance`` or ``class`` (``auto``: instance for neural-sim, else class)."""
         if self.pairing != "auto":
             return self.pairing
-        return "instance" if self.other == "neural-sim" and self.image == "digits-events" \
-            else "class"
+        return "instance" if self.other == "neural-sim" else "class"
 
     @property
     def val_class_tuple(self) -> tuple[int, ...]:
