@@ -328,7 +328,7 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
     n_classes = int(max(lab.max() for lab in labels.values()) + 1)
     n_in = frames["train"].shape[2]
     h = cfg.hidden
-    split_text = describe_split(data)
+    split_text = f"Split: {describe_split(data)}."
     status.note(split_text)
     for w in shared_group_warnings(data) + small_test_warnings(
             labels["test"], sorted(set(labels["train"].tolist()) | set(labels["test"].tolist())),

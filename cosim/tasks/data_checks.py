@@ -34,8 +34,8 @@ def _unit(ds: EventDataset) -> tuple[str, np.ndarray | None]:
 
 
 def describe_split(data: Mapping[str, EventDataset]) -> str:
-    """One sentence: how ``data`` (``{"train": ds, "val": ds, "test": ds}``) was split and how
-    many samples, and groups (speakers, voices), each split holds."""
+    """How ``data`` (``{"train": ds, "val": ds, "test": ds}``) was split and how many samples,
+    and groups (speakers, voices), each split holds (a clause, no final full stop)."""
     first = next(iter(data.values()))
     unit, _ = _unit(first)
     rule = first.metadata.get("split_by")
@@ -52,10 +52,11 @@ def describe_split(data: Mapping[str, EventDataset]) -> str:
         _, groups = _unit(ds)
         text = f"{split} {len(ds)} samples"
         if groups is not None:
-            text += f" from {np.unique(groups).size} {unit}s"
+            k = np.unique(groups).size
+            text += f" from {k} {unit}{'s' if k != 1 else ''}"
         parts.append(text)
     note = first.metadata.get("split_note")
-    return f"Split: {how}; " + ", ".join(parts) + (f" ({note})" if note else "") + "."
+    return f"{how}; " + ", ".join(parts) + (f" ({note})" if note else "")
 
 
 def shared_group_warnings(data: Mapping[str, EventDataset]) -> list[str]:

@@ -220,7 +220,7 @@ def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
             if "source_index" in sub.metadata:
                 sources[split] = np.asarray(sub.metadata["source_index"])
         split_text = describe_split({s: raw[s] for s in sizes})
-        status.note(f"{spec}: {split_text}")
+        status.note(f"{spec} split: {split_text}")
         mods.append(Modality(name=spec, frames=frames, labels=labels, audio=audio,
                              sources=sources, split_text=split_text))
     img, oth = mods

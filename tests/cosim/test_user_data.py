@@ -246,3 +246,44 @@ def test_events_npz_errors(tmp_path):
         load_events(path, "train")
     with pytest.raises(ConfigError, match="does not exist"):
         load_events(tmp_path / "none.npz", "train")
+
+
+# --------------------------------------------------------------------------------------------
+# Groups in an .npz
+# --------------------------------------------------------------------------------------------
+
+def test_images_and_events_split_by_their_groups_array(tmp_path):
+    images, labels = _images(10)  # 20 images, 2 classes
+    groups = np.tile(np.arange(5), 4)  # five writers, each with both classes
+    path = tmp_path / "bars.npz"
+    np.savez(path, images=images, labels=labels, groups=groups)
+    parts = {s: load_images(path, s, seed=2) for s in ("train", "val", "test")}
+    writers = {s: set(d.metadata["groups"]) for s, d in parts.items()}
+    assert parts["train"].metadata["split_by"] == "group"
+    assert [len(w) for w in writers.values()] == [3, 1, 1]  # 60/20/20 of five writers
+    assert not (writers["train"] & writers["test"] or writers["train"] & writers["val"])
+    for s, d in parts.items():  # the groups the metadata names are the rows' own
+        np.testing.assert_array_equal(d.metadata["groups"],
+                                      groups[d.metadata["source_index"]].astype(str))
+    # by sample, the writers are still recorded and now shared between train and test
+    by_sample = [load_images(path, s, seed=2, split_by="sample") for s in ("train", "test")]
+    assert by_sample[0].metadata["split_by"] == "sample"
+    assert set(by_sample[0].metadata["groups"]) & set(by_sample[1].metadata["groups"])
+    # events: the same option and rule
+    rng = np.random.default_rng(0)
+    samples = [make_audio_events(np.sort(rng.integers(0, 1000, 6)), rng.integers(0, 8, 6),
+                                 rng.integers(0, 2, 6)) for _ in range(20)]
+    ev_path = tmp_path / "ev.npz"
+    np.savez(ev_path, events=np.concatenate(samples), labels=labels, groups=groups,
+             offsets=np.concatenate([[0], np.cumsum([s.size for s in samples])]))
+    tr, te = (load_events(ev_path, s, seed=2) for s in ("train", "test"))
+    assert not set(tr.metadata["groups"]) & set(te.metadata["groups"])
+    # split_by="group" without groups is refused with the fix
+    np.savez(path, images=images, labels=labels)
+    with pytest.raises(ConfigError, match=r"split_by='group' needs a 'groups' array.*"
+                                          r"--split-by sample"):
+        load_images(path, "train", split_by="group")
+    assert load_images(path, "train", seed=2).metadata["split_by"] == "sample"
+    np.savez(path, images=images, labels=labels, groups=groups[:5])
+    with pytest.raises(ConfigError, match=r"'groups' must hold one integer or string a sample"):
+        load_images(path, "train")

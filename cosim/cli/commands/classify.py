@@ -141,7 +141,9 @@ def _report(run: RunDir, cfg: ClassifyConfig, res: ClassifyResult, wall: float) 
             else "the whole map on one macro")
     acc = pd.DataFrame([{
         "model": r["model"],
-        "test (mean +- std over seeds)": f"{_pct(r['test_mean'])} +- {_pct(r['test_std'])}",
+        "test (mean +- std over seeds)": (
+            f"{_pct(r['test_mean'])} +- {_pct(r['test_std'])}" if r["n_seeds"] > 1
+            else f"{_pct(r['test_mean'])} (one seed)"),
         "test 95 % interval": f"{_pct(r['test_ci_low'])} to {_pct(r['test_ci_high'])}",
         "chance": _pct(r["chance"]),
         "validation": _pct(r["val_mean"]),
@@ -154,9 +156,15 @@ def _report(run: RunDir, cfg: ClassifyConfig, res: ClassifyResult, wall: float) 
         "test samples x seeds": f"{int(r['n_samples'])} x {int(r['n_seeds'])}"}
         for r in res.paired.to_dict(orient="records")])
     per_class = res.per_class.copy()
-    for c in per_class.columns:
+    per_class.insert(1, "name", [res.class_names[c] if c < len(res.class_names) else str(c)
+                                 for c in per_class["class"]])
+    for c in list(per_class.columns):
         if c.endswith("_test_acc"):
+            model = c[: -len("_test_acc")]
             per_class[c] = per_class[c].map(_pct)
+            per_class = per_class.rename(columns={
+                c: model if model == "raw events" else f"LSM, {model}"})
+    per_class = per_class.rename(columns={"n_test": "test samples (x seeds)"})
     warn = ("\n".join(f"- {w}" for w in res.warnings) if res.warnings
             else "None: the test split holds enough samples a class, every interval is "
                  f"narrower than {100 * cfg.warn_interval_width:.0f} points, and validation "

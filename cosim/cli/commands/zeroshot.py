@@ -151,10 +151,10 @@ def _embedding_plot(row: dict[str, Any], image: Modality, other: Modality, model
     fig, ax = plt.subplots(figsize=(6.4, 5.4), constrained_layout=True)
     vmax = max(la.max(), lb.max())
     norm = {"cmap": "tab10" if vmax < 10 else "tab20", "vmin": 0, "vmax": max(9, vmax)}
-    sc = ax.scatter(pa[:, 0], pa[:, 1], c=la, s=6, marker="o", alpha=0.35, linewidths=0,
-                    zorder=1, **norm)
-    ax.scatter(pb[:, 0], pb[:, 1], c=lb, s=36, marker="X", edgecolors="black",
-               linewidths=0.4, zorder=3, **norm)
+    ax.scatter(pa[:, 0], pa[:, 1], c=la, s=6, marker="o", alpha=0.35, linewidths=0,
+               zorder=1, **norm)
+    sc = ax.scatter(pb[:, 0], pb[:, 1], c=lb, s=36, marker="X", edgecolors="black",
+                    linewidths=0.4, zorder=3, **norm)
     for c in sorted(set(image.labels["test"].tolist())):
         ax.annotate(f"{c} (unseen)", pa[la == c].mean(axis=0), fontsize=9, weight="bold",
                     zorder=4)
@@ -300,10 +300,9 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
             "encoder and LIF point; every head grid reuses them)."
             + (f" The surrogate ran outside its calibrated domain on {len(domain)} reads, "
                f"e.g. \"{domain[0]}\"" if domain else "")
-            + f" Wall time {wall:.0f} s.\n\nImages, {image.split_text[0].lower()}"
-            f"{image.split_text[1:]} {short_name(cfg.other)}, "
-            f"{other.split_text[0].lower()}{other.split_text[1:]} (before keeping the classes "
-            "in use)")),
+            + f" Wall time {wall:.0f} s.\n\nSplit of `{short_name(cfg.image)}`: "
+            f"{image.split_text}. Split of `{short_name(cfg.other)}`: {other.split_text} "
+            "(sample counts before keeping the classes in use).")),
         ("Warnings", warn_text),
         ("Selection", (
             f"Headline: **{SELECTIONS[head][1]}**. `honest` trains the grid once more without "
