@@ -554,8 +554,11 @@ class ProtocolResult:
 
 def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
                  backends: dict[str, Any], *,
-                 on_step: Callable[[], None] = lambda: None) -> ProtocolResult:
+                 on_step: Callable[[], None] = lambda: None,
+                 on_note: Callable[[str], None] = lambda text: None) -> ProtocolResult:
     """Steps 2-6 of the module docstring for every seed; ``backends`` by name (unbound).
+    ``on_step`` is called after every head of the grid, ``on_note`` with what runs now (a
+    bind of the whole map takes tens of seconds with the surrogate).
 
     BLAS runs single-threaded: the heads' matrices are small, and two threads fighting over
     two shared cores made a training step 10-40x slower in measurements on this machine.
@@ -563,11 +566,12 @@ def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _run_protocol(cfg, image, other, backends, on_step)
+        return _run_protocol(cfg, image, other, backends, on_step, on_note)
 
 
 def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
-                  backends: dict[str, Any], on_step: Callable[[], None]) -> ProtocolResult:
+                  backends: dict[str, Any], on_step: Callable[[], None],
+                  on_note: Callable[[str], None]) -> ProtocolResult:
     layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
     lifs = lif_grid(cfg, other.audio)
     heads = head_grid(cfg)
@@ -616,7 +620,9 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
         seed = cfg.seed + k
         gp, gn = draw_shared_map(layout, seed)
         for name, be in backends.items():
+            on_note(f"seed {seed}: binding the map on {name}")
             bound = be.bind(gp, gn)
+            on_note(f"seed {seed}: reservoirs and heads on {name}")
             views = {e: EncoderView(bound, layout.rows_of(e)) for e in ("image", "other")}
             points = []
             for lif_i, lif_o in lifs:
@@ -730,7 +736,8 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
         # the surrogate warns on every read below its calibrated input density (the other
         # modality's rows sit at 0 V); the report gives the count and one example instead
         warnings.simplefilter("always", DomainWarning)
-        res = run_protocol(cfg, image, other, backends, on_step=bar.update)
+        res = run_protocol(cfg, image, other, backends, on_step=bar.update,
+                           on_note=bar.set_postfix_str)
     bar.close()
     domain = [str(w.message) for w in caught if issubclass(w.category, DomainWarning)]
     for w in caught:
