@@ -41,6 +41,12 @@ def describe_split(data: Mapping[str, EventDataset]) -> str:
     rule = first.metadata.get("split_by")
     if rule == "file":
         how = "the split given in the file"
+    elif first.name == "nmnist":
+        how = ("the official test set; train and val a seeded split of the official training "
+               "set")
+    elif first.name == "ntidigits":
+        how = ("the official test set; train and val a seeded split of the official training "
+               "speakers")
     elif rule == "sample" or (rule is None and not unit):
         how = "a seeded split of samples, stratified by class"
     else:

@@ -344,7 +344,9 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
                                                      & (summary["selection"]
                                                         == SELECTIONS[s][1])]
                                              ["unseen_top1_mean"].iloc[0]))
-                for s in SELECTIONS if (summary["selection"] == SELECTIONS[s][1]).any()}}
+                for s in SELECTIONS if (summary["selection"] == SELECTIONS[s][1]).any()},
+             "chance": _fmt(float(summary["chance_top1"].iloc[0])),
+             "samples": tabs["key"]["samples"].iloc[0]}
             for m in summary["model"].unique()]))))
     write_report(run.path / "report.md", f"rram-cosim zeroshot: {cfg.name}", sections)
 
