@@ -74,9 +74,21 @@ from .data_checks import (
 from .status import Status
 
 __all__ = [
-    "CENTRE_CROP_DEFAULT", "ClassifyResult", "RunFolder", "classify", "frames_of", "is_audio",
-    "load_split", "load_task_frames", "resolve_crop", "most_active_lif", "select_on_validation", "task_backend",
-    "task_surrogate", "task_tile_spec", "workload_spec",
+    "CENTRE_CROP_DEFAULT",
+    "ClassifyResult",
+    "RunFolder",
+    "classify",
+    "frames_of",
+    "is_audio",
+    "load_split",
+    "load_task_frames",
+    "most_active_lif",
+    "resolve_crop",
+    "select_on_validation",
+    "task_backend",
+    "task_surrogate",
+    "task_tile_spec",
+    "workload_spec",
 ]
 
 Grid = list[tuple[float, float, float, float]]

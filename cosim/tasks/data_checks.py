@@ -74,9 +74,9 @@ def shared_group_warnings(data: Mapping[str, EventDataset]) -> list[str]:
     shared = np.intersect1d(train, test)
     if not shared.size:
         return []
-    return [f"{shared.size} {unit}(s) have samples in both train and test (e.g. "
-            f"{', '.join(shared[:3])}): test accuracy measures recognising a heard {unit} "
-            f"again, not a new one. Split by {unit} (--split-by group)."]
+    return [(f"{shared.size} {unit}(s) have samples in both train and test (e.g. "
+             f"{', '.join(shared[:3])}): test accuracy measures recognising a heard {unit} "
+             f"again, not a new one. Split by {unit} (--split-by group).")]
 
 
 def small_test_warnings(labels: np.ndarray, classes: Sequence[int], min_per_class: int,
@@ -86,10 +86,10 @@ def small_test_warnings(labels: np.ndarray, classes: Sequence[int], min_per_clas
                          minlength=int(max(classes)) + 1)[list(classes)]
     if not min_per_class or counts.min() >= min_per_class:
         return []
-    return [f"only {counts.min()} {what} samples in the smallest class ({int(counts.sum())} "
-            f"in all, {len(classes)} classes; warned below {min_per_class} a class): one "
-            f"sample moves that class's accuracy by {100 / max(counts.min(), 1):.0f} points; "
-            "treat differences below the interval widths as noise, or add data."]
+    return [(f"only {counts.min()} {what} samples in the smallest class ({int(counts.sum())} "
+             f"in all, {len(classes)} classes; warned below {min_per_class} a class): one "
+             f"sample moves that class's accuracy by {100 / max(counts.min(), 1):.0f} points; "
+             "treat differences below the interval widths as noise, or add data.")]
 
 
 def interval_warnings(rows: Sequence[tuple[str, float, float]], width: float) -> list[str]:
@@ -146,8 +146,8 @@ def pairing_warnings(image: EventDataset, other: EventDataset, classes: Sequence
         return []
     if shared_source or (_is_digits(ni) and _is_digits(no)):
         return []
-    return [f"{image.name} and {other.name} share no source (neither is a recording of the "
-            "other's samples) and not both name their classes, so training pairs are matched "
-            "by class number alone: class k must mean the same thing in both, or the result "
-            "means nothing. Save class_names in both (or name the WAV labels) to have this "
-            "checked."]
+    return [(f"{image.name} and {other.name} share no source (neither is a recording of the "
+             "other's samples) and not both name their classes, so training pairs are matched "
+             "by class number alone: class k must mean the same thing in both, or the result "
+             "means nothing. Save class_names in both (or name the WAV labels) to have this "
+             "checked.")]

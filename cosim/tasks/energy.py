@@ -363,7 +363,8 @@ def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: En
     n_steps = src.activity.n_steps
     _, frames, labels, _, _ = load_task_frames(
         ccfg["dataset"], ccfg["data_seed"], (ccfg["n_train"], ccfg["n_val"], ccfg["n_test"]),
-        n_steps, ccfg["crop"])
+        n_steps, ccfg["crop"], split_by=ccfg.get("split_by", "auto"),
+        group_field=ccfg.get("group_field", 1))
     n_classes = int(max(v.max() for v in labels.values()) + 1)
     n_in, h = frames["train"].shape[2], int(ccfg["hidden"])
     lif = src.lif or cfg.lif()

@@ -691,6 +691,11 @@ class ZeroshotRun:
     warnings: list[str] = field(default_factory=list)  # what the data cannot support
 
 
+def short_selection(row: dict[str, Any]) -> str:
+    """A summary row's selection rule in one word or two (``honest``, ``paper protocol``)."""
+    return str(row["selection"]).split(":")[0]
+
+
 def p_interval_note(row: dict[str, Any], alpha: float = 0.05) -> str:
     """Why a summary row's permutation p-value and its interval over seeds disagree (one says
     "above chance", the other does not); empty when they agree or there is no p-value."""
@@ -760,8 +765,9 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
     summary = pd.DataFrame(summary_rows)
     head = SELECTIONS[headline_selection(cfg)][1]
     hl = [r for r in summary_rows if r["selection"] == head]
-    for w in (interval_warnings([(f"{r['model']} unseen top-1 ({r['selection'].split(':')[0]}"
-                                  " selection, over seeds)", r["unseen_top1_ci_low"],
+    what = {r["model"]: f"{r['model']} unseen top-1 ({short_selection(r)} selection, over seeds)"
+            for r in hl}
+    for w in (interval_warnings([(what[r["model"]], r["unseen_top1_ci_low"],
                                   r["unseen_top1_ci_high"]) for r in hl],
                                 cfg.warn_interval_width)
               + val_gap_warnings([(f"{r['model']} (selection score vs unseen top-1)",

@@ -262,7 +262,7 @@ def test_images_and_events_split_by_their_groups_array(tmp_path):
     assert parts["train"].metadata["split_by"] == "group"
     assert [len(w) for w in writers.values()] == [3, 1, 1]  # 60/20/20 of five writers
     assert not (writers["train"] & writers["test"] or writers["train"] & writers["val"])
-    for s, d in parts.items():  # the groups the metadata names are the rows' own
+    for d in parts.values():  # the groups the metadata names are the rows' own
         np.testing.assert_array_equal(d.metadata["groups"],
                                       groups[d.metadata["source_index"]].astype(str))
     # by sample, the writers are still recorded and now shared between train and test

@@ -93,7 +93,6 @@ def confusion_figure(cms: dict[str, np.ndarray], class_names: tuple[str, ...]):
 def _embedding_plot(embedding: dict[str, np.ndarray], labels: np.ndarray,
                     class_names: tuple[str, ...]):
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from ....analysis.stats import pca_2d
 
