@@ -80,24 +80,31 @@ def shared_group_warnings(data: Mapping[str, EventDataset]) -> list[str]:
 
 
 def small_test_warnings(labels: np.ndarray, classes: Sequence[int], min_per_class: int,
-                        what: str = "test") -> list[str]:
-    """A warning when a class has fewer than ``min_per_class`` samples in ``labels``."""
+                        what: str = "test samples") -> list[str]:
+    """A warning when a class has fewer than ``min_per_class`` samples in ``labels``
+    (``what`` names them: ``"test samples"``, ``"unseen queries"``)."""
     counts = np.bincount(np.asarray(labels, dtype=np.int64),
                          minlength=int(max(classes)) + 1)[list(classes)]
     if not min_per_class or counts.min() >= min_per_class:
         return []
-    return [(f"only {counts.min()} {what} samples in the smallest class ({int(counts.sum())} "
+    return [(f"only {counts.min()} {what} in the smallest class ({int(counts.sum())} "
              f"in all, {len(classes)} classes; warned below {min_per_class} a class): one "
              f"sample moves that class's accuracy by {100 / max(counts.min(), 1):.0f} points; "
              "treat differences below the interval widths as noise, or add data.")]
 
 
 def interval_warnings(rows: Sequence[tuple[str, float, float]], width: float) -> list[str]:
-    """A warning for each ``(what, low, high)`` 95 % interval wider than ``width``."""
-    return [f"the 95 % interval of {what} spans {100 * lo:.1f} to {100 * hi:.1f} % "
+    """A warning for each ``(what, low, high)`` 95 % interval wider than ``width``, or that
+    cannot be computed (NaN: one seed gives no interval over seeds)."""
+    if not width:
+        return []
+    undefined = [(f"{what} has no 95 % interval (one network seed: nothing to say how another "
+                  "seed would score); run three seeds or more (--seeds).")
+                 for what, lo, hi in rows if not np.isfinite(hi - lo)]
+    return undefined + [f"the 95 % interval of {what} spans {100 * lo:.1f} to {100 * hi:.1f} % "
             f"({100 * (hi - lo):.1f} points, warned above {100 * width:.0f}): too wide to "
             "conclude anything from; more test samples or seeds narrow it."
-            for what, lo, hi in rows if width and np.isfinite(hi - lo) and hi - lo > width]
+            for what, lo, hi in rows if np.isfinite(hi - lo) and hi - lo > width]
 
 
 def val_gap_warnings(rows: Sequence[tuple[str, float, float]], gap: float) -> list[str]:

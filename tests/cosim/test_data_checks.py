@@ -51,6 +51,9 @@ def test_small_test_interval_and_validation_gap_warnings():
     assert small_test_warnings(np.repeat(np.arange(5), 3), range(5), 0) == []  # off
     (w,) = interval_warnings([("A", 0.0, 0.86), ("B", 0.80, 0.90)], 0.2)
     assert w.startswith("the 95 % interval of A spans 0.0 to 86.0 %")
+    (w,) = interval_warnings([("C", np.nan, np.nan)], 0.2)
+    assert w.startswith("C has no 95 % interval (one network seed")
+    assert interval_warnings([("A", 0.0, 0.86), ("C", np.nan, np.nan)], 0) == []  # off
     (w,) = val_gap_warnings([("LSM", 1.0, 0.867), ("raw", 0.95, 0.5), ("ok", 1.0, 0.95)], 0.1)
     assert w.startswith("LSM: validation at 100.0 % but test 86.7 %")
 

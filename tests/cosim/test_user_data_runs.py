@@ -176,6 +176,10 @@ def test_a_pairing_that_cannot_mean_anything_is_refused(bars, tmp_path):
     cfg = ZeroshotConfig(name="n", image=f"images:{bars}", other=f"wav:{digits}", **ZS)
     out = run_zeroshot(cfg, tmp_path, progress=False)
     assert any("share no source" in w for w in out["warnings"])
+    # 5 unseen queries a class and one seed: too few to conclude, and said so
+    assert any(w.startswith("only 5 unseen queries in the smallest class")
+               for w in out["warnings"])
+    assert any("has no 95 % interval (one network seed" in w for w in out["warnings"])
     report = (tmp_path / "n" / "report.md").read_text()
     assert "class number alone" in report
     assert "train 18 samples from 3 speakers" in report  # the WAVs split by speaker

@@ -200,8 +200,9 @@ def _tables(cfg: ZeroshotConfig, other: Modality, summary: pd.DataFrame,
     k = next(int(c[len("unseen_top"):-len("_mean")]) for c in summary.columns
              if c.startswith("unseen_top") and c.endswith("_mean") and c != "unseen_top1_mean")
     rows = summary.to_dict(orient="records")
+    n_seeds = int(rows[0]["n_seeds"])
     counts = (f"{int(rows[0]['n_queries'])} queries, {int(rows[0]['n_gallery'])} gallery, "
-              f"{int(rows[0]['n_seeds'])} seeds")
+              f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
     key = pd.DataFrame([{
         "model": r["model"], "selection": short[r["selection"]],
         "unseen top-1, mean +- std": f"{_fmt(r['unseen_top1_mean'])} +- "
