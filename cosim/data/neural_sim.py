@@ -108,13 +108,35 @@ class ImageSource(NamedTuple):
     name: str
 
 
-def source_images(image: str = "digits-events") -> ImageSource:
+def images_from_events(recordings: EventDataset) -> np.ndarray:
+    """What each image-event recording shows: its events counted per pixel (both polarities,
+    the whole recording), scaled to [0, 1] by the sample's largest count; (n, height, width).
+
+    A saccade recording fires where the image has edges, so the count map is the outline of
+    the shown digit, smeared along the saccades: the closest to the shown image that an
+    events-only set (N-MNIST) keeps. The population then responds to outlines, not to filled
+    strokes as with ``digits-events``.
+    """
+    w, h = recordings.sensor_size[0], recordings.sensor_size[1]
+    n = len(recordings)
+    sizes = np.array([ev.size for ev in recordings.events])
+    img = np.zeros((n, h, w))
+    if sizes.sum():
+        ev = np.concatenate(recordings.events)
+        np.add.at(img, (np.repeat(np.arange(n), sizes), ev["y"], ev["x"]), 1.0)
+    return img / np.maximum(img.reshape(n, -1).max(axis=1), 1.0)[:, None, None]
+
+
+def source_images(image: str = "digits-events",
+                  recordings: EventDataset | None = None) -> ImageSource:
     """The source images of an image modality, as the simulated population views them.
 
     ``"digits-events"``: scikit-learn's 1797 digits upsampled to 16x16 (as that dataset);
-    ``"images:FILE"``: the file's images at their own size. Any other modality is refused:
-    its samples are events without the images behind them, and responses to some other image
-    set, paired by class number, would mean nothing.
+    ``"images:FILE"``: the file's images at their own size; ``"nmnist:DIR"``: N-MNIST keeps
+    no images, so the population views each recording's event-count image
+    (:func:`images_from_events` of ``recordings``, the modality's samples, row i its sample
+    i). Any other modality is refused: responses to some other image set, paired by class
+    number, would mean nothing.
     """
     if image == "digits-events":
         images, labels = digit_images(SaccadeDvsParams())
@@ -123,11 +145,18 @@ def source_images(image: str = "digits-events") -> ImageSource:
     if kind == "images" and path:
         images, labels, names = read_image_file(path)
         return ImageSource(images, labels, names, image)
+    if kind == "nmnist" and path:
+        if recordings is None or len(recordings) == 0:
+            raise ConfigError(
+                f"{image}: N-MNIST keeps no images, so the population views the recordings' "
+                "event-count images; pass the recordings (source_images(image, recordings)).")
+        return ImageSource(images_from_events(recordings), np.asarray(recordings.labels),
+                           tuple(str(i) for i in range(10)), image)
     raise ConfigError(
         f"neural-sim simulates a population viewing the image modality's own images, and "
         f"{image!r} has none (its samples are events, not the images behind them). Responses "
-        "to other images paired by class number would mean nothing. Use digits-events or "
-        "images:FILE (an .npz of the images) as the image modality.")
+        "to other images paired by class number would mean nothing. Use digits-events, "
+        "nmnist:DIR or images:FILE (an .npz of the images) as the image modality.")
 
 
 def source_partition(seed: int, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -2,19 +2,22 @@
 
 The protocol ([Lin25] zero-shot task, measured honestly):
 
-1. **Data.** Images (``digits-events`` or ``images:FILE``) and a second modality
-   (``neural-sim``, ``spoken-digits`` or ``wav:DIR``), each split train / val / test by
+1. **Data.** Images (``digits-events``, ``images:FILE`` or ``nmnist:DIR``) and a second
+   modality (``neural-sim``, ``spoken-digits`` or ``wav:DIR``), each split train / val / test by
    ``data_seed``. Training uses the *seen* classes' train splits, validation their val splits;
    the test uses every sample of the *unseen* classes (``unseen_from="all"``: none is trained
    or selected on) or only their test splits (``"test"``), and the seen classes' test splits
-   for the seen-class number. With ``neural-sim`` the image modality keeps only the
-   ``"image"`` half of the digits (:func:`~.neural_sim.source_partition`): no neural query is
-   a recording of a gallery image.
-2. **Pairs.** ``instance`` (neural-sim with digits-events; the paper's BMI data): the
-   population's *training* trials view the image modality's training images, so training pair
-   i is (image i, a recording of image i); its val and test trials view the other half of the
-   digits. ``class``: every epoch pairs each sample of the scarcer modality with a random
-   same-class sample of the other.
+   for the seen-class number. With ``neural-sim`` the population views the image modality's
+   own images (:func:`~.neural_sim.source_images`: the digits, the file's images, N-MNIST's
+   event-count images) and the image modality keeps only the ``"image"`` half of them
+   (:func:`~.neural_sim.source_partition`): no neural query is a recording of a gallery image.
+   A class pairing whose class names disagree is refused, one that rests on class numbers
+   alone is warned about (:mod:`.data_checks`).
+2. **Pairs.** ``instance`` (neural-sim; the paper's BMI data): the population's *training*
+   trials view the image modality's training images, so training pair i is (image i, a
+   recording of image i); its val and test trials view the other half of the images.
+   ``class``: every epoch pairs each sample of the scarcer modality with a random same-class
+   sample of the other.
 3. **One map, two encoders.** Per network seed one differential map of
    ``(n_image + n_other + hidden) x hidden`` weights is drawn: rows ``[image inputs | other
    inputs | recurrent]``. The backend binds the whole map once (as one physical array);
@@ -157,9 +160,11 @@ def _load_other(cfg: ZeroshotConfig, split: str, n: int,
 
 
 def _load_image(cfg: ZeroshotConfig, split: str, n: int,
-                source: ImageSource | None = None, progress: bool = False) -> EventDataset:
-    ds = load_split(cfg.image, split, cfg.data_seed, 0, split_by=cfg.split_by,
-                    group_field=cfg.group_field, progress=progress)
+                source: ImageSource | None = None, progress: bool = False,
+                loaded: EventDataset | None = None) -> EventDataset:
+    ds = loaded if loaded is not None else load_split(
+        cfg.image, split, cfg.data_seed, 0, split_by=cfg.split_by,
+        group_field=cfg.group_field, progress=progress)
     if source is not None:
         # the population views the other half of the same images: keep this half only
         keep = np.isin(np.asarray(ds.metadata["source_index"]),
@@ -168,6 +173,21 @@ def _load_image(cfg: ZeroshotConfig, split: str, n: int,
     if n:
         ds = _subset(ds, np.arange(len(ds)) < n)
     return ds
+
+
+def _numbered_recordings(cfg: ZeroshotConfig, status: Status
+                         ) -> tuple[dict[str, EventDataset], EventDataset]:
+    """Every split of an events-only image set (N-MNIST), each sample's ``source_index`` its
+    row in the splits' concatenation (train, val, test), and that concatenation."""
+    parts, start = {}, 0
+    for s in ("train", "val", "test"):
+        with status.step(f"loading {cfg.image}, {s} split"):
+            ds = load_split(cfg.image, s, cfg.data_seed, 0)
+        meta = dict(ds.metadata, source_index=np.arange(start, start + len(ds)))
+        parts[s] = EventDataset(events=ds.events, labels=ds.labels, sensor_size=ds.sensor_size,
+                                n_classes=ds.n_classes, name=ds.name, split=s, metadata=meta)
+        start += len(ds)
+    return parts, _concat(list(parts.values()))
 
 
 def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
@@ -184,8 +204,13 @@ def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
     status = Status("zeroshot", enabled=False) if status is None else status
     seen, unseen = np.array(cfg.seen_classes), np.array(cfg.unseen_classes)
     sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
-    source = None
-    if cfg.other == "neural-sim":
+    source, loaded = None, {}
+    if cfg.other == "neural-sim" and cfg.image.startswith("nmnist:"):
+        # N-MNIST keeps no images: the population views the recordings' event-count images,
+        # so every recording is read first (the source rows are the recordings)
+        loaded, every = _numbered_recordings(cfg, status)
+        source = source_images(cfg.image, every)
+    elif cfg.other == "neural-sim":
         with status.step(f"reading the images the neural population views ({cfg.image})"):
             source = source_images(cfg.image)
     mods, raws = [], {}
@@ -193,7 +218,8 @@ def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
         raw = {}
         for s, n in sizes.items():
             with status.step(f"loading {spec}, {s} split"):
-                raw[s] = (_load_image(cfg, s, n, source, progress=status.enabled)
+                raw[s] = (_load_image(cfg, s, n, source, progress=status.enabled,
+                                      loaded=loaded.get(s))
                           if name == "image" else _load_other(cfg, s, n, source))
         raws[name] = raw
         audio = is_audio(raw["train"])

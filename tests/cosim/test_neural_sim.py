@@ -153,6 +153,6 @@ def test_the_population_views_any_image_source_at_its_size(tmp_path):
 def test_an_image_modality_without_images_is_refused():
     from rram_cosim.cosim.data.neural_sim import source_images
 
-    with pytest.raises(ConfigError, match=r"'nmnist:/data/N-MNIST' has none.*would mean "
+    with pytest.raises(ConfigError, match=r"'spoken-digits' has none.*would mean "
                                           r"nothing.*images:FILE"):
-        source_images("nmnist:/data/N-MNIST")
+        source_images("spoken-digits")

@@ -185,3 +185,43 @@ def test_a_pairing_that_cannot_mean_anything_is_refused(bars, tmp_path):
     assert "train 18 samples from 3 speakers" in report  # the WAVs split by speaker
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
     assert summary["warnings"] == out["warnings"]
+
+
+def test_neural_sim_views_nmnist_recordings(tmp_path):
+    """N-MNIST keeps no images: the population views each recording's event-count image."""
+    from rram_cosim.cosim.data.neural_sim import images_from_events, source_images
+
+    root = tmp_path / "nm"
+    for split, src in (("Train", "train"), ("Test", "test")):
+        ds = load_dataset("digits-events", src, seed=0, n_samples=200)
+        for i, (ev, label) in enumerate(zip(ds.events, ds.labels)):
+            d = root / split / str(int(label))
+            d.mkdir(parents=True, exist_ok=True)
+            t = ev["t"].astype(np.int64)
+            rec = np.stack([ev["x"] + 7, ev["y"] + 7, (ev["p"].astype(np.int64) << 7)
+                            | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF], axis=1)
+            (d / f"{i:05d}.bin").write_bytes(rec.astype(np.uint8).tobytes())
+    cfg = ZeroshotConfig(name="nm", image=f"nmnist:{root}", **ZS)
+    img, oth = load_modalities(cfg)
+    for split in ("val", "test"):
+        assert not np.intersect1d(oth.sources[split], img.sources["test"]).size
+    np.testing.assert_array_equal(oth.sources["train"], img.sources["train"])
+    # the count image of a recording is the outline of the digit shown (a saccade recording
+    # fires on edges): it matches that digit's edge map best among 40
+    from rram_cosim.cosim.data.datasets import SaccadeDvsParams, digit_images
+    from scipy import ndimage
+
+    rec = load_dataset("digits-events", "test", seed=0, n_samples=40)
+    pics = images_from_events(rec).reshape(40, -1)
+    assert pics.shape == (40, 400) and pics.max() == 1.0
+    shown = np.pad(digit_images(SaccadeDvsParams())[0][rec.metadata["source_index"]],
+                   ((0, 0), (2, 2), (2, 2)))
+    edges = np.stack([ndimage.gaussian_filter(np.hypot(*np.gradient(im)), 1.0)
+                      for im in shown]).reshape(40, -1)
+    corr = np.corrcoef(pics, edges)[:40, 40:]
+    assert np.diag(corr).mean() > corr[~np.eye(40, dtype=bool)].mean() + 0.1
+    assert np.mean(np.argmax(corr, axis=1) == np.arange(40)) > 0.3  # chance 1/40
+    with pytest.raises(ConfigError, match="pass the recordings"):
+        source_images(f"nmnist:{root}")
+    with pytest.raises(ConfigError, match=r"'events:x\.npz' has none"):
+        source_images("events:x.npz")

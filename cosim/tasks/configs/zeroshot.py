@@ -23,7 +23,7 @@ from .fields import check_options, option
 
 __all__ = ["IMAGE_KINDS", "OTHER_KINDS", "PROTOCOLS", "ZeroshotConfig", "parse_classes"]
 
-IMAGE_KINDS = ("digits-events", "images")
+IMAGE_KINDS = ("digits-events", "images", "nmnist")
 OTHER_KINDS = ("neural-sim", "spoken-digits", "wav")
 PROTOCOLS = ("honest", "paper")
 
@@ -54,7 +54,8 @@ class ZeroshotConfig(ReadOptions, DataOptions):
     """Configuration of a zero-shot run (saved as config.json; every field is an option)."""
 
     name: str = option("zeroshot", "run name: the folder under the runs root")
-    image: str = option("digits-events", "image modality: digits-events or images:FILE")
+    image: str = option("digits-events", "image modality: digits-events, images:FILE or "
+                                         "nmnist:DIR")
     other: str = option("neural-sim", "second modality: neural-sim (a simulated population "
                                       "viewing the image modality's images), spoken-digits or "
                                       "wav:DIR")
@@ -145,9 +146,10 @@ class ZeroshotConfig(ReadOptions, DataOptions):
     def __post_init__(self) -> None:
         o = "ZeroshotConfig"
         ik = self.image.split(":", 1)[0]
-        if not (self.image == "digits-events" or (ik == "images" and ":" in self.image)):
-            raise ConfigError(f"The 'image' parameter of {o} must be 'digits-events' or "
-                              f"'images:FILE'. Got {self.image!r} instead.")
+        if not (self.image == "digits-events"
+                or (ik in ("images", "nmnist") and ":" in self.image)):
+            raise ConfigError(f"The 'image' parameter of {o} must be 'digits-events', "
+                              f"'images:FILE' or 'nmnist:DIR'. Got {self.image!r} instead.")
         ok = self.other.split(":", 1)[0]
         if not (self.other in ("neural-sim", "spoken-digits")
                 or (ok == "wav" and ":" in self.other)):
