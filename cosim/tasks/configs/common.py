@@ -177,6 +177,7 @@ class DataOptions:
         lo=0, hi=1)
 
     def check_data(self, owner: str) -> None:
+        """Validate the split rule (the ranges are :func:`~.fields.check_options`'s)."""
         check_choice(owner, "split_by", self.split_by, SPLIT_RULES)
 
 
