@@ -1,5 +1,5 @@
 """Small statistics used by reports: accuracy intervals over seeds and samples, paired
-differences, chance levels."""
+differences by bootstrap, chance levels."""
 
 from __future__ import annotations
 
@@ -7,35 +7,27 @@ import numpy as np
 
 from ..models.errors import ConfigError
 
-
-def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray,
-                      z: float = 1.959964) -> dict[str, float]:
-    """Mean of ``b - a`` over paired 0/1 outcomes and its normal 95 % interval.
-
-    ``correct_a`` and ``correct_b`` are per-sample outcomes on the same samples (pooled over
-    seeds if several). The interval is ``mean +- z * sd / sqrt(n)`` of the per-sample
-    differences, the paired (McNemar-style) interval: shared difficulty cancels.
-    """
-    a = np.asarray(correct_a, dtype=np.float64).ravel()
-    b = np.asarray(correct_b, dtype=np.float64).ravel()
-    if a.shape != b.shape or a.size == 0:
-        raise ConfigError(
-            f"Paired outcomes need equal, non-empty shapes. Got {a.shape} and {b.shape}.")
-    d = b - a
-    half = z * d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else float("nan")
-    m = float(d.mean())
-    return {"diff": m, "ci_low": m - half, "ci_high": m + half, "n": int(d.size),
-            "n_b_only": int(np.sum(d > 0)), "n_a_only": int(np.sum(d < 0))}
-
+N_BOOT = 2000
+"""Resamples of :func:`bootstrap_interval` and :func:`paired_bootstrap` unless told."""
 
 BOOTSTRAP_METHOD = ("bootstrap over seeds and test samples ({n} resamples, percentile 95 %): "
                     "each resample draws seeds and test samples with replacement, the same "
                     "samples for every seed")
 """How :func:`bootstrap_interval` builds its interval, as a report names it."""
 
+BOOTSTRAP_METHOD_ONE_SEED = ("bootstrap over test samples only ({n} resamples, percentile "
+                             "95 %): one network seed ran, so the interval says nothing about "
+                             "how another seed would score")
+"""The same with one seed: only the test samples are resampled."""
+
+
+def bootstrap_method(n_seeds: int, n_boot: int = N_BOOT) -> str:
+    """How :func:`bootstrap_interval` built an interval over ``n_seeds`` seeds, for a report."""
+    return (BOOTSTRAP_METHOD if n_seeds > 1 else BOOTSTRAP_METHOD_ONE_SEED).format(n=n_boot)
+
 
 def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, *,
-                       n_boot: int = 2000) -> dict[str, float]:
+                       n_boot: int = N_BOOT) -> dict[str, float]:
     """Mean of per-seed, per-sample ``values`` (n_seeds, n_samples) and its 95 % interval.
 
     A two-level bootstrap: each resample draws the seeds with replacement and, independently,
@@ -45,6 +37,11 @@ def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, *,
     size. For a paired comparison pass per-sample differences within each seed (model B's
     0/1 outcome minus model A's on the same sample and seed): shared difficulty cancels
     within a seed, and no outcome of one seed is treated as independent of another seed's.
+
+    The interval is conservative: each seed's mean already carries test-sample noise, so
+    resampling seeds counts that noise again on top of the sample resampling (both levels),
+    and the interval comes out somewhat wider than the spread it stands for. With one seed
+    only the samples are resampled (:func:`bootstrap_method` says so).
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.size == 0:
@@ -62,7 +59,7 @@ def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, *,
 
 
 def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, rng: np.random.Generator,
-                     *, n_boot: int = 2000) -> dict[str, float]:
+                     *, n_boot: int = N_BOOT) -> dict[str, float]:
     """``b - a`` over paired 0/1 outcomes (n_seeds, n_samples) of two models on the same test
     samples and seeds: mean, :func:`bootstrap_interval` of the per-sample differences within
     each seed, and how many outcomes only one model got right."""

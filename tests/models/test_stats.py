@@ -1,20 +1,13 @@
 import numpy as np
 import pytest
-from rram_cosim.analysis.stats import confusion_matrix, paired_difference, pca_2d
+from rram_cosim.analysis.stats import confusion_matrix, pca_2d
 from rram_cosim.models.errors import ConfigError
 
 
-def test_paired_difference_by_hand():
-    a = np.array([1, 1, 0, 0, 1])
-    b = np.array([1, 0, 1, 1, 1])
-    r = paired_difference(a, b)
-    d = np.array([0, -1, 1, 1, 0])
-    half = 1.959964 * d.std(ddof=1) / np.sqrt(5)
-    assert r["diff"] == pytest.approx(0.2)
-    assert r["ci_low"] == pytest.approx(0.2 - half)
-    assert (r["n_b_only"], r["n_a_only"]) == (2, 1)
-    with pytest.raises(ConfigError):
-        paired_difference(a, b[:3])
+def _pooled_normal_half_width(a, b, z=1.959964):
+    """The normal interval's half width over per-sample differences pooled over seeds."""
+    d = (np.asarray(b, float) - np.asarray(a, float)).ravel()
+    return z * d.std(ddof=1) / np.sqrt(d.size)
 
 
 def test_confusion_and_pca():
@@ -62,9 +55,19 @@ def test_paired_bootstrap_pairs_within_seeds():
     c = a.copy()
     c[0, :60], c[1, :60] = 1.0, 0.0
     mixed = paired_bootstrap(a, c, np.random.default_rng(2))
-    naive = paired_difference(a.ravel(), c.ravel())
     assert mixed["ci_low"] < 0 < mixed["ci_high"]
-    assert mixed["ci_high"] - mixed["ci_low"] > naive["ci_high"] - naive["ci_low"]
+    assert mixed["ci_high"] - mixed["ci_low"] > 2 * _pooled_normal_half_width(a, c)
+
+
+def test_bootstrap_method_names_its_resamples_and_one_seed():
+    import inspect
+
+    from rram_cosim.analysis.stats import N_BOOT, bootstrap_interval, bootstrap_method
+    assert inspect.signature(bootstrap_interval).parameters["n_boot"].default == N_BOOT
+    assert f"{N_BOOT} resamples" in bootstrap_method(3)
+    assert "over seeds and test samples" in bootstrap_method(2)
+    one = bootstrap_method(1)
+    assert "test samples only" in one and "over seeds" not in one
 
 
 def test_chance_accuracy_is_the_most_frequent_class():
