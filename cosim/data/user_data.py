@@ -5,8 +5,9 @@ Each loader returns one split (``"train"``, ``"val"``, ``"test"``) as an
 the pipeline does not know where the data came from. The formats are documented in
 ``docs/data.md``:
 
-- :func:`load_wav`: a folder of ``<label>_<anything>.wav`` files (any sample rate, PCM or
-  float, channels averaged), resampled to the cochlea's rate and turned into audio events by
+- :func:`load_wav`: a folder of ``<label>_<speaker>_<anything>.wav`` files (any sample rate,
+  PCM or float, channels averaged; two-field names ``<label>_<anything>.wav`` are read too and
+  split by file), resampled to the cochlea's rate and turned into audio events by
   the same cochlea as ``spoken-digits`` (:mod:`.audio`);
 - :func:`load_images`: an ``.npz`` with ``images`` (n, h, w) and ``labels`` (n,), turned into
   DVS events by the same saccade simulator as ``digits-events`` (:mod:`.datasets`);
@@ -107,7 +108,7 @@ def _split_indices(labels: np.ndarray, split: str, seed: int,
         order = group_split(np.arange(members.size), labels[members], rng, (1.0, 0.0, 0.0))
         idx = members[order["train"]]
     elif groups is not None:
-        idx = group_split(groups, labels, rng, fractions)[split]
+        idx = group_split(groups, labels, rng, fractions, stratify=True)[split]
     else:
         idx = stratified_split(labels, rng, fractions)[split]
     if idx.size == 0:
@@ -244,8 +245,8 @@ def load_wav(folder: str | os.PathLike, split: str, *, seed: int = 0,
     ----------
     folder : path
         Folder with the WAV files (not searched recursively). The label is the file name up to
-        the first underscore: class indices when all labels are whole numbers (``3_a.wav``),
-        otherwise names (``yes_01.wav``), numbered in sorted order.
+        the first underscore: class indices when all labels are whole numbers
+        (``3_alice_01.wav``), otherwise names (``yes_bob_01.wav``), numbered in sorted order.
     split : str
         ``"train"``, ``"val"`` or ``"test"``.
     seed : int
@@ -258,7 +259,8 @@ def load_wav(folder: str | os.PathLike, split: str, *, seed: int = 0,
     cochlea : CochleaParams, optional
         Front end (default ``CochleaParams()``, as spoken-digits).
     split_by : str
-        ``"auto"`` (default): by speaker when every name has the speaker field, else by file;
+        ``"auto"`` (default): by speaker when every name has the speaker field (a field
+        followed by at least one more: in ``3_01.wav`` the ``01`` is a take), else by file;
         ``"group"``: by speaker (refused when a name lacks the field); ``"sample"``: stratified
         over files. A speaker's files all land in one split, so no test voice is heard in
         training (the Free Spoken Digit Dataset's naming, ``<label>_<speaker>_<rest>.wav``).
@@ -293,13 +295,16 @@ def load_wav(folder: str | os.PathLike, split: str, *, seed: int = 0,
         if len(f) < 2 or not f[0]:
             raise ConfigError(f"{p}: the name does not start with '<label>_'; name WAV files "
                               "<label>_<speaker>_<anything>.wav (e.g. 3_alice_01.wav).")
+    # <label>_<speaker>_<anything>.wav: a field counts as the speaker only when another field
+    # follows it; in a two-field name (3_01.wav, yes_001.wav) the second is the take
     lacking = [p.name for p, f in zip(files, fields)
-               if len(f) <= group_field or not f[group_field]]
+               if len(f) <= group_field + 1 or not f[group_field]]
     named = None if lacking else np.array([f[group_field] for f in fields])
     rule, groups = _resolve_groups(
         split_by, named, str(folder),
-        f"every name to carry a speaker in field {group_field} "
-        f"(<label>_<speaker>_<anything>.wav); {lacking[:3]} do not" if lacking else "")
+        f"every name to carry a speaker in field {group_field} followed by at least one "
+        f"more field (<label>_<speaker>_<anything>.wav); {lacking[:3]} do not" if lacking
+        else "")
     labels, class_names = _encode_labels([f[0] for f in fields], str(folder))
     idx = _split_indices(labels, split, seed, split_fractions, str(folder), groups=groups)
     idx = _take(idx, n_samples, split, "load_wav")
@@ -323,7 +328,8 @@ def load_wav(folder: str | os.PathLike, split: str, *, seed: int = 0,
             **_split_meta(rule, named, idx, None, "speaker")}
     if lacking and split_by == "auto":
         meta["split_note"] = (f"split by file: {len(lacking)} of {len(files)} names carry no "
-                              f"speaker in field {group_field} (e.g. {lacking[0]})")
+                              f"speaker in field {group_field} (e.g. {lacking[0]}; the "
+                              "speaker form is <label>_<speaker>_<anything>.wav)")
     return EventDataset(events=tuple(events[offsets[k]:offsets[k + 1]] for k in range(idx.size)),
                         labels=labels[idx], sensor_size=cochlea.sensor_size,
                         n_classes=len(class_names), name=f"wav:{folder.name}", split=split,

@@ -75,27 +75,61 @@ def test_wav_folder_splits_by_speaker_by_default(wav_folder, tmp_path):
         parts = [set(load_wav(wav_folder, s, seed=seed, n_samples=1).metadata["groups"])
                  for s in ("train", "val", "test")]
         assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    # the group field is an option: field 2 (the take) as the group gives two groups
-    by_take = load_wav(wav_folder, "train", seed=0, group_field=2, split_by="group",
-                       split_fractions=(0.5, 0.0, 0.5))
-    assert by_take.metadata["split_by"] == "group"
-    assert set(by_take.metadata["groups"]) in ({"0"}, {"1"})
-    # Names as labels, numbered in sorted order.
+    # the speaker is a field followed by another: the take (the last field) is no speaker
+    with pytest.raises(ConfigError, match=r"speaker in field 2 followed by at least one more"):
+        load_wav(wav_folder, "train", seed=0, group_field=2, split_by="group")
+    # Names as labels, numbered in sorted order; <label>_<speaker>_<take>.wav splits by speaker
     rate = 16000
     tone = (np.sin(np.arange(4000) * 0.3) * 10000).astype(np.int16)
-    for name in ("yes_a.wav", "no_a.wav", "yes_b.wav", "no_b.wav", "yes_c.wav", "no_c.wav",
-                 "yes_d.wav", "no_d.wav", "yes_e.wav", "no_e.wav"):
-        wavfile.write(tmp_path / name, rate, tone)
-    ds = load_wav(tmp_path, "train", seed=0)
+    spoken = tmp_path / "spoken"
+    spoken.mkdir()
+    for word in ("yes", "no"):
+        for spk in "abcde":
+            wavfile.write(spoken / f"{word}_{spk}_1.wav", rate, tone)
+    ds = load_wav(spoken, "train", seed=0)
     assert ds.metadata["class_names"] == ("no", "yes")
     assert sorted(ds.labels.tolist()) == [0, 0, 0, 1, 1, 1]
     assert ds.metadata["split_by"] == "group"  # the second field: a, b, ... e
-    # names without the group field: auto falls back to files and says so; group refuses
-    ds = load_wav(tmp_path, "train", seed=0, group_field=2)
+    # two-field names (the older <label>_<anything>.wav form): the second field is a take,
+    # not a speaker, so auto splits by file and says so; group refuses
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    for word in ("yes", "no"):
+        for take in range(5):
+            wavfile.write(takes / f"{word}_{take:03d}.wav", rate, tone)
+    ds = load_wav(takes, "train", seed=0)
     assert ds.metadata["split_by"] == "sample" and "split by file" in ds.metadata["split_note"]
+    assert "groups" not in ds.metadata
     with pytest.raises(ConfigError, match=r"split_by='group' needs every name to carry a "
-                                          r"speaker in field 2.*--split-by sample"):
-        load_wav(tmp_path, "train", split_by="group", group_field=2)
+                                          r"speaker in field 1.*--split-by sample"):
+        load_wav(takes, "train", split_by="group")
+    # the group field is an option: <label>_<session>_<speaker>_<take>.wav with field 2
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    for word in ("yes", "no"):
+        for spk in "abcd":
+            for day in ("mon", "tue"):
+                wavfile.write(sessions / f"{word}_{day}_{spk}_1.wav", rate, tone)
+    by_speaker = load_wav(sessions, "train", seed=0, group_field=2,
+                          split_fractions=(0.5, 0.25, 0.25))
+    assert set(by_speaker.metadata["groups"]) <= set("abcd")
+    assert len(set(by_speaker.metadata["groups"])) == 2
+    by_day = load_wav(sessions, "train", seed=0, split_fractions=(0.5, 0.0, 0.5))
+    assert set(by_day.metadata["groups"]) in ({"mon"}, {"tue"})
+
+
+def test_speaker_split_keeps_each_class_in_each_split(tmp_path):
+    """Speakers that each say one word: the split by speaker is stratified by class, so
+    every class has speakers in train, val and test whatever the seed."""
+    tone = (np.sin(np.arange(2000) * 0.3) * 10000).astype(np.int16)
+    for word in ("up", "down", "left"):
+        for spk in range(5):
+            wavfile.write(tmp_path / f"{word}_{word}{spk}_1.wav", 16000, tone)
+    for seed in range(6):
+        for split in ("train", "val", "test"):
+            ds = load_wav(tmp_path, split, seed=seed)
+            assert ds.metadata["split_by"] == "group"
+            assert sorted(set(ds.labels.tolist())) == [0, 1, 2], (seed, split)
 
 
 def test_wav_folder_errors(tmp_path):
