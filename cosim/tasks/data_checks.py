@@ -117,10 +117,16 @@ def val_gap_warnings(rows: Sequence[tuple[str, float, float]], gap: float) -> li
 
 
 def class_names_of(ds: EventDataset) -> tuple[str, ...] | None:
-    """The names of ``ds``'s classes, or None when they are only numbers nobody named."""
+    """The names of ``ds``'s classes, or None when they are only numbers nobody named.
+
+    A WAV folder's labels are the words a user put in the file names, numbers included: a
+    folder of spoken digits named ``3_<speaker>_<take>.wav`` names its classes ``"0"`` to
+    ``"9"`` as much as ``yes_<speaker>_<take>.wav`` names ``"yes"``."""
     if ds.name in DIGIT_SETS or ds.metadata.get("viewed") == "digits-events":
         return tuple(str(i) for i in range(10))
     names = ds.metadata.get("class_names")
+    if names is not None and ds.metadata.get("source") == "WAV folder":
+        return tuple(str(n) for n in names)
     if names is None or tuple(names) == tuple(str(i) for i in range(len(names))):
         return None
     return tuple(str(n) for n in names)

@@ -105,3 +105,19 @@ def test_status_lines_and_warnings():
         pass
     st.warn("still shown")
     assert quiet.getvalue() == "[classify] warning: still shown\n"
+
+
+def test_a_wav_folder_of_digit_words_names_its_classes():
+    """Spoken digits in a WAV folder (labels "0".."9") paired with digits-events: the classes
+    are named on both sides, so no 'class number alone' warning."""
+    from rram_cosim.cosim.tasks.data_checks import class_names_of
+
+    digits = tuple(str(i) for i in range(10))
+    wav = _ds("wav:spoken", list(range(10)), source="WAV folder", class_names=digits)
+    assert class_names_of(wav) == digits
+    image = _ds("digits-events", list(range(10)))
+    assert pairing_warnings(image, wav, list(range(10)), shared_source=False) == []
+    # an .npz of images numbered 0..9 names nothing: the pairing rests on numbers
+    unnamed = _ds("images:x.npz", list(range(10)), class_names=digits)
+    assert class_names_of(unnamed) is None
+    assert pairing_warnings(unnamed, wav, list(range(10)), shared_source=False)

@@ -156,3 +156,29 @@ def test_an_image_modality_without_images_is_refused():
     with pytest.raises(ConfigError, match=r"'spoken-digits' has none.*would mean "
                                           r"nothing.*images:FILE"):
         source_images("spoken-digits")
+
+
+def test_event_count_images_are_counted_in_bounded_chunks(monkeypatch):
+    """Per-recording pixel counts, the same whatever the chunk of events counted together
+    (N-MNIST's ~1e8 events never concatenated at once)."""
+    from rram_cosim.cosim.data import neural_sim
+    from rram_cosim.cosim.data.datasets import EventDataset
+    from rram_cosim.models.snn.events import IMAGE_EVENT_DTYPE
+
+    rng = np.random.default_rng(0)
+    events = []
+    for k in rng.integers(0, 200, 40):
+        ev = np.zeros(k, dtype=IMAGE_EVENT_DTYPE)
+        ev["x"], ev["y"] = rng.integers(0, 34, k), rng.integers(0, 30, k)
+        events.append(ev)
+    ds = EventDataset(events=tuple(events), labels=np.zeros(40, dtype=np.int64),
+                      sensor_size=(34, 30, 2), n_classes=1, name="nmnist", split="train",
+                      metadata={})
+    want = np.zeros((40, 30, 34))
+    for i, ev in enumerate(events):
+        for x, y in zip(ev["x"], ev["y"]):
+            want[i, y, x] += 1
+    want /= np.maximum(want.reshape(40, -1).max(axis=1), 1)[:, None, None]
+    for chunk in (1, 150, 10**9):
+        monkeypatch.setattr(neural_sim, "_COUNT_CHUNK_EVENTS", chunk)
+        np.testing.assert_allclose(neural_sim.images_from_events(ds), want)

@@ -66,5 +66,5 @@ class ClassifyConfig(TaskOptions, ReadOptions, DataOptions):
         check_choice(o, "readout_solver", self.readout_solver, SOLVERS)
         check_options(self)
         self.check_task(o)
-        self.check_data(o)
+        self.check_data(o, [self.dataset])
         self.read_spec()  # validate the read scheme and wire options now

@@ -3,6 +3,7 @@ as options."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,9 +177,18 @@ class DataOptions:
         0.1, "warn when validation is at 100 % and test lower by more than this (fraction)",
         lo=0, hi=1)
 
-    def check_data(self, owner: str) -> None:
-        """Validate the split rule (the ranges are :func:`~.fields.check_options`'s)."""
+    def check_data(self, owner: str, datasets: Sequence[str] = ()) -> None:
+        """Validate the split rule (the ranges are :func:`~.fields.check_options`'s), and
+        refuse a ``group_field`` other than 1 when none of ``datasets`` is a WAV folder: it
+        names a field of WAV file names and would be silently ignored."""
         check_choice(owner, "split_by", self.split_by, SPLIT_RULES)
+        default = DataOptions.__dataclass_fields__["group_field"].default
+        if self.group_field != default and not any(d.startswith("wav:") for d in datasets):
+            raise ConfigError(
+                f"{owner}: group_field={self.group_field} names the speaker field of WAV file "
+                f"names (wav:DIR), but the data here are {', '.join(datasets)}; it would be "
+                "ignored. images:FILE and events:FILE name their groups in a 'groups' array "
+                f"of the .npz. Leave --group-field at its default ({default}).")
 
 
 @dataclass(frozen=True)

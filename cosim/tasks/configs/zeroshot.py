@@ -182,7 +182,7 @@ class ZeroshotConfig(ReadOptions, DataOptions):
                 "views the training images); other modalities pair by class only. Use "
                 "pairing='class' or 'auto'.")
         check_options(self)
-        self.check_data(o)
+        self.check_data(o, [self.image, self.other])
         if self.oh_class >= 0 and self.other != "spoken-digits":
             raise ConfigError("'oh_class' maps spoken-digits' word 'oh'; other is "
                               f"{self.other!r}. Leave oh_class at -1.")
