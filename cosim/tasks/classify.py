@@ -26,6 +26,7 @@ task, the most active grid point and the selection on validation.
 from __future__ import annotations
 
 import itertools
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,8 +37,8 @@ from tqdm.auto import tqdm
 
 from ...analysis.report import save_table
 from ...analysis.stats import (
-    BOOTSTRAP_METHOD,
     bootstrap_interval,
+    bootstrap_method,
     chance_accuracy,
     confusion_matrix,
     paired_bootstrap,
@@ -298,7 +299,36 @@ def select_on_validation(tile: Any, frames: dict[str, np.ndarray],
 
 
 # -- the protocol ----------------------------------------------------------------------------
+RAW_KEY = "raw events"
+"""The raw-event readout's key in every per-model dict and table column of a run (the
+backends' keys are their names)."""
 RAW_MODEL = "readout on raw events (no reservoir)"
+"""The raw-event readout as tables and plots name it (:func:`model_label`)."""
+
+
+def model_label(key: str) -> str:
+    """A model's name in tables and plots from its key: a backend ``b`` is ``LSM, b``."""
+    return RAW_MODEL if key == RAW_KEY else f"LSM, {key}"
+
+
+def interval_rng(seed: int, *names: str) -> np.random.Generator:
+    """The bootstrap generator of one model's interval (or one pair's, ``names`` both models),
+    derived from the run seed and the names: adding, removing or reordering a backend leaves
+    every other interval unchanged."""
+    return np.random.default_rng([seed, 0x43494E54, zlib.crc32("|".join(names).encode())])
+
+
+def accuracy_intervals(correct: dict[str, list[np.ndarray]], reference: str, seed: int
+                       ) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Bootstrap 95 % intervals of each model's test accuracy and of each model's paired
+    difference to ``reference``, from per-seed, per-sample outcomes ``correct[model]``
+    (models by label); each from its own :func:`interval_rng`."""
+    cis = {m: bootstrap_interval(np.stack(c), interval_rng(seed, m)) for m, c in correct.items()}
+    paired = [{"model": m, "vs": reference,
+               **paired_bootstrap(np.stack(correct[reference]), np.stack(c),
+                                  interval_rng(seed, m, reference))}
+              for m, c in correct.items() if m != reference]
+    return cis, paired
 
 
 @dataclass
@@ -365,7 +395,7 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
     bar = tqdm(total=n_work, desc="classify", disable=not progress, unit="net")
     grid_rows, acc_rows, correct, activity = [], [], {}, {}
     cms = {m: np.zeros((n_classes, n_classes), dtype=np.int64)
-           for m in [*backends, "raw events"]}
+           for m in [*backends, RAW_KEY]}
     embed: dict[str, np.ndarray] = {}
     for k in range(cfg.seeds):
         seed = cfg.seed + k
@@ -413,7 +443,7 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
             raw["train"], labels["train"], rng=r, n_classes=n_classes)
         pred = clf.predict(raw["test"])
         correct.setdefault(RAW_MODEL, []).append(pred == labels["test"])
-        cms["raw events"] += confusion_matrix(labels["test"], pred, n_classes)
+        cms[RAW_KEY] += confusion_matrix(labels["test"], pred, n_classes)
         acc_rows.append({"seed": seed, "model": RAW_MODEL,
                          "val_acc": clf.score(raw["val"], labels["val"]),
                          "test_acc": float(np.mean(pred == labels["test"]))})
@@ -422,23 +452,19 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
 
     acc = pd.DataFrame(acc_rows)
     chance = chance_accuracy(labels["test"])
-    # one generator for the intervals, derived from the run seed (reruns are identical)
-    ci_rng = np.random.default_rng([cfg.seed, 0x43494E54])
+    cis, paired_rows = accuracy_intervals(correct, f"LSM, {cfg.backends[0]}", cfg.seed)
     summary_rows = []
     for model, g in acc.groupby("model", sort=False):
-        ci = bootstrap_interval(np.stack(correct[model]), ci_rng)
+        ci = cis[model]
         summary_rows.append({"model": model, "val_mean": g["val_acc"].mean(),
                              "val_std": g["val_acc"].std(), "test_mean": g["test_acc"].mean(),
                              "test_std": g["test_acc"].std(), "test_ci_low": ci["ci_low"],
                              "test_ci_high": ci["ci_high"], "chance": chance,
+                             "n_val": int(labels["val"].size),
                              "n_test": ci["n_samples"], "n_seeds": ci["n_seeds"]})
     summary_tab = pd.DataFrame(summary_rows)
-    ref = f"LSM, {cfg.backends[0]}"
-    paired = pd.DataFrame([{"model": name, "vs": ref,
-                            **paired_bootstrap(np.stack(correct[ref]), np.stack(correct[name]),
-                                               ci_rng)}
-                           for name in correct if name != ref])
-    method = BOOTSTRAP_METHOD.format(n=2000)
+    paired = pd.DataFrame(paired_rows)
+    method = bootstrap_method(cfg.seeds)
     for w in (interval_warnings([(f"{r['model']} test accuracy", r["test_ci_low"],
                                   r["test_ci_high"]) for r in summary_rows],
                                 cfg.warn_interval_width)

@@ -69,6 +69,8 @@ def confusion_figure(cms: dict[str, np.ndarray], class_names: tuple[str, ...]):
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from ...tasks.classify import model_label
+
     n = len(cms)
     k = next(iter(cms.values())).shape[0]
     names = list(class_names)[:k] + [str(c) for c in range(len(class_names), k)]
@@ -83,7 +85,7 @@ def confusion_figure(cms: dict[str, np.ndarray], class_names: tuple[str, ...]):
                       fontsize=8)
         ax.set_yticks(range(k), names, fontsize=8)
         ax.set_xlabel("predicted class")
-        ax.set_title(model if model == "raw events" else f"LSM, {model}", fontsize=9)
+        ax.set_title(model_label(model), fontsize=9)
     axes[0][0].set_ylabel("true class")
     fig.colorbar(im, ax=list(axes[0]), label="fraction of the true class", shrink=0.8)
     fig.suptitle("test confusion, all seeds pooled", fontsize=10)
@@ -133,6 +135,7 @@ def _report(run: RunDir, cfg: ClassifyConfig, res: ClassifyResult, wall: float) 
     import pandas as pd
 
     from ....analysis.report import markdown_table, write_report
+    from ...tasks.classify import model_label
 
     spec, n_in, n_steps = res.spec, res.n_in, res.n_steps
     sizes = "/".join(str(n) for n in res.sizes.values())
@@ -145,7 +148,7 @@ def _report(run: RunDir, cfg: ClassifyConfig, res: ClassifyResult, wall: float) 
             else f"{_pct(r['test_mean'])} (one seed)"),
         "test 95 % interval": f"{_pct(r['test_ci_low'])} to {_pct(r['test_ci_high'])}",
         "chance": _pct(r["chance"]),
-        "validation": _pct(r["val_mean"]),
+        "validation (samples)": f"{_pct(r['val_mean'])} ({int(r['n_val'])})",
         "test samples x seeds": f"{int(r['n_test'])} x {int(r['n_seeds'])}"}
         for r in res.summary.to_dict(orient="records")])
     paired = pd.DataFrame([{
@@ -162,7 +165,7 @@ def _report(run: RunDir, cfg: ClassifyConfig, res: ClassifyResult, wall: float) 
             model = c[: -len("_test_acc")]
             per_class[c] = per_class[c].map(_pct)
             per_class = per_class.rename(columns={
-                c: model if model == "raw events" else f"LSM, {model}"})
+                c: model_label(model)})
     per_class = per_class.rename(columns={"n_test": "test samples (x seeds)"})
     warn = ("\n".join(f"- {w}" for w in res.warnings) if res.warnings
             else "None: the test split holds enough samples a class, every interval is "
