@@ -41,7 +41,9 @@ The protocol ([Lin25] zero-shot task, measured honestly):
    best test epoch), labelled as such everywhere. Only ``paper`` looks at unseen classes.
 6. **Baseline.** The same heads and grid on raw binned event counts (no reservoir).
 7. **Statistics.** Mean, std and Student-t 95 % interval over seeds, the exact chance level of
-   the retrieval rule, and a label-permutation p-value pooled over seeds.
+   the retrieval rule (unseen, seen-class test and validation retrievals, from the labels
+   that ran), a label-permutation p-value pooled over seeds, and paired differences between
+   models by a bootstrap over seeds and queries of the per-query hit differences.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ...analysis.stats import paired_bootstrap
 from ...models.checks import check_choice, check_int
 from ...models.device.conductance import differential_pair
 from ...models.errors import ConfigError, DomainWarning
@@ -92,6 +95,7 @@ from .classify import (
 )
 from .configs.zeroshot import ZeroshotConfig
 from .data_checks import (
+    class_names_of,
     describe_split,
     interval_warnings,
     pairing_warnings,
@@ -113,6 +117,7 @@ class Modality:
     audio: bool
     sources: dict[str, np.ndarray] = field(default_factory=dict)
     split_text: str = ""  # how the data were split (data_checks.describe_split)
+    class_names: tuple[str, ...] = ()  # the classes' names where the data name them
 
     @property
     def n_in(self) -> int:
@@ -209,7 +214,9 @@ def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
         # N-MNIST keeps no images: the population views the recordings' event-count images,
         # so every recording is read first (the source rows are the recordings)
         loaded, every = _numbered_recordings(cfg, status)
-        source = source_images(cfg.image, every)
+        with status.step(f"counting the events of {len(every)} recordings (the images the "
+                         "neural population views)"):
+            source = source_images(cfg.image, every)
     elif cfg.other == "neural-sim":
         with status.step(f"reading the images the neural population views ({cfg.image})"):
             source = source_images(cfg.image)
@@ -248,7 +255,8 @@ def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
         split_text = describe_split({s: raw[s] for s in sizes})
         status.note(f"{spec} split: {split_text}")
         mods.append(Modality(name=spec, frames=frames, labels=labels, audio=audio,
-                             sources=sources, split_text=split_text))
+                             sources=sources, split_text=split_text,
+                             class_names=class_names_of(raw["train"]) or ()))
     img, oth = mods
     for w in pairing_warnings(raws["image"]["train"], raws["other"]["train"],
                               [*cfg.seen_classes, *cfg.unseen_classes],
@@ -258,7 +266,7 @@ def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
         for w in small_test_warnings(mod.labels["test"], cfg.unseen_classes,
                                      cfg.warn_min_test_per_class, what):
             status.warn(w)
-    for w in shared_group_warnings(raws["other"]):
+    for w in shared_group_warnings(raws["image"]) + shared_group_warnings(raws["other"]):
         status.warn(w)
     if cfg.pairing_mode == "instance":
         # [Lin25] BMI: recordings of the viewed images. Training trials view the image
@@ -527,11 +535,16 @@ null does not include the selection over the grid, so the p-value would be too s
 
 def summarise(per_seed: list[dict[str, Any]], query_labels: np.ndarray,
               gallery_labels: np.ndarray, n_perm: int,
-              rng: np.random.Generator, *, p_valid: bool = True) -> dict[str, Any]:
+              rng: np.random.Generator, *, p_valid: bool = True,
+              seen_test: tuple[np.ndarray, np.ndarray] | None = None,
+              val: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Mean, std, 95 % interval over seeds, chance levels and the permutation p-value.
 
     ``p_valid=False`` (a row selected on the test queries): ``p_value_top1`` is NaN and
-    ``p_value_note`` says why (:data:`P_INVALID_NOTE`)."""
+    ``p_value_note`` says why (:data:`P_INVALID_NOTE`). ``seen_test`` and ``val`` are the
+    (query labels, gallery labels) of the seen-class test and validation retrievals: their
+    exact top-1 chance levels (``chance_seen_test_top1``, ``chance_val_top1``; NaN without
+    them) come from the labels that ran, so an imbalanced set gets its own chance."""
     s1 = mean_interval([r["unseen_top1"] for r in per_seed])
     sk = mean_interval([r["unseen_topk"] for r in per_seed])
     neighbours = [r["neighbours"] for r in per_seed]
@@ -550,6 +563,9 @@ def summarise(per_seed: list[dict[str, Any]], query_labels: np.ndarray,
         f"chance_top{k}": chance_topk(query_labels, gallery_labels, k),
         "seen_test_top1_mean": float(np.mean([r["seen_test_top1"] for r in per_seed])),
         "val_top1_mean": float(np.mean([r["val_top1"] for r in per_seed])),
+        "chance_seen_test_top1": (chance_topk(*seen_test, 1) if seen_test is not None
+                                  else float("nan")),
+        "chance_val_top1": chance_topk(*val, 1) if val is not None else float("nan"),
         "n_seeds": len(per_seed), "n_queries": int(query_labels.size),
         "n_gallery": int(gallery_labels.size),
     }
@@ -685,20 +701,39 @@ def permutation_rng(seed: int, model: str, selection: str) -> np.random.Generato
     return np.random.default_rng([seed, 0x5045524D, zlib.crc32(f"{model}|{selection}".encode())])
 
 
-def paired_by_seed(chosen: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Per selection rule, every model's unseen top-1 minus the reference model's, paired by
-    seed (same map, same data, same head initialisation): mean and Student-t 95 % interval."""
-    rows = []
-    for sel, g in chosen.groupby("selection", sort=False):
-        ref = g[g["model"] == reference].set_index("seed")["unseen_top1"]
-        for model, gm in g.groupby("model", sort=False):
-            if model == reference:
-                continue
-            d = (gm.set_index("seed")["unseen_top1"] - ref).dropna().to_numpy()
-            rows.append({"selection": SELECTIONS[sel][1], "model": model, "vs": reference,
-                         **{f"diff_{k}" if k != "n" else "n_seeds": v
-                            for k, v in mean_interval(d).items()}})
-    return pd.DataFrame(rows)
+def paired_rng(seed: int, model: str, reference: str, selection: str) -> np.random.Generator:
+    """The paired bootstrap's generator of one (model, reference, selection) row, derived from
+    the run seed and the names, so adding a backend or model leaves every other row alone."""
+    return np.random.default_rng(
+        [seed, 0x50414952, zlib.crc32(f"{model}|{reference}|{selection}".encode())])
+
+
+def paired_by_seed(chosen: dict[tuple[str, str], list[dict[str, Any]]],
+                   query_labels: np.ndarray, reference: str, seed: int) -> pd.DataFrame:
+    """Per selection rule, every model's unseen top-1 minus the reference model's: the mean
+    and the paired bootstrap 95 % interval (:func:`~rram_cosim.analysis.stats.paired_bootstrap`)
+    of the per-query hit differences within each seed (same map, data and head initialisation
+    in a seed; seeds and queries resampled), and how many hits only one model got.
+
+    ``chosen`` is :attr:`ProtocolResult.chosen`; rows pair by seed."""
+    def hits(rows: list[dict[str, Any]]) -> dict[int, np.ndarray]:
+        return {int(r["seed"]): r["neighbours"][:, 0] == query_labels for r in rows}
+
+    out = []
+    for (model, sel), rows in chosen.items():
+        if model == reference or (reference, sel) not in chosen:
+            continue
+        ref, mine = hits(chosen[(reference, sel)]), hits(rows)
+        seeds = sorted(set(ref) & set(mine))
+        r = paired_bootstrap(np.stack([ref[k] for k in seeds]),
+                             np.stack([mine[k] for k in seeds]),
+                             paired_rng(seed, model, reference, sel))
+        out.append({"selection": SELECTIONS[sel][1], "model": model, "vs": reference,
+                    "diff_mean": r["diff"], "diff_ci_low": r["ci_low"],
+                    "diff_ci_high": r["ci_high"], "n_seeds": r["n_seeds"],
+                    "n_queries": r["n_samples"], "n_model_only": r["n_b_only"],
+                    "n_reference_only": r["n_a_only"]})
+    return pd.DataFrame(out)
 
 
 # -- a whole run -----------------------------------------------------------------------------
@@ -781,7 +816,9 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
             chosen_rows.append({k: v for k, v in r.items()
                                 if k not in ("neighbours", "heads", "feats", "activity")})
         s = summarise(rows, res.query_labels, res.gallery_labels, cfg.n_perm,
-                      permutation_rng(cfg.seed, model, sel), p_valid=sel != "paper")
+                      permutation_rng(cfg.seed, model, sel), p_valid=sel != "paper",
+                      seen_test=(other.labels["seen_test"], image.labels["seen_test"]),
+                      val=(other.labels["val"], image.labels["val"]))
         metric = SELECTIONS[sel][0]
         summary_rows.append({"model": model, "selection": SELECTIONS[sel][1], **s,
                              "selection_score_mean": float(np.mean([r[metric] for r in rows])),
@@ -804,5 +841,6 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
     chosen = pd.DataFrame(chosen_rows)
     return ZeroshotRun(image=image, other=other, result=res, domain_warnings=domain,
                        grid=pd.DataFrame(res.grid), chosen=chosen, summary=summary,
-                       paired=paired_by_seed(chosen, f"LSM, {cfg.backends[0]}"),
+                       paired=paired_by_seed(res.chosen, res.query_labels,
+                                             f"LSM, {cfg.backends[0]}", cfg.seed),
                        warnings=list(status.warnings))

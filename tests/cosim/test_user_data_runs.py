@@ -81,7 +81,10 @@ def test_wav_classify_splits_by_speaker_reports_it_and_warns_on_few_tests(speake
     assert "warning: only 2 test samples" in capfd.readouterr().err
     # chance and counts beside the accuracy; the interval's method named
     assert "| 33.3 % |" in report and "6 x 1" in report
-    assert "bootstrap over seeds and test samples" in report
+    # one seed: the interval is over the test samples only, and the report says so
+    assert "bootstrap over test samples only" in report
+    assert "bootstrap over seeds and test samples" not in report
+    assert "| 33.3 % (6) |" not in report and "(6) |" in report  # validation's sample count
     # the split rule is an option of the command line; by file, speakers are shared
     assert main(["classify", "--dataset", f"wav:{speakers}", "--split-by", "sample",
                  "--backends", "ideal", "--seeds", "1", "--hidden", "16", "--v-th", "5",
@@ -149,6 +152,22 @@ def test_neural_sim_views_the_image_files_own_images(bars, tmp_path):
     report = (tmp_path / "z" / "report.md").read_text()
     assert "responses to the other half of the images of images:bars.npz" in report
     assert not any("share no source" in w for w in out["warnings"])
+
+
+def test_the_image_modality_warns_on_groups_shared_by_a_split_by_sample(tmp_path):
+    from rram_cosim.cosim.tasks.status import Status
+
+    images, labels = _images(6, 24)
+    path = tmp_path / "writers.npz"
+    np.savez(path, images=images, labels=labels, groups=np.arange(labels.size) % 4)
+    cfg = ZeroshotConfig(name="g", image=f"images:{path}", split_by="sample", **ZS)
+    status = Status("zeroshot", enabled=False)
+    load_modalities(cfg, status)
+    assert any("group(s) have samples in both train and test" in w for w in status.warnings)
+    # split by group (the default where groups are named): no warning
+    status = Status("zeroshot", enabled=False)
+    load_modalities(ZeroshotConfig(name="g", image=f"images:{path}", **ZS), status)
+    assert not any("both train and test" in w for w in status.warnings)
 
 
 def test_a_pairing_that_cannot_mean_anything_is_refused(bars, tmp_path):

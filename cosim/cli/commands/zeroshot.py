@@ -77,7 +77,9 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
     cm = sum(confusion_matrix(np.searchsorted(classes, res.query_labels),
                               np.searchsorted(classes, r["neighbours"][:, 0]), len(classes))
              for r in lead_rows)
-    save_figure(_confusion_plot(cm, classes, lead, SELECTIONS[head][1]),
+    names = image.class_names or other.class_names
+    ticks = [names[c] if c < len(names) else str(c) for c in classes]
+    save_figure(_confusion_plot(cm, ticks, lead, SELECTIONS[head][1]),
                 run.path / "confusion.png")
     save_figure(_embedding_plot(lead_rows[0], image, other, lead), run.path / "embedding.png")
     wall = time.perf_counter() - t0
@@ -101,7 +103,9 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
     return out
 
 
-def _confusion_plot(cm: np.ndarray, classes: list[int], model: str, selection: str):
+def _confusion_plot(cm: np.ndarray, classes: list[str], model: str, selection: str):
+    """Unseen queries against the class of their nearest gallery image, each class by its
+    name (or number), the colour bar beside the matrix and the title above both."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -110,7 +114,7 @@ def _confusion_plot(cm: np.ndarray, classes: list[int], model: str, selection: s
     fig, ax = plt.subplots(figsize=(side + 1.2, side + 0.6), constrained_layout=True)
     frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes)
+    ax.set_xticks(range(k), classes, rotation=90 if max(map(len, classes)) > 2 else 0)
     ax.set_yticks(range(k), classes)
     for i in range(k):
         for j in range(k):
@@ -197,16 +201,19 @@ def _tables(cfg: ZeroshotConfig, other: Modality, summary: pd.DataFrame,
     from ...tasks.zeroshot import P_INVALID_NOTE, SELECTIONS
 
     short = {label: key for key, (_, label) in SELECTIONS.items()}
-    k = next(int(c[len("unseen_top"):-len("_mean")]) for c in summary.columns
-             if c.startswith("unseen_top") and c.endswith("_mean") and c != "unseen_top1_mean")
+    # the top-k of the run (k = 1: no column beyond top-1)
+    k = next((int(c[len("unseen_top"):-len("_mean")]) for c in summary.columns
+              if c.startswith("unseen_top") and c.endswith("_mean")
+              and c != "unseen_top1_mean"), 1)
     rows = summary.to_dict(orient="records")
     n_seeds = int(rows[0]["n_seeds"])
     counts = (f"{int(rows[0]['n_queries'])} queries, {int(rows[0]['n_gallery'])} gallery, "
               f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
     key = pd.DataFrame([{
         "model": r["model"], "selection": short[r["selection"]],
-        "unseen top-1, mean +- std": f"{_fmt(r['unseen_top1_mean'])} +- "
-                                     f"{_fmt(r['unseen_top1_std'])}",
+        "unseen top-1, mean +- std": (f"{_fmt(r['unseen_top1_mean'])} +- "
+                                      f"{_fmt(r['unseen_top1_std'])}" if n_seeds > 1
+                                      else f"{_fmt(r['unseen_top1_mean'])} (one seed)"),
         "95 % interval over seeds": f"{_fmt(r['unseen_top1_ci_low'])} to "
                                     f"{_fmt(r['unseen_top1_ci_high'])}",
         "chance": _fmt(r["chance_top1"]),
@@ -215,11 +222,12 @@ def _tables(cfg: ZeroshotConfig, other: Modality, summary: pd.DataFrame,
         "samples": counts} for r in rows])
     extra = pd.DataFrame([{
         "model": r["model"], "selection": short[r["selection"]],
-        f"unseen top-{k} (chance)": f"{_fmt(r[f'unseen_top{k}_mean'])} "
-                                    f"({_fmt(r[f'chance_top{k}'])})",
+        **({f"unseen top-{k} (chance)": f"{_fmt(r[f'unseen_top{k}_mean'])} "
+                                        f"({_fmt(r[f'chance_top{k}'])})"} if k > 1 else {}),
         "seen-class test top-1 (chance)": f"{_fmt(r['seen_test_top1_mean'])} "
-                                          f"({_fmt(1 / len(cfg.seen_classes))})",
-        "seen-class val top-1": _fmt(r["val_top1_mean"]),
+                                          f"({_fmt(r['chance_seen_test_top1'])})",
+        "seen-class val top-1 (chance)": f"{_fmt(r['val_top1_mean'])} "
+                                         f"({_fmt(r['chance_val_top1'])})",
         "training ops, chosen": f"{r['train_ops_chosen']:.3g}",
         "training ops, grid": f"{r['train_ops_grid']:.3g}"} for r in rows])
     pair = pd.DataFrame([{
@@ -227,7 +235,10 @@ def _tables(cfg: ZeroshotConfig, other: Modality, summary: pd.DataFrame,
         "difference (points)": f"{100 * r['diff_mean']:+.1f}",
         "95 % interval (points)": f"{100 * r['diff_ci_low']:+.1f} to "
                                   f"{100 * r['diff_ci_high']:+.1f}",
-        "seeds": int(r["n_seeds"])} for r in paired.to_dict(orient="records")])
+        "hits only in model / only in reference": (f"{int(r['n_model_only'])} / "
+                                                   f"{int(r['n_reference_only'])}"),
+        "queries x seeds": f"{int(r['n_queries'])} x {int(r['n_seeds'])}"}
+        for r in paired.to_dict(orient="records")])
     return {"key": key, "extra": extra, "paired": pair,
             "seen_counts": pd.DataFrame([{"seen test queries": len(other.labels["seen_test"]),
                                           "seen val queries": len(other.labels["val"])}])}
@@ -239,6 +250,7 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
     import pandas as pd
 
     from ....analysis.report import markdown_table, write_report
+    from ....analysis.stats import bootstrap_method
     from ...tasks.zeroshot import P_INVALID_NOTE, SELECTIONS
 
     lay = res.layout
@@ -326,20 +338,27 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
         ("Top-k, seen classes, training operations",
          markdown_table(tabs["extra"])
          + f"\n\nSeen-class test top-1 over {int(tabs['seen_counts'].iloc[0, 0])} queries, "
-           f"seen-class val top-1 over {int(tabs['seen_counts'].iloc[0, 1])} (chance there: "
-           "one over the seen classes, for balanced galleries). Top-k counts a hit when any of the k nearest gallery images has the query's "
-           "class; with two unseen classes it is near 100 % by construction (its chance level "
-           "is in the table). Training operations: arithmetic operations of the head training "
+           f"seen-class val top-1 over {int(tabs['seen_counts'].iloc[0, 1])}; each chance "
+           "level is the retrieval rule's exact one for the queries and gallery that ran "
+           "(class counts as they are, imbalance included). "
+           + (f"Top-{cfg.top_k} counts a hit when any of the {cfg.top_k} nearest gallery "
+              "images has the query's class; with two unseen classes it is near 100 % by "
+              "construction (its chance level is in the table). " if cfg.top_k > 1 else "")
+           + "Training operations: arithmetic operations of the head training "
            "(a MAC counts 2) for the chosen model and for the whole selection grid."),
         (f"Paired by seed: unseen top-1 difference to `LSM, {cfg.backends[0]}`",
-         markdown_table(tabs["paired"]) + "\n\nInterval: Student t over the per-seed "
-         "differences (same map, data and head initialisation in a seed)."
+         markdown_table(tabs["paired"]) + f"\n\nInterval: {bootstrap_method(cfg.seeds)}, on "
+         "per-query hit differences within each seed (same map, data and head "
+         "initialisation in a seed), so no outcome of one seed is treated as independent of "
+         "another's."
          if len(paired) else "Only one model ran."),
         ("Paper and prototype beside this run", markdown_table(comparison)),
         ("Plots", "![](confusion.png)\n\n![](embedding.png)"),
     ]
     if len(paper_rows):
-        sections.insert(3, ("How much the selection adds", markdown_table(pd.DataFrame([
+        # after the headline, wherever the sections before it put it
+        at = [title for title, _ in sections].index("Headline") + 1
+        sections.insert(at, ("How much the selection adds", markdown_table(pd.DataFrame([
             {"model": m,
              **{SELECTIONS[s][1]: _fmt(float(summary[(summary["model"] == m)
                                                      & (summary["selection"]
