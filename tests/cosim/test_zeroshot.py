@@ -76,6 +76,9 @@ def test_zeroshot_writes_tables_plots_and_labels_the_paper_protocol(small_run):
     assert "paper protocol: selected on the unseen test queries" in report
     assert P_INVALID_NOTE in report
     assert "88.0 %" in report  # the paper's figure beside ours
+    # model differences: a paired bootstrap over seeds and queries, named in the report
+    assert "bootstrap over seeds and test samples (2000 resamples" in report
+    assert "on per-query hit differences within each seed" in report
     paired = pd.read_csv(small_run / "paired.csv")
     assert set(paired["model"]) == {"LSM, surrogate", "raw events (no reservoir)"}
     assert (paired["n_seeds"] == 2).all()
