@@ -759,9 +759,10 @@ def short_selection(row: dict[str, Any]) -> str:
 
 def p_interval_note(row: dict[str, Any], alpha: float = 0.05) -> str:
     """Why a summary row's permutation p-value and its interval over seeds disagree (one says
-    "above chance", the other does not); empty when they agree or there is no p-value."""
+    "above chance", the other does not); empty when they agree, or when there is no p-value
+    or no interval (one seed: the warnings say so)."""
     p, lo, chance = row["p_value_top1"], row["unseen_top1_ci_low"], row["chance_top1"]
-    if not np.isfinite(p) or (p < alpha) == (lo > chance):
+    if not np.isfinite(p) or not np.isfinite(lo) or (p < alpha) == (lo > chance):
         return ""
     n_q, n_s = int(row["n_queries"]), int(row["n_seeds"])
     pooled = (f"the permutation p-value ({p:.2g}) pools {n_q} queries x {n_s} seeds and asks "

@@ -86,6 +86,9 @@ def test_p_value_and_interval_disagreement_is_explained():
     assert p_interval_note({**row, "p_value_top1": float("nan")}) == ""  # paper rows
     other_way = p_interval_note({**row, "p_value_top1": 0.3, "unseen_top1_ci_low": 0.55})
     assert "too few queries" in other_way
+    # one seed: no interval to disagree with (the warnings say there is none)
+    assert p_interval_note({**row, "unseen_top1_ci_low": float("nan"),
+                            "unseen_top1_ci_high": float("nan"), "n_seeds": 1}) == ""
 
 
 def test_status_lines_and_warnings():

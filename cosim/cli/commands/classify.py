@@ -190,8 +190,8 @@ def _report(run: RunDir, cfg: ClassifyConfig, res: ClassifyResult, wall: float) 
             f"\n\nChance: the most frequent test class's share ({len(res.class_names)} "
             f"classes). Interval: {res.interval_method}.")),
         (f"Paired test-accuracy difference to `LSM, {cfg.backends[0]}`",
-         (markdown_table(paired) + f"\n\nInterval: {res.interval_method}, on per-sample "
-          "differences within each seed (the same map, data and readout initialisation), so "
+         (markdown_table(paired) + f"\n\nInterval: {res.interval_method}. It "
+          "resamples per-sample differences within each seed (the same map, data and readout initialisation), so "
           "no outcome of one seed is treated as independent of another's.")
          if len(paired) else "Only one model ran."),
         ("Per class (test, pooled over seeds)", markdown_table(per_class)),

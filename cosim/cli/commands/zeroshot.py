@@ -182,6 +182,15 @@ def _fmt(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{100 * x:.1f} %"
 
 
+def _span(lo: float, hi: float) -> str:
+    """A 95 % interval over seeds, or why there is none (one seed)."""
+    import numpy as np
+
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "none (one seed)"
+    return f"{_fmt(lo)} to {_fmt(hi)}"
+
+
 def _p(p: float) -> str:
     """A p-value for the report, or why there is none."""
     import numpy as np
@@ -214,8 +223,7 @@ def _tables(cfg: ZeroshotConfig, other: Modality, summary: pd.DataFrame,
         "unseen top-1, mean +- std": (f"{_fmt(r['unseen_top1_mean'])} +- "
                                       f"{_fmt(r['unseen_top1_std'])}" if n_seeds > 1
                                       else f"{_fmt(r['unseen_top1_mean'])} (one seed)"),
-        "95 % interval over seeds": f"{_fmt(r['unseen_top1_ci_low'])} to "
-                                    f"{_fmt(r['unseen_top1_ci_high'])}",
+        "95 % interval over seeds": _span(r["unseen_top1_ci_low"], r["unseen_top1_ci_high"]),
         "chance": _fmt(r["chance_top1"]),
         "permutation p": (P_INVALID_NOTE if not np.isfinite(r["p_value_top1"])
                           else f"{r['p_value_top1']:.2g}"),
@@ -275,8 +283,8 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
     hl = summary[summary["selection"] == SELECTIONS[head][1]]
     lead = hl.iloc[0]
     ours = (f"{_fmt(lead['unseen_top1_mean'])} (95 % interval over seeds "
-            f"{_fmt(lead['unseen_top1_ci_low'])}"
-            f" to {_fmt(lead['unseen_top1_ci_high'])}, chance {_fmt(lead['chance_top1'])}, "
+            f"{_span(lead['unseen_top1_ci_low'], lead['unseen_top1_ci_high'])}, "
+            f"chance {_fmt(lead['chance_top1'])}, "
             f"permutation p {_p(lead['p_value_top1'])})")
     paper_rows = summary[summary["selection"] == SELECTIONS["paper"][1]]
     comparison = pd.DataFrame([
@@ -288,8 +296,8 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
                  "were trained on"},
         *[{"source": f"this run: {r['model']}, {cfg.image} + {cfg.other}",
            "selection": r["selection"], "unseen_top1": _fmt(r["unseen_top1_mean"]),
-           "note": f"95 % interval {_fmt(r['unseen_top1_ci_low'])} to "
-                   f"{_fmt(r['unseen_top1_ci_high'])}, chance {_fmt(r['chance_top1'])}, "
+           "note": f"95 % interval {_span(r['unseen_top1_ci_low'], r['unseen_top1_ci_high'])}"
+                   f", chance {_fmt(r['chance_top1'])}, "
                    f"p {_p(r['p_value_top1'])}"}
           for r in summary.to_dict(orient="records")],
     ])
@@ -347,8 +355,8 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
            + "Training operations: arithmetic operations of the head training "
            "(a MAC counts 2) for the chosen model and for the whole selection grid."),
         (f"Paired by seed: unseen top-1 difference to `LSM, {cfg.backends[0]}`",
-         markdown_table(tabs["paired"]) + f"\n\nInterval: {bootstrap_method(cfg.seeds)}, on "
-         "per-query hit differences within each seed (same map, data and head "
+         markdown_table(tabs["paired"]) + f"\n\nInterval: {bootstrap_method(cfg.seeds)}. It "
+         "resamples per-query hit differences within each seed (same map, data and head "
          "initialisation in a seed), so no outcome of one seed is treated as independent of "
          "another's."
          if len(paired) else "Only one model ran."),
