@@ -538,13 +538,21 @@ def stratified_split(labels: np.ndarray, rng: np.random.Generator,
 
 
 def group_split(groups: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> dict[str, np.ndarray]:
+                fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, *,
+                stratify: bool = False) -> dict[str, np.ndarray]:
     """Seeded split of sample indices by group (voice, speaker) into ``train``, ``val``, ``test``.
 
     Whole groups go to one split: the shuffled distinct groups are cut at
     ``round(f_train * n_groups)`` and ``round((f_train + f_val) * n_groups)``, so the fractions
     count groups, not samples. Within a split the samples are shuffled and the classes
     interleaved (round robin), so a prefix is stratified as far as the split's classes allow.
+
+    ``stratify``: groups that mostly (more than half their samples) hold one class are cut
+    per class (the same rule over that class's groups, in the shuffled order), so each class
+    reaches each split where its groups allow; groups of mixed classes (a speaker saying
+    every word) are cut together. When every group is mixed the split is the unstratified
+    one, and the generator draws the same numbers either way. Should the per-class cut leave
+    a split empty that the plain cut fills, the plain cut is used.
     """
     fr = _check_fractions(fractions)
     groups = np.asarray(groups)
@@ -553,13 +561,27 @@ def group_split(groups: np.ndarray, labels: np.ndarray, rng: np.random.Generator
         raise ConfigError(f"groups and labels must have the same shape. Got {groups.shape} and "
                           f"{labels.shape}.")
     names, group_of = np.unique(groups, return_inverse=True)
+    group_of = group_of.reshape(-1)
     order = rng.permutation(names.size)
-    a, b = np.round(np.cumsum(fr)[:2] * names.size).astype(int)
+
+    def cut(members: np.ndarray, part: np.ndarray) -> None:
+        a, b = np.round(np.cumsum(fr)[:2] * members.size).astype(int)
+        part[members[:a]], part[members[a:b]], part[members[b:]] = 0, 1, 2
+
     part_of_group = np.empty(names.size, dtype=np.int64)
-    part_of_group[order[:a]] = 0
-    part_of_group[order[a:b]] = 1
-    part_of_group[order[b:]] = 2
-    split_of = part_of_group[group_of.reshape(-1)]
+    cut(order, part_of_group)
+    if stratify and labels.size:
+        counts = np.zeros((names.size, int(labels.max()) + 1), dtype=np.int64)
+        np.add.at(counts, (group_of, labels), 1)
+        main = counts.argmax(axis=1)
+        # -1: a group of mixed classes
+        bucket = np.where(2 * counts.max(axis=1) > counts.sum(axis=1), main, -1)
+        strat = np.empty(names.size, dtype=np.int64)
+        for c in np.unique(bucket):
+            cut(order[bucket[order] == c], strat)
+        if np.unique(strat).size >= np.unique(part_of_group).size:
+            part_of_group = strat
+    split_of = part_of_group[group_of]
     out = {}
     for k, name in enumerate(SPLITS):
         members = rng.permutation(np.flatnonzero(split_of == k))

@@ -5,17 +5,22 @@ Each loader returns one split (``"train"``, ``"val"``, ``"test"``) as an
 the pipeline does not know where the data came from. The formats are documented in
 ``docs/data.md``:
 
-- :func:`load_wav`: a folder of ``<label>_<anything>.wav`` files (any sample rate, PCM or
-  float, channels averaged), resampled to the cochlea's rate and turned into audio events by
+- :func:`load_wav`: a folder of ``<label>_<speaker>_<anything>.wav`` files (any sample rate,
+  PCM or float, channels averaged; two-field names ``<label>_<anything>.wav`` are read too and
+  split by file), resampled to the cochlea's rate and turned into audio events by
   the same cochlea as ``spoken-digits`` (:mod:`.audio`);
 - :func:`load_images`: an ``.npz`` with ``images`` (n, h, w) and ``labels`` (n,), turned into
   DVS events by the same saccade simulator as ``digits-events`` (:mod:`.datasets`);
 - :func:`load_events`: an ``.npz`` with ``labels``, ``offsets`` and the event fields.
 
 Unless the file says which sample belongs to which split (an optional ``split`` array), the
-split is a seeded stratified one (default 60/20/20), or, for WAV files named
-``<label>_<speaker>_<rest>.wav``, optionally by speaker. Bad files raise
-:class:`~rram_cosim.models.errors.ConfigError` naming the file and the problem.
+split is seeded (default 60/20/20). ``split_by="auto"`` (the default) keeps every *group* in
+one split whenever the data names groups: the speaker field of WAV names
+``<label>_<speaker>_<rest>.wav``, an optional ``groups`` array in an ``.npz``. Time-stretched or
+re-recorded copies of one speaker's word are near-duplicates, and a split by file puts them on
+both sides of the train / test line. ``split_by="sample"`` is the stratified split over
+samples. Bad files raise :class:`~rram_cosim.models.errors.ConfigError` naming the file and the
+problem.
 
 :func:`~rram_cosim.cosim.data.ntidigits.load_ntidigits` is re-exported here, so every
 ``<kind>:PATH`` dataset of the CLI resolves to ``load_<kind>`` in this module.
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ...models.checks import check_choice, check_int
 from ...models.errors import ConfigError
@@ -48,9 +54,14 @@ from .datasets import (
 )
 from .ntidigits import load_ntidigits
 
-__all__ = ["load_events", "load_images", "load_ntidigits", "load_wav"]
+__all__ = ["SPLIT_RULES", "load_events", "load_images", "load_ntidigits", "load_wav",
+           "read_image_file"]
 
 _IMAGE_CHUNK = 256  # images simulated together: bounds the simulator's memory (~100 MB)
+
+#: How a loader without a ``split`` array in its file splits: ``auto`` by group where the data
+#: names groups (else by sample), ``group`` (refused without groups), ``sample`` (stratified).
+SPLIT_RULES = ("auto", "group", "sample")
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,14 +108,18 @@ def _split_indices(labels: np.ndarray, split: str, seed: int,
         order = group_split(np.arange(members.size), labels[members], rng, (1.0, 0.0, 0.0))
         idx = members[order["train"]]
     elif groups is not None:
-        idx = group_split(groups, labels, rng, fractions)[split]
+        idx = group_split(groups, labels, rng, fractions, stratify=True)[split]
     else:
         idx = stratified_split(labels, rng, fractions)[split]
     if idx.size == 0:
+        n_groups = np.unique(groups).size if groups is not None else 0
         raise ConfigError(f"{source}: the '{split}' split is empty (split fractions "
                           f"{tuple(fractions)}, {labels.size} samples"
                           + (", split given by the file" if predefined is not None else "")
-                          + "). Give it a larger fraction or more samples.")
+                          + (f" in {n_groups} groups, whole groups a split" if n_groups else "")
+                          + "). Give it a larger fraction or more samples"
+                          + (", or split by sample (--split-by sample)" if n_groups else "")
+                          + ".")
     return idx
 
 
@@ -114,6 +129,47 @@ def _take(idx: np.ndarray, n_samples: int | None, split: str, owner: str) -> np.
     check_int(owner, "n_samples", n_samples, 1, idx.size,
               hint=f"The '{split}' split holds {idx.size} samples.")
     return idx[:n_samples]
+
+
+def _resolve_groups(split_by: str, groups: np.ndarray | None, source: str,
+                    what: str) -> tuple[str, np.ndarray | None]:
+    """The split rule that runs (``"group"`` or ``"sample"``) and the groups it uses.
+
+    ``what`` says where groups come from, for the error when ``split_by="group"`` finds none.
+    """
+    if split_by == "sample":
+        return "sample", None
+    if groups is None:
+        if split_by == "group":
+            raise ConfigError(f"{source}: split_by='group' needs {what}. Add them, or split by "
+                              "sample (split_by='sample', --split-by sample).")
+        return "sample", None
+    return "group", groups
+
+
+def _groups_array(z: Any, n: int, source: str) -> np.ndarray | None:
+    """The optional ``groups`` array of an ``.npz`` (one speaker / writer / session a sample)."""
+    if "groups" not in z.files:
+        return None
+    raw = np.asarray(_read_array(z, "groups", source))
+    if raw.shape != (n,) or raw.dtype.kind not in "iuUS":
+        raise ConfigError(f"{source}: 'groups' must hold one integer or string a sample, shape "
+                          f"({n},). Got shape {raw.shape}, dtype {raw.dtype}.")
+    return raw.astype(str)
+
+
+def _split_meta(rule: str, groups: np.ndarray | None, idx: np.ndarray,
+                predefined: np.ndarray | None, group_name: str) -> dict[str, Any]:
+    """Metadata of the split that ran: its rule (``group``, ``sample`` or ``file``: the file's
+    ``split`` array) and, whenever the data names groups, the group of every sample taken
+    (also after a split by sample, so a report can show groups shared between splits)."""
+    meta: dict[str, Any] = {"split_by": "file" if predefined is not None else rule,
+                            "split_given": predefined is not None}
+    if groups is not None:
+        g = np.asarray(groups)[idx]
+        g.setflags(write=False)
+        meta.update(groups=g, group_name=group_name)
+    return meta
 
 
 def _predefined_split(z: Any, n: int, source: str) -> np.ndarray | None:
@@ -181,15 +237,16 @@ def _class_names(z: Any, source: str) -> tuple[str, ...] | None:
 def load_wav(folder: str | os.PathLike, split: str, *, seed: int = 0,
              n_samples: int | None = None,
              split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
-             cochlea: CochleaParams | None = None, split_by: str = "sample") -> EventDataset:
-    """Read a folder of ``<label>_<anything>.wav`` files as cochlea events.
+             cochlea: CochleaParams | None = None, split_by: str = "auto",
+             group_field: int = 1) -> EventDataset:
+    """Read a folder of ``<label>_<speaker>_<anything>.wav`` files as cochlea events.
 
     Parameters
     ----------
     folder : path
         Folder with the WAV files (not searched recursively). The label is the file name up to
-        the first underscore: class indices when all labels are whole numbers (``3_a.wav``),
-        otherwise names (``yes_01.wav``), numbered in sorted order.
+        the first underscore: class indices when all labels are whole numbers
+        (``3_alice_01.wav``), otherwise names (``yes_bob_01.wav``), numbered in sorted order.
     split : str
         ``"train"``, ``"val"`` or ``"test"``.
     seed : int
@@ -198,41 +255,57 @@ def load_wav(folder: str | os.PathLike, split: str, *, seed: int = 0,
     n_samples : int, optional
         Only the first ``n_samples`` files of the split (classes interleaved) are read.
     split_fractions : (float, float, float)
-        Train, val, test fractions (of files, or of speakers with ``split_by="speaker"``).
+        Train, val, test fractions (of speakers when split by group, else of files).
     cochlea : CochleaParams, optional
         Front end (default ``CochleaParams()``, as spoken-digits).
     split_by : str
-        ``"sample"`` (stratified over files) or ``"speaker"``: the second field of
-        ``<label>_<speaker>_<rest>.wav`` (the Free Spoken Digit Dataset's naming) is a group
-        kept within one split.
+        ``"auto"`` (default): by speaker when every name has the speaker field (a field
+        followed by at least one more: in ``3_01.wav`` the ``01`` is a take), else by file;
+        ``"group"``: by speaker (refused when a name lacks the field); ``"sample"``: stratified
+        over files. A speaker's files all land in one split, so no test voice is heard in
+        training (the Free Spoken Digit Dataset's naming, ``<label>_<speaker>_<rest>.wav``).
+    group_field : int
+        Which underscore-separated field of the name is the speaker (1: the second; 0 is the
+        label).
 
     Returns
     -------
     EventDataset
         Sensor ``(n_channels, 1, 2)``; ``metadata["files"]`` names the files,
-        ``metadata["class_names"]`` the classes.
+        ``metadata["class_names"]`` the classes, ``metadata["split_by"]`` the rule that ran
+        and ``metadata["groups"]`` the speaker of each file (when the names have one).
     """
     check_choice("load_wav", "split", split, list(SPLITS))
-    check_choice("load_wav", "split_by", split_by, ["sample", "speaker"])
+    check_choice("load_wav", "split_by", split_by, list(SPLIT_RULES))
     check_int("load_wav", "seed", seed, 0)
+    check_int("load_wav", "group_field", group_field, 1, 1000,
+              hint="Field 0 of a name is the label; the speaker is field 1 in "
+                   "<label>_<speaker>_<anything>.wav.")
     cochlea = CochleaParams() if cochlea is None else cochlea
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"WAV folder {folder} does not exist. Pass a folder of "
-                          "<label>_<anything>.wav files.")
+                          "<label>_<speaker>_<anything>.wav files.")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
     if not files:
-        raise ConfigError(f"No .wav files in {folder}. Name them <label>_<anything>.wav.")
+        raise ConfigError(f"No .wav files in {folder}. Name them <label>_<speaker>_<anything>"
+                          ".wav.")
     fields = [p.stem.split("_") for p in files]
     for p, f in zip(files, fields):
         if len(f) < 2 or not f[0]:
             raise ConfigError(f"{p}: the name does not start with '<label>_'; name WAV files "
-                              "<label>_<anything>.wav (e.g. 3_alice_01.wav).")
-        if split_by == "speaker" and (len(f) < 3 or not f[1]):
-            raise ConfigError(f"{p}: split_by='speaker' needs names "
-                              "<label>_<speaker>_<anything>.wav.")
+                              "<label>_<speaker>_<anything>.wav (e.g. 3_alice_01.wav).")
+    # <label>_<speaker>_<anything>.wav: a field counts as the speaker only when another field
+    # follows it; in a two-field name (3_01.wav, yes_001.wav) the second is the take
+    lacking = [p.name for p, f in zip(files, fields)
+               if len(f) <= group_field + 1 or not f[group_field]]
+    named = None if lacking else np.array([f[group_field] for f in fields])
+    rule, groups = _resolve_groups(
+        split_by, named, str(folder),
+        f"every name to carry a speaker in field {group_field} followed by at least one "
+        f"more field (<label>_<speaker>_<anything>.wav); {lacking[:3]} do not" if lacking
+        else "")
     labels, class_names = _encode_labels([f[0] for f in fields], str(folder))
-    groups = np.array([f[1] for f in fields]) if split_by == "speaker" else None
     idx = _split_indices(labels, split, seed, split_fractions, str(folder), groups=groups)
     idx = _take(idx, n_samples, split, "load_wav")
 
@@ -250,8 +323,13 @@ def load_wav(folder: str | os.PathLike, split: str, *, seed: int = 0,
     events, offsets = audio_to_events(signals, cochlea, rng, thresholds=thresholds)
     meta = {"source": "WAV folder", "path": str(folder), "seed": seed,
             "files": tuple(files[i].name for i in idx), "class_names": class_names,
-            "split_fractions": tuple(float(f) for f in split_fractions), "split_by": split_by,
-            "cochlea": to_dict(cochlea)}
+            "split_fractions": tuple(float(f) for f in split_fractions),
+            "group_field": group_field, "cochlea": to_dict(cochlea),
+            **_split_meta(rule, named, idx, None, "speaker")}
+    if lacking and split_by == "auto":
+        meta["split_note"] = (f"split by file: {len(lacking)} of {len(files)} names carry no "
+                              f"speaker in field {group_field} (e.g. {lacking[0]}; the "
+                              "speaker form is <label>_<speaker>_<anything>.wav)")
     return EventDataset(events=tuple(events[offsets[k]:offsets[k + 1]] for k in range(idx.size)),
                         labels=labels[idx], sensor_size=cochlea.sensor_size,
                         n_classes=len(class_names), name=f"wav:{folder.name}", split=split,
@@ -284,10 +362,27 @@ def _as_intensities(images: np.ndarray, source: str) -> np.ndarray:
     return out
 
 
+def read_image_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray,
+                                                      tuple[str, ...]]:
+    """All images of an images ``.npz``: intensities (n, h, w) in [0, 1], class indices (n,)
+    and class names, checked as :func:`load_images` checks them (what a simulated population
+    views in ``neural-sim``)."""
+    path = Path(path)
+    source = str(path)
+    with _open_npz(path) as z:
+        labels, class_names = _encode_labels(_read_array(z, "labels", source), source,
+                                             _class_names(z, source))
+        images = _read_array(z, "images", source)
+    if images.shape[0] != labels.size:
+        raise ConfigError(f"{source}: {images.shape[0]} images but {labels.size} labels.")
+    return _as_intensities(images, source), labels, class_names
+
+
 def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
                 n_samples: int | None = None,
                 split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
-                saccade: SaccadeDvsParams | None = None) -> EventDataset:
+                saccade: SaccadeDvsParams | None = None, split_by: str = "auto",
+                progress: bool = False) -> EventDataset:
     """Read an ``.npz`` of images and turn them into saccade DVS events (N-MNIST-like).
 
     Parameters
@@ -295,7 +390,8 @@ def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
     path : path
         ``.npz`` with ``images`` (n, height, width): uint8 0-255, bool, or floats in [0, 1]
         (1 = bright stroke); ``labels`` (n,): class indices or names. Optional
-        ``class_names`` (k,) and ``split`` (n,): ``"train"``/``"val"``/``"test"`` or 0/1/2.
+        ``class_names`` (k,), ``split`` (n,): ``"train"``/``"val"``/``"test"`` or 0/1/2, and
+        ``groups`` (n,): the writer / photographer / session of each image.
     split : str
     seed : int
         Seeds the split, the sensor's threshold maps (the same for every split) and the
@@ -307,14 +403,20 @@ def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
     saccade : SaccadeDvsParams, optional
         Simulator parameters (default as digits-events). Images are used at their own size
         (``upsample_factor`` applies to the embedded digits only) and padded by ``pad_px``.
+    split_by : str
+        Without a ``split`` array: ``"auto"`` (by group when the file has ``groups``, else by
+        sample), ``"group"`` or ``"sample"``.
+    progress : bool
+        A progress bar over the simulated chunks of images (a few seconds per thousand).
 
     Returns
     -------
     EventDataset
         Sensor ``(width + 2 pad, height + 2 pad, 2)``; ``metadata["duration_us"]`` is the
-        recording length.
+        recording length, ``metadata["image_shape"]`` the images' ``(height, width)``.
     """
     check_choice("load_images", "split", split, list(SPLITS))
+    check_choice("load_images", "split_by", split_by, list(SPLIT_RULES))
     check_int("load_images", "seed", seed, 0)
     params = SaccadeDvsParams() if saccade is None else saccade
     path = Path(path)
@@ -323,8 +425,10 @@ def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
         raw_labels = _read_array(z, "labels", source)
         labels, class_names = _encode_labels(raw_labels, source, _class_names(z, source))
         predefined = _predefined_split(z, labels.size, source)
+        named = _groups_array(z, labels.size, source)
+        rule, groups = _resolve_groups(split_by, named, source, "a 'groups' array (n,)")
         idx = _split_indices(labels, split, seed, split_fractions, source,
-                             predefined=predefined)
+                             predefined=predefined, groups=groups)
         idx = _take(idx, n_samples, split, "load_images")
         images = _read_array(z, "images", source)
     if images.shape[0] != labels.size:
@@ -335,14 +439,18 @@ def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
         params, (hh, ww), np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))))
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, SPLITS.index(split))))
     samples: list[np.ndarray] = []
-    for c0 in range(0, idx.size, _IMAGE_CHUNK):
-        ev, off = simulate_saccade_events(images[c0:c0 + _IMAGE_CHUNK], params, rng,
-                                          threshold_maps=maps)
-        samples.extend(ev[off[k]:off[k + 1]] for k in range(off.size - 1))
+    with tqdm(total=idx.size, desc=f"DVS events, {path.name} {split}", unit="image",
+              disable=not progress) as bar:
+        for c0 in range(0, idx.size, _IMAGE_CHUNK):
+            ev, off = simulate_saccade_events(images[c0:c0 + _IMAGE_CHUNK], params, rng,
+                                              threshold_maps=maps)
+            samples.extend(ev[off[k]:off[k + 1]] for k in range(off.size - 1))
+            bar.update(off.size - 1)
     meta = {"source": "images .npz", "path": source, "seed": seed, "class_names": class_names,
             "source_index": idx, "duration_us": params.duration_us, "saccade": to_dict(params),
             "split_fractions": tuple(float(f) for f in split_fractions),
-            "split_given": predefined is not None}
+            "image_shape": tuple(int(v) for v in images.shape[1:]),
+            **_split_meta(rule, named, idx, predefined, "group")}
     return EventDataset(events=tuple(samples), labels=labels[idx], sensor_size=(ww, hh, 2),
                         n_classes=len(class_names), name=f"images:{path.name}", split=split,
                         metadata=meta)
@@ -354,7 +462,8 @@ def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
 
 def load_events(path: str | os.PathLike, split: str, *, seed: int = 0,
                 n_samples: int | None = None,
-                split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> EventDataset:
+                split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+                split_by: str = "auto") -> EventDataset:
     """Read an ``.npz`` of event samples with labels.
 
     Parameters
@@ -366,14 +475,16 @@ def load_events(path: str | os.PathLike, split: str, *, seed: int = 0,
         channel), or as separate arrays ``t``, ``x``, ``p`` and, for images, ``y``. ``t`` in
         integer microseconds, ``p`` 1 ON / 0 OFF. Optional: ``sensor_size`` (tonic's
         ``(width, height, P)`` or ``(channels, 1, P)``; default: largest coordinate + 1 and
-        2 polarities), ``class_names``, ``split`` (as in :func:`load_images`) and
-        ``duration_us`` (fixed recording length for binning; default: each sample's span).
+        2 polarities), ``class_names``, ``split`` and ``groups`` (as in :func:`load_images`)
+        and ``duration_us`` (fixed recording length for binning; default: each sample's span).
     split : str
     seed : int
         Seeds the split only.
     n_samples : int, optional
     split_fractions : (float, float, float)
         Used when the file has no ``split``.
+    split_by : str
+        As in :func:`load_images`.
 
     Returns
     -------
@@ -381,6 +492,7 @@ def load_events(path: str | os.PathLike, split: str, *, seed: int = 0,
         Samples whose events are not time-ordered are sorted (stable).
     """
     check_choice("load_events", "split", split, list(SPLITS))
+    check_choice("load_events", "split_by", split_by, list(SPLIT_RULES))
     check_int("load_events", "seed", seed, 0)
     path = Path(path)
     source = str(path)
@@ -394,6 +506,8 @@ def load_events(path: str | os.PathLike, split: str, *, seed: int = 0,
         duration = (int(_read_array(z, "duration_us", source))
                     if "duration_us" in z.files else None)
         predefined = _predefined_split(z, labels.size, source)
+        named = _groups_array(z, labels.size, source)
+    rule, groups = _resolve_groups(split_by, named, source, "a 'groups' array (n,)")
     n_ev = fields["t"].size
     if (offsets.ndim != 1 or offsets.dtype.kind not in "iu" or offsets.size != labels.size + 1
             or (offsets.size and (offsets[0] != 0 or offsets[-1] != n_ev))
@@ -419,12 +533,13 @@ def load_events(path: str | os.PathLike, split: str, *, seed: int = 0,
     sample_of = np.repeat(np.arange(labels.size), np.diff(offsets))
     if n_ev > 1 and np.any((np.diff(events["t"]) < 0) & (np.diff(sample_of) == 0)):
         events = events[np.lexsort((events["t"], sample_of))]  # stable within each sample
-    idx = _split_indices(labels, split, seed, split_fractions, source, predefined=predefined)
+    idx = _split_indices(labels, split, seed, split_fractions, source, predefined=predefined,
+                         groups=groups)
     idx = _take(idx, n_samples, split, "load_events")
     samples = [events[offsets[i]:offsets[i + 1]] for i in idx]
     meta = {"source": "events .npz", "path": source, "seed": seed, "class_names": class_names,
-            "source_index": idx, "split_given": predefined is not None,
-            "split_fractions": tuple(float(f) for f in split_fractions)}
+            "source_index": idx, "split_fractions": tuple(float(f) for f in split_fractions),
+            **_split_meta(rule, named, idx, predefined, "group")}
     if duration is not None:
         meta["duration_us"] = duration
     return EventDataset(events=tuple(samples), labels=labels[idx], sensor_size=size,

@@ -10,8 +10,13 @@ Protocol (nothing is selected on test):
    (hardware attenuation, e.g. IR drop on long columns, shifts the best threshold);
 3. the chosen network runs the test split once;
 4. a readout on the raw binned events (no reservoir) is the baseline on the same split;
-5. the tables give mean and std over seeds, and for each backend the paired 95 % interval of
-   its test-accuracy difference to the first backend on the same test samples.
+5. the tables give mean and std over seeds, a 95 % interval from a bootstrap over seeds and
+   test samples, the chance level (most frequent test class), and for each model the paired
+   95 % interval of its test-accuracy difference to the first backend (the same bootstrap on
+   per-sample differences within each seed);
+6. the data are checked: the split (by group where the data name groups), too few test
+   samples a class, intervals too wide, validation at 100 % far above test
+   (:mod:`.data_checks`).
 
 Besides :func:`classify` (the protocol), the pieces the zero-shot protocol, the sweep and the
 energy accounting share: data splits and frames, the tile spec, surrogate and backends of a
@@ -21,6 +26,7 @@ task, the most active grid point and the selection on validation.
 from __future__ import annotations
 
 import itertools
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +36,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ...analysis.report import save_table
-from ...analysis.stats import confusion_matrix, paired_difference
+from ...analysis.stats import (
+    bootstrap_interval,
+    bootstrap_method,
+    chance_accuracy,
+    confusion_matrix,
+    paired_bootstrap,
+)
 from ...models.device.conductance import differential_pair
 from ...models.errors import ConfigError
 from ...models.params import AdcSpec, DeviceParams, LIFParams, TileSpec
@@ -53,11 +65,31 @@ from ..engines.calibrate import (
 )
 from ..engines.registry import make_backend
 from .configs.classify import EMBEDDED, ClassifyConfig
+from .data_checks import (
+    describe_split,
+    interval_warnings,
+    shared_group_warnings,
+    small_test_warnings,
+    val_gap_warnings,
+)
+from .status import Status
 
 __all__ = [
-    "ClassifyResult", "RunFolder", "classify", "frames_of", "is_audio", "load_split",
-    "load_task_frames", "most_active_lif", "select_on_validation", "task_backend",
-    "task_surrogate", "task_tile_spec", "workload_spec",
+    "CENTRE_CROP_DEFAULT",
+    "ClassifyResult",
+    "RunFolder",
+    "classify",
+    "frames_of",
+    "is_audio",
+    "load_split",
+    "load_task_frames",
+    "most_active_lif",
+    "resolve_crop",
+    "select_on_validation",
+    "task_backend",
+    "task_surrogate",
+    "task_tile_spec",
+    "workload_spec",
 ]
 
 Grid = list[tuple[float, float, float, float]]
@@ -73,25 +105,55 @@ class RunFolder(Protocol):
 
 
 # -- data ------------------------------------------------------------------------------------
-def load_split(spec: str, split: str, seed: int, n: int) -> EventDataset:
-    """One split of a dataset named as in ``ClassifyConfig.dataset``."""
+def load_split(spec: str, split: str, seed: int, n: int, *, split_by: str = "auto",
+               group_field: int = 1, progress: bool = False) -> EventDataset:
+    """One split of a dataset named as in ``ClassifyConfig.dataset``; ``split_by`` and
+    ``group_field`` reach the loaders of a user's data (``wav``, ``images``, ``events``),
+    ``progress`` shows a bar where a loader simulates for long (images)."""
     n_samples = n or None
     if spec in EMBEDDED:
         return load_dataset(spec, split, seed=seed, n_samples=n_samples)
     kind, path = spec.split(":", 1)
     if kind == "nmnist":
         return load_nmnist(path, split, seed=seed, n_samples=n_samples)
+    if kind == "ntidigits":
+        return user_data.load_ntidigits(path, split, seed=seed, n_samples=n_samples)
     loader = getattr(user_data, f"load_{kind}", None)
     if loader is None:
         raise ConfigError(f"No reader for dataset kind {kind!r} in this installation.")
-    return loader(path, split, seed=seed, n_samples=n_samples)
+    extra: dict[str, Any] = {"split_by": split_by}
+    if kind == "wav":
+        extra["group_field"] = group_field
+    if kind == "images":
+        extra["progress"] = progress
+    return loader(path, split, seed=seed, n_samples=n_samples, **extra)
+
+
+#: Image datasets whose default crop is [Lin25]'s 16x16 centre (N-MNIST's script; the
+#: embedded digits sit in the centre 16x16 of a 20x20 sensor). Any other image data is used
+#: whole: a user's images fill their sensor, and a centre crop would cut them.
+CENTRE_CROP_DEFAULT = {"digits-events": 16, "nmnist": 16}
+
+
+def resolve_crop(ds: EventDataset, crop: int) -> int:
+    """The crop side a run uses on ``ds``: ``crop``, or (0) the dataset's default
+    (:data:`CENTRE_CROP_DEFAULT`, else the whole sensor), never more than the sensor."""
+    w, h = ds.sensor_size[0], ds.sensor_size[1]
+    if crop:
+        return min(crop, w, h)
+    if ds.name in CENTRE_CROP_DEFAULT:
+        return min(CENTRE_CROP_DEFAULT[ds.name], w, h)
+    return max(w, h)  # the whole sensor
 
 
 def frames_of(ds: EventDataset, n_steps: int, crop: int) -> np.ndarray:
-    """Binary frames (n, T, features): images ON events of a centre crop; audio channels."""
+    """Binary frames (n, T, features): images ON events of a centre crop (``crop`` 0: the
+    dataset's default, :func:`resolve_crop`); audio channels."""
     if len(ds.sensor_size) >= 2 and ds.sensor_size[1] > 1:  # image sensor (W, H, P)
         w, h = ds.sensor_size[0], ds.sensor_size[1]
-        c = min(crop, w, h)
+        c = resolve_crop(ds, crop)
+        if c >= max(w, h):
+            return to_frames(ds, n_steps, polarities=(1,))
         return to_frames(ds, n_steps, crop=c, polarities=(1,))
     # audio: one input row per channel, whatever the polarity (N-TIDIGITS has 64 inputs)
     f = to_frames(ds, n_steps)
@@ -104,14 +166,25 @@ def is_audio(ds: EventDataset) -> bool:
 
 
 def load_task_frames(dataset: str, data_seed: int, sizes: tuple[int, int, int], n_steps: int,
-                     crop: int) -> tuple[dict[str, EventDataset], dict[str, np.ndarray],
-                                         dict[str, np.ndarray], bool, int]:
+                     crop: int, *, split_by: str = "auto", group_field: int = 1,
+                     status: Any = None) -> tuple[dict[str, EventDataset],
+                                                  dict[str, np.ndarray],
+                                                  dict[str, np.ndarray], bool, int]:
     """Train/val/test splits of ``dataset``, binned: (data, frames, labels, audio, n_steps).
 
-    ``n_steps`` 0 picks the paper scripts' 129 steps for audio, 50 for images.
+    ``n_steps`` 0 picks the paper scripts' 129 steps for audio, 50 for images; ``split_by``
+    and ``group_field`` go to :func:`load_split`; ``status`` (a
+    :class:`~rram_cosim.cosim.tasks.status.Status`) announces each split's loading.
     """
-    data = {s: load_split(dataset, s, data_seed, n)
-            for s, n in zip(("train", "val", "test"), sizes)}
+    data = {}
+    for s, n in zip(("train", "val", "test"), sizes):
+        if status is None:
+            data[s] = load_split(dataset, s, data_seed, n, split_by=split_by,
+                                 group_field=group_field)
+            continue
+        with status.step(f"loading {dataset}, {s} split"):
+            data[s] = load_split(dataset, s, data_seed, n, split_by=split_by,
+                                 group_field=group_field, progress=status.enabled)
     audio = is_audio(data["train"])
     steps = n_steps or (129 if audio else 50)
     frames = {s: frames_of(d, steps, crop) for s, d in data.items()}
@@ -226,6 +299,38 @@ def select_on_validation(tile: Any, frames: dict[str, np.ndarray],
 
 
 # -- the protocol ----------------------------------------------------------------------------
+RAW_KEY = "raw events"
+"""The raw-event readout's key in every per-model dict and table column of a run (the
+backends' keys are their names)."""
+RAW_MODEL = "readout on raw events (no reservoir)"
+"""The raw-event readout as tables and plots name it (:func:`model_label`)."""
+
+
+def model_label(key: str) -> str:
+    """A model's name in tables and plots from its key: a backend ``b`` is ``LSM, b``."""
+    return RAW_MODEL if key == RAW_KEY else f"LSM, {key}"
+
+
+def interval_rng(seed: int, *names: str) -> np.random.Generator:
+    """The bootstrap generator of one model's interval (or one pair's, ``names`` both models),
+    derived from the run seed and the names: adding, removing or reordering a backend leaves
+    every other interval unchanged."""
+    return np.random.default_rng([seed, 0x43494E54, zlib.crc32("|".join(names).encode())])
+
+
+def accuracy_intervals(correct: dict[str, list[np.ndarray]], reference: str, seed: int
+                       ) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Bootstrap 95 % intervals of each model's test accuracy and of each model's paired
+    difference to ``reference``, from per-seed, per-sample outcomes ``correct[model]``
+    (models by label); each from its own :func:`interval_rng`."""
+    cis = {m: bootstrap_interval(np.stack(c), interval_rng(seed, m)) for m, c in correct.items()}
+    paired = [{"model": m, "vs": reference,
+               **paired_bootstrap(np.stack(correct[reference]), np.stack(c),
+                                  interval_rng(seed, m, reference))}
+              for m, c in correct.items() if m != reference]
+    return cis, paired
+
+
 @dataclass
 class ClassifyResult:
     """What :func:`classify` measured (its tables are also in the run folder)."""
@@ -235,42 +340,69 @@ class ClassifyResult:
     n_in: int
     n_steps: int
     accuracy: pd.DataFrame  # one row per seed and model (accuracy.csv)
-    summary: pd.DataFrame  # mean and std over seeds per model (accuracy_summary.csv)
+    # per model: mean and std over seeds, bootstrap 95 % interval, chance, counts
+    # (accuracy_summary.csv)
+    summary: pd.DataFrame
     paired: pd.DataFrame  # paired difference to the first backend (paired_difference.csv)
     per_class: pd.DataFrame  # per-class test accuracy (per_class.csv)
-    confusion: dict[str, np.ndarray]  # per backend, pooled over seeds
-    embedding: tuple[str, np.ndarray]  # (backend, test features) of the first seed
+    confusion: dict[str, np.ndarray]  # per model (backends and raw events), pooled over seeds
+    embedding: dict[str, np.ndarray]  # per backend: test features of the first seed
     test_labels: np.ndarray
+    class_names: tuple[str, ...] = ()
+    chance: float = float("nan")  # the most frequent test class's share
+    split_text: str = ""  # how the data were split (data_checks.describe_split)
+    warnings: list[str] | None = None  # what the data cannot support (also on the console)
+    interval_method: str = ""
 
 
-def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True) -> ClassifyResult:
+def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
+             status: Status | None = None) -> ClassifyResult:
     """Run the protocol in the module docstring; write its tables (``accuracy.csv``,
     ``accuracy_summary.csv``, ``paired_difference.csv``, ``grid.csv``, ``per_class.csv``),
-    ``activity.json`` and, when calibrated here, ``surrogate.json`` into ``run``."""
+    ``activity.json`` and, when calibrated here, ``surrogate.json`` into ``run``.
+
+    ``status`` prints a line before and after every long step and the data warnings
+    (default: a new one, its step lines shown when ``progress``)."""
+    status = Status("classify", enabled=progress) if status is None else status
     data, frames, labels, audio, n_steps = load_task_frames(
-        cfg.dataset, cfg.data_seed, (cfg.n_train, cfg.n_val, cfg.n_test), cfg.n_steps, cfg.crop)
+        cfg.dataset, cfg.data_seed, (cfg.n_train, cfg.n_val, cfg.n_test), cfg.n_steps, cfg.crop,
+        split_by=cfg.split_by, group_field=cfg.group_field, status=status)
     n_classes = int(max(lab.max() for lab in labels.values()) + 1)
     n_in = frames["train"].shape[2]
     h = cfg.hidden
+    split_text = f"Split: {describe_split(data)}."
+    status.note(split_text)
+    for w in shared_group_warnings(data) + small_test_warnings(
+            labels["test"], sorted(set(labels["train"].tolist()) | set(labels["test"].tolist())),
+            cfg.warn_min_test_per_class):
+        status.warn(w)
     decays = cfg.decay or ((0.97,) if audio else (0.9,))
     grid = list(itertools.product(cfg.v_th, decays, cfg.in_level, cfg.rec_level))
     spec = task_tile_spec(cfg, n_in + h, h)
     if cfg.adc_range == "workload":
-        spec = workload_spec(cfg, spec, frames["train"], grid, h)
-    sur = (task_surrogate(cfg, spec, run.path, np.random.default_rng([cfg.seed, 7919]))
-           if "surrogate" in cfg.backends else None)
+        with status.step("sizing the ADC range on the reservoir's training currents"):
+            spec = workload_spec(cfg, spec, frames["train"], grid, h)
+    sur = None
+    if "surrogate" in cfg.backends:
+        with status.step("surrogate: " + (f"reading {cfg.surrogate}" if cfg.surrogate else
+                                          f"calibrating on the nodal engine ({cfg.cal_maps} "
+                                          f"maps of {n_in + h}x{h}, {cfg.cal_vectors} vectors "
+                                          "each)")):
+            sur = task_surrogate(cfg, spec, run.path, np.random.default_rng([cfg.seed, 7919]))
     backends = {b: task_backend(b, cfg, spec, sur) for b in cfg.backends}
 
     n_work = cfg.seeds * (len(grid) * len(backends) + 1)
     bar = tqdm(total=n_work, desc="classify", disable=not progress, unit="net")
     grid_rows, acc_rows, correct, activity = [], [], {}, {}
-    cms = {b: np.zeros((n_classes, n_classes), dtype=np.int64) for b in backends}
-    embed = None
+    cms = {m: np.zeros((n_classes, n_classes), dtype=np.int64)
+           for m in [*backends, RAW_KEY]}
+    embed: dict[str, np.ndarray] = {}
     for k in range(cfg.seeds):
         seed = cfg.seed + k
         rng = np.random.default_rng(seed)
         gp, gn = differential_pair((n_in + h, h), rng, DeviceParams())
         for name, be in backends.items():
+            bar.set_postfix_str(f"seed {seed}, binding the map on {name}")
             if name == "surrogate" and cfg.linearise == "workload":
                 # profiled at the grid point that fires most, as the ADC range is
                 tile = bind_for_workload(be, gp, gn, frames["train"][:200],
@@ -278,6 +410,7 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True) -> C
                                          np.random.default_rng([seed, 5]))
             else:
                 tile = be.bind(gp, gn)
+            bar.set_postfix_str(f"seed {seed}, {name}")
             # grid on validation, per backend: a user tunes the network on the chip it runs on
             def record(lif: LIFParams, val: float, seed: int = seed, name: str = name) -> None:
                 grid_rows.append({"seed": seed, "backend": name, "v_th": lif.v_th,
@@ -292,7 +425,7 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True) -> C
                                                np.random.default_rng([seed, 2]),
                                                n_windows=cfg.n_windows)
             pred = clf.predict(feats["test"])
-            correct.setdefault(name, []).append(pred == labels["test"])
+            correct.setdefault(f"LSM, {name}", []).append(pred == labels["test"])
             cms[name] += confusion_matrix(labels["test"], pred, n_classes)
             acc_rows.append({"seed": seed, "model": f"LSM, {name}", "v_th": lif.v_th,
                              "decay": lif.decay, "in_level": lif.in_level,
@@ -301,7 +434,7 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True) -> C
                              "spikes_per_neuron": float(feats["test"].mean())})
             activity[f"{name}/seed{seed}"] = act.to_dict()
             if k == 0:
-                embed = (name, feats["test"])
+                embed[name] = feats["test"]
         raw = {s: frames[s].reshape(len(frames[s]), cfg.n_windows, -1, n_in).sum(axis=2)
                .reshape(len(frames[s]), -1) if n_steps % cfg.n_windows == 0
                else frames[s].sum(axis=1) for s in frames}
@@ -309,22 +442,35 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True) -> C
         clf = SoftmaxReadout(epochs=cfg.readout_epochs, solver=cfg.readout_solver).fit(
             raw["train"], labels["train"], rng=r, n_classes=n_classes)
         pred = clf.predict(raw["test"])
-        correct.setdefault("raw events", []).append(pred == labels["test"])
-        acc_rows.append({"seed": seed, "model": "readout on raw events (no reservoir)",
+        correct.setdefault(RAW_MODEL, []).append(pred == labels["test"])
+        cms[RAW_KEY] += confusion_matrix(labels["test"], pred, n_classes)
+        acc_rows.append({"seed": seed, "model": RAW_MODEL,
                          "val_acc": clf.score(raw["val"], labels["val"]),
                          "test_acc": float(np.mean(pred == labels["test"]))})
         bar.update()
     bar.close()
 
     acc = pd.DataFrame(acc_rows)
-    summary_tab = (acc.groupby("model", sort=False)[["val_acc", "test_acc"]]
-                   .agg(["mean", "std"]).reset_index())
-    summary_tab.columns = ["model", "val_mean", "val_std", "test_mean", "test_std"]
-    ref = cfg.backends[0]
-    paired = pd.DataFrame([{"model": name, "vs": ref,
-                            **paired_difference(np.concatenate(correct[ref]),
-                                                np.concatenate(correct[name]))}
-                           for name in correct if name != ref])
+    chance = chance_accuracy(labels["test"])
+    cis, paired_rows = accuracy_intervals(correct, f"LSM, {cfg.backends[0]}", cfg.seed)
+    summary_rows = []
+    for model, g in acc.groupby("model", sort=False):
+        ci = cis[model]
+        summary_rows.append({"model": model, "val_mean": g["val_acc"].mean(),
+                             "val_std": g["val_acc"].std(), "test_mean": g["test_acc"].mean(),
+                             "test_std": g["test_acc"].std(), "test_ci_low": ci["ci_low"],
+                             "test_ci_high": ci["ci_high"], "chance": chance,
+                             "n_val": int(labels["val"].size),
+                             "n_test": ci["n_samples"], "n_seeds": ci["n_seeds"]})
+    summary_tab = pd.DataFrame(summary_rows)
+    paired = pd.DataFrame(paired_rows)
+    method = bootstrap_method(cfg.seeds)
+    for w in (interval_warnings([(f"{r['model']} test accuracy", r["test_ci_low"],
+                                  r["test_ci_high"]) for r in summary_rows],
+                                cfg.warn_interval_width)
+              + val_gap_warnings([(r["model"], r["val_mean"], r["test_mean"])
+                                  for r in summary_rows], cfg.warn_val_test_gap)):
+        status.warn(w)
     per_class = pd.DataFrame({"class": np.arange(n_classes),
                               **{f"{b}_test_acc": np.diag(cm) / np.maximum(cm.sum(1), 1)
                                  for b, cm in cms.items()},
@@ -335,8 +481,10 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True) -> C
     save_table(pd.DataFrame(grid_rows), run.path / "grid.csv")
     save_table(per_class, run.path / "per_class.csv")
     run.write_json("activity.json", activity)
-    assert embed is not None
+    names = data["train"].metadata.get("class_names") or tuple(str(c) for c in range(n_classes))
     return ClassifyResult(spec=spec, sizes={s: len(d) for s, d in data.items()}, n_in=n_in,
                           n_steps=n_steps, accuracy=acc, summary=summary_tab, paired=paired,
                           per_class=per_class, confusion=cms, embedding=embed,
-                          test_labels=labels["test"])
+                          test_labels=labels["test"], class_names=tuple(map(str, names)),
+                          chance=chance, split_text=split_text,
+                          warnings=list(status.warnings), interval_method=method)

@@ -345,6 +345,14 @@ def drive_levels(src: ActivitySource, cfg: EnergyConfig) -> tuple[float, float]:
 
 
 # -- ADC sweep accuracy ----------------------------------------------------------------------
+def replay_split(ccfg: dict[str, Any]) -> dict[str, Any]:
+    """The split options of a recorded classify configuration, as that run split its data: a
+    run recorded before the split rule was an option split a user's data by sample (file),
+    so it replays by sample and reaches the test set its activity was measured on."""
+    return {"split_by": ccfg.get("split_by", "sample"),
+            "group_field": ccfg.get("group_field", 1)}
+
+
 def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: EnergyConfig
                    ) -> pd.DataFrame:
     """Validation and test accuracy of the activity run's network at each ADC resolution.
@@ -363,7 +371,7 @@ def sweep_accuracy(src: ActivitySource, enc: str, bits: tuple[int, ...], cfg: En
     n_steps = src.activity.n_steps
     _, frames, labels, _, _ = load_task_frames(
         ccfg["dataset"], ccfg["data_seed"], (ccfg["n_train"], ccfg["n_val"], ccfg["n_test"]),
-        n_steps, ccfg["crop"])
+        n_steps, ccfg["crop"], **replay_split(ccfg))
     n_classes = int(max(v.max() for v in labels.values()) + 1)
     n_in, h = frames["train"].shape[2], int(ccfg["hidden"])
     lif = src.lif or cfg.lif()

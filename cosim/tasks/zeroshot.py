@@ -2,19 +2,22 @@
 
 The protocol ([Lin25] zero-shot task, measured honestly):
 
-1. **Data.** Images (``digits-events`` or ``images:FILE``) and a second modality
-   (``neural-sim``, ``spoken-digits`` or ``wav:DIR``), each split train / val / test by
+1. **Data.** Images (``digits-events``, ``images:FILE`` or ``nmnist:DIR``) and a second
+   modality (``neural-sim``, ``spoken-digits`` or ``wav:DIR``), each split train / val / test by
    ``data_seed``. Training uses the *seen* classes' train splits, validation their val splits;
    the test uses every sample of the *unseen* classes (``unseen_from="all"``: none is trained
    or selected on) or only their test splits (``"test"``), and the seen classes' test splits
-   for the seen-class number. With ``neural-sim`` the image modality keeps only the
-   ``"image"`` half of the digits (:func:`~.neural_sim.source_partition`): no neural query is
-   a recording of a gallery image.
-2. **Pairs.** ``instance`` (neural-sim with digits-events; the paper's BMI data): the
-   population's *training* trials view the image modality's training images, so training pair
-   i is (image i, a recording of image i); its val and test trials view the other half of the
-   digits. ``class``: every epoch pairs each sample of the scarcer modality with a random
-   same-class sample of the other.
+   for the seen-class number. With ``neural-sim`` the population views the image modality's
+   own images (:func:`~.neural_sim.source_images`: the digits, the file's images, N-MNIST's
+   event-count images) and the image modality keeps only the ``"image"`` half of them
+   (:func:`~.neural_sim.source_partition`): no neural query is a recording of a gallery image.
+   A class pairing whose class names disagree is refused, one that rests on class numbers
+   alone is warned about (:mod:`.data_checks`).
+2. **Pairs.** ``instance`` (neural-sim; the paper's BMI data): the population's *training*
+   trials view the image modality's training images, so training pair i is (image i, a
+   recording of image i); its val and test trials view the other half of the images.
+   ``class``: every epoch pairs each sample of the scarcer modality with a random same-class
+   sample of the other.
 3. **One map, two encoders.** Per network seed one differential map of
    ``(n_image + n_other + hidden) x hidden`` weights is drawn: rows ``[image inputs | other
    inputs | recurrent]``. The backend binds the whole map once (as one physical array);
@@ -38,7 +41,9 @@ The protocol ([Lin25] zero-shot task, measured honestly):
    best test epoch), labelled as such everywhere. Only ``paper`` looks at unseen classes.
 6. **Baseline.** The same heads and grid on raw binned event counts (no reservoir).
 7. **Statistics.** Mean, std and Student-t 95 % interval over seeds, the exact chance level of
-   the retrieval rule, and a label-permutation p-value pooled over seeds.
+   the retrieval rule (unseen, seen-class test and validation retrievals, from the labels
+   that ran), a label-permutation p-value pooled over seeds, and paired differences between
+   models by a bootstrap over seeds and queries of the per-query hit differences.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ...analysis.stats import paired_bootstrap
 from ...models.checks import check_choice, check_int
 from ...models.device.conductance import differential_pair
 from ...models.errors import ConfigError, DomainWarning
@@ -72,9 +78,11 @@ from ...models.tile.backend import BoundTile, TileOutput
 from ..data.audio import SpokenDigitsParams
 from ..data.datasets import EventDataset, load_dataset
 from ..data.neural_sim import (
+    ImageSource,
     NeuralSimParams,
     load_neural_sim,
     neural_responses,
+    source_images,
     source_partition,
 )
 from .classify import (
@@ -86,6 +94,16 @@ from .classify import (
     task_tile_spec,
 )
 from .configs.zeroshot import ZeroshotConfig
+from .data_checks import (
+    class_names_of,
+    describe_split,
+    interval_warnings,
+    pairing_warnings,
+    shared_group_warnings,
+    small_test_warnings,
+    val_gap_warnings,
+)
+from .status import Status
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -98,6 +116,8 @@ class Modality:
     labels: dict[str, np.ndarray]
     audio: bool
     sources: dict[str, np.ndarray] = field(default_factory=dict)
+    split_text: str = ""  # how the data were split (data_checks.describe_split)
+    class_names: tuple[str, ...] = ()  # the classes' names where the data name them
 
     @property
     def n_in(self) -> int:
@@ -127,11 +147,12 @@ def _concat(parts: list[EventDataset]) -> EventDataset:
                         name=parts[0].name, split="all", metadata=meta)
 
 
-def _load_other(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
+def _load_other(cfg: ZeroshotConfig, split: str, n: int,
+                source: ImageSource | None = None) -> EventDataset:
     if cfg.other == "neural-sim":
         return load_neural_sim(split, seed=cfg.data_seed,
                                params=NeuralSimParams(n_neurons=cfg.neurons),
-                               n_samples=n or None)
+                               n_samples=n or None, source=source)
     if cfg.other == "spoken-digits" and cfg.oh_class >= 0:
         ds = load_dataset("spoken-digits", split, seed=cfg.data_seed, n_samples=n or None,
                           params=SpokenDigitsParams(include_oh=True))
@@ -139,31 +160,75 @@ def _load_other(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
         return EventDataset(events=ds.events, labels=lab, sensor_size=ds.sensor_size,
                             n_classes=max(ds.n_classes, cfg.oh_class + 1), name=ds.name,
                             split=split, metadata=ds.metadata)
-    return load_split(cfg.other, split, cfg.data_seed, n)
+    return load_split(cfg.other, split, cfg.data_seed, n, split_by=cfg.split_by,
+                      group_field=cfg.group_field)
 
 
-def _load_image(cfg: ZeroshotConfig, split: str, n: int) -> EventDataset:
-    ds = load_split(cfg.image, split, cfg.data_seed, 0)
-    if cfg.image == "digits-events" and cfg.other == "neural-sim":
+def _load_image(cfg: ZeroshotConfig, split: str, n: int,
+                source: ImageSource | None = None, progress: bool = False,
+                loaded: EventDataset | None = None) -> EventDataset:
+    ds = loaded if loaded is not None else load_split(
+        cfg.image, split, cfg.data_seed, 0, split_by=cfg.split_by,
+        group_field=cfg.group_field, progress=progress)
+    if source is not None:
+        # the population views the other half of the same images: keep this half only
         keep = np.isin(np.asarray(ds.metadata["source_index"]),
-                       source_partition(cfg.data_seed)["image"])
+                       source_partition(cfg.data_seed, source.labels)["image"])
         ds = _subset(ds, keep)
     if n:
         ds = _subset(ds, np.arange(len(ds)) < n)
     return ds
 
 
-def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
+def _numbered_recordings(cfg: ZeroshotConfig, status: Status
+                         ) -> tuple[dict[str, EventDataset], EventDataset]:
+    """Every split of an events-only image set (N-MNIST), each sample's ``source_index`` its
+    row in the splits' concatenation (train, val, test), and that concatenation."""
+    parts, start = {}, 0
+    for s in ("train", "val", "test"):
+        with status.step(f"loading {cfg.image}, {s} split"):
+            ds = load_split(cfg.image, s, cfg.data_seed, 0)
+        meta = dict(ds.metadata, source_index=np.arange(start, start + len(ds)))
+        parts[s] = EventDataset(events=ds.events, labels=ds.labels, sensor_size=ds.sensor_size,
+                                n_classes=ds.n_classes, name=ds.name, split=s, metadata=meta)
+        start += len(ds)
+    return parts, _concat(list(parts.values()))
+
+
+def load_modalities(cfg: ZeroshotConfig, status: Status | None = None
+                    ) -> tuple[Modality, Modality]:
     """Both modalities, binned, restricted to the classes the protocol uses, checked.
 
     Splits: ``train``/``val`` hold seen classes, ``test`` the unseen classes, ``seen_test`` the
-    seen classes' test samples.
+    seen classes' test samples. With ``neural-sim`` the population views the image modality's
+    own source images (:func:`~rram_cosim.cosim.data.neural_sim.source_images`; refused for an
+    image modality without them). A class pairing that cannot mean anything is refused and
+    one that rests on class numbers alone is warned about
+    (:func:`~.data_checks.pairing_warnings`), through ``status``.
     """
+    status = Status("zeroshot", enabled=False) if status is None else status
     seen, unseen = np.array(cfg.seen_classes), np.array(cfg.unseen_classes)
     sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
-    mods = []
-    for name, loader in (("image", _load_image), ("other", _load_other)):
-        raw = {s: loader(cfg, s, n) for s, n in sizes.items()}
+    source, loaded = None, {}
+    if cfg.other == "neural-sim" and cfg.image.startswith("nmnist:"):
+        # N-MNIST keeps no images: the population views the recordings' event-count images,
+        # so every recording is read first (the source rows are the recordings)
+        loaded, every = _numbered_recordings(cfg, status)
+        with status.step(f"counting the events of {len(every)} recordings (the images the "
+                         "neural population views)"):
+            source = source_images(cfg.image, every)
+    elif cfg.other == "neural-sim":
+        with status.step(f"reading the images the neural population views ({cfg.image})"):
+            source = source_images(cfg.image)
+    mods, raws = [], {}
+    for name, spec in (("image", cfg.image), ("other", cfg.other)):
+        raw = {}
+        for s, n in sizes.items():
+            with status.step(f"loading {spec}, {s} split"):
+                raw[s] = (_load_image(cfg, s, n, source, progress=status.enabled,
+                                      loaded=loaded.get(s))
+                          if name == "image" else _load_other(cfg, s, n, source))
+        raws[name] = raw
         audio = is_audio(raw["train"])
         n_steps = cfg.n_steps or (129 if audio and cfg.other != "neural-sim" else 50)
         frames, labels, sources = {}, {}, {}
@@ -176,7 +241,6 @@ def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
             ds = raw[src]
             keep = np.isin(ds.labels, classes)
             missing = sorted(set(classes.tolist()) - set(ds.labels[keep].tolist()))
-            spec = cfg.image if name == "image" else cfg.other
             if missing:
                 raise ConfigError(
                     f"Class(es) {missing} have no samples in the '{src}' split of the "
@@ -188,17 +252,32 @@ def load_modalities(cfg: ZeroshotConfig) -> tuple[Modality, Modality]:
             labels[split] = np.asarray(sub.labels)
             if "source_index" in sub.metadata:
                 sources[split] = np.asarray(sub.metadata["source_index"])
-        mods.append(Modality(name=cfg.image if name == "image" else cfg.other, frames=frames,
-                             labels=labels, audio=audio, sources=sources))
+        split_text = describe_split({s: raw[s] for s in sizes})
+        status.note(f"{spec} split: {split_text}")
+        mods.append(Modality(name=spec, frames=frames, labels=labels, audio=audio,
+                             sources=sources, split_text=split_text,
+                             class_names=class_names_of(raw["train"]) or ()))
     img, oth = mods
+    for w in pairing_warnings(raws["image"]["train"], raws["other"]["train"],
+                              [*cfg.seen_classes, *cfg.unseen_classes],
+                              shared_source=source is not None):
+        status.warn(w)
+    for mod, what in ((oth, "unseen queries"), (img, "unseen gallery images")):
+        for w in small_test_warnings(mod.labels["test"], cfg.unseen_classes,
+                                     cfg.warn_min_test_per_class, what):
+            status.warn(w)
+    for w in shared_group_warnings(raws["image"]) + shared_group_warnings(raws["other"]):
+        status.warn(w)
     if cfg.pairing_mode == "instance":
         # [Lin25] BMI: recordings of the viewed images. Training trials view the image
         # modality's own training images (row i pairs with image i); val and test queries stay
         # responses to the disjoint neural half, so no query is a gallery image in disguise.
         # stream 3: load_neural_sim's splits use trial streams 0-2 (train, val, test); a
         # fourth keeps these training trials' noise independent of the val/test queries'.
-        ds = neural_responses(img.sources["train"], seed=cfg.data_seed,
-                              params=NeuralSimParams(n_neurons=cfg.neurons), stream=3)
+        with status.step("simulating the population's trials on the training images"):
+            ds = neural_responses(img.sources["train"], seed=cfg.data_seed,
+                                  params=NeuralSimParams(n_neurons=cfg.neurons), stream=3,
+                                  source=source)
         oth.frames["train"] = frames_of(ds, oth.frames["val"].shape[1], cfg.crop)
         oth.labels["train"] = np.asarray(ds.labels)
         oth.sources["train"] = img.sources["train"]
@@ -456,11 +535,16 @@ null does not include the selection over the grid, so the p-value would be too s
 
 def summarise(per_seed: list[dict[str, Any]], query_labels: np.ndarray,
               gallery_labels: np.ndarray, n_perm: int,
-              rng: np.random.Generator, *, p_valid: bool = True) -> dict[str, Any]:
+              rng: np.random.Generator, *, p_valid: bool = True,
+              seen_test: tuple[np.ndarray, np.ndarray] | None = None,
+              val: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Mean, std, 95 % interval over seeds, chance levels and the permutation p-value.
 
     ``p_valid=False`` (a row selected on the test queries): ``p_value_top1`` is NaN and
-    ``p_value_note`` says why (:data:`P_INVALID_NOTE`)."""
+    ``p_value_note`` says why (:data:`P_INVALID_NOTE`). ``seen_test`` and ``val`` are the
+    (query labels, gallery labels) of the seen-class test and validation retrievals: their
+    exact top-1 chance levels (``chance_seen_test_top1``, ``chance_val_top1``; NaN without
+    them) come from the labels that ran, so an imbalanced set gets its own chance."""
     s1 = mean_interval([r["unseen_top1"] for r in per_seed])
     sk = mean_interval([r["unseen_topk"] for r in per_seed])
     neighbours = [r["neighbours"] for r in per_seed]
@@ -479,6 +563,9 @@ def summarise(per_seed: list[dict[str, Any]], query_labels: np.ndarray,
         f"chance_top{k}": chance_topk(query_labels, gallery_labels, k),
         "seen_test_top1_mean": float(np.mean([r["seen_test_top1"] for r in per_seed])),
         "val_top1_mean": float(np.mean([r["val_top1"] for r in per_seed])),
+        "chance_seen_test_top1": (chance_topk(*seen_test, 1) if seen_test is not None
+                                  else float("nan")),
+        "chance_val_top1": chance_topk(*val, 1) if val is not None else float("nan"),
         "n_seeds": len(per_seed), "n_queries": int(query_labels.size),
         "n_gallery": int(gallery_labels.size),
     }
@@ -509,8 +596,11 @@ class ProtocolResult:
 
 def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
                  backends: dict[str, Any], *,
-                 on_step: Callable[[], None] = lambda: None) -> ProtocolResult:
+                 on_step: Callable[[], None] = lambda: None,
+                 on_note: Callable[[str], None] = lambda text: None) -> ProtocolResult:
     """Steps 2-6 of the module docstring for every seed; ``backends`` by name (unbound).
+    ``on_step`` is called after every head of the grid, ``on_note`` with what runs now (a
+    bind of the whole map takes tens of seconds with the surrogate).
 
     BLAS runs single-threaded: the heads' matrices are small, and two threads fighting over
     two shared cores made a training step 10-40x slower in measurements on this machine.
@@ -518,11 +608,12 @@ def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _run_protocol(cfg, image, other, backends, on_step)
+        return _run_protocol(cfg, image, other, backends, on_step, on_note)
 
 
 def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
-                  backends: dict[str, Any], on_step: Callable[[], None]) -> ProtocolResult:
+                  backends: dict[str, Any], on_step: Callable[[], None],
+                  on_note: Callable[[str], None]) -> ProtocolResult:
     layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
     lifs = lif_grid(cfg, other.audio)
     heads = head_grid(cfg)
@@ -571,7 +662,9 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
         seed = cfg.seed + k
         gp, gn = draw_shared_map(layout, seed)
         for name, be in backends.items():
+            on_note(f"seed {seed}: binding the map on {name}")
             bound = be.bind(gp, gn)
+            on_note(f"seed {seed}: reservoirs and heads on {name}")
             views = {e: EncoderView(bound, layout.rows_of(e)) for e in ("image", "other")}
             points = []
             for lif_i, lif_o in lifs:
@@ -608,20 +701,39 @@ def permutation_rng(seed: int, model: str, selection: str) -> np.random.Generato
     return np.random.default_rng([seed, 0x5045524D, zlib.crc32(f"{model}|{selection}".encode())])
 
 
-def paired_by_seed(chosen: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Per selection rule, every model's unseen top-1 minus the reference model's, paired by
-    seed (same map, same data, same head initialisation): mean and Student-t 95 % interval."""
-    rows = []
-    for sel, g in chosen.groupby("selection", sort=False):
-        ref = g[g["model"] == reference].set_index("seed")["unseen_top1"]
-        for model, gm in g.groupby("model", sort=False):
-            if model == reference:
-                continue
-            d = (gm.set_index("seed")["unseen_top1"] - ref).dropna().to_numpy()
-            rows.append({"selection": SELECTIONS[sel][1], "model": model, "vs": reference,
-                         **{f"diff_{k}" if k != "n" else "n_seeds": v
-                            for k, v in mean_interval(d).items()}})
-    return pd.DataFrame(rows)
+def paired_rng(seed: int, model: str, reference: str, selection: str) -> np.random.Generator:
+    """The paired bootstrap's generator of one (model, reference, selection) row, derived from
+    the run seed and the names, so adding a backend or model leaves every other row alone."""
+    return np.random.default_rng(
+        [seed, 0x50414952, zlib.crc32(f"{model}|{reference}|{selection}".encode())])
+
+
+def paired_by_seed(chosen: dict[tuple[str, str], list[dict[str, Any]]],
+                   query_labels: np.ndarray, reference: str, seed: int) -> pd.DataFrame:
+    """Per selection rule, every model's unseen top-1 minus the reference model's: the mean
+    and the paired bootstrap 95 % interval (:func:`~rram_cosim.analysis.stats.paired_bootstrap`)
+    of the per-query hit differences within each seed (same map, data and head initialisation
+    in a seed; seeds and queries resampled), and how many hits only one model got.
+
+    ``chosen`` is :attr:`ProtocolResult.chosen`; rows pair by seed."""
+    def hits(rows: list[dict[str, Any]]) -> dict[int, np.ndarray]:
+        return {int(r["seed"]): r["neighbours"][:, 0] == query_labels for r in rows}
+
+    out = []
+    for (model, sel), rows in chosen.items():
+        if model == reference or (reference, sel) not in chosen:
+            continue
+        ref, mine = hits(chosen[(reference, sel)]), hits(rows)
+        seeds = sorted(set(ref) & set(mine))
+        r = paired_bootstrap(np.stack([ref[k] for k in seeds]),
+                             np.stack([mine[k] for k in seeds]),
+                             paired_rng(seed, model, reference, sel))
+        out.append({"selection": SELECTIONS[sel][1], "model": model, "vs": reference,
+                    "diff_mean": r["diff"], "diff_ci_low": r["ci_low"],
+                    "diff_ci_high": r["ci_high"], "n_seeds": r["n_seeds"],
+                    "n_queries": r["n_samples"], "n_model_only": r["n_b_only"],
+                    "n_reference_only": r["n_a_only"]})
+    return pd.DataFrame(out)
 
 
 # -- a whole run -----------------------------------------------------------------------------
@@ -637,16 +749,52 @@ class ZeroshotRun:
     chosen: pd.DataFrame  # the chosen point per seed, model and selection rule
     summary: pd.DataFrame  # per model and selection: mean, interval, chance, p-value
     paired: pd.DataFrame  # per selection: each model against the first backend, by seed
+    warnings: list[str] = field(default_factory=list)  # what the data cannot support
 
 
-def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> ZeroshotRun:
+def short_selection(row: dict[str, Any]) -> str:
+    """A summary row's selection rule in one word or two (``honest``, ``paper protocol``)."""
+    return str(row["selection"]).split(":")[0]
+
+
+def p_interval_note(row: dict[str, Any], alpha: float = 0.05) -> str:
+    """Why a summary row's permutation p-value and its interval over seeds disagree (one says
+    "above chance", the other does not); empty when they agree, or when there is no p-value
+    or no interval (one seed: the warnings say so)."""
+    p, lo, chance = row["p_value_top1"], row["unseen_top1_ci_low"], row["chance_top1"]
+    if not np.isfinite(p) or not np.isfinite(lo) or (p < alpha) == (lo > chance):
+        return ""
+    n_q, n_s = int(row["n_queries"]), int(row["n_seeds"])
+    pooled = (f"the permutation p-value ({p:.2g}) pools {n_q} queries x {n_s} seeds and asks "
+              "whether these trained models retrieve better than with shuffled query labels: "
+              "evidence of some signal in the models that ran")
+    spread = (f"the 95 % interval over seeds ({100 * lo:.1f} to "
+              f"{100 * row['unseen_top1_ci_high']:.1f} %, chance {100 * chance:.1f} %) asks "
+              f"where the mean of another set of {n_s} network seeds would fall: a t "
+              f"interval on {n_s} values, wide when seeds differ")
+    if p < alpha:
+        return (f"{row['model']}: {pooled}; {spread}. Both hold: the signal is real but small "
+                "next to the seed-to-seed spread, so a new seed may well score at chance.")
+    return (f"{row['model']}: {pooled}; {spread}. The seeds agree on a mean above chance, but "
+            "pooled over queries the retrievals are not distinguishable from shuffled labels: "
+            "too few queries to tell.")
+
+
+def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
+             status: Status | None = None) -> ZeroshotRun:
     """Load both modalities, build the backends (a surrogate calibrated here is saved as
-    ``run_path/surrogate.json``), run the protocol over the seeds and summarise it."""
-    image, other = load_modalities(cfg)
+    ``run_path/surrogate.json``), run the protocol over the seeds and summarise it; ``status``
+    prints the long steps and the data warnings (default: step lines when ``progress``)."""
+    status = Status("zeroshot", enabled=progress) if status is None else status
+    image, other = load_modalities(cfg, status)
     layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
     spec = task_tile_spec(cfg, *layout.shape)
-    sur = (task_surrogate(cfg, spec, run_path, np.random.default_rng([cfg.seed, 7919]))
-           if "surrogate" in cfg.backends else None)
+    sur = None
+    if "surrogate" in cfg.backends:
+        with status.step("surrogate: " + (f"reading {cfg.surrogate}" if cfg.surrogate else
+                                          f"calibrating on the nodal engine ({cfg.cal_maps} "
+                                          f"maps of {layout.shape[0]}x{layout.shape[1]})")):
+            sur = task_surrogate(cfg, spec, run_path, np.random.default_rng([cfg.seed, 7919]))
     backends = {b: task_backend(b, cfg, spec, sur) for b in cfg.backends}
     n_lif = len(lif_grid(cfg, other.audio))
     n_work = cfg.seeds * len(head_grid(cfg)) * (len(backends) * n_lif + int(cfg.baseline))
@@ -655,7 +803,8 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> Z
         # the surrogate warns on every read below its calibrated input density (the other
         # modality's rows sit at 0 V); the report gives the count and one example instead
         warnings.simplefilter("always", DomainWarning)
-        res = run_protocol(cfg, image, other, backends, on_step=bar.update)
+        res = run_protocol(cfg, image, other, backends, on_step=bar.update,
+                           on_note=bar.set_postfix_str)
     bar.close()
     domain = [str(w.message) for w in caught if issubclass(w.category, DomainWarning)]
     for w in caught:
@@ -668,13 +817,31 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> Z
             chosen_rows.append({k: v for k, v in r.items()
                                 if k not in ("neighbours", "heads", "feats", "activity")})
         s = summarise(rows, res.query_labels, res.gallery_labels, cfg.n_perm,
-                      permutation_rng(cfg.seed, model, sel), p_valid=sel != "paper")
+                      permutation_rng(cfg.seed, model, sel), p_valid=sel != "paper",
+                      seen_test=(other.labels["seen_test"], image.labels["seen_test"]),
+                      val=(other.labels["val"], image.labels["val"]))
+        metric = SELECTIONS[sel][0]
         summary_rows.append({"model": model, "selection": SELECTIONS[sel][1], **s,
+                             "selection_score_mean": float(np.mean([r[metric] for r in rows])),
                              "train_ops_chosen": float(np.mean([r["train_ops"] for r in rows])),
                              "train_ops_grid": float(np.mean([r["grid_train_ops"]
                                                               for r in rows]))})
+    summary = pd.DataFrame(summary_rows)
+    head = SELECTIONS[headline_selection(cfg)][1]
+    hl = [r for r in summary_rows if r["selection"] == head]
+    what = {r["model"]: f"{r['model']} unseen top-1 ({short_selection(r)} selection, over seeds)"
+            for r in hl}
+    for w in (interval_warnings([(what[r["model"]], r["unseen_top1_ci_low"],
+                                  r["unseen_top1_ci_high"]) for r in hl],
+                                cfg.warn_interval_width)
+              + val_gap_warnings([(f"{r['model']} (selection score vs unseen top-1)",
+                                   r["selection_score_mean"], r["unseen_top1_mean"])
+                                  for r in hl], cfg.warn_val_test_gap)):
+        status.warn(w)
+    summary["p_interval_note"] = [p_interval_note(r) for r in summary_rows]
     chosen = pd.DataFrame(chosen_rows)
     return ZeroshotRun(image=image, other=other, result=res, domain_warnings=domain,
-                       grid=pd.DataFrame(res.grid), chosen=chosen,
-                       summary=pd.DataFrame(summary_rows),
-                       paired=paired_by_seed(chosen, f"LSM, {cfg.backends[0]}"))
+                       grid=pd.DataFrame(res.grid), chosen=chosen, summary=summary,
+                       paired=paired_by_seed(res.chosen, res.query_labels,
+                                             f"LSM, {cfg.backends[0]}", cfg.seed),
+                       warnings=list(status.warnings))

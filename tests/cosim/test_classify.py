@@ -34,8 +34,10 @@ def test_classify_writes_tables_plots_and_paired_interval(small_run):
     assert set(acc["seed"]) == {0, 1}
     assert len(pd.read_csv(run / "grid.csv")) == 2 * 2 * 2  # 2 seeds x 2 backends x 2 thresholds
     paired = pd.read_csv(run / "paired_difference.csv").set_index("model")
-    assert paired.loc["surrogate", "n"] == 2 * 30
-    assert paired.loc["surrogate", "ci_low"] <= paired.loc["surrogate", "diff"]
+    assert paired.loc["LSM, surrogate", "n_samples"] == 30
+    assert paired.loc["LSM, surrogate", "n_seeds"] == 2
+    assert paired.loc["LSM, surrogate", "ci_low"] <= paired.loc["LSM, surrogate", "diff"]
+    assert paired.loc["LSM, surrogate", "diff"] <= paired.loc["LSM, surrogate", "ci_high"]
     act = json.loads((run / "activity.json").read_text())
     assert set(act) == {"ideal/seed0", "ideal/seed1", "surrogate/seed0", "surrogate/seed1"}
     assert len(act["ideal/seed0"]["spikes"]) == 20
@@ -192,3 +194,32 @@ def test_read_options_reach_the_task_tile_spec():
     assert spec.r_col_ohm == pytest.approx(0.625) and spec.r_row_ohm == pytest.approx(1.25)
     with pytest.raises(ConfigError, match="unsensed"):
         Cfg(unsensed="open")
+
+
+def test_each_interval_has_its_own_generator():
+    """Adding, removing or reordering a model leaves every other model's interval and pair
+    unchanged: each draws from a generator of the run seed and its own names."""
+    from rram_cosim.cosim.tasks.classify import RAW_MODEL, accuracy_intervals
+
+    rng = np.random.default_rng(0)
+    correct = {m: [rng.random(80) < p for p in (0.7, 0.8)]
+               for m in ("LSM, ideal", "LSM, surrogate", RAW_MODEL)}
+    cis, pairs = accuracy_intervals(correct, "LSM, ideal", 4)
+    fewer = {m: correct[m] for m in ("LSM, ideal", RAW_MODEL)}
+    cis2, pairs2 = accuracy_intervals(fewer, "LSM, ideal", 4)
+    assert cis2[RAW_MODEL] == cis[RAW_MODEL] and cis2["LSM, ideal"] == cis["LSM, ideal"]
+    assert [p for p in pairs if p["model"] == RAW_MODEL] == pairs2
+    reordered = {m: correct[m] for m in (RAW_MODEL, "LSM, surrogate", "LSM, ideal")}
+    cis3, _ = accuracy_intervals(reordered, "LSM, ideal", 4)
+    assert cis3 == cis
+    # another run seed, other draws
+    assert accuracy_intervals(correct, "LSM, ideal", 5)[0][RAW_MODEL] != cis[RAW_MODEL]
+
+
+def test_energy_replays_an_older_run_split_as_it_ran():
+    from rram_cosim.cosim.tasks.energy import replay_split
+
+    # recorded before the split rule was an option: that run split by file
+    assert replay_split({"dataset": "wav:x"}) == {"split_by": "sample", "group_field": 1}
+    assert replay_split({"split_by": "group", "group_field": 2}) == {"split_by": "group",
+                                                                     "group_field": 2}

@@ -495,3 +495,18 @@ def test_spoken_digits_duplicates_oh_and_cache(spoken, tmp_path):
     with pytest.raises(ConfigError, match="'val' split of spoken-digits is empty"):
         load_dataset(SPOKEN, "val", seed=0, cache_dir=tmp_path,
                      params=dataclasses.replace(fixed, variants=("m1",)))
+
+
+def test_group_split_stratified_by_class_where_groups_hold_one_class():
+    # speakers of mixed words: stratifying changes nothing (same draws, same split)
+    g, lab = np.repeat(np.arange(8), 6), np.tile(np.arange(3), 16)
+    plain = group_split(g, lab, np.random.default_rng(1))
+    strat = group_split(g, lab, np.random.default_rng(1), stratify=True)
+    for s in plain:
+        np.testing.assert_array_equal(plain[s], strat[s])
+    # one word a speaker, 5 speakers a word: every word in every split, every seed
+    g, lab = np.repeat(np.arange(15), 2), np.repeat(np.arange(3), 10)
+    for seed in range(8):
+        out = group_split(g, lab, np.random.default_rng(seed), stratify=True)
+        assert all(set(lab[out[s]].tolist()) == {0, 1, 2} for s in out), seed
+        assert sorted(np.concatenate(list(out.values())).tolist()) == list(range(30))

@@ -107,3 +107,78 @@ def test_bad_parameters():
         load_neural_sim("val", seed=0, params=SMALL, sources=np.array([-1, 5000]))
     with pytest.raises(ConfigError, match="n_samples"):
         load_neural_sim("val", seed=0, params=SMALL, n_samples=10_000)
+
+
+def test_the_population_views_any_image_source_at_its_size(tmp_path):
+    from rram_cosim.cosim.data.neural_sim import source_images
+
+    # 28x28 images, two classes: a vertical and a horizontal bar at random positions
+    rng = np.random.default_rng(0)
+    imgs = np.zeros((80, 28, 28), dtype=np.uint8)
+    labels = np.repeat([0, 1], 40)
+    for i, k in enumerate(rng.integers(8, 20, 80)):
+        if labels[i] == 0:
+            imgs[i, 4:24, k - 1:k + 2] = 255
+        else:
+            imgs[i, k - 1:k + 2, 4:24] = 255
+    path = tmp_path / "bars.npz"
+    np.savez(path, images=imgs, labels=labels, class_names=np.array(["tall", "wide"]))
+    src = source_images(f"images:{path}")
+    assert src.images.shape == (80, 28, 28) and src.class_names == ("tall", "wide")
+    f, info = gabor_fields(SMALL, (28, 28), np.random.default_rng(0))
+    assert f.shape == (48, 784)
+    assert info["sigma"].min() >= 1.5 * 28 / 16 and info["cx"].max() <= 27 - 3 * 28 / 16
+    ds = load_neural_sim("train", seed=0, params=SMALL, source=src)
+    assert ds.metadata["viewed"] == f"images:{path}" and ds.n_classes == 2
+    np.testing.assert_array_equal(labels[ds.metadata["source_index"]], ds.labels)
+    assert np.isin(ds.metadata["source_index"], source_partition(0, labels)["neural"]).all()
+    # the responses carry the bars' orientation: nearest class mean of the counts
+    counts = to_frames(ds, 1, binarize=False)[:, 0].astype(float)
+    test = load_neural_sim("test", seed=0, params=SMALL, source=src)
+    tc = to_frames(test, 1, binarize=False)[:, 0].astype(float)
+    means = np.stack([counts[ds.labels == c].mean(axis=0) for c in (0, 1)])
+    pred = np.argmin(((tc[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+    assert np.mean(pred == test.labels) > 0.8
+    # blank images drive nothing: only the private noise lifts the baseline, by
+    # peak * E[max(n, 0)^2] / 4 = peak * sigma^2 / 8 (exponent 2)
+    blank = src._replace(images=np.zeros_like(src.images))
+    quiet = load_neural_sim("train", seed=0, params=SMALL, source=blank)
+    rate = np.mean([ev.size for ev in quiet.events]) / 48 / (SMALL.duration_us * 1e-6)
+    expect = SMALL.baseline_hz + SMALL.peak_hz * SMALL.noise_sigma**2 / 8
+    assert rate == pytest.approx(expect, rel=0.05)
+    assert np.mean([ev.size for ev in ds.events]) > 1.5 * np.mean([ev.size
+                                                                   for ev in quiet.events])
+
+
+def test_an_image_modality_without_images_is_refused():
+    from rram_cosim.cosim.data.neural_sim import source_images
+
+    with pytest.raises(ConfigError, match=r"'spoken-digits' has none.*would mean "
+                                          r"nothing.*images:FILE"):
+        source_images("spoken-digits")
+
+
+def test_event_count_images_are_counted_in_bounded_chunks(monkeypatch):
+    """Per-recording pixel counts, the same whatever the chunk of events counted together
+    (N-MNIST's ~1e8 events never concatenated at once)."""
+    from rram_cosim.cosim.data import neural_sim
+    from rram_cosim.cosim.data.datasets import EventDataset
+    from rram_cosim.models.snn.events import IMAGE_EVENT_DTYPE
+
+    rng = np.random.default_rng(0)
+    events = []
+    for k in rng.integers(0, 200, 40):
+        ev = np.zeros(k, dtype=IMAGE_EVENT_DTYPE)
+        ev["x"], ev["y"] = rng.integers(0, 34, k), rng.integers(0, 30, k)
+        events.append(ev)
+    ds = EventDataset(events=tuple(events), labels=np.zeros(40, dtype=np.int64),
+                      sensor_size=(34, 30, 2), n_classes=1, name="nmnist", split="train",
+                      metadata={})
+    want = np.zeros((40, 30, 34))
+    for i, ev in enumerate(events):
+        for x, y in zip(ev["x"], ev["y"]):
+            want[i, y, x] += 1
+    want /= np.maximum(want.reshape(40, -1).max(axis=1), 1)[:, None, None]
+    for chunk in (1, 150, 10**9):
+        monkeypatch.setattr(neural_sim, "_COUNT_CHUNK_EVENTS", chunk)
+        np.testing.assert_allclose(neural_sim.images_from_events(ds), want)

@@ -35,10 +35,13 @@ def wav_folder(tmp_path_factory):
 
 
 def test_wav_folder_split_and_events(wav_folder):
-    tr = load_wav(wav_folder, "train", seed=0)
-    va = load_wav(wav_folder, "val", seed=0)
-    te = load_wav(wav_folder, "test", seed=0)
+    tr = load_wav(wav_folder, "train", seed=0, split_by="sample")
+    va = load_wav(wav_folder, "val", seed=0, split_by="sample")
+    te = load_wav(wav_folder, "test", seed=0, split_by="sample")
     assert (len(tr), len(va), len(te)) == (15, 3, 6)  # per class 8 files: 5 / 1 / 2
+    assert tr.metadata["split_by"] == "sample"
+    # the speakers are still recorded: a split by file shares them between the splits
+    assert set(tr.metadata["groups"]) & set(te.metadata["groups"])
     files = [set(d.metadata["files"]) for d in (tr, va, te)]
     assert not (files[0] & files[1] or files[0] & files[2] or files[1] & files[2])
     assert tr.metadata["class_names"] == ("0", "1", "2") and tr.n_classes == 3
@@ -52,30 +55,81 @@ def test_wav_folder_split_and_events(wav_folder):
             mode = np.argmax(np.bincount(onset["x"], minlength=64))
             assert abs(np.log2(fc[mode] / TONE_HZ[int(label)])) < 0.5, name
     # Same seed, same events; the sensor (threshold map) is shared by the splits.
-    again = load_wav(wav_folder, "val", seed=0)
+    again = load_wav(wav_folder, "val", seed=0, split_by="sample")
     for a, b in zip(va.events, again.events):
         np.testing.assert_array_equal(a, b)
     frames = to_frames(te, 20, binarize=False)
     assert frames.shape == (6, 20, 128)
 
 
-def test_wav_folder_by_speaker_and_names(wav_folder, tmp_path):
-    tr = load_wav(wav_folder, "train", seed=3, split_by="speaker",
-                  split_fractions=(0.5, 0.25, 0.25))
-    te = load_wav(wav_folder, "test", seed=3, split_by="speaker",
-                  split_fractions=(0.5, 0.25, 0.25), n_samples=4)
+def test_wav_folder_splits_by_speaker_by_default(wav_folder, tmp_path):
+    tr = load_wav(wav_folder, "train", seed=3, split_fractions=(0.5, 0.25, 0.25))
+    te = load_wav(wav_folder, "test", seed=3, split_fractions=(0.5, 0.25, 0.25), n_samples=4)
     speakers = [{f.split("_")[1] for f in d.metadata["files"]} for d in (tr, te)]
     assert len(speakers[0]) == 2 and len(speakers[1]) == 1 and not speakers[0] & speakers[1]
     assert len(te) == 4
-    # Names as labels, numbered in sorted order.
+    assert tr.metadata["split_by"] == "group" and tr.metadata["group_name"] == "speaker"
+    assert set(tr.metadata["groups"]) == speakers[0]
+    # every seed keeps each speaker within one split
+    for seed in range(4):
+        parts = [set(load_wav(wav_folder, s, seed=seed, n_samples=1).metadata["groups"])
+                 for s in ("train", "val", "test")]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    # the speaker is a field followed by another: the take (the last field) is no speaker
+    with pytest.raises(ConfigError, match=r"speaker in field 2 followed by at least one more"):
+        load_wav(wav_folder, "train", seed=0, group_field=2, split_by="group")
+    # Names as labels, numbered in sorted order; <label>_<speaker>_<take>.wav splits by speaker
     rate = 16000
     tone = (np.sin(np.arange(4000) * 0.3) * 10000).astype(np.int16)
-    for name in ("yes_a.wav", "no_a.wav", "yes_b.wav", "no_b.wav", "yes_c.wav", "no_c.wav",
-                 "yes_d.wav", "no_d.wav", "yes_e.wav", "no_e.wav"):
-        wavfile.write(tmp_path / name, rate, tone)
-    ds = load_wav(tmp_path, "train", seed=0)
+    spoken = tmp_path / "spoken"
+    spoken.mkdir()
+    for word in ("yes", "no"):
+        for spk in "abcde":
+            wavfile.write(spoken / f"{word}_{spk}_1.wav", rate, tone)
+    ds = load_wav(spoken, "train", seed=0)
     assert ds.metadata["class_names"] == ("no", "yes")
     assert sorted(ds.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert ds.metadata["split_by"] == "group"  # the second field: a, b, ... e
+    # two-field names (the older <label>_<anything>.wav form): the second field is a take,
+    # not a speaker, so auto splits by file and says so; group refuses
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    for word in ("yes", "no"):
+        for take in range(5):
+            wavfile.write(takes / f"{word}_{take:03d}.wav", rate, tone)
+    ds = load_wav(takes, "train", seed=0)
+    assert ds.metadata["split_by"] == "sample" and "split by file" in ds.metadata["split_note"]
+    assert "groups" not in ds.metadata
+    with pytest.raises(ConfigError, match=r"split_by='group' needs every name to carry a "
+                                          r"speaker in field 1.*--split-by sample"):
+        load_wav(takes, "train", split_by="group")
+    # the group field is an option: <label>_<session>_<speaker>_<take>.wav with field 2
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    for word in ("yes", "no"):
+        for spk in "abcd":
+            for day in ("mon", "tue"):
+                wavfile.write(sessions / f"{word}_{day}_{spk}_1.wav", rate, tone)
+    by_speaker = load_wav(sessions, "train", seed=0, group_field=2,
+                          split_fractions=(0.5, 0.25, 0.25))
+    assert set(by_speaker.metadata["groups"]) <= set("abcd")
+    assert len(set(by_speaker.metadata["groups"])) == 2
+    by_day = load_wav(sessions, "train", seed=0, split_fractions=(0.5, 0.0, 0.5))
+    assert set(by_day.metadata["groups"]) in ({"mon"}, {"tue"})
+
+
+def test_speaker_split_keeps_each_class_in_each_split(tmp_path):
+    """Speakers that each say one word: the split by speaker is stratified by class, so
+    every class has speakers in train, val and test whatever the seed."""
+    tone = (np.sin(np.arange(2000) * 0.3) * 10000).astype(np.int16)
+    for word in ("up", "down", "left"):
+        for spk in range(5):
+            wavfile.write(tmp_path / f"{word}_{word}{spk}_1.wav", 16000, tone)
+    for seed in range(6):
+        for split in ("train", "val", "test"):
+            ds = load_wav(tmp_path, split, seed=seed)
+            assert ds.metadata["split_by"] == "group"
+            assert sorted(set(ds.labels.tolist())) == [0, 1, 2], (seed, split)
 
 
 def test_wav_folder_errors(tmp_path):
@@ -96,7 +150,8 @@ def test_wav_folder_errors(tmp_path):
     for split in ("train", "val", "test"):
         ds_files = []
         try:
-            ds_files = load_wav(tmp_path, split, seed=0, split_fractions=(0.4, 0.2, 0.4))
+            ds_files = load_wav(tmp_path, split, seed=0, split_fractions=(0.4, 0.2, 0.4),
+                                split_by="sample")
         except ConfigError as exc:
             assert "2_0.wav" in str(exc) and "truncated" in str(exc)
             break
@@ -225,3 +280,44 @@ def test_events_npz_errors(tmp_path):
         load_events(path, "train")
     with pytest.raises(ConfigError, match="does not exist"):
         load_events(tmp_path / "none.npz", "train")
+
+
+# --------------------------------------------------------------------------------------------
+# Groups in an .npz
+# --------------------------------------------------------------------------------------------
+
+def test_images_and_events_split_by_their_groups_array(tmp_path):
+    images, labels = _images(10)  # 20 images, 2 classes
+    groups = np.tile(np.arange(5), 4)  # five writers, each with both classes
+    path = tmp_path / "bars.npz"
+    np.savez(path, images=images, labels=labels, groups=groups)
+    parts = {s: load_images(path, s, seed=2) for s in ("train", "val", "test")}
+    writers = {s: set(d.metadata["groups"]) for s, d in parts.items()}
+    assert parts["train"].metadata["split_by"] == "group"
+    assert [len(w) for w in writers.values()] == [3, 1, 1]  # 60/20/20 of five writers
+    assert not (writers["train"] & writers["test"] or writers["train"] & writers["val"])
+    for d in parts.values():  # the groups the metadata names are the rows' own
+        np.testing.assert_array_equal(d.metadata["groups"],
+                                      groups[d.metadata["source_index"]].astype(str))
+    # by sample, the writers are still recorded and now shared between train and test
+    by_sample = [load_images(path, s, seed=2, split_by="sample") for s in ("train", "test")]
+    assert by_sample[0].metadata["split_by"] == "sample"
+    assert set(by_sample[0].metadata["groups"]) & set(by_sample[1].metadata["groups"])
+    # events: the same option and rule
+    rng = np.random.default_rng(0)
+    samples = [make_audio_events(np.sort(rng.integers(0, 1000, 6)), rng.integers(0, 8, 6),
+                                 rng.integers(0, 2, 6)) for _ in range(20)]
+    ev_path = tmp_path / "ev.npz"
+    np.savez(ev_path, events=np.concatenate(samples), labels=labels, groups=groups,
+             offsets=np.concatenate([[0], np.cumsum([s.size for s in samples])]))
+    tr, te = (load_events(ev_path, s, seed=2) for s in ("train", "test"))
+    assert not set(tr.metadata["groups"]) & set(te.metadata["groups"])
+    # split_by="group" without groups is refused with the fix
+    np.savez(path, images=images, labels=labels)
+    with pytest.raises(ConfigError, match=r"split_by='group' needs a 'groups' array.*"
+                                          r"--split-by sample"):
+        load_images(path, "train", split_by="group")
+    assert load_images(path, "train", seed=2).metadata["split_by"] == "sample"
+    np.savez(path, images=images, labels=labels, groups=groups[:5])
+    with pytest.raises(ConfigError, match=r"'groups' must hold one integer or string a sample"):
+        load_images(path, "train")

@@ -75,7 +75,10 @@ def test_zeroshot_writes_tables_plots_and_labels_the_paper_protocol(small_run):
     report = (small_run / "report.md").read_text()
     assert "paper protocol: selected on the unseen test queries" in report
     assert P_INVALID_NOTE in report
-    assert "0.88" in report  # the paper's figure beside ours
+    assert "88.0 %" in report  # the paper's figure beside ours
+    # model differences: a paired bootstrap over seeds and queries, named in the report
+    assert "bootstrap over seeds and test samples (2000 resamples" in report
+    assert "resamples per-query hit differences within each seed" in report
     paired = pd.read_csv(small_run / "paired.csv")
     assert set(paired["model"]) == {"LSM, surrogate", "raw events (no reservoir)"}
     assert (paired["n_seeds"] == 2).all()
@@ -281,3 +284,117 @@ def test_bad_data():
 def test_cli_reports_errors(tmp_path, capsys):
     assert main(["zeroshot", "--seen", "1-7", "--unseen", "7,8", "--out", str(tmp_path)]) == 2
     assert "in both 'seen' and 'unseen'" in capsys.readouterr().err
+
+
+def test_top1_only_one_seed_report_and_chances_from_the_labels(tmp_path):
+    """--top-k 1 writes no top-k column (and used to crash in the report tables); one seed
+    says so instead of '+- n/a'; every chance comes from the labels that ran; the selection
+    table follows the headline."""
+    from rram_cosim.models.snn.contrastive import chance_topk
+
+    cfg = ZeroshotConfig(**{**TINY.__dict__, "name": "k1", "top_k": 1})
+    run_zeroshot(cfg, tmp_path, progress=False)
+    report = (tmp_path / "k1" / "report.md").read_text()
+    assert "top-1 (chance)" in report and "unseen top-1 (chance)" not in report
+    assert "(one seed)" in report and "+- n/a" not in report and "n/a to n/a" not in report
+    assert "nan to nan" not in report  # no p-value / interval note without an interval
+    heads = [line for line in report.splitlines() if line.startswith("## ")]
+    assert heads.index("## How much the selection adds") == heads.index("## Headline") + 1
+    summary = pd.read_csv(tmp_path / "k1" / "summary.csv")
+    image, other = load_modalities(cfg)
+    want = chance_topk(other.labels["seen_test"], image.labels["seen_test"], 1)
+    np.testing.assert_allclose(summary["chance_seen_test_top1"], want)
+    np.testing.assert_allclose(summary["chance_val_top1"],
+                               chance_topk(other.labels["val"], image.labels["val"], 1))
+
+
+def test_seen_class_chance_follows_an_imbalanced_gallery():
+    ql, gl = np.repeat([8, 9], 10), np.repeat([8, 9], 10)
+    rows = [{"unseen_top1": 0.5, "unseen_topk": 1.0, "neighbours": ql[:, None],
+             "seen_test_top1": 1.0, "val_top1": 1.0}]
+    # seen classes: 30 gallery images of class 0, 10 of class 1, queries 10 + 10
+    sq, sg = np.repeat([0, 1], 10), np.repeat([0, 1], [30, 10])
+    s = summarise(rows, ql, gl, 10, np.random.default_rng(0), seen_test=(sq, sg), val=(sq, sg))
+    # a random nearest image: class 0 with 3/4, class 1 with 1/4; not 1 / 2 seen classes
+    assert s["chance_seen_test_top1"] == pytest.approx(0.5 * 0.75 + 0.5 * 0.25)
+    s = summarise(rows, ql, gl, 10, np.random.default_rng(0), seen_test=(sq[:10], sg))
+    assert s["chance_seen_test_top1"] == pytest.approx(0.75)
+
+
+def test_paired_interval_is_a_bootstrap_over_queries_even_with_one_seed():
+    from rram_cosim.cosim.tasks.zeroshot import paired_by_seed
+
+    ql = np.repeat([8, 9], 50)
+    right, wrong = ql[:, None], (17 - ql)[:, None]
+    # model B gets 30 more queries right than the reference, in the one seed that ran
+    b = np.where((np.arange(100) < 40)[:, None], right, wrong)
+    a = np.where((np.arange(100) < 10)[:, None], right, wrong)
+    chosen = {("LSM, ideal", "honest"): [{"seed": 0, "neighbours": a}],
+              ("LSM, surrogate", "honest"): [{"seed": 0, "neighbours": b}]}
+    p = paired_by_seed(chosen, ql, "LSM, ideal", 0).iloc[0]
+    assert p["diff_mean"] == pytest.approx(0.3)
+    assert 0.15 < p["diff_ci_low"] < 0.3 < p["diff_ci_high"] < 0.45  # finite with one seed
+    assert (p["n_seeds"], p["n_queries"], p["n_model_only"], p["n_reference_only"]) == \
+        (1, 100, 30, 0)
+    again = paired_by_seed(chosen, ql, "LSM, ideal", 0).iloc[0]
+    assert again["diff_ci_low"] == p["diff_ci_low"]
+
+
+def test_group_field_is_refused_without_a_wav_folder():
+    with pytest.raises(ConfigError, match=r"group_field=2 names the speaker field of WAV file "
+                                          r"names.*digits-events, neural-sim.*--group-field"):
+        ZeroshotConfig(group_field=2)
+    from rram_cosim.cosim.tasks.configs.classify import ClassifyConfig
+
+    with pytest.raises(ConfigError, match=r"group_field=3.*images:x\.npz.*'groups' array"):
+        ClassifyConfig(dataset="images:x.npz", group_field=3)
+    assert ClassifyConfig(dataset="wav:somewhere", group_field=2).group_field == 2
+    assert ZeroshotConfig(other="wav:somewhere", group_field=2).group_field == 2
+
+
+def test_confusion_plot_names_classes_and_keeps_the_title_off_the_colour_bar():
+    from rram_cosim.cosim.cli.commands.zeroshot import _confusion_plot
+
+    fig = _confusion_plot(np.array([[5, 1], [2, 4]]), ["shirt", "boot"], "LSM, ideal",
+                          SELECTIONS["honest"][1])
+    main_ax = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    bar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(main_ax) == 1 and len(bar) == 1
+    assert [t.get_text() for t in main_ax[0].get_xticklabels()] == ["shirt", "boot"]
+    assert [t.get_text() for t in main_ax[0].get_yticklabels()] == ["shirt", "boot"]
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(r)
+    for ax in fig.axes:
+        assert not title.overlaps(ax.get_window_extent(r)), ax.get_label()
+        assert not title.overlaps(ax.get_tightbbox(r)), ax.get_label()
+
+
+def test_embedding_plot_draws_queries_over_the_gallery_with_a_short_legend():
+    from rram_cosim.cosim.cli.commands.zeroshot import _embedding_plot
+    from rram_cosim.cosim.tasks.zeroshot import Modality
+    from rram_cosim.models.snn.contrastive import ContrastiveHeads
+
+    rng = np.random.default_rng(0)
+    lab = {"seen_test": np.repeat([0, 1], 6), "test": np.repeat([8, 9], 6)}
+    fi = {s: rng.random((12, 5)) for s in lab}
+    fo = {s: rng.random((12, 4)) for s in lab}
+    heads = ContrastiveHeads(dim=3, epochs=2, batch_size=8).fit(
+        fi["seen_test"], fo["seen_test"], rng=np.random.default_rng(1),
+        labels_a=lab["seen_test"], labels_b=lab["seen_test"])
+
+    def mod(name, f):
+        return Modality(name=name, frames={s: f[s][:, None, :] for s in f}, labels=lab,
+                        audio=False)
+
+    image = mod("images:/data/deep/folder/clothes.npz", fi)
+    other = mod("wav:/home/someone/recordings/words", fo)
+    fig = _embedding_plot({"heads": heads, "feats": (fi, fo)}, image, other, "LSM, ideal")
+    ax = fig.axes[0]
+    gallery, queries = ax.collections[:2]
+    assert queries.get_zorder() > gallery.get_zorder()
+    assert len(queries.get_offsets()) == len(gallery.get_offsets()) == 24
+    assert queries.get_sizes()[0] > gallery.get_sizes()[0]  # the queries stand out
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["gallery: images:clothes.npz (24)", "queries: wav:words (24)"]
+    assert not any("/" in t for t in texts)

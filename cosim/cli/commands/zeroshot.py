@@ -77,11 +77,14 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
     cm = sum(confusion_matrix(np.searchsorted(classes, res.query_labels),
                               np.searchsorted(classes, r["neighbours"][:, 0]), len(classes))
              for r in lead_rows)
-    save_figure(_confusion_plot(cm, classes, lead, SELECTIONS[head][1]),
+    names = image.class_names or other.class_names
+    ticks = [names[c] if c < len(names) else str(c) for c in classes]
+    save_figure(_confusion_plot(cm, ticks, lead, SELECTIONS[head][1]),
                 run.path / "confusion.png")
     save_figure(_embedding_plot(lead_rows[0], image, other, lead), run.path / "embedding.png")
     wall = time.perf_counter() - t0
-    _report(run, cfg, image, other, res, summary, paired, head, z.domain_warnings, wall)
+    _report(run, cfg, image, other, res, summary, paired, head, z.domain_warnings, wall,
+            z.warnings)
     hl = summary[summary["selection"] == SELECTIONS[head][1]]
     headline = {r["model"]: {"unseen_top1": round(r["unseen_top1_mean"], 4),
                              "ci95": [round(r["unseen_top1_ci_low"], 4),
@@ -92,6 +95,7 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
                 for r in hl.to_dict(orient="records")}
     headline["selection"] = SELECTIONS[head][1]
     out = {"headline": headline, "summary": summary.to_dict(orient="records"),
+           "warnings": z.warnings,
            "chosen": z.chosen.to_dict(orient="records"), "wall_s": wall,
            "cache": {"hits": res.cache_hits, "misses": res.cache_misses}}
     run.write_json("summary.json", {k: v for k, v in out.items() if k != "wall_s"})
@@ -99,28 +103,41 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
     return out
 
 
-def _confusion_plot(cm: np.ndarray, classes: list[int], model: str, selection: str):
+def _confusion_plot(cm: np.ndarray, classes: list[str], model: str, selection: str):
+    """Unseen queries against the class of their nearest gallery image, each class by its
+    name (or number), the colour bar beside the matrix and the title above both."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(5.8, 4.6))
+    k = len(classes)
+    side = max(3.6, 0.45 * k + 1.5)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side + 0.6), constrained_layout=True)
     frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
+    ax.set_xticks(range(k), classes, rotation=90 if max(map(len, classes)) > 2 else 0)
+    ax.set_yticks(range(k), classes)
+    for i in range(k):
+        for j in range(k):
             ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center",
                     color="white" if frac[i, j] > 0.5 else "black", fontsize=8)
     ax.set_xlabel("class of the nearest gallery image")
     ax.set_ylabel("query class")
-    ax.set_title(f"unseen retrieval, {model}, all seeds\n{selection.split(':')[0]} selection",
+    fig.colorbar(im, ax=ax, label="fraction of queries", shrink=0.8)
+    # a figure title sits above the axes and the colour bar, so neither cuts it
+    fig.suptitle(f"unseen retrieval, {model}, all seeds\n{selection.split(':')[0]} selection",
                  fontsize=9)
-    fig.colorbar(im, ax=ax, label="fraction of queries")
     return fig
 
 
+def short_name(spec: str) -> str:
+    """A dataset for a legend: its kind and the file's name, never the whole path."""
+    kind, _, path = spec.partition(":")
+    return f"{kind}:{Path(path).name}" if path else spec
+
+
 def _embedding_plot(row: dict[str, Any], image: Modality, other: Modality, model: str):
+    """Gallery images as small faint dots, the queries drawn over them as larger outlined
+    crosses, both coloured by class; the unseen classes named at their gallery centre."""
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.lines import Line2D
@@ -134,28 +151,44 @@ def _embedding_plot(row: dict[str, Any], image: Modality, other: Modality, model
     la = np.concatenate([image.labels["seen_test"], image.labels["test"]])
     lb = np.concatenate([other.labels["seen_test"], other.labels["test"]])
     p = pca_2d(np.concatenate([ea, eb]))
-    fig, ax = plt.subplots(figsize=(6, 5))
+    pa, pb = p[: len(ea)], p[len(ea):]
+    fig, ax = plt.subplots(figsize=(6.4, 5.4), constrained_layout=True)
     vmax = max(la.max(), lb.max())
-    norm = {"cmap": "tab10", "vmin": 0, "vmax": max(9, vmax)}
-    sc = ax.scatter(p[: len(ea), 0], p[: len(ea), 1], c=la, s=12, marker="o", **norm)
-    ax.scatter(p[len(ea):, 0], p[len(ea):, 1], c=lb, s=22, marker="x", **norm)
-    unseen = set(image.labels["test"].tolist())
-    for c in sorted(unseen):
-        m = la == c
-        ax.annotate(f"{c} (unseen)", p[: len(ea)][m].mean(axis=0), fontsize=9, weight="bold")
+    norm = {"cmap": "tab10" if vmax < 10 else "tab20", "vmin": 0, "vmax": max(9, vmax)}
+    ax.scatter(pa[:, 0], pa[:, 1], c=la, s=6, marker="o", alpha=0.35, linewidths=0,
+               zorder=1, **norm)
+    sc = ax.scatter(pb[:, 0], pb[:, 1], c=lb, s=36, marker="X", edgecolors="black",
+                    linewidths=0.4, zorder=3, **norm)
+    for c in sorted(set(image.labels["test"].tolist())):
+        ax.annotate(f"{c} (unseen)", pa[la == c].mean(axis=0), fontsize=9, weight="bold",
+                    zorder=4)
     ax.set_xlabel("PC 1 of the joint projections")
     ax.set_ylabel("PC 2")
-    ax.set_title(f"projections of both modalities (test samples), {model}, first seed",
-                 fontsize=9)
-    ax.legend(handles=[Line2D([], [], color="k", marker="o", ls="", label=f"image ({image.name})"),
-                       Line2D([], [], color="k", marker="x", ls="",
-                              label=f"other ({other.name})")], loc="best", fontsize=8)
+    ax.set_title(f"test projections, {model}, first seed", fontsize=9)
+    ax.legend(handles=[
+        Line2D([], [], color="grey", marker="o", ls="", alpha=0.5,
+               label=f"gallery: {short_name(image.name)} ({len(ea)})"),
+        Line2D([], [], color="grey", marker="X", ls="", markeredgecolor="black",
+               label=f"queries: {short_name(other.name)} ({len(eb)})")],
+        loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     fig.colorbar(sc, ax=ax, label="class")
     return fig
 
 
 def _fmt(x: float) -> str:
-    return f"{100 * x:.1f} %"
+    """An accuracy as every table of the report shows it (percent, one decimal)."""
+    import numpy as np
+
+    return "n/a" if not np.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _span(lo: float, hi: float) -> str:
+    """A 95 % interval over seeds, or why there is none (one seed)."""
+    import numpy as np
+
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "none (one seed)"
+    return f"{_fmt(lo)} to {_fmt(hi)}"
 
 
 def _p(p: float) -> str:
@@ -167,12 +200,65 @@ def _p(p: float) -> str:
     return f"({P_INVALID_NOTE})" if np.isnan(p) else f"= {p:.2g}"
 
 
+def _tables(cfg: ZeroshotConfig, other: Modality, summary: pd.DataFrame,
+            paired: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The report's tables: every accuracy in percent with one decimal, beside its chance
+    level and its sample counts; differences in points."""
+    import numpy as np
+    import pandas as pd
+
+    from ...tasks.zeroshot import P_INVALID_NOTE, SELECTIONS
+
+    short = {label: key for key, (_, label) in SELECTIONS.items()}
+    # the top-k of the run (k = 1: no column beyond top-1)
+    k = next((int(c[len("unseen_top"):-len("_mean")]) for c in summary.columns
+              if c.startswith("unseen_top") and c.endswith("_mean")
+              and c != "unseen_top1_mean"), 1)
+    rows = summary.to_dict(orient="records")
+    n_seeds = int(rows[0]["n_seeds"])
+    counts = (f"{int(rows[0]['n_queries'])} queries, {int(rows[0]['n_gallery'])} gallery, "
+              f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
+    key = pd.DataFrame([{
+        "model": r["model"], "selection": short[r["selection"]],
+        "unseen top-1, mean +- std": (f"{_fmt(r['unseen_top1_mean'])} +- "
+                                      f"{_fmt(r['unseen_top1_std'])}" if n_seeds > 1
+                                      else f"{_fmt(r['unseen_top1_mean'])} (one seed)"),
+        "95 % interval over seeds": _span(r["unseen_top1_ci_low"], r["unseen_top1_ci_high"]),
+        "chance": _fmt(r["chance_top1"]),
+        "permutation p": (P_INVALID_NOTE if not np.isfinite(r["p_value_top1"])
+                          else f"{r['p_value_top1']:.2g}"),
+        "samples": counts} for r in rows])
+    extra = pd.DataFrame([{
+        "model": r["model"], "selection": short[r["selection"]],
+        **({f"unseen top-{k} (chance)": f"{_fmt(r[f'unseen_top{k}_mean'])} "
+                                        f"({_fmt(r[f'chance_top{k}'])})"} if k > 1 else {}),
+        "seen-class test top-1 (chance)": f"{_fmt(r['seen_test_top1_mean'])} "
+                                          f"({_fmt(r['chance_seen_test_top1'])})",
+        "seen-class val top-1 (chance)": f"{_fmt(r['val_top1_mean'])} "
+                                         f"({_fmt(r['chance_val_top1'])})",
+        "training ops, chosen": f"{r['train_ops_chosen']:.3g}",
+        "training ops, grid": f"{r['train_ops_grid']:.3g}"} for r in rows])
+    pair = pd.DataFrame([{
+        "selection": short[r["selection"]], "model": r["model"], "minus": r["vs"],
+        "difference (points)": f"{100 * r['diff_mean']:+.1f}",
+        "95 % interval (points)": f"{100 * r['diff_ci_low']:+.1f} to "
+                                  f"{100 * r['diff_ci_high']:+.1f}",
+        "hits only in model / only in reference": (f"{int(r['n_model_only'])} / "
+                                                   f"{int(r['n_reference_only'])}"),
+        "queries x seeds": f"{int(r['n_queries'])} x {int(r['n_seeds'])}"}
+        for r in paired.to_dict(orient="records")])
+    return {"key": key, "extra": extra, "paired": pair,
+            "seen_counts": pd.DataFrame([{"seen test queries": len(other.labels["seen_test"]),
+                                          "seen val queries": len(other.labels["val"])}])}
+
+
 def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
             res: ProtocolResult, summary: pd.DataFrame, paired: pd.DataFrame, head: str,
-            domain: list[str], wall: float) -> None:
+            domain: list[str], wall: float, warned: list[str] | None = None) -> None:
     import pandas as pd
 
     from ....analysis.report import markdown_table, write_report
+    from ....analysis.stats import bootstrap_method
     from ...tasks.zeroshot import P_INVALID_NOTE, SELECTIONS
 
     lay = res.layout
@@ -182,33 +268,37 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
     vc = ", ".join(map(str, res.val_classes)) or "none"
     pairing = ("instance pairs: the simulated population's training trials view the image "
                "modality's training images; val and test queries are responses to the other "
-               "half of the digits, never a gallery image" if cfg.pairing_mode == "instance"
+               f"half of the images of {short_name(cfg.image)}, never a gallery image"
+               if cfg.pairing_mode == "instance"
                else "class pairs: each epoch pairs every sample of the scarcer modality with a "
                "random same-class sample of the other")
-    key = ["model", "selection", "unseen_top1_mean", "unseen_top1_std", "unseen_top1_ci_low",
-           "unseen_top1_ci_high", "chance_top1", "p_value_top1", "p_value_note"]
-    k = [c for c in summary.columns if c.startswith("unseen_top") and c.endswith("_mean")
-         and c != "unseen_top1_mean"]
-    extra = ["model", "selection", *k,
-             *[c for c in summary.columns if c.startswith("chance_top") and c != "chance_top1"],
-             "seen_test_top1_mean", "val_top1_mean", "train_ops_chosen", "train_ops_grid"]
+    tabs = _tables(cfg, other, summary, paired)
+    notes = [x for x in summary["p_interval_note"] if x] if "p_interval_note" in summary \
+        else []
+    warned = warned or []
+    warn_text = ("\n".join(f"- {w}" for w in warned) if warned else
+                 "None: every unseen class has enough queries and gallery images, the "
+                 f"headline intervals are narrower than {100 * cfg.warn_interval_width:.0f} "
+                 "points, and the modalities' pairing is checked.")
     hl = summary[summary["selection"] == SELECTIONS[head][1]]
     lead = hl.iloc[0]
-    ours = (f"{_fmt(lead['unseen_top1_mean'])} (95 % interval {_fmt(lead['unseen_top1_ci_low'])}"
-            f" to {_fmt(lead['unseen_top1_ci_high'])}, chance {_fmt(lead['chance_top1'])}, "
+    ours = (f"{_fmt(lead['unseen_top1_mean'])} (95 % interval over seeds "
+            f"{_span(lead['unseen_top1_ci_low'], lead['unseen_top1_ci_high'])}, "
+            f"chance {_fmt(lead['chance_top1'])}, "
             f"permutation p {_p(lead['p_value_top1'])})")
     paper_rows = summary[summary["selection"] == SELECTIONS["paper"][1]]
     comparison = pd.DataFrame([
         {"source": "[Lin25] paper, audio-to-image, unseen 8 and 9",
-         "selection": "best epoch on the test queries", "unseen_top1": PAPER_UNSEEN_TOP1},
+         "selection": "best epoch on the test queries", "unseen_top1": _fmt(PAPER_UNSEEN_TOP1)},
         {"source": "project prototype, digits + espeak-ng, 5 seeds",
-         "selection": "seen-class validation", "unseen_top1": PROTOTYPE_HONEST[0],
-         "note": f"+- {PROTOTYPE_HONEST[1]:.2f}; {PROTOTYPE_SEEN_TRAINED:.2f} once 8 and 9 "
+         "selection": "seen-class validation", "unseen_top1": _fmt(PROTOTYPE_HONEST[0]),
+         "note": f"+- {_fmt(PROTOTYPE_HONEST[1])}; {_fmt(PROTOTYPE_SEEN_TRAINED)} once 8 and 9 "
                  "were trained on"},
         *[{"source": f"this run: {r['model']}, {cfg.image} + {cfg.other}",
-           "selection": r["selection"], "unseen_top1": r["unseen_top1_mean"],
-           "note": f"95 % interval [{r['unseen_top1_ci_low']:.3f}, "
-                   f"{r['unseen_top1_ci_high']:.3f}], p {_p(r['p_value_top1'])}"}
+           "selection": r["selection"], "unseen_top1": _fmt(r["unseen_top1_mean"]),
+           "note": f"95 % interval {_span(r['unseen_top1_ci_low'], r['unseen_top1_ci_high'])}"
+                   f", chance {_fmt(r['chance_top1'])}, "
+                   f"p {_p(r['p_value_top1'])}"}
           for r in summary.to_dict(orient="records")],
     ])
     comparison = comparison.fillna("")
@@ -231,7 +321,10 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
             "encoder and LIF point; every head grid reuses them)."
             + (f" The surrogate ran outside its calibrated domain on {len(domain)} reads, "
                f"e.g. \"{domain[0]}\"" if domain else "")
-            + f" Wall time {wall:.0f} s.")),
+            + f" Wall time {wall:.0f} s.\n\nSplit of `{short_name(cfg.image)}`: "
+            f"{image.split_text}. Split of `{short_name(cfg.other)}`: {other.split_text} "
+            "(sample counts before keeping the classes in use).")),
+        ("Warnings", warn_text),
         ("Selection", (
             f"Headline: **{SELECTIONS[head][1]}**. `honest` trains the grid once more without "
             f"the validation classes ({vc}) and picks the grid point and epoch with the best "
@@ -246,26 +339,42 @@ def _report(run: RunDir, cfg: ZeroshotConfig, image: Modality, other: Modality,
             "chosen model's neighbours does not. Each row's permutations use their own "
             "generator (from the seed, model and selection).")),
         ("Headline", f"{lead['model']}: unseen top-1 {ours}."),
-        ("Unseen-class retrieval (top-1), mean over seeds",
-         markdown_table(summary[key])),
+        ("Unseen-class retrieval (top-1)",
+         markdown_table(tabs["key"])
+         + ("\n\n**Why a p-value and an interval can disagree.** " + " ".join(notes)
+            if notes else "")),
         ("Top-k, seen classes, training operations",
-         markdown_table(summary[[c for c in extra if c in summary.columns]])
-         + "\n\nTop-k counts a hit when any of the k nearest gallery images has the query's "
-           "class; with two unseen classes it is near 100 % by construction (its chance level "
-           "is in the table). Training operations: arithmetic operations of the head training "
+         markdown_table(tabs["extra"])
+         + f"\n\nSeen-class test top-1 over {int(tabs['seen_counts'].iloc[0, 0])} queries, "
+           f"seen-class val top-1 over {int(tabs['seen_counts'].iloc[0, 1])}; each chance "
+           "level is the retrieval rule's exact one for the queries and gallery that ran "
+           "(class counts as they are, imbalance included). "
+           + (f"Top-{cfg.top_k} counts a hit when any of the {cfg.top_k} nearest gallery "
+              "images has the query's class; with two unseen classes it is near 100 % by "
+              "construction (its chance level is in the table). " if cfg.top_k > 1 else "")
+           + "Training operations: arithmetic operations of the head training "
            "(a MAC counts 2) for the chosen model and for the whole selection grid."),
-        (f"Paired by seed: unseen top-1 difference to `LSM, {cfg.backends[0]}` (95 % interval)",
-         markdown_table(paired) if len(paired) else "Only one model ran."),
+        (f"Paired by seed: unseen top-1 difference to `LSM, {cfg.backends[0]}`",
+         markdown_table(tabs["paired"]) + f"\n\nInterval: {bootstrap_method(cfg.seeds)}. It "
+         "resamples per-query hit differences within each seed (same map, data and head "
+         "initialisation in a seed), so no outcome of one seed is treated as independent of "
+         "another's."
+         if len(paired) else "Only one model ran."),
         ("Paper and prototype beside this run", markdown_table(comparison)),
         ("Plots", "![](confusion.png)\n\n![](embedding.png)"),
     ]
     if len(paper_rows):
-        sections.insert(3, ("How much the selection adds", markdown_table(pd.DataFrame([
+        # after the headline, wherever the sections before it put it
+        at = [title for title, _ in sections].index("Headline") + 1
+        sections.insert(at, ("How much the selection adds", markdown_table(pd.DataFrame([
             {"model": m,
-             **{SELECTIONS[s][1]: float(summary[(summary["model"] == m)
-                                                & (summary["selection"] == SELECTIONS[s][1])]
-                                        ["unseen_top1_mean"].iloc[0])
-                for s in SELECTIONS if (summary["selection"] == SELECTIONS[s][1]).any()}}
+             **{SELECTIONS[s][1]: _fmt(float(summary[(summary["model"] == m)
+                                                     & (summary["selection"]
+                                                        == SELECTIONS[s][1])]
+                                             ["unseen_top1_mean"].iloc[0]))
+                for s in SELECTIONS if (summary["selection"] == SELECTIONS[s][1]).any()},
+             "chance": _fmt(float(summary["chance_top1"].iloc[0])),
+             "samples": tabs["key"]["samples"].iloc[0]}
             for m in summary["model"].unique()]))))
     write_report(run.path / "report.md", f"rram-cosim zeroshot: {cfg.name}", sections)
 

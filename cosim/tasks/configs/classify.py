@@ -9,11 +9,13 @@ from ....models.errors import ConfigError
 from ...engines.registry import BACKENDS, check_run_options
 from .common import (
     SEED_MAX,
+    DataOptions,
     ReadOptions,
     TaskOptions,
     adc_bits_option,
     cal_maps_option,
     cal_vectors_option,
+    crop_option,
     n_windows_option,
     r_wire_ohm_option,
 )
@@ -29,10 +31,11 @@ SOLVERS = ("adam", "lbfgs")
 
 
 @dataclass(frozen=True)
-class ClassifyConfig(TaskOptions, ReadOptions):
+class ClassifyConfig(TaskOptions, ReadOptions, DataOptions):
     """Configuration of a classify run (saved as config.json; every field is an option)."""
 
     name: str = option("classify", "run name: the folder under the runs root")
+    crop: int = crop_option()
     dataset: str = option("digits-events", "event data: digits-events, spoken-digits, or "
                                            "KIND:PATH with KIND nmnist, ntidigits, wav, images, "
                                            "events")
@@ -63,4 +66,5 @@ class ClassifyConfig(TaskOptions, ReadOptions):
         check_choice(o, "readout_solver", self.readout_solver, SOLVERS)
         check_options(self)
         self.check_task(o)
+        self.check_data(o, [self.dataset])
         self.read_spec()  # validate the read scheme and wire options now

@@ -3,6 +3,7 @@ as options."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,15 @@ from .fields import option
 #: Seeds: any non-negative 64-bit integer (numpy's generators take them).
 SEED_MAX = 2**63 - 1
 
-__all__ = ["ADC_RANGES", "LINEARISATIONS", "SEED_MAX", "ReadOptions", "TaskOptions",
-           "TileSpecOptions", "adc_bits_option", "cal_maps_option", "cal_vectors_option",
-           "describe_read", "n_windows_option", "r_wire_ohm_option"]
+__all__ = ["ADC_RANGES", "LINEARISATIONS", "SEED_MAX", "SPLIT_RULES", "DataOptions",
+           "ReadOptions", "TaskOptions", "TileSpecOptions", "adc_bits_option",
+           "cal_maps_option", "cal_vectors_option", "crop_option", "describe_read",
+           "n_windows_option", "r_wire_ohm_option"]
 
 ADC_RANGES = ("corner", "workload")
+#: Split rules of a user's data (``cosim.data.user_data.SPLIT_RULES``; repeated here so that
+#: building the parser imports no data code).
+SPLIT_RULES = ("auto", "group", "sample")
 LINEARISATIONS = ("tangent", "workload")
 
 
@@ -65,6 +70,13 @@ def cal_maps_option(default: int = 3) -> Any:
 def cal_vectors_option(default: int = 24) -> Any:
     """``cal_vectors``: input vectors per calibration map."""
     return option(default, "input vectors per surrogate calibration map", lo=2, hi=100_000)
+
+
+def crop_option() -> Any:
+    """``crop``: the centre crop of image events (0: the dataset's own default)."""
+    return option(0, "images: side of the centre crop (pixels; 0: 16 for digits-events and "
+                     "nmnist, [Lin25]'s crop, the whole sensor for images:FILE and events:FILE)",
+                  lo=0, hi=1_000_000)
 
 
 def n_windows_option() -> Any:
@@ -141,6 +153,45 @@ def describe_read(spec: TileSpec, rows: int, weight_cols: int) -> str:
 
 
 @dataclass(frozen=True)
+class DataOptions:
+    """How a user's data (wav:DIR, images:FILE, events:FILE) is split, and the thresholds
+    below which a run warns that its data are too few to conclude anything."""
+
+    split_by: str = option(
+        "auto", "split of wav:DIR, images:FILE, events:FILE without a split array: group "
+                "(whole speakers / groups a split), sample, or auto (group where the data "
+                "names groups)", choices=SPLIT_RULES)
+    group_field: int = option(1, "wav:DIR: the underscore-separated name field that names the "
+                                 "speaker (0 is the label)", lo=1, hi=1000)
+    # assumption: below 10 test samples a class, one sample moves its accuracy by 10 points
+    # or more and its 95 % binomial interval is wider than +-30 points
+    warn_min_test_per_class: int = option(
+        10, "warn when a class has fewer test samples than this", lo=0, hi=1_000_000)
+    # assumption: an interval 20 points wide cannot separate results a designer compares
+    # (chance from a weak model, one backend from another)
+    warn_interval_width: float = option(
+        0.2, "warn when a 95 % interval is wider than this (fraction of accuracy)", lo=0, hi=1)
+    # assumption: validation at 100 % with test 10 points lower means validation is too small
+    # or too easy to tell grid points apart
+    warn_val_test_gap: float = option(
+        0.1, "warn when validation is at 100 % and test lower by more than this (fraction)",
+        lo=0, hi=1)
+
+    def check_data(self, owner: str, datasets: Sequence[str] = ()) -> None:
+        """Validate the split rule (the ranges are :func:`~.fields.check_options`'s), and
+        refuse a ``group_field`` other than 1 when none of ``datasets`` is a WAV folder: it
+        names a field of WAV file names and would be silently ignored."""
+        check_choice(owner, "split_by", self.split_by, SPLIT_RULES)
+        default = DataOptions.__dataclass_fields__["group_field"].default
+        if self.group_field != default and not any(d.startswith("wav:") for d in datasets):
+            raise ConfigError(
+                f"{owner}: group_field={self.group_field} names the speaker field of WAV file "
+                f"names (wav:DIR), but the data here are {', '.join(datasets)}; it would be "
+                "ignored. images:FILE and events:FILE name their groups in a 'groups' array "
+                f"of the .npz. Leave --group-field at its default ({default}).")
+
+
+@dataclass(frozen=True)
 class TaskOptions:
     """What a classification task on a tile needs, shared by ``classify`` and the sweep's
     task: data split, LIF grid, readout, ADC range, tiling and linearisation."""
@@ -152,6 +203,8 @@ class TaskOptions:
     n_test: int = option(0, "test samples (0: the whole split)", lo=0, hi=10_000_000)
     n_steps: int = option(0, "time steps a sample is binned into (0: 50 for images, 129 for "
                              "audio, as [Lin25]'s scripts)", lo=0, hi=10_000_000)
+    # the sweep's tasks are the embedded sets, whose crop is 16; a point's hash and seed read
+    # this field, so its default stays; classify states its own (crop_option: 0, per dataset)
     crop: int = option(16, "images: side of the centre crop (pixels; [Lin25]: 16)", lo=1,
                        hi=1_000_000)
     hidden: int = option(200, "LIF reservoir neurons ([Lin25]: 200)", lo=1, hi=1_000_000)

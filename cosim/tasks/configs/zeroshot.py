@@ -11,17 +11,19 @@ from ....models.snn.contrastive import ACTIVATIONS, POSITIVES
 from ...engines.registry import BACKENDS, check_run_options
 from .common import (
     SEED_MAX,
+    DataOptions,
     ReadOptions,
     adc_bits_option,
     cal_maps_option,
     cal_vectors_option,
+    crop_option,
     r_wire_ohm_option,
 )
 from .fields import check_options, option
 
 __all__ = ["IMAGE_KINDS", "OTHER_KINDS", "PROTOCOLS", "ZeroshotConfig", "parse_classes"]
 
-IMAGE_KINDS = ("digits-events", "images")
+IMAGE_KINDS = ("digits-events", "images", "nmnist")
 OTHER_KINDS = ("neural-sim", "spoken-digits", "wav")
 PROTOCOLS = ("honest", "paper")
 
@@ -48,12 +50,15 @@ def parse_classes(text: str, what: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class ZeroshotConfig(ReadOptions):
+class ZeroshotConfig(ReadOptions, DataOptions):
     """Configuration of a zero-shot run (saved as config.json; every field is an option)."""
 
     name: str = option("zeroshot", "run name: the folder under the runs root")
-    image: str = option("digits-events", "image modality: digits-events or images:FILE")
-    other: str = option("neural-sim", "second modality: neural-sim, spoken-digits or wav:DIR")
+    image: str = option("digits-events", "image modality: digits-events, images:FILE or "
+                                         "nmnist:DIR")
+    other: str = option("neural-sim", "second modality: neural-sim (a simulated population "
+                                      "viewing the image modality's images), spoken-digits or "
+                                      "wav:DIR")
     seen: str = option("1-7", "training classes, e.g. 1-7 or 0-3,7 ([Lin25]: 1-7)")
     unseen: str = option("8,9", "test classes, never trained on ([Lin25]: 8,9)")
     val_classes: str = option(
@@ -87,8 +92,7 @@ class ZeroshotConfig(ReadOptions):
     n_steps: int = option(
         0, "time steps per sample (0: 50 for images and neural-sim, 129 for audio)", lo=0,
         hi=10_000_000)
-    crop: int = option(16, "image centre crop side (pixels; [Lin25]: 16 -> 256 inputs)", lo=1,
-                       hi=10_000_000)
+    crop: int = crop_option()
     image_inputs: int = option(0, "expected image-encoder inputs (0: from the data)", lo=0,
                                hi=10_000_000)
     other_inputs: int = option(0, "expected other-encoder inputs (0: from the data)", lo=0,
@@ -142,9 +146,10 @@ class ZeroshotConfig(ReadOptions):
     def __post_init__(self) -> None:
         o = "ZeroshotConfig"
         ik = self.image.split(":", 1)[0]
-        if not (self.image == "digits-events" or (ik == "images" and ":" in self.image)):
-            raise ConfigError(f"The 'image' parameter of {o} must be 'digits-events' or "
-                              f"'images:FILE'. Got {self.image!r} instead.")
+        if not (self.image == "digits-events"
+                or (ik in ("images", "nmnist") and ":" in self.image)):
+            raise ConfigError(f"The 'image' parameter of {o} must be 'digits-events', "
+                              f"'images:FILE' or 'nmnist:DIR'. Got {self.image!r} instead.")
         ok = self.other.split(":", 1)[0]
         if not (self.other in ("neural-sim", "spoken-digits")
                 or (ok == "wav" and ":" in self.other)):
@@ -171,13 +176,13 @@ class ZeroshotConfig(ReadOptions):
                 "seen classes) or 'none' (select on seen-class validation pairs).")
         check_choice(o, "unseen_from", self.unseen_from, ["all", "test"])
         check_choice(o, "pairing", self.pairing, ["auto", "instance", "class"])
-        if self.pairing_mode == "instance" and not (self.other == "neural-sim"
-                                                    and self.image == "digits-events"):
+        if self.pairing_mode == "instance" and self.other != "neural-sim":
             raise ConfigError(
-                "pairing='instance' needs other='neural-sim' and image='digits-events' (the "
-                "simulated population then views the training images); other modalities pair "
-                "by class only. Use pairing='class' or 'auto'.")
+                "pairing='instance' needs other='neural-sim' (the simulated population then "
+                "views the training images); other modalities pair by class only. Use "
+                "pairing='class' or 'auto'.")
         check_options(self)
+        self.check_data(o, [self.image, self.other])
         if self.oh_class >= 0 and self.other != "spoken-digits":
             raise ConfigError("'oh_class' maps spoken-digits' word 'oh'; other is "
                               f"{self.other!r}. Leave oh_class at -1.")
@@ -215,8 +220,7 @@ class ZeroshotConfig(ReadOptions):
         """``instance`` or ``class`` (``auto``: instance for neural-sim, else class)."""
         if self.pairing != "auto":
             return self.pairing
-        return "instance" if self.other == "neural-sim" and self.image == "digits-events" \
-            else "class"
+        return "instance" if self.other == "neural-sim" else "class"
 
     @property
     def val_class_tuple(self) -> tuple[int, ...]:
