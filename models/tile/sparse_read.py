@@ -1,0 +1,138 @@
+"""Event-driven VMM of a linear tile: each read's currents summed over its driven rows only.
+
+The ideal tile and the tile surrogate are linear in the row voltages: one read of row group
+``g`` gives column currents ``I_g = c + v[:, g] @ T[g]`` (``T`` the R x 2K transfer, uA/V, ``c``
+the zero-input current). A reservoir drives them with sparse, binary rows (about 5 % of the
+input rows and a few recurrent spikes a step), so :func:`sparse_reads` forms every read of a
+batch at once from the nonzero entries of ``v`` (one sparse product of a (G B) x R matrix that
+holds sample b's driven rows of group g in row ``g B + b``), instead of a dense B x 64 product
+per read. Everything after the currents is the dense path's own code on the same numbers:
+read noise drawn read by read in the dense order (one call of the same size gives the same
+stream), the TIA and ADC of each read, codes and currents added over reads in read order.
+
+What can differ from the dense path: the summation order inside a read's product (BLAS blocks
+versus a sum over the nonzeros), so currents agree to a few ulp, not bitwise; a code differs only
+where a current lies within those ulp of an ADC rounding boundary (half a code), which the tests'
+seeds never hit (codes and spike counts identical there; see ``tests/models/test_sparse_read.py``).
+
+Which path: :func:`choose_path` takes the sparse one when the fraction of nonzero row drives in
+the batch is at most :data:`SPARSE_MAX_DENSITY` and the read scheme is one the sparse path
+implements (single-ended, every column sensed in each read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+from ..params import TileSpec
+from .backend import TileOutput, code_y_scale
+from .read import column_groups
+
+__all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "choose_path", "drive_density", "sparse_reads"]
+
+VMM_PATHS = ("auto", "dense", "sparse")
+
+# Fraction of nonzero row drives up to which "auto" takes the sparse path. Measured with
+# benchmarks/bench_reservoir.py --densities (456 x 200 map, 64 rows per read, batch 256, one
+# core): the sparse path is faster at every density up to 0.4 (ideal tile 1.5x at 0.3, 1.2x
+# at 0.4); 0.25 keeps a margin for machines with a faster dense BLAS.
+SPARSE_MAX_DENSITY = 0.25
+
+# one read's codes and currents from its currents (B x K each side): (i_pos, i_neg) -> out
+ReadOut = Callable[[np.ndarray, np.ndarray], TileOutput]
+
+
+def drive_density(levels: np.ndarray) -> float:
+    """Fraction of nonzero entries of the row drives (B x R): the measure :func:`choose_path`
+    compares with :data:`SPARSE_MAX_DENSITY`."""
+    return float(np.count_nonzero(levels)) / max(levels.size, 1)
+
+
+def choose_path(path: str, spec: TileSpec, levels: np.ndarray, weight_cols: int) -> str:
+    """``"dense"`` or ``"sparse"`` for one VMM of ``levels`` under ``path`` (see module doc).
+
+    ``path="sparse"`` on a read scheme the sparse path does not implement (differential
+    sensing, floating column groups) raises :class:`ConfigError`.
+    """
+    if path not in VMM_PATHS:
+        raise ConfigError(f"The 'vmm' option must be one of {VMM_PATHS}. Got {path!r} instead.")
+    supported = (not spec.read.differential
+                 and column_groups(spec, weight_cols) == [None])
+    if path == "sparse" and not supported:
+        raise ConfigError(
+            "The sparse (event-driven) VMM implements single-ended reads with every column "
+            f"sensed; this tile reads with {spec.read!r}. Use vmm='dense' or 'auto'.")
+    if path != "auto":
+        return path
+    return "sparse" if supported and drive_density(levels) <= SPARSE_MAX_DENSITY else "dense"
+
+
+def _grouped(v: np.ndarray, groups: list[tuple[int, int]]) -> sp.csr_matrix:
+    """(G B) x R sparse matrix: row ``g B + b`` holds sample b's nonzero drives of group g."""
+    b, r = v.shape
+    group_of_row = np.empty(r, dtype=np.int64)
+    for gi, (start, stop) in enumerate(groups):
+        group_of_row[start:stop] = gi
+    bi, ri = np.nonzero(v)
+    return sp.csr_matrix((v[bi, ri], (group_of_row[ri] * b + bi, ri)),
+                         shape=(len(groups) * b, r))
+
+
+def sparse_reads(spec: TileSpec, v: np.ndarray, t_pos: np.ndarray, t_neg: np.ndarray,
+                 c_pos: np.ndarray, c_neg: np.ndarray, sigma_us: float,
+                 rng: np.random.Generator | None, read_out: ReadOut, *,
+                 exact_y: bool) -> TileOutput:
+    """One VMM as the reads of ``spec.read`` (single-ended, all columns sensed), sparse.
+
+    Parameters
+    ----------
+    v : ndarray (B, R)
+        Row voltages of the whole map (V), as the dense reads compute them.
+    t_pos, t_neg : ndarray (R, K)
+        Transfer of the G+ and G- columns (uA per V).
+    c_pos, c_neg : ndarray (K,)
+        Zero-input current of every read (uA).
+    sigma_us, rng
+        Read noise per cell (uS), drawn as :func:`~rram_cosim.models.tile.backend.read_noise_ua`
+        draws it, read by read (no draws without ``rng`` or with ``sigma_us == 0``).
+    read_out : callable
+        ``(i_pos, i_neg)`` of one read (B, K each, uA) -> its outputs: the backend's own
+        TIA/ADC and ``y``, as its dense read computes them.
+    exact_y : bool
+        ``y`` summed from the reads' own ``y`` (the ideal model) instead of from summed codes.
+    """
+    b, r = v.shape
+    k = t_pos.shape[1]
+    groups = spec.read.row_groups(r)
+    # all reads' products at once: row g B + b of i is sample b's read of group g
+    i = np.asarray(_grouped(v, groups) @ np.concatenate([t_pos, t_neg], axis=1))
+    noisy = rng is not None and sigma_us > 0
+    # the dense reads draw read 0 G+, read 0 G-, read 1 G+, ...: one call of the same size
+    # gives the same stream
+    draws = rng.standard_normal((len(groups), 2, b, k)) if noisy else None
+    acc_p, acc_n, acc_y = np.zeros((b, k)), np.zeros((b, k)), np.zeros((b, k))
+    cp, cn = np.zeros((b, k), dtype=np.int64), np.zeros((b, k), dtype=np.int64)
+    for gi, (start, stop) in enumerate(groups):
+        i_pos = i[gi * b:(gi + 1) * b, :k] + c_pos
+        i_neg = i[gi * b:(gi + 1) * b, k:] + c_neg
+        if draws is not None:
+            vs = v[:, start:stop]  # the dense read's noise scale, from the same numbers
+            scale = sigma_us * np.sqrt(np.einsum("br,br->b", vs, vs))
+            i_pos += draws[gi, 0] * scale[:, None]
+            i_neg += draws[gi, 1] * scale[:, None]
+        # TIA/ADC of this read, added in read order as scheme_apply's accumulators add
+        out = read_out(i_pos, i_neg)
+        acc_p += out.i_pos_ua
+        acc_n += out.i_neg_ua
+        cp += out.codes_pos
+        cn += out.codes_neg
+        if exact_y:
+            acc_y += out.y
+    if not exact_y:
+        acc_y = (cp - cn) * code_y_scale(spec)
+    return TileOutput(y=acc_y, i_pos_ua=acc_p, i_neg_ua=acc_n, codes_pos=cp, codes_neg=cn)
+
