@@ -40,16 +40,16 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import shutil
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
-from rram_cosim.cosim.engines.calibrate import calibration_inputs, calibration_maps  # noqa: E402
-from rram_cosim.cosim.engines.nodal import NodalBackend  # noqa: E402
-from rram_cosim.models.params import DeviceParams, TileSpec  # noqa: E402
-from rram_cosim.models.tile.periphery import adc_codes  # noqa: E402
+import numpy as np
+from rram_cosim.cosim.engines.calibrate import calibration_inputs, calibration_maps
+from rram_cosim.cosim.engines.nodal import NodalBackend
+from rram_cosim.models.params import DeviceParams, TileSpec
+from rram_cosim.models.tile.periphery import adc_codes
 
 
 def _run_path(spec: TileSpec, path: str, gp: np.ndarray, gn: np.ndarray, x: np.ndarray
