@@ -224,7 +224,7 @@ class CellState:
 
 
 def cell_solve(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, v_m0: np.ndarray | None,
-               dev: Level1Device, max_iter: int = 80) -> CellState:
+               dev: Level1Device, max_iter: int = 80, final_pass: bool = True) -> CellState:
     """Solve each cell's internal node and return its two-port currents and Jacobian.
 
     KCL at ``m``: ``f(v_m) = G (v_r - v_m) + i_bd(-v_m) - i_ds(v_m, v_c) = 0``. ``f`` strictly
@@ -243,6 +243,11 @@ def cell_solve(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, v_m0: np.ndarr
         Starting guess for ``v_m`` (warm start), or None.
     dev : Level1Device
         The transistor.
+    final_pass : bool
+        Evaluate the devices once more at the last iterate (True), or return the iterate at
+        which the last, converged step was computed, with the device values computed there
+        (False: one evaluation fewer; its KCL residual at ``m`` is below the step tolerance
+        times the node's conductance, as the other's is).
 
     Raises
     ------
@@ -262,7 +267,7 @@ def cell_solve(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, v_m0: np.ndarr
         v_m = np.clip(v_m0, lo, hi)
     tol = 1e-14 * (np.abs(v_r) + np.abs(v_c)) + 1e-20
     for _ in range(max_iter):
-        ids, d_vd, _ = level1_ids(v_m, v_c, dev)
+        ids, d_vd, d_vs = level1_ids(v_m, v_c, dev)
         i_bd, g_bd = junction(-v_m, dev)
         f = g * (v_r - v_m) + i_bd - ids
         lo = np.where(f > 0.0, v_m, lo)
@@ -272,6 +277,8 @@ def cell_solve(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, v_m0: np.ndarr
         # end is rejected (a step below one ulp leaves v_new == v_m: converged, not outside).
         v_new = np.where((v_new < lo) | (v_new > hi), 0.5 * (lo + hi), v_new)
         done = np.abs(v_new - v_m) <= tol
+        if done.all() and not final_pass:
+            break  # v_m is converged and the device values above are at v_m
         v_m = v_new
         if done.all():
             break
@@ -281,8 +288,9 @@ def cell_solve(v_r: np.ndarray, v_c: np.ndarray, g_s: np.ndarray, v_m0: np.ndarr
             f"The cell-internal node solve did not converge for {bad} cell(s) after {max_iter} "
             "bracketed Newton steps. This indicates non-finite node voltages; check the inputs."
         )
-    ids, d_vd, d_vs = level1_ids(v_m, v_c, dev)
-    i_bd, g_bd = junction(-v_m, dev)
+    if final_pass:
+        ids, d_vd, d_vs = level1_ids(v_m, v_c, dev)
+        i_bd, g_bd = junction(-v_m, dev)
     den = g + g_bd + d_vd
     dvm_dvr = g / den
     dvm_dvc = -d_vs / den
@@ -373,10 +381,12 @@ class _Scatter:
     pos_rc: np.ndarray
     pos_cr: np.ndarray
     pos_tt: np.ndarray  # (P,) the TIA entries
+    # the resistors' part of the Jacobian at those positions (constant per map)
+    const: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _scatter_of(n: int, cell_nr: np.ndarray, cell_nc: np.ndarray, node_t: np.ndarray,
-                keep: np.ndarray, pos: np.ndarray) -> _Scatter | None:
+                keep: np.ndarray, pos: np.ndarray, jac_const: np.ndarray) -> _Scatter | None:
     """:class:`_Scatter` for the Jacobian entry order of :func:`_build_topology`, or None."""
     r_keep = np.flatnonzero(cell_nr < n)
     c_keep = np.flatnonzero(cell_nc < n)
@@ -388,10 +398,12 @@ def _scatter_of(n: int, cell_nr: np.ndarray, cell_nc: np.ndarray, node_t: np.nda
     full[keep] = pos
     seg = [full[k * nc:(k + 1) * nc] for k in range(5)]
     rc_keep = np.flatnonzero((cell_nr < n) & (cell_nc < n))
+    pos_of = {"rr": seg[0][r_keep], "rc": seg[1][rc_keep], "cr": seg[2][rc_keep],
+              "cc": seg[3][c_keep], "tt": full[5 * nc:]}
     return _Scatter(r_keep=r_keep, r_node=cell_nr[r_keep], c_keep=c_keep,
-                    c_node=cell_nc[c_keep], pos_rr=seg[0][r_keep], pos_cc=seg[3][c_keep],
-                    rc_keep=rc_keep, pos_rc=seg[1][rc_keep], pos_cr=seg[2][rc_keep],
-                    pos_tt=full[5 * nc:])
+                    c_node=cell_nc[c_keep], pos_rr=pos_of["rr"], pos_cc=pos_of["cc"],
+                    rc_keep=rc_keep, pos_rc=pos_of["rc"], pos_cr=pos_of["cr"],
+                    pos_tt=pos_of["tt"], const={k: jac_const[p] for k, p in pos_of.items()})
 
 
 def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
@@ -493,7 +505,7 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
         kcl_idx=kcl_idx, jac_keep=keep, jac_pos=pos[: key_nl.size], jac_const=jac_const,
         csr_indices=(ukey % n).astype(np.int64), csr_indptr=indptr.astype(np.int64),
         diag_pos=np.searchsorted(ukey, key_diag),
-        scatter=_scatter_of(n, cell_nr, cell_nc, node_t, keep, pos[: key_nl.size]),
+        scatter=_scatter_of(n, cell_nr, cell_nc, node_t, keep, pos[: key_nl.size], jac_const),
     )
 
 
@@ -604,7 +616,7 @@ def _evaluate(topo: _Topology, dev: Level1Device, tia: _Tia, x: np.ndarray, d: n
     v = np.concatenate([x, d], axis=1)
     v_cr = v[:, topo.cell_nr]
     v_cc = v[:, topo.cell_nc]
-    cells = cell_solve(v_cr, v_cc, g_cells, v_m0, dev)
+    cells = cell_solve(v_cr, v_cc, g_cells, v_m0, dev, final_pass=not fast)
     i_bs, g_bs = junction(-v_cc, dev)  # bulk -> source junction (bulk is ground)
     v_t = v[:, topo.node_t]
     i_tia = sense.on * (v_t - tia.x(v_t)) / tia.r_series_ohm + sense.pin * v_t
@@ -616,13 +628,15 @@ def _evaluate(topo: _Topology, dev: Level1Device, tia: _Tia, x: np.ndarray, d: n
         f[:, sc.r_node] += cells.i_r_a[:, sc.r_keep]
         f[:, sc.c_node] -= (cells.i_c_a + i_bs)[:, sc.c_keep]
         f[:, topo.node_t] += i_tia
+        # distinct positions: set each entry to its resistor part plus its nonlinear part
         jac = np.empty((b, topo.nnz))
         jac[:] = topo.jac_const
-        jac[:, sc.pos_rr] += cells.dir_dvr[:, sc.r_keep]
-        jac[:, sc.pos_rc] += cells.dir_dvc[:, sc.rc_keep]
-        jac[:, sc.pos_cr] -= cells.dic_dvr[:, sc.rc_keep]
-        jac[:, sc.pos_cc] += (g_bs - cells.dic_dvc)[:, sc.c_keep]
-        jac[:, sc.pos_tt] += g_tia
+        c = sc.const
+        jac[:, sc.pos_rr] = c["rr"] + cells.dir_dvr[:, sc.r_keep]
+        jac[:, sc.pos_rc] = c["rc"] + cells.dir_dvc[:, sc.rc_keep]
+        jac[:, sc.pos_cr] = c["cr"] - cells.dic_dvr[:, sc.rc_keep]
+        jac[:, sc.pos_cc] = c["cc"] + (g_bs - cells.dic_dvc)[:, sc.c_keep]
+        jac[:, sc.pos_tt] = c["tt"] + g_tia
         return _Eval(f=f, jac=jac, cells=cells, v_all=v, terms=None,
                      parts=(cells.i_r_a, -cells.i_c_a, -i_bs, i_tia))
     terms = np.concatenate([cells.i_r_a, -cells.i_c_a, -i_bs, i_tia], axis=1)

@@ -26,6 +26,8 @@ class BoundIdeal:
         self.read_noise_sigma_us = read_noise_sigma_us
         self.w_ = (self.g_pos_us - self.g_neg_us) / spec.g_ref_us
         self.vmm = vmm
+        # the event-driven reads' transfer: G+ columns, then G- columns (uA per V)
+        self._t_both = np.concatenate([self.g_pos_us, self.g_neg_us], axis=1)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
               volts: bool = False) -> TileOutput:
@@ -33,9 +35,8 @@ class BoundIdeal:
         k = self.g_pos_us.shape[1]
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
             zero = np.zeros(k)
-            return sparse_reads(self.spec, lv * self.spec.v_read_v, self.g_pos_us,
-                                self.g_neg_us, zero, zero, self.read_noise_sigma_us, rng,
-                                self._outputs, exact_y=True)
+            return sparse_reads(self.spec, lv * self.spec.v_read_v, self._t_both, zero, zero,
+                                self.read_noise_sigma_us, rng, self._outputs, exact_y=True)
         return scheme_apply(self.spec, lv, rng, self._read, k, exact_y=True)
 
     def _outputs(self, i_pos: np.ndarray, i_neg: np.ndarray) -> TileOutput:

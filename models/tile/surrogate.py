@@ -785,6 +785,7 @@ class BoundSurrogate:
         self.y_scale_ = code_y_scale(self.spec)
         # dense or event-driven VMMs (same outputs): "auto" chooses by measured drive density
         self.vmm = "auto"
+        self._t_both = np.concatenate([self.t_pos_, self.t_neg_], axis=1)
 
     def _lin(self, sensed: np.ndarray | None) -> _Linearised:
         """The linearisation with physical columns ``sensed`` held at virtual ground (None:
@@ -826,8 +827,8 @@ class BoundSurrogate:
         self.model.check_density(lv)
         k = self.g_pos_us.shape[1]
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
-            return sparse_reads(self.spec, dac_volts(lv, self.spec), self.t_pos_, self.t_neg_,
-                                self.c_pos_, self.c_neg_, self.model.read_noise_sigma_us, rng,
+            return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both, self.c_pos_,
+                                self.c_neg_, self.model.read_noise_sigma_us, rng,
                                 self._outputs, exact_y=False)
         return scheme_apply(self.spec, lv, rng, self._read, k)
 
