@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..params import TileSpec
 from .backend import TileOutput, check_pair, ideal_codes, input_levels, read_noise_ua
 from .read import scheme_apply
-from .sparse_read import choose_path, sparse_reads
+from .sparse_read import VMM_PATHS, choose_path, sparse_reads
 
 
 class BoundIdeal:
@@ -66,6 +67,11 @@ class IdealBackend:
     name: str = "ideal"
     # dense or event-driven VMMs; "auto" chooses by measured drive density (same outputs)
     vmm: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.vmm not in VMM_PATHS:
+            raise ConfigError(f"The 'vmm' parameter of IdealBackend must be one of {VMM_PATHS}. "
+                              f"Got {self.vmm!r} instead.")
 
     def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundIdeal:
         return BoundIdeal(self.spec, g_pos_us, g_neg_us, self.read_noise_sigma_us, self.vmm)

@@ -113,3 +113,5 @@ def test_auto_chooses_by_measured_density() -> None:
             choose_path("sparse", other, sparse_x, HIDDEN)
     with pytest.raises(ConfigError, match="'vmm'"):
         choose_path("events", spec, sparse_x, HIDDEN)
+    with pytest.raises(ConfigError, match="'vmm' parameter of IdealBackend"):
+        IdealBackend(spec, vmm="events")
