@@ -343,6 +343,10 @@ class _Topology:
     # Direct scatter for the fast path (None when two terms of one kind share a node, e.g.
     # merged taps): which cells' row/column terms land on unknowns, and where.
     scatter: _Scatter | None = None
+    # (offset of the first tap in a row chain, row chain length, column chain length) when
+    # every site has a cell and both wire layers have taps: the cells' row-to-column coupling
+    # is then a transpose of the (R, P) site grid (the fast path's preconditioner uses it)
+    grid: tuple[int, int, int] | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
@@ -506,6 +510,8 @@ def _build_topology(g_phys_us: np.ndarray, spec: TileSpec) -> _Topology:
         csr_indices=(ukey % n).astype(np.int64), csr_indptr=indptr.astype(np.int64),
         diag_pos=np.searchsorted(ukey, key_diag),
         scatter=_scatter_of(n, cell_nr, cell_nc, node_t, keep, pos[: key_nl.size], jac_const),
+        grid=((1 if rd > 0 else 0, l_row, l_col)
+              if r_row > 0 and r_col > 0 and flat.size == n_rows * n_phys else None),
     )
 
 
@@ -810,8 +816,12 @@ def _solve_krylov(topo: _Topology, ev: _Eval, jac: sp.csr_matrix, rhs: np.ndarra
     r_idx = topo.cell_nr[keep]
     c_val = -ev.cells.dic_dvr[:, keep]
     c_idx_b = (c_idx[None, :] + ncl * np.arange(b)[:, None]).ravel()
-    # one cell per column tap (fast path): the coupling is a plain scatter
+    # one cell per column tap (fast path): the coupling is a plain scatter, or on the full
+    # site grid a transpose
     distinct = opts.fast and topo.scatter is not None
+    grid = topo.grid if distinct and bool(keep.all()) else None
+    rows, cols = topo.n_rows, topo.n_phys
+    c_grid = c_val.reshape(b, rows, cols) if grid is not None else None
 
     def prec(res: np.ndarray) -> np.ndarray:
         r2 = res.reshape(b, n)
@@ -819,7 +829,14 @@ def _solve_krylov(topo: _Topology, ev: _Eval, jac: sp.csr_matrix, rhs: np.ndarra
         if nrl:
             y_r = lapack.dpttrs(f_row[0], f_row[1], r2[:, :nrl].ravel())[0].reshape(b, nrl)
             out[:, :nrl] = y_r
-            if distinct:
+            if grid is not None:
+                off, l_row, l_col = grid
+                rhs_c = r2[:, nrl:].copy()
+                taps_r = y_r.reshape(b, rows, l_row)[:, :, off:]
+                rhs_c.reshape(b, cols, l_col)[:, :, :rows] -= (
+                    c_grid * taps_r).transpose(0, 2, 1)
+                rhs_c = rhs_c.ravel()
+            elif distinct:
                 rhs_c = r2[:, nrl:].copy()
                 rhs_c[:, c_idx] -= c_val * y_r[:, r_idx]
                 rhs_c = rhs_c.ravel()
