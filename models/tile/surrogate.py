@@ -765,6 +765,9 @@ class BoundSurrogate:
         Transfer matrices of the G+ and G- columns, uA per V of DAC voltage.
     c_pos_, c_neg_ : ndarray (K,)
         Column currents at zero input (uA): the TIA offset driving current back into the rows.
+    vmm : str
+        ``"auto"`` (default), ``"dense"`` or ``"sparse"``: how ``apply`` computes a VMM's reads
+        (:func:`~rram_cosim.models.tile.sparse_read.choose_path`); the outputs are the same.
 
     These describe the tile with every column sensed. With floating unsensed columns
     (``read.unsensed == 'float'``) each column group is its own circuit, linearised on first
