@@ -1,6 +1,15 @@
-"""Time per vector of the nodal DC engine, and its speed-up over ngspice on the same tile.
+"""The nodal DC engine: its fast path against the plain Newton path, and its speed against ngspice.
 
-Sizes are **physical**: ``N`` means N rows x N physical columns, i.e. N/2 weight columns (each
+``--part paths`` (default): the calibration workload on one core. Calibration maps of
+``--rows x --cols`` weights (default 456 x 201, the paper's map on the macro; the board read
+scheme, 64 rows per read, so one VMM is 8 reads) with ``--vectors`` calibration inputs each go
+through ``NodalBackend.bind(...).apply`` as calibration runs them, once with
+``solve_path="plain"`` and once with ``"fast"``, map by map and in alternating order (the
+machine is shared, so both paths see the same load). Prints wall and CPU seconds per path,
+their ratio, Newton fallbacks, and the largest relative difference between the two paths' TIA
+outputs over every read (and whether the ADC codes are identical).
+
+``--part sizes``: sizes are **physical**: ``N`` means N rows x N physical columns, i.e. N/2 weight columns (each
 weight column is a G+ and a G- column); 512 is the paper's full macro. Each size gets a
 canonical tile (:class:`rram_cosim.models.params.TileSpec` defaults: 1 ohm wire segments,
 1 ohm DAC output, level-1 access transistor, R_f sized for the tile's rows) with random
@@ -17,21 +26,73 @@ largest relative difference of the TIA outputs.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_nodal.py [--sizes 64 128 256 512] [--vectors 4]
-        [--r-wire 1.0] [--solvers auto] [--spice-max 64] [--seed 0]
+    .venv/bin/python benchmarks/bench_nodal.py [--rows 456] [--cols 201] [--maps 2]
+        [--vectors 16] [--seed 0]
+    .venv/bin/python benchmarks/bench_nodal.py --part sizes [--sizes 64 128 256 512]
+        [--vectors 4] [--r-wire 1.0] [--solvers auto] [--spice-max 64] [--seed 0]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# one core: BLAS and OpenMP pools of one thread, set before numpy loads them
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
 import shutil
 import tempfile
 import time
 
 import numpy as np
+from rram_cosim.cosim.engines.calibrate import calibration_inputs, calibration_maps
 from rram_cosim.cosim.engines.nodal import NodalBackend
-from rram_cosim.models.params import TileSpec
+from rram_cosim.models.params import DeviceParams, TileSpec
+from rram_cosim.models.tile.periphery import adc_codes
+
+
+def _run_path(spec: TileSpec, path: str, gp: np.ndarray, gn: np.ndarray, x: np.ndarray
+              ) -> tuple[float, float, list, int]:
+    """Bind and apply as calibration does; wall s, CPU s, the reads' solutions, fallbacks."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    bound = NodalBackend(spec, solve_path=path).bind(gp, gn)
+    bound.apply(x, np.random.default_rng(0))
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return wall, cpu, list(bound.last_reads), bound.fallbacks_
+
+
+def bench_paths(rows: int, cols: int, n_maps: int, n_vectors: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    spec = TileSpec(rows=rows, cols=cols)
+    maps = calibration_maps((rows, cols), n_maps, rng, DeviceParams(), spec)
+    inputs = [calibration_inputs(rows, n_vectors, rng) for _ in maps]
+    n_reads = len(spec.read.row_groups(rows))
+    print(f"{rows}x{cols} weights ({2 * cols} physical columns), {n_maps} maps x {n_vectors} "
+          f"vectors, {n_reads} reads per VMM ({spec.read.rows_per_read} rows per read), "
+          f"r_wire {spec.r_row_ohm:g} ohm; cpus {os.cpu_count()}, load average "
+          f"{os.getloadavg()[0]:.2f}", flush=True)
+    tot = {"plain": [0.0, 0.0], "fast": [0.0, 0.0]}
+    worst, same_codes, fallbacks = 0.0, True, 0
+    for m, ((gp, gn), x) in enumerate(zip(maps, inputs)):
+        order = ("plain", "fast") if m % 2 == 0 else ("fast", "plain")
+        reads = {}
+        for path in order:
+            wall, cpu, reads[path], fb = _run_path(spec, path, gp, gn, x)
+            tot[path][0] += wall
+            tot[path][1] += cpu
+            fallbacks += fb if path == "fast" else 0
+            print(f"  map {m} {path:5s}: {wall:7.1f} s wall, {cpu:7.1f} s CPU", flush=True)
+        for a, b in zip(reads["plain"], reads["fast"]):
+            worst = max(worst, float(np.max(np.abs(b.v_o - a.v_o)
+                                            / np.maximum(np.abs(a.v_o), 1e-6))))
+            same_codes &= bool(np.array_equal(adc_codes(a.v_o, spec), adc_codes(b.v_o, spec)))
+    (pw, pc), (fw, fc) = tot["plain"], tot["fast"]
+    print(f"plain: {pw:.1f} s wall, {pc:.1f} s CPU; fast: {fw:.1f} s wall, {fc:.1f} s CPU")
+    print(f"speed-up fast vs plain: {pw / fw:.2f}x wall, {pc / fc:.2f}x CPU; fast-path "
+          f"fallbacks {fallbacks}")
+    print(f"max relative TIA-output difference fast vs plain: {worst:.2e} (every read); "
+          f"ADC codes identical: {same_codes}")
 
 
 def _spice(spec: TileSpec, gp: np.ndarray, gn: np.ndarray, x: np.ndarray,
@@ -76,9 +137,14 @@ def bench_size(size: int, n_vectors: int, r_wire_ohm: float, solver: str, seed: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--part", choices=["paths", "sizes"], default="paths")
+    ap.add_argument("--rows", type=int, default=456, help="weight rows (--part paths)")
+    ap.add_argument("--cols", type=int, default=201, help="weight columns (--part paths)")
+    ap.add_argument("--maps", type=int, default=2, help="calibration maps (--part paths)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512],
                     help="physical sizes N (N rows x N physical columns = N/2 weight columns)")
-    ap.add_argument("--vectors", type=int, default=4)
+    ap.add_argument("--vectors", type=int, default=None,
+                    help="vectors per map (default 16 for paths, 4 for sizes)")
     ap.add_argument("--r-wire", type=float, default=1.0, help="ohm per wire segment")
     ap.add_argument("--solvers", nargs="+", default=["auto"],
                     choices=["auto", "direct", "krylov"])
@@ -86,6 +152,10 @@ def main() -> None:
                     help="also run ngspice for sizes up to this (0: never)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.part == "paths":
+        bench_paths(args.rows, args.cols, args.maps, args.vectors or 16, args.seed)
+        return
+    args.vectors = args.vectors or 4
     have_spice = shutil.which("ngspice") is not None
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}, "
           f"r_wire {args.r_wire:g} ohm, {args.vectors} vectors per size")

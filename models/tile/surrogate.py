@@ -80,6 +80,7 @@ from .network import (
 )
 from .periphery import current_lsb_ua, dac_volts
 from .read import column_groups, scheme_apply
+from .sparse_read import choose_path, sparse_reads
 
 __all__ = ["BoundSurrogate", "CalibrationSample", "DriveProfile", "TileSurrogate", "interleave",
            "terminations"]
@@ -764,6 +765,9 @@ class BoundSurrogate:
         Transfer matrices of the G+ and G- columns, uA per V of DAC voltage.
     c_pos_, c_neg_ : ndarray (K,)
         Column currents at zero input (uA): the TIA offset driving current back into the rows.
+    vmm : str
+        ``"auto"`` (default), ``"dense"`` or ``"sparse"``: how ``apply`` computes a VMM's reads
+        (:func:`~rram_cosim.models.tile.sparse_read.choose_path`); the outputs are the same.
 
     These describe the tile with every column sensed. With floating unsensed columns
     (``read.unsensed == 'float'``) each column group is its own circuit, linearised on first
@@ -782,6 +786,9 @@ class BoundSurrogate:
         self.t_neg_ = np.ascontiguousarray(t[:, 1::2])
         self.c_pos_, self.c_neg_ = lin.c_ua[0::2].copy(), lin.c_ua[1::2].copy()
         self.y_scale_ = code_y_scale(self.spec)
+        # dense or event-driven VMMs (same outputs): "auto" chooses by measured drive density
+        self.vmm = "auto"
+        self._t_both = np.concatenate([self.t_pos_, self.t_neg_], axis=1)
 
     def _lin(self, sensed: np.ndarray | None) -> _Linearised:
         """The linearisation with physical columns ``sensed`` held at virtual ground (None:
@@ -821,7 +828,16 @@ class BoundSurrogate:
         read as the tile's read scheme says."""
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.model.check_density(lv)
-        return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1])
+        k = self.g_pos_us.shape[1]
+        if choose_path(self.vmm, self.spec, lv, k) == "sparse":
+            return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both, self.c_pos_,
+                                self.c_neg_, self.model.read_noise_sigma_us, rng,
+                                self._outputs, exact_y=False)
+        return scheme_apply(self.spec, lv, rng, self._read, k)
+
+    def _outputs(self, i_pos: np.ndarray, i_neg: np.ndarray) -> TileOutput:
+        """Codes through the TIA/ADC model of reads with column currents (uA)."""
+        return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_)
 
     def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
               sensed: np.ndarray | None) -> TileOutput:

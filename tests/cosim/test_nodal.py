@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,14 @@ from rram_cosim.cosim.engines.nodal import NodalBackend, level1_device, level1_i
 from rram_cosim.cosim.engines.registry import make_backend
 from rram_cosim.cosim.spice.errors import ConvergenceError
 from rram_cosim.models.errors import ConfigError
-from rram_cosim.models.params import DacSpec, MosfetSpec, TiaSpec, TileSpec, WireGeometry
+from rram_cosim.models.params import (
+    DacSpec,
+    MosfetSpec,
+    ReadScheme,
+    TiaSpec,
+    TileSpec,
+    WireGeometry,
+)
 from rram_cosim.models.tile.backend import BoundTile, TileBackend, TileOutput, code_y_scale
 from rram_cosim.models.tile.periphery import adc_codes, dac_volts
 
@@ -225,6 +233,54 @@ def test_direct_and_krylov_agree_and_batching_is_transparent() -> None:
     np.testing.assert_allclose(one.v_o[0], k_sol.v_o[2], rtol=1e-10)
 
 
+@pytest.mark.parametrize("solver", ["direct", "krylov"])
+def test_fast_and_plain_paths_agree_and_identical_vectors_are_solved_once(solver: str) -> None:
+    rng = np.random.default_rng(8)
+    spec = TileSpec(rows=32, cols=16, r_wire_ohm=2.0, read=ReadScheme(rows_per_read=8))
+    gp, gn = random_pair(rng, 32, 16)
+    x = rng.integers(0, 2, (6, 32)).astype(float)
+    x[4] = x[1]  # a repeated vector
+    x[5] = 0.0  # all off: the same circuit in every read
+    kw = {"linear_solver": solver, "max_block_unknowns": 1}
+    plain = NodalBackend(spec, solve_path="plain", **kw).bind(gp, gn)
+    fast = NodalBackend(spec, solve_path="fast", **kw).bind(gp, gn)
+    off = []
+    for rows in (slice(0, 8), slice(24, 32)):
+        lv = np.zeros_like(x)
+        lv[:, rows] = x[:, rows]
+        a, b = plain.solve(lv), fast.solve(lv)
+        assert set(b.linear_solvers) == {solver} and b.fallbacks == 0
+        np.testing.assert_allclose(b.v_o, a.v_o, rtol=1e-10)
+        np.testing.assert_allclose(b.v_c, a.v_c, rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(b.i_cell_a, a.i_cell_a, rtol=1e-8, atol=1e-18)
+        np.testing.assert_array_equal(adc_codes(b.v_o, spec), adc_codes(a.v_o, spec))
+        np.testing.assert_array_equal(b.v_o[4], b.v_o[1])
+        off.append(b.v_o[5])
+    # the all-off read was solved once for both row groups (the plain path solved it twice)
+    np.testing.assert_array_equal(off[0], off[1])
+    out_fast, out_plain = fast.apply(x, rng), plain.apply(x, rng)
+    np.testing.assert_array_equal(out_fast.codes_pos, out_plain.codes_pos)
+    np.testing.assert_array_equal(out_fast.codes_neg, out_plain.codes_neg)
+    np.testing.assert_allclose(out_fast.i_pos_ua, out_plain.i_pos_ua, rtol=1e-10)
+
+
+def test_a_fast_path_failure_is_reported_and_handed_to_the_plain_path() -> None:
+    spec = TileSpec(rows=8, cols=4, tia=TiaSpec(r_f_ohm=1e7))
+    g = np.full((8, 4), 20.0)
+    bound = NodalBackend(spec, max_iter=2).bind(g, g)
+    with pytest.warns(RuntimeWarning, match="fast nodal Newton path did not converge"), \
+            pytest.raises(ConvergenceError, match="in 2 iterations"):
+        bound.solve(np.ones((1, 8)))
+    assert bound.fallbacks_ == 1
+    # the plain path has no fallback: it raises at once, without the warning
+    plain = NodalBackend(spec, max_iter=2, solve_path="plain").bind(g, g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ConvergenceError, match="in 2 iterations"):
+            plain.solve(np.ones((1, 8)))
+    assert plain.fallbacks_ == 0
+
+
 def test_backend_protocol_and_outputs() -> None:
     rng = np.random.default_rng(2)
     spec = TileSpec(rows=12, cols=6)
@@ -277,6 +333,7 @@ def test_read_noise_is_seeded() -> None:
     ({"spec": TileSpec(mosfet=MosfetSpec(card="ptm45"))}, "level-1"),
     ({"spec": "not a spec"}, "TileSpec"),
     ({"gmin_s": float("nan")}, "gmin_s"),
+    ({"solve_path": "newton"}, "solve_path"),
 ])
 def test_bad_backend_options_raise(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

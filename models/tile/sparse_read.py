@@ -1,0 +1,150 @@
+"""Event-driven VMM of a linear tile: each read's currents summed over its driven rows only.
+
+The ideal tile and the tile surrogate are linear in the row voltages: one read of row group
+``g`` gives column currents ``I_g = c + v[:, g] @ T[g]`` (``T`` the R x 2K transfer, uA/V, ``c``
+the zero-input current). A reservoir drives them with sparse, binary rows (about 5 % of the
+input rows and a few recurrent spikes a step), so :func:`sparse_reads` forms every read of a
+batch at once from the nonzero entries of ``v`` (one sparse product of a (B G) x R matrix that
+holds sample b's driven rows of group g in row ``b G + g``), instead of a dense B x 64 product
+per read. Everything after the currents is the dense path's own code on the same numbers:
+read noise drawn read by read in the dense order (one call of the same size gives the same
+stream), the TIA and ADC of each read, codes and currents added over reads in read order.
+
+What can differ from the dense path: the summation order inside a read's product (BLAS blocks
+versus a sum over the nonzeros), so currents agree to a few ulp, not bitwise; a code differs only
+where a current lies within those ulp of an ADC rounding boundary (half a code), which the tests'
+seeds never hit (codes and spike counts identical there; see ``tests/models/test_sparse_read.py``).
+
+Which path: :func:`choose_path` takes the sparse one when a VMM is one read (the whole map at
+once), single-ended with every column sensed, and the fraction of nonzero row drives in the
+batch is at most :data:`SPARSE_MAX_DENSITY`; where it measured slower (row groups: the reads'
+TIA/ADC work dominates and is the same on both paths) it stays dense. ``vmm="sparse"`` forces
+it for any single-ended, all-sensed scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+from ..params import TileSpec
+from .backend import TileOutput, code_y_scale
+from .read import column_groups
+
+__all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "choose_path", "drive_density", "sparse_reads"]
+
+VMM_PATHS = ("auto", "dense", "sparse")
+
+# Fraction of nonzero row drives up to which "auto" takes the sparse path, for a VMM that is
+# one read. Measured (ideal 456 x 200 tile, batch 256, one core, CPU time, dense and sparse
+# alternating): whole-map reads 1.95x at 0.002, 1.72x at 0.01, 1.49x at 0.03, 1.08x at 0.08;
+# with 64-row groups (8 reads) the sparse path was 0.68-0.75x at every density from 0.002 to
+# 0.08: each read's TIA/ADC work is the same on both paths and BLAS's dense 64-row products
+# cost less than the sparse product's setup, so "auto" keeps row-group reads dense.
+SPARSE_MAX_DENSITY = 0.05
+
+# one read's codes and currents from its currents (B x K each side): (i_pos, i_neg) -> out
+ReadOut = Callable[[np.ndarray, np.ndarray], TileOutput]
+
+
+def drive_density(levels: np.ndarray) -> float:
+    """Fraction of nonzero entries of the row drives (B x R): the measure :func:`choose_path`
+    compares with :data:`SPARSE_MAX_DENSITY`."""
+    return float(np.count_nonzero(levels)) / max(levels.size, 1)
+
+
+def choose_path(path: str, spec: TileSpec, levels: np.ndarray, weight_cols: int) -> str:
+    """``"dense"`` or ``"sparse"`` for one VMM of ``levels`` under ``path`` (see module doc).
+
+    ``path="sparse"`` on a read scheme the sparse path does not implement (differential
+    sensing, floating column groups) raises :class:`ConfigError`.
+    """
+    if path not in VMM_PATHS:
+        raise ConfigError(f"The 'vmm' option must be one of {VMM_PATHS}. Got {path!r} instead.")
+    supported = (not spec.read.differential
+                 and column_groups(spec, weight_cols) == [None])
+    if path == "sparse" and not supported:
+        raise ConfigError(
+            "The sparse (event-driven) VMM implements single-ended reads with every column "
+            f"sensed; this tile reads with {spec.read!r}. Use vmm='dense' or 'auto'.")
+    if path != "auto":
+        return path
+    one_read = len(spec.read.row_groups(levels.shape[1])) == 1
+    return ("sparse" if supported and one_read and drive_density(levels) <= SPARSE_MAX_DENSITY
+            else "dense")
+
+
+def _grouped(v: np.ndarray, groups: list[tuple[int, int]]) -> sp.csr_matrix:
+    """(B G) x R sparse matrix: row ``b G + g`` holds sample b's nonzero drives of group g.
+
+    ``np.nonzero`` lists entries by sample, then row, so by ``b G + g`` too: the CSR arrays
+    are built directly, without the sort of a COO conversion.
+    """
+    b, r = v.shape
+    n_g = len(groups)
+    group_of_row = np.empty(r, dtype=np.int64)
+    for gi, (start, stop) in enumerate(groups):
+        group_of_row[start:stop] = gi
+    bi, ri = np.nonzero(v)
+    indptr = np.zeros(b * n_g + 1, dtype=np.int64)
+    np.cumsum(np.bincount(bi * n_g + group_of_row[ri], minlength=b * n_g), out=indptr[1:])
+    return sp.csr_matrix((v[bi, ri], ri, indptr), shape=(b * n_g, r))
+
+
+def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
+                 c_pos: np.ndarray, c_neg: np.ndarray, sigma_us: float,
+                 rng: np.random.Generator | None, read_out: ReadOut, *,
+                 exact_y: bool) -> TileOutput:
+    """One VMM as the reads of ``spec.read`` (single-ended, all columns sensed), sparse.
+
+    Parameters
+    ----------
+    v : ndarray (B, R)
+        Row voltages of the whole map (V), as the dense reads compute them.
+    t : ndarray (R, 2K)
+        Transfer of the G+ columns, then of the G- columns (uA per V).
+    c_pos, c_neg : ndarray (K,)
+        Zero-input current of every read (uA).
+    sigma_us, rng
+        Read noise per cell (uS), drawn as :func:`~rram_cosim.models.tile.backend.read_noise_ua`
+        draws it, read by read (no draws without ``rng`` or with ``sigma_us == 0``).
+    read_out : callable
+        ``(i_pos, i_neg)`` of one read (B, K each, uA) -> its outputs: the backend's own
+        TIA/ADC and ``y``, as its dense read computes them.
+    exact_y : bool
+        ``y`` summed from the reads' own ``y`` (the ideal model) instead of from summed codes.
+    """
+    b, r = v.shape
+    k = t.shape[1] // 2
+    groups = spec.read.row_groups(r)
+    # all reads' products at once: i[b, g] is sample b's read of group g
+    i = np.asarray(_grouped(v, groups) @ t).reshape(b, len(groups), 2 * k)
+    noisy = rng is not None and sigma_us > 0
+    # the dense reads draw read 0 G+, read 0 G-, read 1 G+, ...: one call of the same size
+    # gives the same stream
+    draws = rng.standard_normal((len(groups), 2, b, k)) if noisy else None
+    acc_p, acc_n, acc_y = np.zeros((b, k)), np.zeros((b, k)), np.zeros((b, k))
+    cp, cn = np.zeros((b, k), dtype=np.int64), np.zeros((b, k), dtype=np.int64)
+    for gi, (start, stop) in enumerate(groups):
+        i_pos = i[:, gi, :k] + c_pos
+        i_neg = i[:, gi, k:] + c_neg
+        if draws is not None:
+            vs = v[:, start:stop]  # the dense read's noise scale, from the same numbers
+            scale = sigma_us * np.sqrt(np.einsum("br,br->b", vs, vs))
+            i_pos += draws[gi, 0] * scale[:, None]
+            i_neg += draws[gi, 1] * scale[:, None]
+        # TIA/ADC of this read, added in read order as scheme_apply's accumulators add
+        out = read_out(i_pos, i_neg)
+        acc_p += out.i_pos_ua
+        acc_n += out.i_neg_ua
+        cp += out.codes_pos
+        cn += out.codes_neg
+        if exact_y:
+            acc_y += out.y
+    if not exact_y:
+        acc_y = (cp - cn) * code_y_scale(spec)
+    return TileOutput(y=acc_y, i_pos_ua=acc_p, i_neg_ua=acc_n, codes_pos=cp, codes_neg=cn)
+
