@@ -365,7 +365,7 @@ class BoundSpice:
         reads: list[SpiceSolution] = []
         out = scheme_apply(self.spec, levels, rng,
                            lambda lv, r, rs, se: self._read(lv, r, rs, se, reads),
-                           self.g_pos_us.shape[1])
+                           self.g_pos_us.shape[1], zero_read=self._read)
         self.last_reads = tuple(reads)
         return out
 

@@ -102,13 +102,17 @@ def _merge(into: dict[str, np.ndarray], out: TileOutput, sensed: np.ndarray | No
 
 
 def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | None,
-                 read: ReadFn, weight_cols: int, *, exact_y: bool = False) -> TileOutput:
+                 read: ReadFn, weight_cols: int, *, exact_y: bool = False,
+                 zero_read: ReadFn | None = None) -> TileOutput:
     """One VMM of ``levels`` (B x R, in [0, 1]) as the reads of ``spec.read``.
 
     ``read`` computes one read: the rows in its ``rows`` slice driven at their levels, the
     others at 0 V; ``sensed`` None (every column sensed) or a physical-column mask (the others
     float). Currents and codes add over reads; ``y`` comes from the summed codes, or, with
     ``exact_y``, is the sum of the reads' own ``y`` (the ideal model's exact product).
+    ``zero_read`` computes the offset calibration's zero-input reads of a differential scheme
+    (default ``read``); an engine that logs its reads for the energy of a VMM passes one that
+    does not log, since a controller calibrates once, not per VMM.
     """
     b, n_rows = levels.shape
     if single_read(spec, n_rows):
@@ -120,7 +124,7 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
     acc.update({f: np.zeros((b, k), dtype=np.int64) for f in ("codes_pos", "codes_neg")})
     groups = r.row_groups(n_rows)
     # all rows at 0 V whichever group is "driven": one zero read per column group
-    zeros = ([zero_codes(spec, read, n_rows, m, slice(*groups[0])) for m in masks]
+    zeros = ([zero_codes(spec, zero_read or read, n_rows, m, slice(*groups[0])) for m in masks]
              if r.differential else [None] * len(masks))
     for start, stop in groups:
         for sensed, zero in zip(masks, zeros):
