@@ -84,7 +84,7 @@ def _compare(name: str, tile, frames: np.ndarray, lif: LIFParams, repeats: int) 
             tile.vmm = path
             r, feats[path] = _rate(tile, frames, lif, 1)
             rates[path] = max(rates[path], r)
-    tile.vmm = "auto"
+    tile.vmm = "dense"
     same = bool(np.array_equal(feats["dense"], feats["sparse"]))
     spikes = feats["dense"].sum() / (frames.shape[0] * frames.shape[1])
     ratio = rates["sparse"] / rates["dense"]

@@ -15,9 +15,11 @@ versus a sum over the nonzeros), so currents agree to a few ulp, not bitwise; a 
 where a current lies within those ulp of an ADC rounding boundary (half a code), which the tests'
 seeds never hit (codes and spike counts identical there; see ``tests/models/test_sparse_read.py``).
 
-Which path: :func:`choose_path` takes the sparse one when a VMM is one read (the whole map at
-once), single-ended with every column sensed, and the fraction of nonzero row drives in the
-batch is at most :data:`SPARSE_MAX_DENSITY`; where it measured slower (row groups: the reads'
+Which path: the tiles' default is ``vmm="dense"``; the sparse path is opt-in, since its
+currents are not bitwise the dense ones and ``"auto"``'s choice depends on the density of the
+whole batch (so on how a batch is split). With ``vmm="auto"``, :func:`choose_path` takes the
+sparse one when a VMM is one read (the whole map at once), single-ended with every column
+sensed, and the fraction of nonzero row drives in the batch is at most :data:`SPARSE_MAX_DENSITY`; where it measured slower (row groups: the reads'
 TIA/ADC work dominates and is the same on both paths) it stays dense. ``vmm="sparse"`` forces
 it for any single-ended, all-sensed scheme.
 """
