@@ -159,6 +159,22 @@ def test_matches_ngspice(weights: tuple[int, int], r_wire_ohm: float, tmp_path: 
     np.testing.assert_array_equal(out.codes_neg, spice_codes[:, 1::2])
 
 
+@needs_ngspice
+@pytest.mark.parametrize("solve_path", ["fast", "plain"])
+def test_the_gmres_path_matches_ngspice(solve_path: str, tmp_path: Path) -> None:
+    """The iterative linear solver (GMRES; the default above 2,000 unknowns) forced on a deck
+    ngspice solves: both Newton paths agree with it to 1e-9 relative."""
+    rng = np.random.default_rng(17)
+    spec = TileSpec(rows=16, cols=16, r_wire_ohm=5.0, read=ReadScheme(rows_per_read=8))
+    gp, gn = random_pair(rng, 16, 16)
+    x = np.vstack([rng.integers(0, 2, (3, 16)), np.zeros((1, 16)), rng.uniform(0, 1, (1, 16))])
+    v_o, i_ua = _spice_tia(spec, gp, gn, x, tmp_path)
+    sol = NodalBackend(spec, linear_solver="krylov", solve_path=solve_path).bind(gp, gn).solve(x)
+    assert set(sol.linear_solvers) == {"krylov"}
+    np.testing.assert_allclose(sol.v_o, v_o, rtol=1e-9)
+    np.testing.assert_allclose(sol.i_col_ua, i_ua, rtol=1e-9, atol=1e-12)
+
+
 EDGE_SPECS = {
     # access transistors in saturation and reverse mode (zero-input rows), hot
     "saturated_hot": TileSpec(rows=8, cols=4, v_gate_read_v=0.6, v_read_v=0.5,
