@@ -118,9 +118,9 @@ def test_nodal_equals_ngspice_read_by_read(name: str, tmp_path: Path) -> None:
     np.testing.assert_array_equal(a.codes_neg, b.codes_neg)
     np.testing.assert_array_equal(a.y, b.y)
     np.testing.assert_allclose(a.i_pos_ua, b.i_pos_ua, rtol=REL_TOL, atol=1e-9)
-    # differential: one zero-input read per column group, the offset calibration's reference
-    n_zero = len(column_groups(spec, cols)) if spec.read.differential else 0
-    assert len(spice.last_reads) == len(_reads(spec, rows, cols)) + n_zero
+    # the offset calibration's zero-input reads are not reads whose energy the VMM draws
+    assert len(spice.last_reads) == len(_reads(spec, rows, cols))
+    assert len(nodal.last_reads) == len(_reads(spec, rows, cols))
 
 
 @needs_ngspice
@@ -296,3 +296,22 @@ def test_the_surrogates_network_is_the_nodal_circuit_with_both_end_drive(r_out: 
                              dac_volts(x, spec)[0])
         # the network leaves out the junctions' GMIN leak (1e-12 S): ~1e-8 relative
         assert np.abs(op.i_tia_a * 1e6 - nodal).max() < 1e-7 * np.abs(nodal).max()
+
+
+def test_differential_calibration_energy_counts_the_vmm_reads_only() -> None:
+    """Calibrating a differential row-group scheme on the nodal engine: the VMM's energy sums
+    its own reads (the same circuits as the single-ended scheme's), not the offset
+    calibration's zero-input read."""
+    from rram_cosim.cosim.engines.calibrate import simulate_with_energy
+
+    rng = np.random.default_rng(21)
+    single = TileSpec(rows=24, cols=6, read=ReadScheme(rows_per_read=8))
+    diff = dataclasses.replace(single, read=ReadScheme(rows_per_read=8, sense="differential"))
+    maps = [_pair(rng, 24, 6)]
+    x = [rng.integers(0, 2, (5, 24)).astype(float)]
+    _, e_single = simulate_with_energy(NodalBackend(single), maps, x, rng)
+    samples, e_diff = simulate_with_energy(NodalBackend(diff), maps, x, rng)
+    assert samples[0].i_pos_ua.shape == (5, 6)
+    np.testing.assert_allclose(e_diff[0].dac_j, e_single[0].dac_j, rtol=1e-12)
+    np.testing.assert_allclose(e_diff[0].tia_output_j, e_single[0].tia_output_j, rtol=1e-12)
+    assert e_diff[0].t_read_s == e_single[0].t_read_s == 3 * single.t_read_s
