@@ -8,13 +8,13 @@ import pytest
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import LIFParams, ReadScheme, TileSpec
 from rram_cosim.models.snn.lsm import run_reservoir
+from rram_cosim.models.tile.backend import BoundTile, TileOutput
 from rram_cosim.models.tile.ideal import IdealBackend
 from rram_cosim.models.tile.sparse_read import (
     SPARSE_MAX_DENSITY,
     choose_path,
     drive_density,
 )
-from rram_cosim.models.tile.backend import BoundTile, TileOutput
 from rram_cosim.models.tile.surrogate import CalibrationSample, TileSurrogate
 
 N_IN, HIDDEN = 64, 32
