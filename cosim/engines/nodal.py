@@ -38,11 +38,13 @@ same Newton systems directly: the default for small tiles and the fallback whene
 
 Fast path (``NodalBackend.solve_path="fast"``, the default; ``"plain"`` is the Newton iteration
 without it, kept to compare against and as the fallback): identical input vectors of one solve
-are solved once (a read whose row group is all off is the same circuit whatever the other
-rows); each cell's internal node is carried along every Newton step to first order (the cell
+are solved once, and the all-off vector (a read whose row group is all off is the same circuit
+whatever the group) once per bound tile and sensed-column mask, kept for the last
+:data:`_OFF_CACHE_MASKS` masks; each cell's internal node is carried along every Newton step to first order (the cell
 solve then starts within the step's second-order error); residual and Jacobian are assembled by
 indexed addition; GMRES solves the first step to 1e-4 and, once the residual is close to what
-the test accepts, the last steps to what they can still gain (:func:`_forcing`). The
+the test accepts, the last steps to what they can still gain (:func:`_forcing`; looser than
+``krylov_rtol``, which bounds it from below). The
 convergence test is the plain path's. A block the fast path does not converge on is solved again
 by the plain path, counted in ``NodalSolution.fallbacks`` and warned about.
 """
