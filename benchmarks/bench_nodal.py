@@ -47,13 +47,13 @@ import time
 
 import numpy as np
 from rram_cosim.cosim.engines.calibrate import calibration_inputs, calibration_maps
-from rram_cosim.cosim.engines.nodal import NodalBackend
+from rram_cosim.cosim.engines.nodal import NodalBackend, NodalSolution
 from rram_cosim.models.params import DeviceParams, TileSpec
 from rram_cosim.models.tile.periphery import adc_codes
 
 
 def _run_path(spec: TileSpec, path: str, gp: np.ndarray, gn: np.ndarray, x: np.ndarray
-              ) -> tuple[float, float, list, int]:
+              ) -> tuple[float, float, list[NodalSolution], int]:
     """Bind and apply as calibration does; wall s, CPU s, the reads' solutions, fallbacks."""
     w0, c0 = time.perf_counter(), time.process_time()
     bound = NodalBackend(spec, solve_path=path).bind(gp, gn)

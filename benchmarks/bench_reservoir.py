@@ -1,19 +1,23 @@
 """Samples/s of the LIF reservoir: dense against event-driven VMMs, and backends, in one run.
 
 The paper's image network: 256 inputs + 200 recurrent rows, 200 neurons, T = 50, batch 256,
-inputs drawn at ``--density`` (5 % by default); the tile reads as the board does (64 rows per
-read, 8 reads a VMM) unless ``--rows-per-read`` says otherwise. One core (BLAS threads set to
-1 before numpy loads).
+inputs drawn at ``--density`` (5 % by default). One core (BLAS threads set to 1 before numpy
+loads); rates are samples per CPU second of this process, best of ``--repeats``.
 
-``--part paths`` (default): each backend (``ideal`` without read noise, ``ideal`` with 0.1 uS,
-the ``surrogate`` with its fitted 0.1 uS) runs the same frames with ``vmm="dense"`` and
-``vmm="sparse"`` (:mod:`rram_cosim.models.tile.sparse_read`), alternating, best of
-``--repeats``; prints samples per CPU second, the ratio, and whether the spike counts are
-identical.
-``--densities 0.05,0.2,...`` repeats the ideal tile's comparison over input densities (how
-``SPARSE_MAX_DENSITY`` was chosen; the recurrent spikes add their own density, printed).
+``--part paths`` (default): for both read schemes (64 rows per read as the board reads, 8
+reads a VMM; the whole map in one read) each backend (``ideal`` without read noise, ``ideal``
+with 0.1 uS, the ``surrogate`` with its fitted 0.1 uS) runs the same frames with
+``vmm="dense"`` and ``vmm="sparse"`` (:mod:`rram_cosim.models.tile.sparse_read`),
+alternating; prints samples/s of both, the ratio, and whether the spike counts are identical.
+Then the ideal tile again at each input density of ``--densities`` (default 0.01; the
+recurrent spikes add their own density, printed as spikes a step).
 
-``--part backends``: ideal vs surrogate-backed weights (dense path), and the surrogate
+``--part density``: the table behind ``SPARSE_MAX_DENSITY``: single VMMs of the ideal tile
+(batch 256, random drives at each density of ``--drive-densities``, both read schemes), dense
+and sparse alternating; prints dense / sparse CPU time.
+
+``--part backends``: ideal vs surrogate-backed weights (dense path, ``--rows-per-read``), and
+the surrogate
 linearised for this reservoir's drive (``bind_for_workload``: its "bind" time includes the
 probe run on 200 samples). Per sample it is the same matrix product, so its rate should match
 the tangent's.
@@ -22,8 +26,9 @@ The surrogate is fitted on nodal-engine results of the same 456 x 200 tile (no n
 ``--cal ideal`` fits it on ideal-model currents instead, quicker: the VMM's cost does not depend
 on the fitted values, the spiking activity does).
 
-    .venv/bin/python benchmarks/bench_reservoir.py [--part paths] [--samples 256] [--repeats 3]
-        [--density 0.05] [--densities 0.05,0.1,0.2,0.3,0.4] [--cal nodal|ideal]
+    .venv/bin/python benchmarks/bench_reservoir.py [--part paths|density|backends]
+        [--samples 256] [--repeats 3] [--density 0.05] [--densities 0.01]
+        [--drive-densities 0.002,0.01,0.03,0.08] [--rows-per-read 64] [--cal nodal|ideal]
 """
 
 from __future__ import annotations
@@ -50,12 +55,22 @@ from rram_cosim.cosim.engines.registry import make_backend
 from rram_cosim.models.device.conductance import differential_pair
 from rram_cosim.models.params import DeviceParams, LIFParams, ReadScheme, TileSpec
 from rram_cosim.models.snn.lsm import run_reservoir
+from rram_cosim.models.tile.backend import BoundTile
 from rram_cosim.models.tile.ideal import IdealBackend
+from rram_cosim.models.tile.surrogate import TileSurrogate
 
 N_IN, HIDDEN, T_STEPS = 256, 200, 50
 
 
-def _surrogate(spec: TileSpec, cal: str, rng: np.random.Generator):
+# the read schemes --part paths and --part density compare: (label, rows per read)
+SCHEMES = (("64 rows per read", 64), ("whole map", 0))
+
+
+def _with_read(spec: TileSpec, rows_per_read: int) -> TileSpec:
+    return dataclasses.replace(spec, read=ReadScheme(rows_per_read=rows_per_read))
+
+
+def _surrogate(spec: TileSpec, cal: str, rng: np.random.Generator) -> TileSurrogate:
     t0 = time.perf_counter()
     maps = calibration_maps((spec.rows, spec.cols), 2, rng, DeviceParams(), spec)
     ref = make_backend("nodal", spec) if cal == "nodal" else IdealBackend(spec)
@@ -65,7 +80,7 @@ def _surrogate(spec: TileSpec, cal: str, rng: np.random.Generator):
     return sur
 
 
-def _rate(tile, frames: np.ndarray, lif: LIFParams, repeats: int) -> tuple[float, np.ndarray]:
+def _rate(tile: BoundTile, frames: np.ndarray, lif: LIFParams, repeats: int) -> tuple[float, np.ndarray]:
     """Samples per CPU second of this process (one thread; other jobs on the shared cores
     stretch wall time, not this), best of ``repeats``, and the spike counts."""
     best, feats = np.inf, None
@@ -76,19 +91,20 @@ def _rate(tile, frames: np.ndarray, lif: LIFParams, repeats: int) -> tuple[float
     return frames.shape[0] / best, feats
 
 
-def _compare(name: str, tile, frames: np.ndarray, lif: LIFParams, repeats: int) -> float:
+def _compare(name: str, tile: BoundTile, frames: np.ndarray, lif: LIFParams, repeats: int) -> float:
     """Dense and sparse rates of one bound tile, alternating; returns sparse / dense."""
-    rates, feats = {"dense": 0.0, "sparse": 0.0}, {}
+    rates = {"dense": 0.0, "sparse": 0.0}
+    feats: dict[str, np.ndarray] = {}
     for _ in range(repeats):
         for path in ("dense", "sparse"):
             tile.vmm = path
             r, feats[path] = _rate(tile, frames, lif, 1)
             rates[path] = max(rates[path], r)
-    tile.vmm = "auto"
+    tile.vmm = "dense"
     same = bool(np.array_equal(feats["dense"], feats["sparse"]))
     spikes = feats["dense"].sum() / (frames.shape[0] * frames.shape[1])
     ratio = rates["sparse"] / rates["dense"]
-    print(f"{name:22s}: dense {rates['dense']:7.1f}, event-driven {rates['sparse']:7.1f} "
+    print(f"{name:26s}: dense {rates['dense']:7.1f}, event-driven {rates['sparse']:7.1f} "
           f"samples/s, ratio {ratio:.2f}x; spike counts identical: {same} "
           f"({spikes:.1f} spikes a step)", flush=True)
     return ratio
@@ -96,21 +112,47 @@ def _compare(name: str, tile, frames: np.ndarray, lif: LIFParams, repeats: int) 
 
 def part_paths(args: argparse.Namespace, spec: TileSpec) -> None:
     rng = np.random.default_rng(0)
-    sur = _surrogate(spec, args.cal, rng)
     gp, gn = differential_pair((spec.rows, spec.cols), rng)
     lif = LIFParams(hidden=HIDDEN, v_th=10.0, rec_level=0.25)
     frames = (rng.random((args.samples, T_STEPS, N_IN)) < args.density).astype(np.uint8)
-    print(f"input density {args.density:g}, batch {args.samples}, {spec.read.rows_per_read or 'all'}"
-          f" rows per read, best of {args.repeats}")
-    _compare("ideal", IdealBackend(spec).bind(gp, gn), frames, lif, args.repeats)
-    _compare("ideal, 0.1 uS noise", IdealBackend(spec, read_noise_sigma_us=0.1).bind(gp, gn),
-             frames, lif, args.repeats)
-    _compare("surrogate (0.1 uS)", sur.bind(gp, gn), frames, lif, args.repeats)
-    if args.densities:
-        tile = IdealBackend(spec).bind(gp, gn)
-        for dens in (float(d) for d in args.densities.split(",")):
-            fr = (rng.random((args.samples, T_STEPS, N_IN)) < dens).astype(np.uint8)
-            _compare(f"ideal, input {dens:g}", tile, fr, lif, args.repeats)
+    by_density = {d: (rng.random((args.samples, T_STEPS, N_IN)) < d).astype(np.uint8)
+                  for d in (float(v) for v in args.densities.split(",") if v)}
+    print(f"batch {args.samples}, best of {args.repeats}, samples per CPU second")
+    for label, rows_per_read in SCHEMES:
+        sp = _with_read(spec, rows_per_read)
+        sur = _surrogate(sp, args.cal, np.random.default_rng(0))
+        print(f"-- {label}, input density {args.density:g}")
+        _compare("ideal", IdealBackend(sp).bind(gp, gn), frames, lif, args.repeats)
+        _compare("ideal, 0.1 uS noise", IdealBackend(sp, read_noise_sigma_us=0.1).bind(gp, gn),
+                 frames, lif, args.repeats)
+        _compare("surrogate (0.1 uS)", sur.bind(gp, gn), frames, lif, args.repeats)
+        tile = IdealBackend(sp).bind(gp, gn)
+        for dens, fr in by_density.items():
+            _compare(f"ideal, input density {dens:g}", tile, fr, lif, args.repeats)
+
+
+def part_density(args: argparse.Namespace, spec: TileSpec) -> None:
+    rng = np.random.default_rng(0)
+    gp, gn = differential_pair((spec.rows, spec.cols), rng)
+    densities = [float(v) for v in args.drive_densities.split(",")]
+    print(f"ideal {spec.rows} x {spec.cols} tile, batch {args.samples}, random binary drives, "
+          f"one VMM, best of {args.repeats}: dense / sparse CPU time")
+    for label, rows_per_read in SCHEMES:
+        tile = IdealBackend(_with_read(spec, rows_per_read)).bind(gp, gn)
+        ratios = []
+        for dens in densities:
+            x = (rng.random((args.samples, spec.rows)) < dens).astype(float)
+            best = {"dense": np.inf, "sparse": np.inf}
+            for _ in range(args.repeats):
+                for path in ("dense", "sparse"):
+                    tile.vmm = path
+                    t0 = time.process_time()
+                    for _ in range(20):
+                        tile.apply(x, rng)
+                    best[path] = min(best[path], time.process_time() - t0)
+            ratios.append(best["dense"] / best["sparse"])
+        print(f"{label:18s}: " + ", ".join(f"{r:.2f} at {d:g}" for d, r in zip(densities, ratios)),
+              flush=True)
 
 
 def part_backends(args: argparse.Namespace, spec: TileSpec) -> None:
@@ -140,17 +182,22 @@ def part_backends(args: argparse.Namespace, spec: TileSpec) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["paths", "backends"], default="paths")
+    ap.add_argument("--part", choices=["paths", "density", "backends"], default="paths")
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--density", type=float, default=0.05, help="input events per row and step")
-    ap.add_argument("--densities", default="", help="comma list: ideal-tile density sweep")
-    ap.add_argument("--rows-per-read", type=int, default=64, help="0: the whole map at once")
+    ap.add_argument("--densities", default="0.01",
+                    help="comma list: input densities of the ideal tile (--part paths)")
+    ap.add_argument("--drive-densities", default="0.002,0.01,0.03,0.08",
+                    help="comma list: drive densities of --part density")
+    ap.add_argument("--rows-per-read", type=int, default=64,
+                    help="--part backends: rows per read, 0: the whole map at once")
     ap.add_argument("--cal", choices=["nodal", "ideal"], default="nodal")
     args = ap.parse_args()
     spec = TileSpec(rows=N_IN + HIDDEN, cols=HIDDEN)
-    spec = dataclasses.replace(spec, read=ReadScheme(rows_per_read=args.rows_per_read))
-    (part_paths if args.part == "paths" else part_backends)(args, spec)
+    spec = _with_read(spec, args.rows_per_read)
+    parts = {"paths": part_paths, "density": part_density, "backends": part_backends}
+    parts[args.part](args, spec)
 
 
 if __name__ == "__main__":

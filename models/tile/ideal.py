@@ -16,25 +16,32 @@ from .sparse_read import VMM_PATHS, choose_path, sparse_reads
 class BoundIdeal:
     """Ideal tile: exact ``G . V`` currents, ideal periphery; ``y`` is exact ``x @ W``.
 
-    ``vmm`` ("auto", "dense" or "sparse") picks how a VMM's reads are computed
-    (:func:`~rram_cosim.models.tile.sparse_read.choose_path`); the outputs are the same.
+    ``vmm`` ("dense", "sparse" or "auto") picks how a VMM's reads are computed (see
+    :class:`IdealBackend`).
     """
 
     def __init__(self, spec: TileSpec, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
-                 read_noise_sigma_us: float, vmm: str = "auto") -> None:
+                 read_noise_sigma_us: float, vmm: str = "dense") -> None:
         self.spec = spec
         self.g_pos_us, self.g_neg_us = check_pair(spec, g_pos_us, g_neg_us)
         self.read_noise_sigma_us = read_noise_sigma_us
         self.w_ = (self.g_pos_us - self.g_neg_us) / spec.g_ref_us
         self.vmm = vmm
-        # the event-driven reads' transfer: G+ columns, then G- columns (uA per V)
-        self._t_both = np.concatenate([self.g_pos_us, self.g_neg_us], axis=1)
+        # the event-driven reads' transfer (G+ columns, then G- columns, uA per V): built on
+        # the first sparse VMM
+        self._t_both: np.ndarray | None = None
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
               volts: bool = False) -> TileOutput:
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         k = self.g_pos_us.shape[1]
+        if self.read_noise_sigma_us > 0 and rng is None:
+            raise ConfigError(
+                "IdealBackend(read_noise_sigma_us > 0) needs a numpy.random.Generator: pass "
+                "rng=np.random.default_rng(seed).")
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
+            if self._t_both is None:
+                self._t_both = np.concatenate([self.g_pos_us, self.g_neg_us], axis=1)
             zero = np.zeros(k)
             return sparse_reads(self.spec, lv * self.spec.v_read_v, self._t_both, zero, zero,
                                 self.read_noise_sigma_us, rng, self._outputs, exact_y=True)
@@ -60,13 +67,20 @@ class BoundIdeal:
 
 @dataclass(frozen=True)
 class IdealBackend:
-    """The ideal ``G . V`` model (no wires, no transistor, ideal TIA); optional read noise."""
+    """The ideal ``G . V`` model (no wires, no transistor, ideal TIA); optional read noise.
+
+    ``vmm``: ``"dense"`` (default) computes each read as a matrix product; ``"sparse"`` sums
+    each read over its driven rows only (event-driven, :mod:`~rram_cosim.models.tile.sparse_read`)
+    and ``"auto"`` takes the sparse path for one-read VMMs at low drive density
+    (:func:`~rram_cosim.models.tile.sparse_read.choose_path`). Opt-in: the sparse currents
+    agree with the dense ones to a few ulp, not bitwise (a code on an ADC boundary can
+    differ), and ``"auto"``'s choice depends on the density of the whole batch.
+    """
 
     spec: TileSpec = TileSpec()  # noqa: RUF009 - frozen, so one shared default is safe
     read_noise_sigma_us: float = 0.0
     name: str = "ideal"
-    # dense or event-driven VMMs; "auto" chooses by measured drive density (same outputs)
-    vmm: str = "auto"
+    vmm: str = "dense"
 
     def __post_init__(self) -> None:
         if self.vmm not in VMM_PATHS:

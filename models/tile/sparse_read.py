@@ -15,9 +15,11 @@ versus a sum over the nonzeros), so currents agree to a few ulp, not bitwise; a 
 where a current lies within those ulp of an ADC rounding boundary (half a code), which the tests'
 seeds never hit (codes and spike counts identical there; see ``tests/models/test_sparse_read.py``).
 
-Which path: :func:`choose_path` takes the sparse one when a VMM is one read (the whole map at
-once), single-ended with every column sensed, and the fraction of nonzero row drives in the
-batch is at most :data:`SPARSE_MAX_DENSITY`; where it measured slower (row groups: the reads'
+Which path: the tiles' default is ``vmm="dense"``; the sparse path is opt-in, since its
+currents are not bitwise the dense ones and ``"auto"``'s choice depends on the density of the
+whole batch (so on how a batch is split). With ``vmm="auto"``, :func:`choose_path` takes the
+sparse one when a VMM is one read (the whole map at once), single-ended with every column
+sensed, and the fraction of nonzero row drives in the batch is at most :data:`SPARSE_MAX_DENSITY`; where it measured slower (row groups: the reads'
 TIA/ADC work dominates and is the same on both paths) it stays dense. ``vmm="sparse"`` forces
 it for any single-ended, all-sensed scheme.
 """
@@ -39,11 +41,12 @@ __all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "choose_path", "drive_density", "s
 VMM_PATHS = ("auto", "dense", "sparse")
 
 # Fraction of nonzero row drives up to which "auto" takes the sparse path, for a VMM that is
-# one read. Measured (ideal 456 x 200 tile, batch 256, one core, CPU time, dense and sparse
-# alternating): whole-map reads 1.95x at 0.002, 1.72x at 0.01, 1.49x at 0.03, 1.08x at 0.08;
-# with 64-row groups (8 reads) the sparse path was 0.68-0.75x at every density from 0.002 to
-# 0.08: each read's TIA/ADC work is the same on both paths and BLAS's dense 64-row products
-# cost less than the sparse product's setup, so "auto" keeps row-group reads dense.
+# one read. Chosen from `benchmarks/bench_reservoir.py --part density` (one VMM of the ideal
+# 456 x 200 tile, batch 256, random drives, one core, dense and sparse alternating; the figures
+# are in docs/tile.md): whole-map reads gain most at the lowest densities, less as the density
+# grows; with 64-row groups the sparse path was slower at every density (each read's TIA/ADC
+# work is the same on both paths and BLAS's dense 64-row products cost less than the sparse
+# product's setup), so "auto" keeps row-group reads dense.
 SPARSE_MAX_DENSITY = 0.05
 
 # one read's codes and currents from its currents (B x K each side): (i_pos, i_neg) -> out

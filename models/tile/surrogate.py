@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import check_int, check_range
+from ..checks import check_choice, check_int, check_range
 from ..device.level1 import level1_at_temperature
 from ..errors import ConfigError, DomainWarning, NotFittedError
 from ..io import atomic_write_text
@@ -80,7 +80,7 @@ from .network import (
 )
 from .periphery import current_lsb_ua, dac_volts
 from .read import column_groups, scheme_apply
-from .sparse_read import choose_path, sparse_reads
+from .sparse_read import VMM_PATHS, choose_path, sparse_reads
 
 __all__ = ["BoundSurrogate", "CalibrationSample", "DriveProfile", "TileSurrogate", "interleave",
            "terminations"]
@@ -248,6 +248,14 @@ class TileSurrogate:
     linearise_level : float
         Input level (fraction of ``v_read_v``, all rows) of the operating point the network is
         linearised at when no drive profile is set; 0.5 centres binary inputs of every density.
+    vmm : {"dense", "sparse", "auto"}
+        How a bound tile's ``apply`` computes a VMM's reads: ``"dense"`` (default) one matrix
+        product per read; ``"sparse"`` the event-driven reads of the driven rows only, or
+        ``"auto"`` the sparse path at low drive density
+        (:func:`~rram_cosim.models.tile.sparse_read.choose_path`). The sparse path's currents
+        agree with the dense ones to a few ulp, not bitwise, so a code on an ADC boundary can
+        differ; ``"auto"``'s choice depends on the whole batch. A bound tile's ``vmm`` can be
+        changed (validated the same way).
 
     Attributes (after ``fit`` or ``load``)
     --------------------------------------
@@ -273,7 +281,8 @@ class TileSurrogate:
     name = "surrogate"
 
     def __init__(self, *, spec: TileSpec | None = None, read_noise_sigma_us: float = 0.1,
-                 strict: bool = False, linearise_level: float = 0.5) -> None:
+                 strict: bool = False, linearise_level: float = 0.5,
+                 vmm: str = "dense") -> None:
         spec = TileSpec() if spec is None else spec
         if not isinstance(spec, TileSpec):
             raise ConfigError(f"The 'spec' parameter of TileSurrogate must be a TileSpec. Got "
@@ -281,6 +290,8 @@ class TileSurrogate:
         check_range("TileSurrogate", "read_noise_sigma_us", read_noise_sigma_us, 0, 10,
                     unit="uS")
         check_range("TileSurrogate", "linearise_level", linearise_level, 0, 1, lo_open=True)
+        check_choice("TileSurrogate", "vmm", vmm, VMM_PATHS)
+        self.vmm = vmm
         self.spec = spec
         self.read_noise_sigma_us = read_noise_sigma_us
         self.strict = strict
@@ -766,8 +777,8 @@ class BoundSurrogate:
     c_pos_, c_neg_ : ndarray (K,)
         Column currents at zero input (uA): the TIA offset driving current back into the rows.
     vmm : str
-        ``"auto"`` (default), ``"dense"`` or ``"sparse"``: how ``apply`` computes a VMM's reads
-        (:func:`~rram_cosim.models.tile.sparse_read.choose_path`); the outputs are the same.
+        ``"dense"``, ``"sparse"`` or ``"auto"``: how ``apply`` computes a VMM's reads (the
+        model's ``vmm`` at binding; see :class:`TileSurrogate`). Setting it validates it.
 
     These describe the tile with every column sensed. With floating unsensed columns
     (``read.unsensed == 'float'``) each column group is its own circuit, linearised on first
@@ -786,9 +797,24 @@ class BoundSurrogate:
         self.t_neg_ = np.ascontiguousarray(t[:, 1::2])
         self.c_pos_, self.c_neg_ = lin.c_ua[0::2].copy(), lin.c_ua[1::2].copy()
         self.y_scale_ = code_y_scale(self.spec)
-        # dense or event-driven VMMs (same outputs): "auto" chooses by measured drive density
-        self.vmm = "auto"
-        self._t_both = np.concatenate([self.t_pos_, self.t_neg_], axis=1)
+        self.vmm = model.vmm
+        self._t_both_: np.ndarray | None = None  # the sparse reads' transfer, built on first use
+
+    @property
+    def vmm(self) -> str:
+        """How ``apply`` computes a VMM's reads (see :class:`TileSurrogate`)."""
+        return self._vmm
+
+    @vmm.setter
+    def vmm(self, path: str) -> None:
+        check_choice("BoundSurrogate", "vmm", path, VMM_PATHS)
+        self._vmm = path
+
+    def _t_both(self) -> np.ndarray:
+        """Transfer of the G+ columns, then of the G- columns (uA per V), built once."""
+        if self._t_both_ is None:
+            self._t_both_ = np.concatenate([self.t_pos_, self.t_neg_], axis=1)
+        return self._t_both_
 
     def _lin(self, sensed: np.ndarray | None) -> _Linearised:
         """The linearisation with physical columns ``sensed`` held at virtual ground (None:
@@ -830,7 +856,7 @@ class BoundSurrogate:
         self.model.check_density(lv)
         k = self.g_pos_us.shape[1]
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
-            return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both, self.c_pos_,
+            return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both(), self.c_pos_,
                                 self.c_neg_, self.model.read_noise_sigma_us, rng,
                                 self._outputs, exact_y=False)
         return scheme_apply(self.spec, lv, rng, self._read, k)

@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -158,6 +159,22 @@ def test_matches_ngspice(weights: tuple[int, int], r_wire_ohm: float, tmp_path: 
     np.testing.assert_array_equal(out.codes_neg, spice_codes[:, 1::2])
 
 
+@needs_ngspice
+@pytest.mark.parametrize("solve_path", ["fast", "plain"])
+def test_the_gmres_path_matches_ngspice(solve_path: str, tmp_path: Path) -> None:
+    """The iterative linear solver (GMRES; the default above 2,000 unknowns) forced on a deck
+    ngspice solves: both Newton paths agree with it to 1e-9 relative."""
+    rng = np.random.default_rng(17)
+    spec = TileSpec(rows=16, cols=16, r_wire_ohm=5.0, read=ReadScheme(rows_per_read=8))
+    gp, gn = random_pair(rng, 16, 16)
+    x = np.vstack([rng.integers(0, 2, (3, 16)), np.zeros((1, 16)), rng.uniform(0, 1, (1, 16))])
+    v_o, i_ua = _spice_tia(spec, gp, gn, x, tmp_path)
+    sol = NodalBackend(spec, linear_solver="krylov", solve_path=solve_path).bind(gp, gn).solve(x)
+    assert set(sol.linear_solvers) == {"krylov"}
+    np.testing.assert_allclose(sol.v_o, v_o, rtol=1e-9)
+    np.testing.assert_allclose(sol.i_col_ua, i_ua, rtol=1e-9, atol=1e-12)
+
+
 EDGE_SPECS = {
     # access transistors in saturation and reverse mode (zero-input rows), hot
     "saturated_hot": TileSpec(rows=8, cols=4, v_gate_read_v=0.6, v_read_v=0.5,
@@ -262,6 +279,114 @@ def test_fast_and_plain_paths_agree_and_identical_vectors_are_solved_once(solver
     np.testing.assert_array_equal(out_fast.codes_pos, out_plain.codes_pos)
     np.testing.assert_array_equal(out_fast.codes_neg, out_plain.codes_neg)
     np.testing.assert_allclose(out_fast.i_pos_ua, out_plain.i_pos_ua, rtol=1e-10)
+
+
+class _NewtonCount:
+    """Counts the vectors each Newton solve of the nodal engine receives (the real solver)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from rram_cosim.cosim.engines import nodal
+
+        self.vectors = 0
+        real = nodal._newton
+
+        def counted(topo: Any, dev: Any, tia: Any, d: np.ndarray, *args: Any) -> Any:
+            self.vectors += d.shape[0]
+            return real(topo, dev, tia, d, *args)
+
+        monkeypatch.setattr(nodal, "_newton", counted)
+
+    def take(self) -> int:
+        n, self.vectors = self.vectors, 0
+        return n
+
+
+def _distinct_on(lv: np.ndarray) -> int:
+    """Distinct input vectors of ``lv`` with at least one row driven."""
+    on = lv[lv.any(axis=1)]
+    return np.unique(on, axis=0).shape[0]
+
+
+def test_the_fast_path_solves_each_distinct_vector_once_and_the_all_off_read_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(9)
+    spec = TileSpec(rows=32, cols=16, r_wire_ohm=2.0, read=ReadScheme(rows_per_read=8))
+    gp, gn = random_pair(rng, 32, 16)
+    x = rng.integers(0, 2, (6, 32)).astype(float)
+    x[4] = x[1]
+    x[5] = 0.0
+    count = _NewtonCount(monkeypatch)
+    fast = NodalBackend(spec).bind(gp, gn)
+    plain = NodalBackend(spec, solve_path="plain").bind(gp, gn)
+    for i, rows in enumerate((slice(0, 8), slice(24, 32))):
+        lv = np.zeros_like(x)
+        lv[:, rows] = x[:, rows]
+        sol = fast.solve(lv)
+        # the repeated vector once; the all-off vector only for the first row group
+        assert count.take() == _distinct_on(lv) + (1 if i == 0 else 0) < 6
+        np.testing.assert_allclose(sol.v_o, plain.solve(lv).v_o, rtol=1e-10)
+        assert count.take() == 6
+    assert len(fast._off_reads) == 1
+
+
+def test_floating_column_groups_and_differential_reads_share_one_all_off_read_per_mask(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Floating column groups: each sensed mask is its own all-off circuit, solved once per
+    bound tile; a differential scheme's zero-input calibration reads are not VMM reads."""
+    from rram_cosim.models.tile.read import column_groups
+
+    rng = np.random.default_rng(10)
+    spec = TileSpec(rows=16, cols=8, r_wire_ohm=2.0,
+                    read=ReadScheme(rows_per_read=8, cols_per_read=2, unsensed="float",
+                                    sense="differential"))
+    gp, gn = random_pair(rng, 16, 8)
+    x = rng.integers(0, 2, (3, 16)).astype(float)
+    x[2] = 0.0
+    count = _NewtonCount(monkeypatch)
+    fast = NodalBackend(spec).bind(gp, gn)
+    masks = column_groups(spec, 8)
+    assert len(masks) == 4
+    a = fast.apply(x, rng)
+    n_reads = 2 * len(masks)
+    assert len(fast.last_reads) == n_reads
+    first = count.take()
+    assert len(fast._off_reads) == len(masks)
+    b = fast.apply(x, rng)
+    # the second VMM: the all-off and the zero-input reads come from the cache
+    expect = sum(_distinct_on(np.where(np.arange(16) // 8 == g, x, 0.0)) for g in (0, 1))
+    assert count.take() == expect * len(masks) < first
+    np.testing.assert_array_equal(b.codes_pos, a.codes_pos)
+    plain = NodalBackend(spec, solve_path="plain").bind(gp, gn)
+    c = plain.apply(x, rng)
+    assert len(plain.last_reads) == n_reads
+    np.testing.assert_array_equal(a.codes_pos, c.codes_pos)
+    np.testing.assert_allclose(a.i_pos_ua, c.i_pos_ua, rtol=1e-10, atol=1e-12)
+
+
+def test_negative_zero_inputs_are_the_all_off_read() -> None:
+    rng = np.random.default_rng(11)
+    spec = TileSpec(rows=4, cols=2, r_wire_ohm=1.0)
+    gp, gn = random_pair(rng, 4, 2)
+    bound = NodalBackend(spec).bind(gp, gn)
+    both = bound.solve(np.array([[0.0, 0, 0, 0], [-0.0, 0, 0, 0]]), volts=True)
+    one = bound.solve(np.zeros((1, 4)))
+    np.testing.assert_array_equal(both.v_o[0], both.v_o[1])
+    np.testing.assert_array_equal(one.v_o[0], both.v_o[0])
+    assert one.iterations == 0 and one.linear_solvers == ()  # served from the cache
+
+
+def test_the_all_off_cache_keeps_a_bounded_number_of_masks() -> None:
+    from rram_cosim.cosim.engines.nodal import _OFF_CACHE_MASKS
+
+    rng = np.random.default_rng(12)
+    spec = TileSpec(rows=4, cols=8, r_wire_ohm=1.0)
+    gp, gn = random_pair(rng, 4, 8)
+    bound = NodalBackend(spec).bind(gp, gn)
+    for i in range(_OFF_CACHE_MASKS + 3):
+        mask = np.ones(16, dtype=bool)
+        mask[i] = False
+        bound.solve(np.zeros((1, 4)), sensed=mask)
+    assert len(bound._off_reads) == _OFF_CACHE_MASKS
 
 
 def test_a_fast_path_failure_is_reported_and_handed_to_the_plain_path() -> None:

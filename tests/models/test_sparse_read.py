@@ -8,6 +8,7 @@ import pytest
 from rram_cosim.models.errors import ConfigError
 from rram_cosim.models.params import LIFParams, ReadScheme, TileSpec
 from rram_cosim.models.snn.lsm import run_reservoir
+from rram_cosim.models.tile.backend import BoundTile, TileOutput
 from rram_cosim.models.tile.ideal import IdealBackend
 from rram_cosim.models.tile.sparse_read import (
     SPARSE_MAX_DENSITY,
@@ -41,13 +42,13 @@ def _surrogate(spec: TileSpec, rng: np.random.Generator, sigma_us: float) -> Til
     return TileSurrogate(spec=spec, read_noise_sigma_us=sigma_us).fit(samples)
 
 
-def _tiles(spec: TileSpec, rng: np.random.Generator, sigma_us: float) -> dict:
+def _tiles(spec: TileSpec, rng: np.random.Generator, sigma_us: float) -> dict[str, BoundTile]:
     gp, gn = _map(rng)
     return {"ideal": IdealBackend(spec, read_noise_sigma_us=sigma_us).bind(gp, gn),
             "surrogate": _surrogate(spec, rng, sigma_us).bind(gp, gn)}
 
 
-def _apply(tile, path: str, x: np.ndarray, seed: int):
+def _apply(tile: BoundTile, path: str, x: np.ndarray, seed: int) -> TileOutput:
     tile.vmm = path
     return tile.apply(x, np.random.default_rng(seed))
 
@@ -75,19 +76,62 @@ def test_sparse_reads_equal_the_dense_reads(scheme: str, sigma_us: float) -> Non
             assert not np.array_equal(_apply(tile, "sparse", x, 6).i_pos_ua, sparse.i_pos_ua)
 
 
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_reservoir_spike_counts_are_identical(seed: int) -> None:
-    spec = _spec(SCHEMES["row_groups"])
+def test_reservoir_spike_counts_are_identical(scheme: str, seed: int) -> None:
+    spec = _spec(SCHEMES[scheme])
     rng = np.random.default_rng(seed)
     frames = (rng.random((24, 12, N_IN)) < 0.05).astype(np.uint8)
     lif = LIFParams(hidden=HIDDEN, v_th=2.0, rec_level=0.25)
     for name, tile in _tiles(spec, rng, 0.1).items():
         feats = {}
-        for path in ("dense", "sparse"):
+        for path in ("dense", "sparse", "auto"):
             tile.vmm = path
             feats[path], _ = run_reservoir(tile, frames, lif, np.random.default_rng(seed + 7))
         assert feats["dense"].sum() > 0, name  # the network spikes: a real comparison
         np.testing.assert_array_equal(feats["sparse"], feats["dense"], err_msg=name)
+        np.testing.assert_array_equal(feats["auto"], feats["dense"], err_msg=name)
+
+
+def test_the_default_vmm_is_the_dense_path_bitwise() -> None:
+    """Whole-map reads at 2 % density, where "auto" would take the sparse path: the default
+    is the dense one, bit for bit."""
+    spec = _spec(SCHEMES["whole_map"])
+    rng = np.random.default_rng(3)
+    x = (rng.random((64, spec.rows)) < 0.02) * rng.uniform(0.1, 1.0, (64, spec.rows))
+    assert drive_density(x) <= SPARSE_MAX_DENSITY
+    assert choose_path("auto", spec, x, HIDDEN) == "sparse"
+    for name, tile in _tiles(spec, rng, 0.0).items():
+        assert tile.vmm == "dense", name
+        default = tile.apply(x, np.random.default_rng(1))
+        dense = _apply(tile, "dense", x, 1)
+        for f in ("i_pos_ua", "i_neg_ua", "y", "codes_pos", "codes_neg"):
+            np.testing.assert_array_equal(getattr(default, f), getattr(dense, f),
+                                          err_msg=f"{name} {f}")
+
+
+def test_the_surrogates_vmm_option_is_validated() -> None:
+    spec = _spec(SCHEMES["whole_map"])
+    rng = np.random.default_rng(4)
+    with pytest.raises(ConfigError, match="'vmm' parameter of TileSurrogate"):
+        TileSurrogate(spec=spec, vmm="events")
+    model = _surrogate(spec, rng, 0.0)
+    model.vmm = "sparse"
+    tile = model.bind(*_map(rng))
+    assert tile.vmm == "sparse"
+    with pytest.raises(ConfigError, match="'vmm' parameter of BoundSurrogate"):
+        tile.vmm = "events"
+    assert tile.vmm == "sparse"
+
+
+@pytest.mark.parametrize("path", ["dense", "sparse"])
+def test_ideal_read_noise_without_a_generator_is_refused_on_both_paths(path: str) -> None:
+    spec = _spec(SCHEMES["whole_map"])
+    rng = np.random.default_rng(5)
+    tile = IdealBackend(spec, read_noise_sigma_us=0.1, vmm=path).bind(*_map(rng))
+    x = (rng.random((4, spec.rows)) < 0.05).astype(float)
+    with pytest.raises(ConfigError, match="needs a numpy.random.Generator"):
+        tile.apply(x, None)
 
 
 def test_auto_chooses_by_measured_density() -> None:
