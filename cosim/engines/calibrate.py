@@ -36,6 +36,7 @@ from ...models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_o
 from ...models.tile.surrogate import CalibrationSample, DriveProfile, TileSurrogate
 from ...models.tile.tiling import TiledBackend
 from ..spice.backend import ReadEnergy, read_energy
+from .held_out import ErrorBars, family_errors, structured_cases, worst_case
 from .registry import REFERENCES, make_backend
 
 __all__ = [
@@ -435,6 +436,14 @@ class CalibrationResult:
     predictions: dict[str, list[tuple[np.ndarray, np.ndarray]]]
     energy: dict[str, Any] | None
     timings_s: dict[str, float] = field(default_factory=dict)
+    families: pd.DataFrame = field(default_factory=pd.DataFrame)  # surrogate error per family
+    worst: dict[str, Any] | None = None  # worst family and the bars (held_out.worst_case)
+    held_families: list[str] = field(default_factory=list)  # family of each held-out sample
+
+    @property
+    def meets_bars(self) -> bool:
+        """Whether the worst-case held-out error meets the bars (True when none was measured)."""
+        return self.worst is None or bool(self.worst["meets_bars"])
 
 
 def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
@@ -442,7 +451,8 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
                    device: DeviceParams | None = None,
                    reference_options: dict[str, Any] | None = None,
                    progress: Callable[[str], None] | None = None,
-                   fit_transistor: bool | None = None) -> CalibrationResult:
+                   fit_transistor: bool | None = None, structured: bool = True,
+                   bars: ErrorBars | None = None) -> CalibrationResult:
     """Calibrate a surrogate for ``spec`` (a ``rows x cols`` tile) and measure its error.
 
     1. R_f from the corner map (every cell at ``g_full_scale_us``, all rows on) unless given;
@@ -451,7 +461,10 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
        reference; the surrogate is fitted on them;
     3. ``n_test_maps`` fresh formed maps with fresh inputs: the held-out error of the
        surrogate and of the ideal G.V model (:func:`error_table`), stored in the surrogate
-       (``validation_``) with the reference's read energy (``energy_``).
+       (``validation_``) with the reference's read energy (``energy_``);
+    4. with ``structured``, the corner families of :mod:`.held_out` beside them: the
+       surrogate's error per family (``validation_families_``) and the worst case against
+       ``bars`` (``validation_worst_``; :attr:`CalibrationResult.meets_bars`).
     """
     check_choice("calibrate_tile", "reference", reference, REFERENCES)
     check_int("calibrate_tile", "n_maps", n_maps, 1, 1000)
@@ -474,10 +487,15 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
     tests = [differential_pair(shape, rng, device) for _ in range(n_test_maps)]
     test_inputs = [with_idle(calibration_inputs(spec.rows, n_vectors - 1, rng))
                    for _ in tests]
+    corners = structured_cases(shape, device, spec) if structured else []
     t0 = time.perf_counter()
     say(f"calibration: {len(maps)} maps x {n_vectors} vectors through {reference}")
     cal, cal_energy = simulate_with_energy(ref, maps, inputs, rng)
     held, held_energy = simulate_with_energy(ref, tests, test_inputs, rng)
+    if corners:
+        say(f"held out: {len(corners)} structured maps x {len(corners[0].levels)} vectors")
+    held_c = simulate(ref, [(c.g_pos_us, c.g_neg_us) for c in corners],
+                      [c.levels for c in corners], rng)
     timings["reference"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     say("fit")
@@ -490,6 +508,13 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
     t0 = time.perf_counter()
     preds = predictions_on(spec, sur, held)
     errors = error_table(spec, held, preds) if held else pd.DataFrame()
+    held_all = held + held_c
+    fams = ["formed"] * len(held) + [c.family for c in corners]
+    fam_tab, worst = pd.DataFrame(), None
+    if held_all:
+        sur_preds = preds["surrogate"] + predictions_on(spec, sur, held_c)["surrogate"]
+        fam_tab = family_errors(spec, held_all, fams, sur_preds, current_lsb_ua(spec))
+        worst = worst_case(fam_tab, bars or ErrorBars())
     timings["validate"] = time.perf_counter() - t0
     energy = energy_summary(spec, cal_energy + held_energy, inputs + test_inputs)
     if energy is not None:
@@ -497,17 +522,23 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
             "nodal engine node voltages and currents")
     sur.energy_ = energy
     sur.validation_ = errors.to_dict(orient="records") if len(errors) else None
-    return CalibrationResult(sur, spec, i_fs, errors, held, preds, energy, timings)
+    sur.validation_families_ = fam_tab.to_dict(orient="records") if len(fam_tab) else None
+    sur.validation_worst_ = worst
+    return CalibrationResult(sur, spec, i_fs, errors, held, preds, energy, timings,
+                             families=fam_tab, worst=worst, held_families=fams)
 
 
 def predictions_on(spec: TileSpec, surrogate: TileSurrogate, samples: list[CalibrationSample]
                    ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Noise-free column currents of the ideal G.V model and of the surrogate per sample."""
+    """Noise-free column currents of the ideal G.V model and of the surrogate per sample
+    (the surrogate's as ``apply`` gives them: reads whose TIAs clip solved exactly)."""
     preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"ideal": [], "surrogate": []}
     quiet = surrogate.with_noise(0.0)
+    rng = np.random.default_rng(0)  # no noise is drawn: the generator is never used
     for s in samples:
         v = dac_volts(s.levels, spec)
         preds["ideal"].append((v @ s.g_pos_us, v @ s.g_neg_us))
-        preds["surrogate"].append(quiet.bind(s.g_pos_us, s.g_neg_us).currents(s.levels))
+        out = quiet.bind(s.g_pos_us, s.g_neg_us).apply(s.levels, rng)
+        preds["surrogate"].append((out.i_pos_ua, out.i_neg_ua))
     return preds
 

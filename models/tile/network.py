@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +192,11 @@ class Terminations:
     conductance ``(1 + A) / (R_f + r_out)`` to its virtual ground ``v_t0_v = A v_os / (1 + A)``.
     ``both_ends``: every row is driven from its west and its east end, each through its own DAC
     output resistance, at the same DAC voltage (``ReadScheme.drive == 'both'``).
+
+    A TIA whose op-amp output has hit a rail no longer holds its virtual ground: the column
+    then sees ``g_clip_s = 1 / (R_f + r_out)`` to the rail voltage (``v_clip_lo_v`` for a
+    column sinking current, ``v_clip_hi_v`` for one sourcing it). These are used only for the
+    columns a ``clipped`` mask marks (:func:`factorise`); None where the tile never clips.
     """
 
     g_row_s: float
@@ -200,6 +205,9 @@ class Terminations:
     g_tia_s: float
     v_t0_v: float
     both_ends: bool = False
+    g_clip_s: float | None = None
+    v_clip_lo_v: float | None = None
+    v_clip_hi_v: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("g_row_s", "g_col_s", "g_dac_s", "g_tia_s"):
@@ -232,6 +240,28 @@ class Terminations:
     def south_s(self) -> float:
         """Midpoint of a column's last segment to the virtual ground: half a segment + TIA."""
         return _series(2.0 * self.g_col_s, self.g_tia_s)
+
+
+def _clip_state(term: Terminations, clipped: np.ndarray | None, sensed: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Validated clip state (P,) of every TIA (0 linear, -1 at the low rail, +1 at the high
+    rail; a floating column has no TIA and is never clipped) and each column end's source
+    voltage (V): the virtual ground, or the rail of a clipped TIA."""
+    p = sensed.size
+    if clipped is None:
+        return np.zeros(p, dtype=np.int8), np.full(p, term.v_t0_v)
+    c = np.asarray(clipped)
+    if c.shape != (p,) or not np.isin(c, (-1, 0, 1)).all():
+        raise ConfigError(f"The clipped-TIA mask must hold -1, 0 or +1 per column, shape "
+                          f"({p},). Got {c.dtype} {c.shape}.")
+    c = np.where(sensed, c, 0).astype(np.int8)
+    if c.any() and None in (term.g_clip_s, term.v_clip_lo_v, term.v_clip_hi_v):
+        raise ConfigError("Clipped TIAs need Terminations.g_clip_s, v_clip_lo_v and "
+                          "v_clip_hi_v (surrogate.terminations(spec) sets them).")
+    v0 = np.full(p, term.v_t0_v)
+    if c.any():
+        v0[c < 0], v0[c > 0] = term.v_clip_lo_v, term.v_clip_hi_v
+    return c, v0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +343,8 @@ class NetworkFactor:
     """
 
     def __init__(self, a_s: np.ndarray, b_s: np.ndarray, term: Terminations,
-                 store: bool, sensed: np.ndarray | None = None) -> None:
+                 store: bool, sensed: np.ndarray | None = None,
+                 clipped: np.ndarray | None = None) -> None:
         self.rows, self.cols = a_s.shape
         self.term = term
         self.store = store
@@ -324,6 +355,7 @@ class NetworkFactor:
             raise ConfigError(f"The sensed-column mask must be a boolean array of shape "
                               f"({self.cols},). Got {sensed.dtype} {sensed.shape}.")
         self.sensed = sensed
+        self.clipped, self._v0 = _clip_state(term, clipped, sensed)
         # A floating column without a conducting cell is cut off from the network; holding it
         # at the virtual ground changes nothing else and keeps the matrices regular.
         live = (a_s != 0).any(axis=0) | (b_s != 0).any(axis=0)
@@ -335,9 +367,15 @@ class NetworkFactor:
         else:
             self._build_sparse(a_s, b_s)
 
-    def _south(self, g_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """South port conductance of every column, and the share read as TIA current."""
-        return np.where(self._port, g_s, 0.0), np.where(self.sensed, g_s, 0.0)
+    def _south(self, with_tia: Callable[[float], float]) -> tuple[np.ndarray, np.ndarray]:
+        """South port conductance of every column, and the share read as TIA current.
+
+        ``with_tia(g)`` is the column end's conductance to the TIA's source behind ``g``: the
+        closed-loop input conductance, or ``g_clip_s`` where the TIA output is clipped."""
+        g = np.full(self.cols, with_tia(self.term.g_tia_s))
+        if self.clipped.any():
+            g[self.clipped != 0] = with_tia(float(self.term.g_clip_s))
+        return np.where(self._port, g, 0.0), np.where(self.sensed, g, 0.0)
 
     # -- r_row == r_col == 0: R row nodes and P column nodes --------------------------------
     def _build_dense(self, a_s: np.ndarray, b_s: np.ndarray) -> None:
@@ -345,7 +383,7 @@ class NetworkFactor:
         t = self.term
         dac_r = math.isfinite(t.g_dac_s)
         self._g_drive = t.g_dac_s * (2.0 if t.both_ends else 1.0)
-        self._port_s, self._out_s = self._south(t.g_tia_s)
+        self._port_s, self._out_s = self._south(lambda g: g)
         # KCL, currents leaving: row i: g_dac (a_i - d_i) + sum_j (A a_i + B t_j)
         #                        col j: g_tia (t_j - v_t0) - sum_i (A a_i + B t_j)
         n = (r if dac_r else 0) + p
@@ -365,7 +403,7 @@ class NetworkFactor:
         r, p = self.rows, self.cols
         t = self.term
         dac_r = math.isfinite(t.g_dac_s)
-        rhs_col = self._port_s * t.v_t0_v + f_c.sum(axis=-2)
+        rhs_col = self._port_s * self._v0 + f_c.sum(axis=-2)
         if dac_r:
             rhs = np.concatenate([self._g_drive * d + f_r.sum(axis=-1), rhs_col], axis=-1)
             u = rhs @ self._dense_kinv.T
@@ -376,7 +414,7 @@ class NetworkFactor:
             v_a, v_t = d, rhs @ self._dense_kinv.T
         v_r = np.broadcast_to(v_a[..., :, None], v_a.shape + (p,))
         v_c = np.broadcast_to(v_t[..., None, :], v_t.shape[:-1] + (r, p))
-        return v_r, v_c, self._out_s * (v_t - t.v_t0_v)
+        return v_r, v_c, self._out_s * (v_t - self._v0)
 
     def _dense_transfer(self) -> np.ndarray:
         r = self.rows
@@ -439,7 +477,7 @@ class NetworkFactor:
         if not fixed:
             for e in ends:
                 stamp(e, e, g_end)
-        self._port_s, self._out_s = self._south(_series(t.g_col_s, t.g_tia_s))
+        self._port_s, self._out_s = self._south(lambda g: _series(t.g_col_s, g))
         stamp(ic[-1], ic[-1], self._port_s)
         i_all, j_all, v_all = np.concatenate(ii), np.concatenate(jj), np.concatenate(vv)
         if fixed:
@@ -455,7 +493,7 @@ class NetworkFactor:
         n, ir, ic, ends, g_end, fixed = self._sp
         t = self.term
         rhs = np.bincount(ir.ravel(), f_r.ravel(), n) + np.bincount(ic.ravel(), f_c.ravel(), n)
-        rhs[ic[-1]] += self._port_s * t.v_t0_v
+        rhs[ic[-1]] += self._port_s * self._v0
         if fixed:
             rhs[ir[:, 0]] = d
         else:
@@ -467,7 +505,7 @@ class NetworkFactor:
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _, ir, ic, *_ = self._sp
         v = self._lu.solve(self._sparse_rhs(d, f_r, f_c))
-        return v[ir], v[ic], self._out_s * (v[ic[-1]] - self.term.v_t0_v)
+        return v[ir], v[ic], self._out_s * (v[ic[-1]] - self._v0)
 
     def _sparse_transfer(self) -> np.ndarray:
         n, _, ic, ends, g_end, fixed = self._sp
@@ -555,7 +593,7 @@ class NetworkFactor:
         self._root_lay, n_root = _layout(r, p, t.both_ends, False)
         if root.shape[0] != n_root:
             raise AssertionError("internal: the root box has unexpected ports")
-        self._port_s, self._out_s = self._south(t.south_s())
+        self._port_s, self._out_s = self._south(lambda g: _series(2.0 * t.g_col_s, g))
         ext = [np.full(r, t.west_s())]
         if t.both_ends:
             ext.append(np.full(r, t.east_s()))
@@ -698,7 +736,7 @@ class NetworkFactor:
             w_levels.append(ws)
         t = self.term
         drive = [t.west_s() * d] + ([t.east_s() * d] if t.both_ends else [])
-        rhs = h[0][0] + np.concatenate(drive + [self._port_s * t.v_t0_v])
+        rhs = h[0][0] + np.concatenate(drive + [self._port_s * self._v0])
         v_root = self._root_kinv @ rhs
         # downward: port voltages of every box, then the sites
         v: dict[int, np.ndarray] = {0: v_root[None, :]}
@@ -720,7 +758,7 @@ class NetworkFactor:
             ve = w - np.einsum("bek,bk->be", el.x, vk)
             v_r[si, sj] = ve[:, 0]
             v_c[si, sj] = ve[:, 1]
-        i_tia = self._out_s * (v_root[self._root_lay["S"]] - t.v_t0_v)
+        i_tia = self._out_s * (v_root[self._root_lay["S"]] - self._v0)
         return v_r, v_c, i_tia
 
 
@@ -757,7 +795,8 @@ def _merge_maps(a: _Group, b: _Group, by_col: bool
 
 
 def factorise(a_s: np.ndarray, b_s: np.ndarray, term: Terminations, *,
-              store: bool = True, sensed: np.ndarray | None = None) -> NetworkFactor:
+              store: bool = True, sensed: np.ndarray | None = None,
+              clipped: np.ndarray | None = None) -> NetworkFactor:
     """Factorise the linear tile network whose cells carry ``I = a v_r + b v_c``.
 
     Parameters
@@ -771,10 +810,13 @@ def factorise(a_s: np.ndarray, b_s: np.ndarray, term: Terminations, *,
     sensed : ndarray of bool (P,) or None
         Columns held at their TIA's virtual ground and sensed; the others float (no current
         out, zero transfer). None: every column.
+    clipped : ndarray of int (P,) or None
+        TIAs whose output is at a rail (-1 low, +1 high; 0 linear): the column end then sees
+        ``term.g_clip_s`` to that rail instead of the virtual ground. None: none clipped.
     """
     with _one_blas_thread():
         return NetworkFactor(np.asarray(a_s, dtype=np.float64),
-                             np.asarray(b_s, dtype=np.float64), term, store, sensed)
+                             np.asarray(b_s, dtype=np.float64), term, store, sensed, clipped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,15 +843,16 @@ class OperatingPoint:
 
 def operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
                     tol_v: float = 1e-13, max_iter: int = 40,
-                    sensed: np.ndarray | None = None) -> OperatingPoint:
+                    sensed: np.ndarray | None = None,
+                    clipped: np.ndarray | None = None) -> OperatingPoint:
     """Solve the nonlinear tile for DAC voltages ``d`` (R,) by a chord iteration.
 
     The chord matrix is the network with every cell linearised at zero bias (all its terminals
     at the virtual ground). Each step solves it with the cells' nonlinear currents moved to the
     right-hand side: ``(K_lin + J0) v_new = b - (i(v) - J0 v)``. The cells' tangent differs
     from J0 only through the transistor (about 2 % of a cell's resistance), so each step gains
-    about two digits. Converged when no node moves by more than ``tol_v``. ``sensed``: as in
-    :func:`factorise` (unsensed columns float).
+    about two digits. Converged when no node moves by more than ``tol_v``. ``sensed`` and
+    ``clipped``: as in :func:`factorise` (unsensed columns float; clipped TIAs at a rail).
 
     Raises
     ------
@@ -818,12 +861,13 @@ def operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np
         outside the read regime).
     """
     return operating_points(g_s, model, term, np.asarray(d)[None, :], tol_v=tol_v,
-                            max_iter=max_iter, sensed=sensed)[0]
+                            max_iter=max_iter, sensed=sensed, clipped=clipped)[0]
 
 
 def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
                      tol_v: float = 1e-13, max_iter: int = 40,
-                     sensed: np.ndarray | None = None) -> list[OperatingPoint]:
+                     sensed: np.ndarray | None = None,
+                     clipped: np.ndarray | None = None) -> list[OperatingPoint]:
     """:func:`operating_point` for several DAC vectors ``d`` (B x R), one chord factor for all.
 
     The chord matrix does not depend on the inputs, so its factorisation (the cost at large
@@ -832,7 +876,7 @@ def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: n
     with _one_blas_thread():
         z = np.full(g_s.shape, term.v_t0_v)
         _, a0, b0, _ = cell_iv(z, z, g_s, model)
-        fac = NetworkFactor(a0, b0, term, store=True, sensed=sensed)
+        fac = NetworkFactor(a0, b0, term, store=True, sensed=sensed, clipped=clipped)
         return [_chord_iteration(fac, a0, b0, g_s, model, dk, tol_v, max_iter)
                 for dk in np.atleast_2d(d)]
 

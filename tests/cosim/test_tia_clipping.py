@@ -1,0 +1,105 @@
+"""A TIA driven past its linear range: the surrogate finds the read and solves it exactly.
+
+The circuit reference is the nodal engine (equal to ngspice to 1e-9, tests/cosim/test_nodal.py);
+the case is the one where a clipped TIA corrupts its in-range neighbours: a column gradient
+from 5 to 100 uS with every row on, on a tile whose full scale is the 30 uS corner's.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from rram_cosim.cosim.engines.calibrate import calibrate_tile
+from rram_cosim.cosim.engines.nodal import NodalBackend
+from rram_cosim.models.errors import ConfigError
+from rram_cosim.models.params import ReadScheme, TileSpec
+from rram_cosim.models.tile.network import factorise
+from rram_cosim.models.tile.periphery import tia_linear_range_ua
+from rram_cosim.models.tile.surrogate import interleave, terminations
+
+ROWS = COLS = 16
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    spec = TileSpec(rows=ROWS, cols=COLS, r_wire_ohm=1.0)
+    res = calibrate_tile(spec, reference="nodal", n_maps=1, n_test_maps=0, n_vectors=4,
+                         structured=False)
+    return res.spec, res.surrogate.with_noise(0.0)
+
+
+def _gradient():
+    g = np.tile(np.linspace(5.0, 100.0, COLS), (ROWS, 1))
+    return g, np.full_like(g, 5.0)
+
+
+def _inputs():
+    x = np.ones((3, ROWS))
+    x[1, ROWS // 2:] = 0.0  # half the rows: still clipping
+    x[2] = 0.0
+    x[2, 0] = 1.0  # one row: no TIA clips
+    return x
+
+
+@pytest.mark.parametrize("read", ["board", "row-groups", "differential"])
+def test_clipped_reads_are_solved_exactly_and_counted(calibrated, read):
+    spec, sur = calibrated
+    scheme = {"board": ReadScheme(), "row-groups": ReadScheme(rows_per_read=8),
+              "differential": ReadScheme(rows_per_read=8, sense="differential")}[read]
+    spec = dataclasses.replace(spec, read=scheme)
+    sur = sur.with_adc(spec.adc)
+    sur.spec = spec
+    gp, gn = _gradient()
+    x = _inputs()
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match="outside its calibrated domain"):
+        bound = sur.bind(gp, gn)
+    out = bound.apply(x, rng)
+    ref = NodalBackend(spec).bind(gp, gn).apply(x, rng)
+    # the high-conductance columns do clip in the circuit, and the single-row read does not
+    assert ref.i_pos_ua[0].max() > tia_linear_range_ua(spec)[1] * (1 if read == "board" else 0)
+    assert out.resolved.tolist() == [True, True, False]
+    assert out.n_resolved == 2 and bound.n_resolved_ >= 2
+    # the solved reads are exact; the other is the linear model (its conductances reach 3x
+    # the calibrated domain, so only the bar holds: 0.5 % of full scale)
+    np.testing.assert_array_equal(out.codes_pos[:2], ref.codes_pos[:2])
+    np.testing.assert_array_equal(out.codes_neg[:2], ref.codes_neg[:2])
+    np.testing.assert_allclose(out.i_pos_ua[:2], ref.i_pos_ua[:2], rtol=1e-6, atol=1e-6)
+    assert np.abs(out.codes_pos[2] - ref.codes_pos[2]).max() <= 0.005 * spec.adc.n_codes
+
+
+def test_without_the_exact_solve_the_in_range_neighbours_read_wrong(calibrated):
+    """The linear model alone (what apply gave before it looked at the TIA range): the
+    columns whose own conductances are in the calibrated domain read codes off."""
+    spec, sur = calibrated
+    gp, gn = _gradient()
+    x = _inputs()[:1]
+    with pytest.warns(UserWarning):
+        bound = sur.bind(gp, gn)
+    ip, _ = bound.currents(x)  # the linear model, no clipping handled
+    ref = NodalBackend(spec).bind(gp, gn).apply(x, np.random.default_rng(0))
+    lo, hi = tia_linear_range_ua(spec)
+    in_domain = gp[0] <= spec.g_full_scale_us
+    from rram_cosim.models.tile.periphery import adc_codes, tia_out_v
+    lin_codes = adc_codes(tia_out_v(ip, spec), spec)
+    assert np.abs(lin_codes - ref.codes_pos)[0, in_domain].max() > 20
+    assert np.abs(bound.apply(x, np.random.default_rng(0)).codes_pos
+                  - ref.codes_pos).max() == 0
+
+
+def test_clip_mask_is_checked():
+    spec = TileSpec(rows=4, cols=2, r_wire_ohm=1.0, tia=dataclasses.replace(
+        TileSpec().tia, r_f_ohm=1e4))
+    term = terminations(spec)
+    a = np.full((4, 4), 1e-5)
+    with pytest.raises(ConfigError, match="-1, 0 or \\+1"):
+        factorise(a, -a, term, clipped=np.array([2, 0, 0, 0]))
+    bare = dataclasses.replace(term, g_clip_s=None)
+    with pytest.raises(ConfigError, match="g_clip_s"):
+        factorise(a, -a, bare, clipped=np.array([-1, 0, 0, 0]))
+    # a clipped column draws its current through R_f + r_out from the rail, not the
+    # virtual ground: at zero drive it sources current from the low rail's side
+    fac = factorise(a, -a, term, clipped=np.array([-1, 0, 0, 0]))
+    _, _, i = fac.solve(np.zeros(4))
+    assert i[0] > 0 and abs(i[1]) < 1e-3 * i[0]
+    assert interleave(np.ones((1, 2)), np.zeros((1, 2))).tolist() == [[1, 0, 1, 0]]
