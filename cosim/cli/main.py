@@ -149,14 +149,18 @@ def _read_as_saved(base: dict[str, Any], hints: dict[str, Any]) -> None:
     """Replay a config saved before read schemes were options as it ran.
 
     Those runs read every row at once, and a config without ``r_wire_ohm`` (energy's, before
-    it was an option) ran its tiles at 1 ohm per segment, the default then. Other fields
-    missing from an old file take today's defaults.
+    it was an option) ran its tiles at 1 ohm per segment, the default then; one without
+    ``linearise`` ran the surrogate linearised at a tangent. Other fields missing from an old
+    file take today's defaults.
     """
     if "rows_per_read" in hints and "rows_per_read" not in base:
         base["rows_per_read"] = (0,) if typing.get_origin(hints["rows_per_read"]) is tuple \
             else 0
     if "r_wire_ohm" in hints and "r_wire_ohm" not in base:
         base["r_wire_ohm"] = 1.0
+    # saved before the workload linearisation became the default: they ran the tangent
+    if "linearise" in hints and "linearise" not in base:
+        base["linearise"] = "tangent"
 
 
 def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:

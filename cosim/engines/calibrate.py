@@ -41,6 +41,7 @@ from .registry import REFERENCES, make_backend
 
 __all__ = [
     "CalibrationResult",
+    "DriveRun",
     "Workload",
     "bind_for_workload",
     "calibrate_tile",
@@ -337,6 +338,11 @@ def probe_workload(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
     """
     probe = _Probe(tile)
     run_reservoir(probe, frames, lif, rng)
+    return _workload(probe)
+
+
+def _workload(probe: _Probe) -> Workload:
+    """What a probe recorded, as a :class:`Workload`."""
     levels = np.concatenate(probe.levels)
     return Workload(np.concatenate(probe.peaks_ua), levels, row_on_level=probe.row_max,
                     row_p_on=probe.row_on / max(levels.size, 1),
@@ -353,32 +359,57 @@ def record_drive(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
     return np.concatenate(probe.kept)
 
 
-def bind_for_workload(backend: TileSurrogate | TiledBackend, g_pos_us: np.ndarray,
-                      g_neg_us: np.ndarray, frames: np.ndarray, lif: LIFParams,
-                      rng: np.random.Generator, *, n_samples: int = 16) -> BoundTile:
+#: How a reservoir drives a bound map: (view of the bound map it reads, training frames, LIF).
+#: The view is the identity for a classifier; an encoder of a shared map reads its own rows.
+DriveRun = tuple[Callable[[BoundTile], BoundTile], np.ndarray, LIFParams]
+
+
+def _surrogate_of(backend: Any) -> tuple[TileSurrogate, Callable[[TileSurrogate], Any]]:
+    """The surrogate inside ``backend`` (itself, or the ``inner`` of dataclass wrappers such
+    as ``TiledBackend``) and a function that rebuilds the wrapper around another one."""
+    if isinstance(backend, TileSurrogate):
+        return backend, lambda s: s
+    inner = getattr(backend, "inner", None)
+    if inner is not None and dataclasses.is_dataclass(backend):
+        sur, wrap = _surrogate_of(inner)
+        return sur, lambda s: dataclasses.replace(backend, inner=wrap(s))
+    raise ConfigError(
+        f"bind_for_workload linearises a TileSurrogate (alone or inside a TiledBackend). "
+        f"Got {type(backend).__name__}; other backends need no linearisation: call "
+        "backend.bind(g_pos_us, g_neg_us) instead.")
+
+
+def bind_for_workload(backend: Any, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
+                      frames: np.ndarray | None, lif: LIFParams | None,
+                      rng: np.random.Generator, *, n_samples: int = 16,
+                      runs: list[DriveRun] | None = None) -> BoundTile:
     """Bind a map with the surrogate linearised for the reservoir's own drive.
 
-    ``backend`` is a fitted surrogate, or a ``TiledBackend`` around one (each row block then
-    gets its rows' share of the profile). The reservoir runs once on ``frames`` through the
-    default (tangent) binding; the rows' measured drive (:meth:`Workload.drive_profile`,
-    ``n_samples`` vectors solved exactly) then linearises the map
-    (:meth:`TileSurrogate.with_drive`). On the 64 x 64
-    fidelity network: 0.0068 LSB RMS open-loop error against 0.068 for the tangent at the mean
-    level and 0.173 at half the read voltage (``benchmarks/bench_linearise.py``).
-    """
-    inner = backend.inner if isinstance(backend, TiledBackend) else backend
-    if not isinstance(inner, TileSurrogate):
-        raise ConfigError(
-            f"bind_for_workload linearises a TileSurrogate (alone or inside a TiledBackend). "
-            f"Got {type(inner).__name__}; other backends need no linearisation: call "
-            "backend.bind(g_pos_us, g_neg_us) instead.")
-    def wrap(s: TileSurrogate) -> TileSurrogate | TiledBackend:
-        return dataclasses.replace(backend, inner=s) if isinstance(backend, TiledBackend) else s
+    ``backend`` is a fitted surrogate, or a wrapper around one (``TiledBackend``: each row
+    block then gets its rows' share of the profile). The reservoir runs once on ``frames``
+    through the default (tangent) binding; the rows' measured drive
+    (:meth:`Workload.drive_profile`, ``n_samples`` vectors solved exactly) then linearises the
+    map (:meth:`TileSurrogate.with_drive`). On the 64 x 64 fidelity network: 0.0068 LSB RMS
+    open-loop error against 0.068 for the tangent at the mean level and 0.173 at half the read
+    voltage (``benchmarks/bench_linearise.py``).
 
+    Several reservoirs on one map (the zero-shot encoders, each reading its own input rows and
+    the shared recurrent rows): ``runs`` lists each one's view of the bound map, frames and
+    LIF (``frames`` and ``lif`` are then None); every VMM of every run goes into one profile,
+    so each row is linearised for the drive of the encoder(s) that use it.
+    """
+    sur, wrap = _surrogate_of(backend)
+    if runs is None:
+        if frames is None or lif is None:
+            raise ConfigError("bind_for_workload needs the training frames and the LIF of the "
+                              "reservoir, or runs=[(view, frames, lif), ...].")
+        runs = [(lambda t: t, frames, lif)]
     # the probe runs on the plain surrogate: a profile it may carry belongs to another network
-    wl = probe_workload(wrap(inner.with_drive(None)).bind(g_pos_us, g_neg_us), frames, lif,
-                        rng)
-    return wrap(inner.with_drive(wl.drive_profile(rng, n_samples))).bind(g_pos_us, g_neg_us)
+    probe = _Probe(wrap(sur.with_drive(None)).bind(g_pos_us, g_neg_us))
+    for view, fr, lf in runs:
+        run_reservoir(view(probe), fr, lf, rng)
+    wl = _workload(probe)
+    return wrap(sur.with_drive(wl.drive_profile(rng, n_samples))).bind(g_pos_us, g_neg_us)
 
 
 def workload_full_scale_ua(tile: BoundTile, frames: np.ndarray, lif: LIFParams,

@@ -115,6 +115,7 @@ from .zeroshot import (
     EncoderView,
     MapLayout,
     ZeroshotConfig,
+    bind_shared_map,
     lif_grid,
     load_modalities,
     run_protocol,
@@ -488,7 +489,7 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
                          rows_per_read=unit.point["rows_per_read"],
                          cols_per_read=unit.point["cols_per_read"], unsensed=t["unsensed"],
                          sense=unit.point["sense"], drive=unit.point["drive"],
-                         **_zeroshot_data_args(t))
+                         linearise=t.get("linearise", "tangent"), **_zeroshot_data_args(t))
     image, other = _zeroshot_data(**_zeroshot_data_args(t))
     res = run_protocol(cfg, image, other, {"surrogate": _ChipBackend(backend, gp, gn)})
     row = res.chosen[("LSM, surrogate", "honest" if cfg.val_class_tuple
@@ -496,8 +497,9 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
     metric = "heldout_top1" if cfg.val_class_tuple else "val_top1"
     lif_i, lif_o = next((a, b) for a, b in lif_grid(cfg, other.audio)
                         if a.v_th == row["v_th"] and a.rec_level == row["rec_level"])
-    bound = backend.bind(gp, gn)
     layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
+    bound = bind_shared_map(cfg, "surrogate", backend, gp, gn, layout, image, other,
+                            unit.net_seed)
     energy: dict[str, float] = {}
     for enc, mod, lif in (("image", image, lif_i), ("other", other, lif_o)):
         _, act = run_reservoir(EncoderView(bound, layout.rows_of(enc)), mod.frames["test"],

@@ -24,7 +24,8 @@ The protocol ([Lin25] zero-shot task, measured honestly):
    hidden`` one, and both read the same recurrent cells (the paper's 456x201 / 264x201
    sharing). With ``tile_rows``/``tile_cols`` the map is split over tiles
    (:class:`~rram_cosim.models.tile.tiling.TiledBackend`); tiles that hold only the other
-   modality's rows then see zero inputs.
+   modality's rows then see zero inputs. The surrogate is linearised for the drive of both
+   encoders, profiled on the one map (``linearise='workload'``, :func:`bind_shared_map`).
 4. **Reservoir features** per (backend, seed, encoder, LIF parameters) are computed once
    (:class:`FeatureCache`); every head grid and checkpoint reuses them.
 5. **Heads.** :class:`~rram_cosim.models.snn.contrastive.ContrastiveHeads` on the spike counts for
@@ -43,6 +44,7 @@ The protocol ([Lin25] zero-shot task, measured honestly):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 import zlib
@@ -77,6 +79,7 @@ from ..data.neural_sim import (
     neural_responses,
     source_partition,
 )
+from ..engines.calibrate import bind_for_workload
 from .classify import (
     frames_of,
     is_audio,
@@ -281,6 +284,29 @@ def draw_shared_map(layout: MapLayout, seed: int,
     """The network seed's differential map (G+, G- in uS) of ``layout.shape``."""
     return differential_pair(layout.shape, np.random.default_rng(seed),
                              device if device is not None else DeviceParams())
+
+
+def bind_shared_map(cfg: ZeroshotConfig, name: str, backend: Any, gp: np.ndarray,
+                    gn: np.ndarray, layout: MapLayout, image: Modality, other: Modality,
+                    seed: int) -> BoundTile:
+    """Bind the shared map on ``backend``; the surrogate with ``cfg.linearise == 'workload'``
+    is linearised for both encoders' drive, profiled on one map.
+
+    Each encoder runs on up to 200 training samples through its own view of the plain
+    (tangent) binding, at the grid's most active point (lowest threshold, highest recurrent
+    level, as classify profiles); every VMM of both goes into one drive profile, so the image
+    rows are linearised for the image encoder, the other modality's rows for its encoder and
+    the shared recurrent rows for both together.
+    """
+    if name != "surrogate" or cfg.linearise != "workload":
+        return backend.bind(gp, gn)
+    lifs = lif_grid(cfg, other.audio)
+    hot = [dataclasses.replace(lifs[0][k], v_th=min(p[k].v_th for p in lifs),
+                               rec_level=max(p[k].rec_level for p in lifs)) for k in (0, 1)]
+    runs = [(lambda t, e=enc: EncoderView(t, layout.rows_of(e)), mod.frames["train"][:200],
+             lif) for enc, mod, lif in (("image", image, hot[0]), ("other", other, hot[1]))]
+    return bind_for_workload(backend, gp, gn, None, None, np.random.default_rng([seed, 5]),
+                             runs=runs)
 
 
 # -- features --------------------------------------------------------------------------------
@@ -571,7 +597,7 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
         seed = cfg.seed + k
         gp, gn = draw_shared_map(layout, seed)
         for name, be in backends.items():
-            bound = be.bind(gp, gn)
+            bound = bind_shared_map(cfg, name, be, gp, gn, layout, image, other, seed)
             views = {e: EncoderView(bound, layout.rows_of(e)) for e in ("image", "other")}
             points = []
             for lif_i, lif_o in lifs:

@@ -10,11 +10,13 @@ from ....models.errors import ConfigError
 from ....models.snn.contrastive import ACTIVATIONS, POSITIVES
 from ...engines.registry import BACKENDS, check_run_options
 from .common import (
+    LINEARISATIONS,
     SEED_MAX,
     ReadOptions,
     adc_bits_option,
     cal_maps_option,
     cal_vectors_option,
+    linearise_option,
     r_wire_ohm_option,
 )
 from .fields import check_options, option
@@ -138,9 +140,12 @@ class ZeroshotConfig(ReadOptions):
     tile_cols: int = option(0, "weight columns of one tile (0: one macro)", lo=0, hi=10_000_000)
     cal_maps: int = cal_maps_option()
     cal_vectors: int = cal_vectors_option()
+    # both encoders' rows profiled on the one shared map (cosim/tasks/zeroshot.py)
+    linearise: str = linearise_option()
 
     def __post_init__(self) -> None:
         o = "ZeroshotConfig"
+        check_choice(o, "linearise", self.linearise, LINEARISATIONS)
         ik = self.image.split(":", 1)[0]
         if not (self.image == "digits-events" or (ik == "images" and ":" in self.image)):
             raise ConfigError(f"The 'image' parameter of {o} must be 'digits-events' or "
