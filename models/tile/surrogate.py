@@ -920,7 +920,7 @@ class BoundSurrogate:
         d = np.zeros((int(flag.sum()), self._g_phys.shape[0]))
         d[:, rows] = v[flag]
         i, st = solve_clipped(self._g_phys * 1e-6, self.model.cell_model(),
-                              terminations(self.spec), self.spec, d, i_phys[flag], sensed)
+                              terminations(self.spec), self.spec, d, sensed)
         i_pos[flag], i_neg[flag] = i[:, 0::2], i[:, 1::2]
         state = np.zeros(i_phys.shape, dtype=np.int8)
         state[flag] = st
