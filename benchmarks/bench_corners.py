@@ -17,6 +17,8 @@ resistor small enough that no TIA clips.
 
     .venv/bin/python benchmarks/bench_corners.py --part saturation
     .venv/bin/python benchmarks/bench_corners.py --part families --sizes 32,64 --r-wire 1,5
+    .venv/bin/python benchmarks/bench_corners.py --part families --sizes 456x201 --ops default \
+        --rows-per-read 0
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from rram_cosim.cosim.engines.calibrate import calibrate_tile, with_full_scale
 from rram_cosim.cosim.engines.nodal import NodalBackend
 from rram_cosim.models.errors import DomainWarning
-from rram_cosim.models.params import TileSpec
+from rram_cosim.models.params import ReadScheme, TileSpec
 from rram_cosim.models.tile.periphery import (
     adc_codes,
     current_lsb_ua,
@@ -38,28 +40,33 @@ from rram_cosim.models.tile.periphery import (
 )
 
 
-def families(sizes: list[int], r_wires: list[float], n_maps: int, n_vectors: int) -> None:
+def families(sizes: list[tuple[int, int]], r_wires: list[float], n_maps: int, n_vectors: int,
+             ops: str, rows_per_read: int | None) -> None:
     print("| tile | r_wire (ohm) | operating point | family | RMS (LSB) | max (LSB) | max % FS |")
     print("|---|---|---|---|---|---|---|")
     worst_rows = []
-    for n in sizes:
+    points = [("0.2 V / 1.1 V", {})]
+    if ops == "both":
+        points.append(("0.5 V / 0.7 V", {"v_read_v": 0.5, "v_gate_read_v": 0.7}))
+    read = {} if rows_per_read is None else {"read": ReadScheme(rows_per_read=rows_per_read)}
+    for n, k in sizes:
         for r in r_wires:
-            for op, kw in (("0.2 V / 1.1 V", {}),
-                           ("0.5 V / 0.7 V", {"v_read_v": 0.5, "v_gate_read_v": 0.7})):
+            for op, kw in points:
                 t0 = time.perf_counter()
-                spec = TileSpec(rows=n, cols=n, r_wire_ohm=r, **kw)
+                spec = TileSpec(rows=n, cols=k, r_wire_ohm=r, **kw, **read)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DomainWarning)
                     res = calibrate_tile(spec, reference="nodal", n_maps=n_maps, n_test_maps=2,
                                          n_vectors=n_vectors, seed=0)
                 for f in res.families.itertuples():
-                    print(f"| {n}x{n} | {r:g} | {op} | {f.family} | {f.rms_lsb:.3g} | "
+                    print(f"| {n}x{k} | {r:g} | {op} | {f.family} | {f.rms_lsb:.3g} | "
                           f"{f.max_lsb:.3g} | {f.max_pct_fs:.3g} |")
                 w = res.worst
                 worst_rows.append(
-                    f"| {n}x{n} | {r:g} | {op} | {w['rms_lsb']:.3g} ({w['rms_family']}) | "
+                    f"| {n}x{k} | {r:g} | {op} | {w['rms_lsb']:.3g} ({w['rms_family']}) | "
                     f"{w['max_lsb']:.3g} = {w['max_pct_fs']:.3g} % FS ({w['max_family']}) | "
                     f"{'yes' if w['meets_bars'] else 'no'} | {time.perf_counter() - t0:.0f} s |")
+                print(worst_rows[-1], flush=True)
     print("\n| tile | r_wire (ohm) | operating point | worst RMS (LSB) | worst max | meets "
           "bars | time |\n|---|---|---|---|---|---|---|")
     print("\n".join(worst_rows))
@@ -127,14 +134,23 @@ def saturation(n: int, r_wire: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["families", "saturation"], default="saturation")
-    ap.add_argument("--sizes", default="32", help="families: tile sizes (rows = weight cols)")
+    ap.add_argument("--sizes", default="32",
+                    help="families: tile sizes, N (N x N weights) or RxK, comma-separated")
+    ap.add_argument("--ops", choices=["default", "both"], default="both",
+                    help="families: the default operating point, or also 0.5 V reads on a "
+                         "0.7 V word line")
+    ap.add_argument("--rows-per-read", type=int, default=None,
+                    help="families: rows per read (default: the tile's, the board's 64; 0 "
+                         "for whole-map reads, as the README's error table)")
     ap.add_argument("--r-wire", default="1,5", help="families: wire resistances (ohm)")
     ap.add_argument("--n-maps", type=int, default=3)
     ap.add_argument("--n-vectors", type=int, default=16)
     args = ap.parse_args()
     if args.part == "families":
-        families([int(v) for v in args.sizes.split(",")],
-                 [float(v) for v in args.r_wire.split(",")], args.n_maps, args.n_vectors)
+        sizes = [tuple(int(p) for p in (v.split("x") if "x" in v else (v, v)))
+                 for v in args.sizes.split(",")]
+        families(sizes, [float(v) for v in args.r_wire.split(",")], args.n_maps,
+                 args.n_vectors, args.ops, args.rows_per_read)
     else:
         saturation(32, 1.0)
 
