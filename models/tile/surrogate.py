@@ -21,6 +21,11 @@ so a tile is close to a linear network. The surrogate exploits that once per con
 What remains is second order in ``v - d0``: mainly the source-voltage (column IR drop)
 dependence of the transistor conductance between the reference input and the actual one.
 
+**A TIA past its linear range.** The linear network holds every column at its TIA's virtual
+ground. A read whose predicted currents reach a TIA's linear range is solved again exactly,
+clipped TIAs as ``R_f + r_out`` to their rail (:mod:`rram_cosim.models.tile.clipping`); a
+clipped column's neighbours are then right too, and ``TileOutput.resolved`` marks the VMM.
+
 **Workload linearisation** (:class:`DriveProfile`, :meth:`TileSurrogate.with_drive`). A
 reservoir drives each row at one level or not at all (spikes), and with a known frequency.
 For such inputs the best linear model is not a tangent: it is, per row, the chord between the
