@@ -10,8 +10,8 @@ operating point and at a legal but strongly nonlinear one (0.5 V reads, 0.7 V wo
 ``--part saturation``: 32x32 weights, 1 ohm wires, G+ a column gradient 5 -> 100 uS, G- at
 5 uS, full scale calibrated on the 30 uS corner. All rows on, the columns above ~33 uS drive
 their TIAs out of their linear range; the columns whose own conductances are inside the domain
-are then scored three ways: the linear model alone (what the surrogate did before it looked at
-the TIA range), the surrogate's apply (reads past the range solved exactly), and, as the
+are then scored three ways: the linear model alone (``BoundSurrogate.currents``, which does
+not look at the TIA range), the surrogate's apply (reads past the range solved exactly), and, as the
 reference for what the linear model does without clipping, the same map behind a feedback
 resistor small enough that no TIA clips.
 
@@ -108,7 +108,7 @@ def saturation(n: int, r_wire: float) -> None:
         out = bound.apply(x, rng)
         t_apply = time.perf_counter() - t1
         lsb = current_lsb_ua(s)
-        lo, hi = tia_linear_range_ua(s)
+        hi = tia_linear_range_ua(s)[1]
         for k, name in enumerate(names):
             clipped = int((ref.i_pos_ua[k] > hi).sum())
             now_c = np.concatenate([out.codes_pos[k], out.codes_neg[k]])

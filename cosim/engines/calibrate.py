@@ -34,7 +34,6 @@ from ...models.snn.lsm import run_reservoir
 from ...models.tile.backend import BoundTile, TileBackend, TileOutput, ideal_codes
 from ...models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 from ...models.tile.surrogate import CalibrationSample, DriveProfile, TileSurrogate
-from ...models.tile.tiling import TiledBackend
 from ..spice.backend import ReadEnergy, read_energy
 from .held_out import ErrorBars, family_errors, structured_cases, worst_case
 from .registry import REFERENCES, make_backend

@@ -3,9 +3,9 @@
 Inside its linear range (:func:`~rram_cosim.models.tile.periphery.tia_linear_range_ua`) a TIA is
 the closed-loop conductance to its virtual ground that the surrogate's linear network holds. A
 column current beyond it clips the op-amp's output: the column's virtual ground is lost, its
-taps rise (0.11 V on a 32 x 32 tile with 1 ohm wires and a column gradient to 100 uS), and the
-array's currents redistribute, so the columns next to it read wrong too, by up to 2 % of full
-scale where their own conductances are in the calibrated domain. Clipping the output alone
+taps rise and the array's currents redistribute, so the columns next to it read wrong too
+(166 codes, 1.0 % of full scale, on the columns inside the calibrated domain in the measured
+case of docs/tile.md, "A TIA past its linear range"). Clipping the output alone
 gets the clipped column's code right (the ADC clips first) but not its neighbours'.
 
 So the surrogate flags every read whose predicted currents reach the range (less a margin of
@@ -112,4 +112,4 @@ def solve_clipped(g_s: np.ndarray, model: CellModel, term: Terminations, spec: T
     raise ConfigError(
         f"The clipped TIAs of {pending.size} read(s) did not settle in {_MAX_ROUNDS} rounds. "
         "The map drives its columns far beyond the TIA range; lower the conductances or "
-        "raise the full scale (TileSpec.tia.r_f_ohm).")
+        "lower the feedback resistor TileSpec.tia.r_f_ohm (a higher current full scale).")

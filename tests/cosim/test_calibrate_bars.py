@@ -66,7 +66,10 @@ def test_calibrate_exits_nonzero_on_missed_bars_unless_accepted(tmp_path, capsys
     err = capsys.readouterr().err
     assert "misses the bars" in err and "full-scale" in err and "--accept-error" in err
     assert (run / "surrogate.rejected.json").is_file() and (run / "families.csv").is_file()
-    assert "exits 1" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "exits 1" in report
+    assert f"Surrogate written to `{run / 'surrogate.rejected.json'}`" in report
+    assert f"Surrogate written to `{out}`" not in report
 
     code, out, run = _cli(tmp_path, "accepted", "--accept-error")
     assert code == 0 and out.is_file()

@@ -70,7 +70,7 @@ def test_clipped_reads_are_solved_exactly_and_counted(calibrated, read):
 
 
 def test_without_the_exact_solve_the_in_range_neighbours_read_wrong(calibrated):
-    """The linear model alone (what apply gave before it looked at the TIA range): the
+    """The linear model alone (``currents``, no clipping handled): the
     columns whose own conductances are in the calibrated domain read codes off."""
     spec, sur = calibrated
     gp, gn = _gradient()
@@ -79,7 +79,6 @@ def test_without_the_exact_solve_the_in_range_neighbours_read_wrong(calibrated):
         bound = sur.bind(gp, gn)
     ip, _ = bound.currents(x)  # the linear model, no clipping handled
     ref = NodalBackend(spec).bind(gp, gn).apply(x, np.random.default_rng(0))
-    lo, hi = tia_linear_range_ua(spec)
     in_domain = gp[0] <= spec.g_full_scale_us
     from rram_cosim.models.tile.periphery import adc_codes, tia_out_v
     lin_codes = adc_codes(tia_out_v(ip, spec), spec)

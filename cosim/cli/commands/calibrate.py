@@ -108,7 +108,7 @@ def run_calibrate(cfg: CalibrateConfig, runs_root: str | Path = "runs", *,
             f"held-out maps, {cfg.n_vectors} input vectors each (densities 0 to 1). The TIA "
             f"feedback resistor is {result.spec.r_f_ohm:.1f} ohm, so the largest calibration "
             f"current, {result.i_full_scale_ua:.2f} uA, is the ADC full scale; one LSB is "
-            f"{lsb * 1e3:.3f} nA. Surrogate written to `{cfg.out}`.")),
+            f"{lsb * 1e3:.3f} nA. Surrogate written to `{written}`.")),
         ("Held-out error (surrogate and ideal G.V vs the circuit)",
          markdown_table(errors) + "\n\nFormed maps. Current errors are before quantisation, "
          "in LSB of current; code errors after the TIA and ADC. ![](error.png)"),

@@ -70,7 +70,8 @@ def cal_vectors_option(default: int = 24) -> Any:
 def linearise_option() -> Any:
     """``linearise``: how the surrogate is linearised. ``workload`` by default: on the
     fidelity benchmark's network it matched the circuit's class on 99.33 % of test samples
-    against 96-98 % for a tangent (docs/tile.md); configs saved without the field replay as
+    against 96-98 % for a tangent at the mean input level (docs/tile.md; the ``tangent``
+    option is the tangent at half the read voltage, further off); configs saved without the field replay as
     ``tangent``, the default they ran with."""
     return option("workload", "surrogate linearisation: workload = for the drive the "
                               "reservoir measures on training data (docs/tile.md), or tangent "
