@@ -491,7 +491,6 @@ class NetworkFactor:
 
     def _sparse_rhs(self, d: np.ndarray, f_r: np.ndarray, f_c: np.ndarray) -> np.ndarray:
         n, ir, ic, ends, g_end, fixed = self._sp
-        t = self.term
         rhs = np.bincount(ir.ravel(), f_r.ravel(), n) + np.bincount(ic.ravel(), f_c.ravel(), n)
         rhs[ic[-1]] += self._port_s * self._v0
         if fixed:
