@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..params import TileSpec
-from .network import CellModel, Terminations, operating_points
+from .network import CellModel, Terminations, tia_currents
 from .periphery import current_lsb_ua, tia_linear_range_ua
 
 __all__ = ["MARGIN_LSB", "clip_state", "clipped_out_v", "leaves_linear_range", "solve_clipped"]
@@ -96,9 +96,8 @@ def solve_clipped(g_s: np.ndarray, model: CellModel, term: Terminations, spec: T
         still = []
         for k, st in enumerate(sets):
             idx = pending[which.ravel() == k]
-            ops = operating_points(g_s, model, term, d[idx], sensed=sensed, clipped=st,
-                                   max_iter=_MAX_CHORD_STEPS)
-            i_a = np.stack([o.i_tia_a for o in ops])
+            i_a = tia_currents(g_s, model, term, d[idx], sensed=sensed, clipped=st,
+                               max_iter=_MAX_CHORD_STEPS)
             # the TIA input voltage, from the current through the column's termination
             v_in = np.where(st < 0, term.v_clip_lo_v + i_a / g_clip,
                             np.where(st > 0, term.v_clip_hi_v + i_a / g_clip,

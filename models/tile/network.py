@@ -58,6 +58,7 @@ __all__ = [
     "factorise",
     "operating_point",
     "operating_points",
+    "tia_currents",
 ]
 
 
@@ -684,80 +685,102 @@ class NetworkFactor:
 
     def solve(self, d: np.ndarray, f_r: np.ndarray | None = None,
               f_c: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Node voltages and TIA currents of the linear network.
+        """Node voltages and TIA currents of the linear network, for one right-hand side or a
+        batch of them (a leading axis of ``N`` on every argument and result).
 
         Parameters
         ----------
-        d : ndarray (R,)
+        d : ndarray (R,) or (N, R)
             DAC voltages (V).
-        f_r, f_c : ndarray (R, P) or None
+        f_r, f_c : ndarray (R, P) or (N, R, P), or None
             Currents injected into the row and column tap of every cell (A).
 
         Returns
         -------
-        v_r, v_c : ndarray (R, P)
+        v_r, v_c : ndarray (R, P) or (N, R, P)
             Row and column tap voltages (V).
-        i_tia : ndarray (P,)
+        i_tia : ndarray (P,) or (N, P)
             Current into each TIA (A).
         """
+        d = np.asarray(d, dtype=np.float64)
+        lead = d.shape[:-1]
         r, p = self.rows, self.cols
-        f_r = np.zeros((r, p)) if f_r is None else f_r
-        f_c = np.zeros((r, p)) if f_c is None else f_c
+        f_r = np.zeros(lead + (r, p)) if f_r is None else f_r
+        f_c = np.zeros(lead + (r, p)) if f_c is None else f_c
         if self.term.merged:
             return self._dense_solve(d, f_r, f_c)
         if not self.term.wires:
-            return self._sparse_solve(d, f_r, f_c)
+            if not lead:
+                return self._sparse_solve(d, f_r, f_c)
+            parts = [self._sparse_solve(dk, fr, fc) for dk, fr, fc in zip(d, f_r, f_c)]
+            return tuple(np.stack(x) for x in zip(*parts))  # type: ignore[return-value]
         if not self.store:
             raise AssertionError("internal: this factor was built without solve data")
+        if not lead:
+            return self._hier_solve(d, f_r, f_c)
+        # the batch rides on a trailing axis through the box tree
+        v_r, v_c, i_tia = self._hier_solve(d.T, np.moveaxis(f_r, 0, -1),
+                                           np.moveaxis(f_c, 0, -1))
+        return np.moveaxis(v_r, -1, 0), np.moveaxis(v_c, -1, 0), i_tia.T
+
+    def _hier_solve(self, d: np.ndarray, f_r: np.ndarray, f_c: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The box tree's solve; ``d`` (R, ...), ``f_r``/``f_c`` (R, P, ...): any trailing
+        axes are independent right-hand sides."""
+        r, p = self.rows, self.cols
+        extra = d.shape[1:]
         # upward: equivalent port injections of every box
         h: dict[int, np.ndarray] = {}
         w_leaf = []
         for si, sj, el in self._leaf_ops:
             he = np.stack([f_r[si, sj], f_c[si, sj]], axis=1)
-            h[el.parent[0]] = -np.einsum("bke,be->bk", el.y, he)
-            w_leaf.append(np.einsum("bef,bf->be", el.einv, he))
+            h[el.parent[0]] = -np.einsum("bke,be...->bk...", el.y, he)
+            w_leaf.append(np.einsum("bef,bf...->be...", el.einv, he))
         w_levels = []
         for _, after, elims, passes in self._levels:
-            new_h = {gi: np.zeros(shape) for gi, shape in enumerate(after)}
+            new_h = {gi: np.zeros(tuple(shape) + extra) for gi, shape in enumerate(after)}
             ws = []
             for e in elims:
                 nb = e.children[0][1].size
-                hu = np.zeros((nb, e.n_keep + e.einv.shape[1]))
+                hu = np.zeros((nb, e.n_keep + e.einv.shape[1]) + extra)
                 for g, pc, mp in e.children:
                     hu[:, mp] += h[g][pc]
                 he = hu[:, e.n_keep:]
                 new_h[e.parent[0]][e.parent[1]] = hu[:, :e.n_keep] - np.einsum(
-                    "bke,be->bk", e.y, he)
-                ws.append(np.einsum("bef,bf->be", e.einv, he))
+                    "bke,be...->bk...", e.y, he)
+                ws.append(np.einsum("bef,bf...->be...", e.einv, he))
             for g, pc, gi, where in passes:
                 new_h[gi][where] = h[g][pc]
             h = new_h
             w_levels.append(ws)
         t = self.term
+        ones = (1,) * len(extra)
+        v0 = self._v0.reshape((p,) + ones)
+        port = np.broadcast_to(self._port_s.reshape((p,) + ones) * v0, (p,) + extra)
         drive = [t.west_s() * d] + ([t.east_s() * d] if t.both_ends else [])
-        rhs = h[0][0] + np.concatenate(drive + [self._port_s * self._v0])
-        v_root = self._root_kinv @ rhs
+        rhs = h[0][0] + np.concatenate(drive + [port])
+        v_root = np.tensordot(self._root_kinv, rhs, axes=(1, 0))
         # downward: port voltages of every box, then the sites
-        v: dict[int, np.ndarray] = {0: v_root[None, :]}
+        v: dict[int, np.ndarray] = {0: v_root[None]}
         for (before, _, elims, passes), ws in zip(reversed(self._levels), reversed(w_levels)):
-            old = {gi: np.zeros(shape) for gi, shape in enumerate(before)}
+            old = {gi: np.zeros(tuple(shape) + extra) for gi, shape in enumerate(before)}
             for e, w in zip(elims, ws):
                 vk = v[e.parent[0]][e.parent[1]]
-                ve = w - np.einsum("bek,bk->be", e.x, vk)
+                ve = w - np.einsum("bek,bk...->be...", e.x, vk)
                 vu = np.concatenate([vk, ve], axis=1)
                 for g, pc, mp in e.children:
                     old[g][pc] = vu[:, mp]
             for g, pc, gi, where in passes:
                 old[g][pc] = v[gi][where]
             v = old
-        v_r = np.empty((r, p))
-        v_c = np.empty((r, p))
+        v_r = np.empty((r, p) + extra)
+        v_c = np.empty((r, p) + extra)
         for (si, sj, el), w in zip(self._leaf_ops, w_leaf):
             vk = v[el.parent[0]]
-            ve = w - np.einsum("bek,bk->be", el.x, vk)
+            ve = w - np.einsum("bek,bk...->be...", el.x, vk)
             v_r[si, sj] = ve[:, 0]
             v_c[si, sj] = ve[:, 1]
-        i_tia = self._out_s * (v_root[self._root_lay["S"]] - self._v0)
+        i_tia = self._out_s.reshape((p,) + ones) * (v_root[self._root_lay["S"]] - v0)
         return v_r, v_c, i_tia
 
 
@@ -870,19 +893,60 @@ def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: n
     """:func:`operating_point` for several DAC vectors ``d`` (B x R), one chord factor for all.
 
     The chord matrix does not depend on the inputs, so its factorisation (the cost at large
-    maps) is shared; each vector then costs a few O(n^2 log n) solves.
+    maps) is shared, and every chord step solves all vectors at once (one right-hand side
+    each); :func:`tia_currents` keeps only the TIA currents.
     """
     with _one_blas_thread():
-        z = np.full(g_s.shape, term.v_t0_v)
-        _, a0, b0, _ = cell_iv(z, z, g_s, model)
-        fac = NetworkFactor(a0, b0, term, store=True, sensed=sensed, clipped=clipped)
-        return [_chord_iteration(fac, a0, b0, g_s, model, dk, tol_v, max_iter)
-                for dk in np.atleast_2d(d)]
+        fac, a0, b0 = _chord_factor(g_s, model, term, sensed, clipped)
+        ops = []
+        for chunk in _chunks(np.atleast_2d(d), g_s.size):
+            v_r, v_c, v_m, i_tia, its = _chord_iteration(fac, a0, b0, g_s, model, chunk, tol_v,
+                                                         max_iter)
+            _, a_s, b_s, v_m = cell_iv(v_r, v_c, g_s, model, v_m)
+            ops += [OperatingPoint(v_r=v_r[k], v_c=v_c[k], v_m=v_m[k], i_tia_a=i_tia[k],
+                                   a_s=a_s[k], b_s=b_s[k], iterations=its)
+                    for k in range(len(chunk))]
+        return ops
+
+
+def tia_currents(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
+                 tol_v: float = 1e-13, max_iter: int = 40, sensed: np.ndarray | None = None,
+                 clipped: np.ndarray | None = None) -> np.ndarray:
+    """TIA currents (B x P, A) of the nonlinear tile for DAC vectors ``d`` (B x R): the
+    operating points of :func:`operating_points` without the per-vector tap voltages and
+    tangents (one chord factorisation, every vector solved in each chord step)."""
+    with _one_blas_thread():
+        fac, a0, b0 = _chord_factor(g_s, model, term, sensed, clipped)
+        return np.concatenate([
+            _chord_iteration(fac, a0, b0, g_s, model, chunk, tol_v, max_iter)[3]
+            for chunk in _chunks(np.atleast_2d(d), g_s.size)])
+
+
+#: Vectors solved together in one chord iteration: up to this many tap voltages (the batch's
+#: arrays, a few of R x P each per vector, stay within tens of MB).
+_BATCH_ELEMENTS = 2_000_000
+
+
+def _chunks(d: np.ndarray, cells: int) -> list[np.ndarray]:
+    step = max(1, _BATCH_ELEMENTS // max(cells, 1))
+    return [d[k:k + step] for k in range(0, len(d), step)]
+
+
+def _chord_factor(g_s: np.ndarray, model: CellModel, term: Terminations,
+                  sensed: np.ndarray | None, clipped: np.ndarray | None
+                  ) -> tuple[NetworkFactor, np.ndarray, np.ndarray]:
+    """The chord matrix (every cell linearised at zero bias), factorised once."""
+    z = np.full(g_s.shape, term.v_t0_v)
+    _, a0, b0, _ = cell_iv(z, z, g_s, model)
+    return NetworkFactor(a0, b0, term, store=True, sensed=sensed, clipped=clipped), a0, b0
 
 
 def _chord_iteration(fac: NetworkFactor, a0: np.ndarray, b0: np.ndarray, g_s: np.ndarray,
-                     model: CellModel, d: np.ndarray, tol_v: float,
-                     max_iter: int) -> OperatingPoint:
+                     model: CellModel, d: np.ndarray, tol_v: float, max_iter: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Chord iteration of a batch ``d`` (N x R) on one factor: tap voltages (N x R x P),
+    internal nodes, TIA currents (N x P) and the steps taken (until every vector's largest
+    node move is at most ``tol_v``)."""
     v_r, v_c, i_tia = fac.solve(d)
     v_m = None
     for it in range(1, max_iter + 1):
@@ -899,6 +963,4 @@ def _chord_iteration(fac: NetworkFactor, a0: np.ndarray, b0: np.ndarray, g_s: np
             f"The tile's operating point did not converge in {max_iter} chord steps (last "
             f"step {step:.3g} V). The map or inputs drive the tile far outside the read "
             "regime (check conductances against TileSpec.g_full_scale_us).")
-    i_cell, a_s, b_s, v_m = cell_iv(v_r, v_c, g_s, model, v_m)
-    return OperatingPoint(v_r=v_r, v_c=v_c, v_m=v_m, i_tia_a=i_tia, a_s=a_s, b_s=b_s,
-                          iterations=it)
+    return v_r, v_c, v_m, i_tia, it
