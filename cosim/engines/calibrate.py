@@ -550,7 +550,9 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
     if held_all:
         sur_preds = preds["surrogate"] + predictions_on(spec, sur, held_c)["surrogate"]
         fam_tab = family_errors(spec, held_all, fams, sur_preds, current_lsb_ua(spec))
-        worst = worst_case(fam_tab, bars or ErrorBars())
+        worst = worst_case(fam_tab, bars or ErrorBars(),
+                           reads=len(spec.read.row_groups(spec.rows)),
+                           lsb_ua=current_lsb_ua(spec))
     timings["validate"] = time.perf_counter() - t0
     energy = energy_summary(spec, cal_energy + held_energy, inputs + test_inputs)
     if energy is not None:

@@ -33,9 +33,11 @@ FAMILIES = ("full-scale", "low-end", "checkerboard", "row-gradient", "column-gra
 
 @dataclass(frozen=True)
 class ErrorBars:
-    """The surrogate's accuracy bars (docs/tile.md, "Error table"): held-out current error
-    RMS at most ``rms_lsb`` ADC codes (8 LSB = 0.05 % of a 14-bit full scale) and largest
-    error at most ``max_pct_fs`` % of full scale."""
+    """The surrogate's accuracy bars (docs/tile.md, "Error table") for one read: held-out
+    current error RMS at most ``rms_lsb`` ADC codes and largest error at most ``max_pct_fs``
+    % of full scale. A bar in LSB depends on the ADC's resolution: 8 LSB is 0.05 % of a
+    14-bit full scale but 3 % of an 8-bit one. A VMM of several reads (row groups) sums their
+    currents, so :func:`worst_case` scales both bars by the reads per VMM."""
 
     rms_lsb: float = 8.0
     max_pct_fs: float = 0.5
@@ -121,18 +123,33 @@ def family_errors(spec: TileSpec, held: list[CalibrationSample], families: list[
     return pd.DataFrame(rows)
 
 
-def worst_case(fam: pd.DataFrame, bars: ErrorBars) -> dict[str, Any]:
+def worst_case(fam: pd.DataFrame, bars: ErrorBars, *, reads: int = 1,
+               lsb_ua: float | None = None) -> dict[str, Any]:
     """The worst family by RMS and by largest error, and whether the bars hold; ``failed``
-    names the families that miss a bar (and which)."""
+    names the families that miss a bar (and which).
+
+    The errors in ``fam`` are per VMM, the sum of its ``reads`` reads (row groups), while the
+    bars are for one read's full scale: each read within the bars keeps the VMM within
+    ``reads`` times them, so both bars are scaled by ``reads`` (``bars_vmm``). ``lsb_ua``
+    (one LSB in uA) adds the largest error in uA (``max_ua``), which does not depend on the
+    ADC."""
     i_rms, i_max = fam["rms_lsb"].idxmax(), fam["max_lsb"].idxmax()
-    failed = [f"{r.family} (RMS {r.rms_lsb:.3g} LSB > {bars.rms_lsb:g})"
-              for r in fam.itertuples() if r.rms_lsb > bars.rms_lsb]
-    failed += [f"{r.family} (max {r.max_pct_fs:.3g} % FS > {bars.max_pct_fs:g})"
-               for r in fam.itertuples() if r.max_pct_fs > bars.max_pct_fs]
-    return {"rms_lsb": float(fam.loc[i_rms, "rms_lsb"]),
-            "rms_family": str(fam.loc[i_rms, "family"]),
-            "max_lsb": float(fam.loc[i_max, "max_lsb"]),
-            "max_pct_fs": float(fam.loc[i_max, "max_pct_fs"]),
-            "max_family": str(fam.loc[i_max, "family"]),
-            "bars": {"rms_lsb": bars.rms_lsb, "max_pct_fs": bars.max_pct_fs},
-            "meets_bars": not failed, "failed": failed}
+    b_rms, b_max = bars.rms_lsb * reads, bars.max_pct_fs * reads
+    per = f" = {reads} reads x {{:g}}" if reads > 1 else ""
+    failed = [f"{r.family} (RMS {r.rms_lsb:.3g} LSB > {b_rms:g}{per.format(bars.rms_lsb)})"
+              for r in fam.itertuples() if r.rms_lsb > b_rms]
+    failed += [f"{r.family} (max {r.max_pct_fs:.3g} % FS > {b_max:g}"
+               f"{per.format(bars.max_pct_fs)})"
+               for r in fam.itertuples() if r.max_pct_fs > b_max]
+    out = {"rms_lsb": float(fam.loc[i_rms, "rms_lsb"]),
+           "rms_family": str(fam.loc[i_rms, "family"]),
+           "max_lsb": float(fam.loc[i_max, "max_lsb"]),
+           "max_pct_fs": float(fam.loc[i_max, "max_pct_fs"]),
+           "max_family": str(fam.loc[i_max, "family"]),
+           "bars": {"rms_lsb": bars.rms_lsb, "max_pct_fs": bars.max_pct_fs},
+           "reads_per_vmm": int(reads),
+           "bars_vmm": {"rms_lsb": b_rms, "max_pct_fs": b_max},
+           "meets_bars": not failed, "failed": failed}
+    if lsb_ua is not None:
+        out["max_ua"] = out["max_lsb"] * lsb_ua
+    return out

@@ -8,30 +8,94 @@ taps rise and the array's currents redistribute, so the columns next to it read 
 case of docs/tile.md, "A TIA past its linear range"). Clipping the output alone
 gets the clipped column's code right (the ADC clips first) but not its neighbours'.
 
-So the surrogate flags every read whose predicted currents reach the range (less a margin of
-:data:`MARGIN_LSB` codes, the surrogate's own worst-case error scale) and solves those reads
+So the surrogate flags every read whose predicted currents reach the range (less a margin in
+uA, twice the surrogate's stored worst-case error: :func:`margin_ua`) and solves those reads
 again with the nonlinear network of :mod:`~rram_cosim.models.tile.network`, each clipped TIA
 replaced by ``R_f + r_out`` to its rail (the nodal engine's model), by an active-set iteration
 on which TIAs clip. For the level-1 card this is the circuit's own equations, so those reads
 are exact (to the chord iteration's 1e-13 V); what a clipped read costs is an operating point
-(0.1 s at 64 x 128 physical, ~3 s at 456 x 402).
+(the reads of one clip set share its chord factorisation and are solved together).
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import AccuracyWarning, ConfigError
 from ..params import TileSpec
 from .network import CellModel, Terminations, tia_currents
-from .periphery import current_lsb_ua, tia_linear_range_ua
+from .periphery import tia_linear_range_ua
 
-__all__ = ["MARGIN_LSB", "clip_state", "clipped_out_v", "leaves_linear_range", "solve_clipped"]
+__all__ = ["RESOLVED_WARN_SHARE", "ReadTally", "clip_state", "clipped_out_v",
+           "leaves_linear_range", "margin_ua", "solve_clipped", "tally_reads"]
 
-#: Predicted currents this many ADC codes inside the linear range count as leaving it: the
-#: surrogate's held-out error reaches a few codes (the bars allow 8 LSB RMS), and a read that
-#: clips by less than that barely moves its neighbours.
-MARGIN_LSB = 8.0
+#: A task warns when more than this share of its surrogate reads were solved exactly: each
+#: costs an operating point, and so many reads past the TIA range mean the ADC range or R_f
+#: is set too tight for the workload.
+RESOLVED_WARN_SHARE = 0.01
+
+
+@dataclass
+class ReadTally:
+    """Surrogate reads seen inside :func:`tally_reads`, and how many were solved exactly."""
+
+    reads: int = 0
+    resolved: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """What a task's summary records: the counts and the share solved exactly."""
+        return {"surrogate_reads": self.reads, "reads_solved_exactly": self.resolved,
+                "share_solved_exactly": self.resolved / self.reads if self.reads else 0.0}
+
+    def warn(self, task: str) -> None:
+        """Warn (:class:`AccuracyWarning`) when the share solved exactly exceeds
+        :data:`RESOLVED_WARN_SHARE`."""
+        if self.reads and self.resolved > RESOLVED_WARN_SHARE * self.reads:
+            warnings.warn(
+                f"{task}: {self.resolved} of {self.reads} surrogate reads "
+                f"({100 * self.resolved / self.reads:.2g} %) drove a TIA past its linear range "
+                "and were solved exactly (slow, one operating point each). The ADC full scale "
+                "is too tight for this workload: use a larger full scale (--adc-range corner, "
+                "or a smaller R_f).", AccuracyWarning, stacklevel=2)
+
+
+_TALLIES: list[ReadTally] = []
+
+
+@contextlib.contextmanager
+def tally_reads() -> Iterator[ReadTally]:
+    """Count the surrogate reads (and those solved exactly) made inside the block."""
+    t = ReadTally()
+    _TALLIES.append(t)
+    try:
+        yield t
+    finally:
+        _TALLIES.remove(t)
+
+
+def count_reads(reads: int, resolved: int) -> None:
+    """Add a batch of reads to every open :func:`tally_reads` (``BoundSurrogate`` calls it)."""
+    for t in _TALLIES:
+        t.reads += reads
+        t.resolved += resolved
+
+
+#: Predicted currents within this many times the surrogate's worst-case held-out error (its
+#: largest current error over the corner families, in uA) of the TIA's linear range count as
+#: leaving it: the prediction can be off by that much, and a read that clips by less barely
+#: moves its neighbours.
+MARGIN_WORST = 2.0
+#: The margin's floor, as a fraction of the linear range's largest current.
+MARGIN_FLOOR = 1e-3
+#: The margin when the surrogate carries no worst case (no held-out check): the bars' largest
+#: error, 0.5 %, of the linear range's largest current.
+MARGIN_UNKNOWN = 5e-3
 
 _MAX_ROUNDS = 32  # active-set rounds; a clip set settles in 2-3 (measured)
 # A clipped column's taps rise by a tenth of a volt, where the access transistors' tangent is
@@ -47,11 +111,23 @@ def clip_state(i_ua: np.ndarray, spec: TileSpec, margin_ua: float = 0.0) -> np.n
         np.int8)
 
 
-def leaves_linear_range(i_ua: np.ndarray, spec: TileSpec,
-                        sensed: np.ndarray | None = None) -> np.ndarray:
+def margin_ua(spec: TileSpec, worst_max_ua: float | None) -> float:
+    """Margin (uA) inside the TIA's linear range at which a predicted current counts as
+    leaving it: :data:`MARGIN_WORST` times the surrogate's worst-case error ``worst_max_ua``
+    (None: unknown, :data:`MARGIN_UNKNOWN` of the range), at least :data:`MARGIN_FLOOR` of the
+    range. In currents, so independent of the ADC's resolution."""
+    span = max(abs(v) for v in tia_linear_range_ua(spec))
+    if worst_max_ua is None:
+        return MARGIN_UNKNOWN * span
+    return max(MARGIN_WORST * float(worst_max_ua), MARGIN_FLOOR * span)
+
+
+def leaves_linear_range(i_ua: np.ndarray, spec: TileSpec, sensed: np.ndarray | None = None,
+                        margin: float | None = None) -> np.ndarray:
     """(B,) bool: reads whose predicted currents ``i_ua`` (B x P) reach a TIA's linear range
-    less :data:`MARGIN_LSB` codes on a sensed column."""
-    st = clip_state(i_ua, spec, MARGIN_LSB * current_lsb_ua(spec))
+    less ``margin`` uA (None: :func:`margin_ua` with the worst case unknown) on a sensed
+    column."""
+    st = clip_state(i_ua, spec, margin_ua(spec, None) if margin is None else margin)
     if sensed is not None:
         st = st * sensed
     return (st != 0).any(axis=1)

@@ -75,7 +75,7 @@ from .backend import (
     output_from_currents,
     read_noise_ua,
 )
-from .clipping import clipped_out_v, leaves_linear_range, solve_clipped
+from .clipping import clipped_out_v, count_reads, leaves_linear_range, margin_ua, solve_clipped
 from .network import (
     CellModel,
     Terminations,
@@ -500,7 +500,8 @@ class TileSurrogate:
                else "not accepted at calibration")
         warnings.warn(
             f"This surrogate's worst-case held-out error misses the bars (RMS <= "
-            f"{w['bars']['rms_lsb']:g} LSB, max <= {w['bars']['max_pct_fs']:g} % FS): "
+            f"{w['bars']['rms_lsb']:g} LSB, max <= {w['bars']['max_pct_fs']:g} % FS a read, "
+            f"times {w.get('reads_per_vmm', 1)} reads per VMM): "
             f"{'; '.join(w.get('failed', []))}; {how}. Its outputs can be off by "
             f"{w['max_lsb']:.3g} LSB ({w['max_pct_fs']:.3g} % FS) inside the calibrated domain. "
             "Recalibrate at an operating point where the tile is closer to linear (a lower "
@@ -660,17 +661,39 @@ class TileSurrogate:
         s.drive_ = drive
         return s
 
+    def worst_max_ua(self) -> float | None:
+        """The largest held-out current error over the corner families (uA), None when the
+        surrogate carries no worst case. Sets the margin at which a read counts as leaving
+        the TIA's linear range (:func:`~rram_cosim.models.tile.clipping.margin_ua`)."""
+        w = getattr(self, "validation_worst_", None)
+        if not w:
+            return None
+        if "max_ua" in w:
+            return float(w["max_ua"])
+        return float(w["max_lsb"]) * current_lsb_ua(self.spec)
+
     def with_adc(self, adc: AdcSpec) -> TileSurrogate:
         """A copy behind another ADC (resolution, full scale). The calibrated circuit (array,
         transistor, wires, TIA with its R_f, pinned here) is unchanged, so the fit stays
         valid; anything else needs a recalibration. Noise, strictness and drive profile are
-        kept."""
+        kept. The stored held-out errors (per family and the worst case) are rescaled to the
+        new ADC's LSB and full scale; the worst case's verdict (``meets_bars``, ``failed``)
+        stays the calibration's."""
         self._check_fitted()
         if not isinstance(adc, AdcSpec):
             raise ConfigError(f"with_adc needs an AdcSpec. Got {type(adc).__name__}.")
         d = self.to_dict()
         tia = replace(self.spec.tia, r_f_ohm=self.spec.r_f_ohm)
-        d["spec"] = to_dict(replace(self.spec, adc=adc, tia=tia))
+        new = replace(self.spec, adc=adc, tia=tia)
+        d["spec"] = to_dict(new)
+        f = current_lsb_ua(self.spec) / current_lsb_ua(new)
+        if d.get("validation_worst"):
+            w = dict(d["validation_worst"])
+            w.setdefault("max_ua", w["max_lsb"] * current_lsb_ua(self.spec))
+            d["validation_worst"] = _rescaled(w, f, adc.n_codes)
+        if d.get("validation_families"):
+            d["validation_families"] = [_rescaled(dict(r), f, adc.n_codes)
+                                        for r in d["validation_families"]]
         return TileSurrogate.from_dict(d, strict=self.strict)
 
     def row_block(self, start: int, stop: int, map_rows: int) -> TileSurrogate:
@@ -694,6 +717,16 @@ class TileSurrogate:
                 "fitted_transistor": self.fitted_transistor_,
                 "beta_a_per_v2": self.g_on_s_ / vov, "fit_rms_ua": self.fit_rms_ua_,
                 "fit_rms_lsb": self.fit_rms_lsb_}
+
+
+def _rescaled(row: dict[str, Any], f: float, n_codes: int) -> dict[str, Any]:
+    """Held-out error fields in LSB scaled by ``f`` (old LSB / new LSB), % FS recomputed."""
+    for k in ("rms_lsb", "max_lsb"):
+        if row.get(k) is not None:
+            row[k] = float(row[k]) * f
+    if row.get("max_lsb") is not None and "max_pct_fs" in row:
+        row["max_pct_fs"] = row["max_lsb"] / n_codes * 100
+    return row
 
 
 #: Top-level keys every surrogate file holds (spec and domain are checked key by key).
@@ -842,6 +875,7 @@ class BoundSurrogate:
         self.c_pos_, self.c_neg_ = lin.c_ua[0::2].copy(), lin.c_ua[1::2].copy()
         self.y_scale_ = code_y_scale(self.spec)
         self.n_resolved_ = 0
+        self._margin_ua: float | None = None
 
     def _lin(self, sensed: np.ndarray | None) -> _Linearised:
         """The linearisation with physical columns ``sensed`` held at virtual ground (None:
@@ -919,13 +953,26 @@ class BoundSurrogate:
         range (:mod:`rram_cosim.models.tile.clipping`); return which (B,) bool and the clip
         state of every TIA (B x P; None when no read was solved)."""
         i_phys = interleave(i_pos, i_neg)
-        flag = leaves_linear_range(i_phys, self.spec, sensed)
+        if self._margin_ua is None:
+            self._margin_ua = margin_ua(self.spec, self.model.worst_max_ua())
+        flag = leaves_linear_range(i_phys, self.spec, sensed, self._margin_ua)
+        count_reads(len(flag), int(flag.sum()))
         if not flag.any():
             return flag, None
         d = np.zeros((int(flag.sum()), self._g_phys.shape[0]))
         d[:, rows] = v[flag]
-        i, st = solve_clipped(self._g_phys * 1e-6, self.model.cell_model(),
-                              terminations(self.spec), self.spec, d, sensed)
+        try:
+            i, st = solve_clipped(self._g_phys * 1e-6, self.model.cell_model(),
+                                  terminations(self.spec), self.spec, d, sensed)
+        except ConfigError as e:
+            which = np.flatnonzero(flag)
+            raise ConfigError(
+                f"The exact solve of {which.size} read(s) whose predicted currents leave the "
+                f"TIA linear range failed (inputs {which[:5].tolist()}"
+                f"{' ...' if which.size > 5 else ''} of this batch, rows "
+                f"{rows.start or 0}-{(rows.stop or self._g_phys.shape[0]) - 1}): {e} To avoid "
+                "reads past the TIA range, raise the ADC current full scale (--adc-range corner, "
+                "or a smaller TileSpec.tia.r_f_ohm) or lower the map's conductances.") from e
         i_pos[flag], i_neg[flag] = i[:, 0::2], i[:, 1::2]
         state = np.zeros(i_phys.shape, dtype=np.int8)
         state[flag] = st

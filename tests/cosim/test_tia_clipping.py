@@ -6,15 +6,17 @@ from 5 to 100 uS with every row on, on a tile whose full scale is the 30 uS corn
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
 from rram_cosim.cosim.engines.calibrate import calibrate_tile
 from rram_cosim.cosim.engines.nodal import NodalBackend
-from rram_cosim.models.errors import ConfigError
+from rram_cosim.models.errors import ConfigError, DomainWarning
 from rram_cosim.models.params import ReadScheme, TileSpec
 from rram_cosim.models.tile.network import factorise
-from rram_cosim.models.tile.periphery import tia_linear_range_ua
+from rram_cosim.models.tile.clipping import margin_ua
+from rram_cosim.models.tile.periphery import current_lsb_ua, tia_linear_range_ua
 from rram_cosim.models.tile.surrogate import interleave, terminations
 from rram_cosim.models.tile.tiling import TiledBackend
 
@@ -60,7 +62,9 @@ def test_clipped_reads_are_solved_exactly_and_counted(calibrated, read):
     if read == "board":  # one read a VMM: the circuit's own currents cross the range
         assert ref.i_pos_ua[0].max() > tia_linear_range_ua(spec)[1]
     assert out.resolved.tolist() == [True, True, False]
-    assert out.n_resolved == 2 and bound.n_resolved_ >= 2
+    # reads solved: one a VMM on the board's scheme (16 rows, one read); with 8-row groups
+    # both reads of "all rows on" and the driven group of "rows 0-7"
+    assert out.n_resolved == 2 and bound.n_resolved_ == (2 if read == "board" else 3)
     # the solved reads are exact; the other is the linear model (its conductances reach 3x
     # the calibrated domain, so only the bar holds: 0.5 % of full scale)
     np.testing.assert_array_equal(out.codes_pos[:2], ref.codes_pos[:2])
@@ -118,3 +122,34 @@ def test_clip_mask_is_checked():
     _, _, i = fac.solve(np.zeros(4))
     assert i[0] > 0 and abs(i[1]) < 1e-3 * i[0]
     assert interleave(np.ones((1, 2)), np.zeros((1, 2))).tolist() == [[1, 0, 1, 0]]
+
+
+def test_an_8_bit_adc_at_full_scale_is_not_resolved_while_the_tia_is_linear(calibrated):
+    """The margin is in uA, from the TIA's range and the surrogate's error, not in ADC codes:
+    an 8-bit ADC read at its full scale, 2 uA inside the TIA's linear range, is the linear
+    model (8 codes of an 8-bit ADC, 3 % of full scale, would have flagged it)."""
+    spec, sur = calibrated
+    sur8 = sur.with_adc(dataclasses.replace(spec.adc, bits=8))
+    s8 = sur8.spec
+    hi = tia_linear_range_ua(s8)[1]
+    target = hi - 2.0
+    x = np.ones((1, ROWS))
+    g = 30.0
+    for _ in range(3):  # scale a uniform G+ map until the column current is the target
+        gp, gn = np.full((ROWS, COLS), g), np.full((ROWS, COLS), 5.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DomainWarning)
+            i_max = sur8.bind(gp, gn).currents(x)[0].max()
+        g *= target / i_max
+    assert abs(i_max - target) < 0.1
+    assert i_max > hi - 8 * current_lsb_ua(s8)  # inside 8 codes of an 8-bit ADC
+    assert margin_ua(s8, sur8.worst_max_ua()) == margin_ua(spec, sur.worst_max_ua()) < 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DomainWarning)
+        out = sur8.bind(gp, gn).apply(x, np.random.default_rng(0))
+    assert out.n_resolved == 0 and out.codes_pos.max() == s8.adc.n_codes - 1
+    # 1 uA nearer the rail than the margin allows: solved exactly
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DomainWarning)
+        bound = sur8.bind(gp * (hi - 0.5 * margin_ua(s8, None)) / i_max, gn)
+        assert bound.apply(x, np.random.default_rng(0)).n_resolved == 1

@@ -132,7 +132,8 @@ def _worst_text(result: CalibrationResult, cfg: CalibrateConfig, written: Path) 
         return "No held-out maps: the worst case is unknown."
     head = (f"Worst RMS {w['rms_lsb']:.3g} LSB ({w['rms_family']}), worst error "
             f"{w['max_lsb']:.3g} LSB = {w['max_pct_fs']:.3g} % FS ({w['max_family']}); bars: "
-            f"RMS <= {w['bars']['rms_lsb']:g} LSB, max <= {w['bars']['max_pct_fs']:g} % FS. ")
+            f"RMS <= {w['bars']['rms_lsb']:g} LSB, max <= {w['bars']['max_pct_fs']:g} % FS a "
+            f"read{_per_vmm(w)}. ")
     if w["meets_bars"]:
         verdict = "The bars hold in every family."
     elif cfg.accept_error:
@@ -142,6 +143,16 @@ def _worst_text(result: CalibrationResult, cfg: CalibrateConfig, written: Path) 
         verdict = (f"**The bars are missed** ({'; '.join(w['failed'])}): the surrogate was "
                    f"written to `{written}`, not `{cfg.out}`, and the command exits 1.")
     return markdown_table(result.families) + "\n\n" + head + verdict
+
+
+def _per_vmm(w: dict[str, Any]) -> str:
+    """How the bars apply to a VMM of several reads (the errors are per VMM)."""
+    n = w.get("reads_per_vmm", 1)
+    if n <= 1:
+        return ""
+    b = w["bars_vmm"]
+    return (f"; a VMM here is {n} reads, whose currents add, so its errors are judged against "
+            f"{n} x the bars: RMS <= {b['rms_lsb']:g} LSB, max <= {b['max_pct_fs']:g} % FS")
 
 
 def _error_plot(result: CalibrationResult) -> Any:
