@@ -14,8 +14,8 @@ from rram_cosim.cosim.engines.calibrate import calibrate_tile
 from rram_cosim.cosim.engines.nodal import NodalBackend
 from rram_cosim.models.errors import ConfigError, DomainWarning
 from rram_cosim.models.params import ReadScheme, TileSpec
-from rram_cosim.models.tile.network import factorise
 from rram_cosim.models.tile.clipping import margin_ua
+from rram_cosim.models.tile.network import factorise
 from rram_cosim.models.tile.periphery import current_lsb_ua, tia_linear_range_ua
 from rram_cosim.models.tile.surrogate import interleave, terminations
 from rram_cosim.models.tile.tiling import TiledBackend
