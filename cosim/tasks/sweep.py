@@ -91,6 +91,7 @@ from ...models.params import (
     to_dict,
 )
 from ...models.snn.lsm import run_reservoir
+from ...models.tile.clipping import tally_reads
 from ...models.tile.ideal import IdealBackend
 from ...models.tile.surrogate import TileSurrogate
 from ...models.tile.tiling import TiledBackend
@@ -128,7 +129,10 @@ __all__ = [
 ]
 
 #: Bumped when a unit's result for the same parameters changes (old result files are ignored).
-SWEEP_VERSION = 3  # 2: points carry the read scheme; 3: differential reads offset-calibrated
+# 2: points carry the read scheme; 3: differential reads offset-calibrated; 4: surrogate reads
+# whose TIAs leave their linear range are solved exactly (units whose TIAs clip give other
+# results under the same parameters)
+SWEEP_VERSION = 4
 
 #: Columns that describe how a unit ran, not what it computed; they differ between runs.
 EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibration_s", "host")
@@ -588,8 +592,11 @@ def run_unit(unit: Unit, cache_dir: str) -> dict[str, Any]:
                            "host": os.uname().nodename}
     try:
         # resolved where the unit runs: a cluster worker uses its own cache folder
-        row.update(_compute(unit, Path(cache_dir) if cache_dir
-                            else writable_cache(cache_root() / "sweep", "The sweep cache folder")))
+        with tally_reads() as tally:
+            row.update(_compute(unit, Path(cache_dir) if cache_dir else writable_cache(
+                cache_root() / "sweep", "The sweep cache folder")))
+        row.update(tally.summary())
+        tally.warn(f"sweep unit {unit.key}")
         row["status"], row["error"] = "ok", ""
     except Exception as e:  # noqa: BLE001 - a failed point is recorded and the sweep goes on
         row["status"] = "failed"

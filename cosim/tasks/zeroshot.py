@@ -71,6 +71,7 @@ from ...models.snn.contrastive import (
 )
 from ...models.snn.lsm import ReservoirActivity, run_reservoir
 from ...models.tile.backend import BoundTile, TileOutput
+from ...models.tile.clipping import tally_reads
 from ..data.audio import SpokenDigitsParams
 from ..data.datasets import EventDataset, load_dataset
 from ..data.neural_sim import (
@@ -663,6 +664,8 @@ class ZeroshotRun:
     chosen: pd.DataFrame  # the chosen point per seed, model and selection rule
     summary: pd.DataFrame  # per model and selection: mean, interval, chance, p-value
     paired: pd.DataFrame  # per selection: each model against the first backend, by seed
+    # surrogate reads, and those solved exactly because a TIA left its linear range
+    exact_reads: dict[str, Any] = field(default_factory=dict)
 
 
 def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> ZeroshotRun:
@@ -681,8 +684,10 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> Z
         # the surrogate warns on every read below its calibrated input density (the other
         # modality's rows sit at 0 V); the report gives the count and one example instead
         warnings.simplefilter("always", DomainWarning)
-        res = run_protocol(cfg, image, other, backends, on_step=bar.update)
+        with tally_reads() as tally:
+            res = run_protocol(cfg, image, other, backends, on_step=bar.update)
     bar.close()
+    tally.warn("zeroshot")
     domain = [str(w.message) for w in caught if issubclass(w.category, DomainWarning)]
     for w in caught:
         if not issubclass(w.category, DomainWarning):
@@ -703,4 +708,5 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> Z
     return ZeroshotRun(image=image, other=other, result=res, domain_warnings=domain,
                        grid=pd.DataFrame(res.grid), chosen=chosen,
                        summary=pd.DataFrame(summary_rows),
-                       paired=paired_by_seed(chosen, f"LSM, {cfg.backends[0]}"))
+                       paired=paired_by_seed(chosen, f"LSM, {cfg.backends[0]}"),
+                       exact_reads=tally.summary())

@@ -55,7 +55,8 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
                              "test_std": round(float(np.nan_to_num(r["test_std"])), 4)}
                 for r in res.summary.to_dict(orient="records")}
     summary = {"headline": headline, "accuracy": res.accuracy.to_dict(orient="records"),
-               "paired": res.paired.to_dict(orient="records"), "wall_s": wall}
+               "paired": res.paired.to_dict(orient="records"), "exact_reads": res.exact_reads,
+               "wall_s": wall}
     run.write_json("summary.json", {k: v for k, v in summary.items() if k != "wall_s"})
     run.finish()
     return summary
