@@ -153,3 +153,19 @@ def test_an_8_bit_adc_at_full_scale_is_not_resolved_while_the_tia_is_linear(cali
         warnings.simplefilter("ignore", DomainWarning)
         bound = sur8.bind(gp * (hi - 0.5 * margin_ua(s8, None)) / i_max, gn)
         assert bound.apply(x, np.random.default_rng(0)).n_resolved == 1
+
+
+def test_a_task_tally_counts_the_reads_solved_exactly_and_warns(calibrated):
+    from rram_cosim.models.errors import AccuracyWarning
+    from rram_cosim.models.tile.clipping import tally_reads
+    _, sur = calibrated
+    gp, gn = _gradient()
+    with pytest.warns(UserWarning):
+        bound = sur.bind(gp, gn)
+    with tally_reads() as t:
+        bound.apply(_inputs(), np.random.default_rng(0))
+        bound.apply(_inputs()[2:], np.random.default_rng(0))
+    assert t.summary() == {"surrogate_reads": 4, "reads_solved_exactly": 2,
+                           "share_solved_exactly": 0.5}
+    with pytest.warns(AccuracyWarning, match="2 of 4 surrogate reads"):
+        t.warn("classify")
