@@ -163,6 +163,28 @@ def _read_as_saved(base: dict[str, Any], hints: dict[str, Any]) -> None:
         base["linearise"] = "tangent"
 
 
+def _resume_linearisation(cls: type, base: dict[str, Any], args: argparse.Namespace) -> None:
+    """A sweep run again in its existing folder (no ``--config``, no ``--overwrite``, no
+    ``--linearise``) resumes with the linearisation that folder's config saved (``tangent``
+    where the file has none), rather than switching to today's default and recomputing every
+    unit."""
+    if getattr(args, "linearise", None) is not None or getattr(args, "overwrite", False):
+        return
+    name = getattr(args, "name", None) or next(
+        f.default for f in dataclasses.fields(cls) if f.name == "name")
+    path = Path(getattr(args, "runs_root", "runs")) / str(name) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(saved, dict) or saved.get("command") != "sweep":
+        return
+    lin = saved.get("config", {}).get("linearise", "tangent")
+    base["linearise"] = lin
+    print(f"rram-cosim: note: resuming {path.parent} with linearise={lin}, as it was saved "
+          "(pass --linearise to change it, or --overwrite to start afresh)", file=sys.stderr)
+
+
 def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
     """The config of ``command``: its ``--config`` file (if any) with the options given."""
     base: dict[str, Any] = load_config(args.config, command) if args.config else {}
@@ -172,6 +194,8 @@ def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
     hints = typing.get_type_hints(cls)
     if args.config:
         _read_as_saved(base, hints)
+    elif command == "sweep":
+        _resume_linearisation(cls, base, args)
     for f in dataclasses.fields(cls):
         value = getattr(args, f.name)
         if isinstance(value, bool):
