@@ -117,14 +117,17 @@ def zeroshot_fidelity(args: argparse.Namespace) -> None:
           f"{'workload (both encoders)' if bound.model.drive_ is not None else 'tangent'}")
     lif_i, lif_o = lif_grid(cfg, other.audio)[0]
 
-    def feats(tile: object, mod: object, lif: LIFParams, enc: str, splits: list[str]
-              ) -> dict[str, np.ndarray]:
-        view = EncoderView(tile, lay.rows_of(enc))
-        return {s: run_reservoir(view, mod.frames[s], lif, np.random.default_rng([3, i]),
-                                 batch_size=max(len(mod.frames[s]), 1))[0]
-                for i, s in enumerate(splits)}
-
     splits = ["train", "val", "test", "seen_test"]
+
+    def feats(tile: object, mod: object, lif: LIFParams, enc: str, which: list[str]
+              ) -> dict[str, np.ndarray]:
+        # one generator stream per split, the same for the surrogate and the circuit
+        view = EncoderView(tile, lay.rows_of(enc))
+        return {s: run_reservoir(view, mod.frames[s], lif,
+                                 np.random.default_rng([3, splits.index(s)]),
+                                 batch_size=max(len(mod.frames[s]), 1))[0]
+                for s in which}
+
     fi, fo = feats(bound, image, lif_i, "image", splits), feats(bound, other, lif_o, "other",
                                                                splits)
     data = retrieval_sets(fi, fo, image.labels, other.labels, (), cfg.pairing_mode ==

@@ -532,6 +532,8 @@ class ProtocolResult:
     val_classes: tuple[int, ...]
     cache_hits: int
     cache_misses: int
+    # the bound shared map of every (backend name, seed), as the reservoirs read it
+    tiles: dict[tuple[str, int], BoundTile] = field(default_factory=dict)
 
 
 def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
@@ -594,11 +596,13 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
             chosen.setdefault((model_name, sel), []).append(
                 {**full[i], **extra[i], "selection": sel, "grid_train_ops": int(total)})
 
+    tiles: dict[tuple[str, int], BoundTile] = {}
     for k in range(cfg.seeds):
         seed = cfg.seed + k
         gp, gn = draw_shared_map(layout, seed)
         for name, be in backends.items():
             bound = bind_shared_map(cfg, name, be, gp, gn, layout, image, other, seed)
+            tiles[(name, seed)] = bound
             views = {e: EncoderView(bound, layout.rows_of(e)) for e in ("image", "other")}
             points = []
             for lif_i, lif_o in lifs:
@@ -617,7 +621,8 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
                        lambda raw_i=raw_i, raw_o=raw_o: (raw_i, raw_o, {}))])
     return ProtocolResult(grid=grid, chosen=chosen, query_labels=other.labels["test"],
                           gallery_labels=image.labels["test"], layout=layout,
-                          val_classes=vcls, cache_hits=cache.hits, cache_misses=cache.misses)
+                          val_classes=vcls, cache_hits=cache.hits, cache_misses=cache.misses,
+                          tiles=tiles)
 
 
 # -- what a run reports ----------------------------------------------------------------------

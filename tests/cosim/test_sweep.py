@@ -205,8 +205,15 @@ def test_bad_configurations():
 
 def test_linearise_workload_runs_and_keeps_default_keys(tiny_run, tmp_path):
     root, cfg, _ = tiny_run
-    # the tangent leaves the unit keys as they were before the option (resumable)
-    assert cfg.linearise == "tangent" and "linearise" not in units_of(cfg)[0].task
+    # a config saved without the option replays with the tangent and the same unit keys
+    from rram_cosim.cosim.cli.main import build_parser, resolve_config
+    saved = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "linearise"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"command": "sweep", "config": saved}, default=list))
+    replayed = resolve_config(SweepConfig, build_parser().parse_args(
+        ["sweep", "--config", str(path)]), "sweep")
+    assert replayed.linearise == "tangent"
+    assert [u.key for u in units_of(replayed)] == [u.key for u in units_of(cfg)]
     cfg2 = dataclasses.replace(cfg, chips=1, icc=(20e-6,), linearise="workload",
                                cache_dir=str(tmp_path / "c"))
     assert {u.key for u in units_of(cfg2)}.isdisjoint(u.key for u in units_of(cfg))
