@@ -127,7 +127,7 @@ def test_clip_mask_is_checked():
 def test_an_8_bit_adc_at_full_scale_is_not_resolved_while_the_tia_is_linear(calibrated):
     """The margin is in uA, from the TIA's range and the surrogate's error, not in ADC codes:
     an 8-bit ADC read at its full scale, 2 uA inside the TIA's linear range, is the linear
-    model (8 codes of an 8-bit ADC, 3 % of full scale, would have flagged it)."""
+    model (8 codes of an 8-bit ADC, 3 % of full scale, would flag it)."""
     spec, sur = calibrated
     sur8 = sur.with_adc(dataclasses.replace(spec.adc, bits=8))
     s8 = sur8.spec
@@ -169,3 +169,17 @@ def test_a_task_tally_counts_the_reads_solved_exactly_and_warns(calibrated):
                            "share_solved_exactly": 0.5}
     with pytest.warns(AccuracyWarning, match="2 of 4 surrogate reads"):
         t.warn("classify")
+
+
+def test_a_failed_exact_solve_names_the_reads_and_the_fix(calibrated, monkeypatch):
+    """No active-set round allowed: the clipped reads cannot settle, and the error says which
+    inputs of the batch, which rows, and what to change."""
+    from rram_cosim.models.tile import clipping
+    monkeypatch.setattr(clipping, "_MAX_ROUNDS", 0)
+    _, sur = calibrated
+    gp, gn = _gradient()
+    with pytest.warns(UserWarning):
+        bound = sur.bind(gp, gn)
+    with pytest.raises(ConfigError, match=r"2 read\(s\).*inputs \[0, 1\] of this batch, rows "
+                                          r"0-15.*did not settle.*--adc-range corner"):
+        bound.apply(_inputs(), np.random.default_rng(0))
