@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ import pandas as pd
 
 from ...models.checks import check_choice, check_int, check_range
 from ...models.device.conductance import differential_pair
-from ...models.errors import ConfigError
+from ...models.errors import AccuracyWarning, ConfigError
 from ...models.params import DeviceParams, LIFParams, TileSpec
 from ...models.snn.lsm import run_reservoir
 from ...models.tile.backend import BoundTile, TileBackend, TileOutput, ideal_codes
@@ -39,6 +40,7 @@ from .held_out import ErrorBars, family_errors, structured_cases, worst_case
 from .registry import REFERENCES, make_backend
 
 __all__ = [
+    "TASK_FAMILIES",
     "CalibrationResult",
     "DriveRun",
     "Workload",
@@ -46,6 +48,7 @@ __all__ = [
     "calibrate_tile",
     "calibration_inputs",
     "calibration_maps",
+    "check_families",
     "corner_map",
     "energy_summary",
     "error_table",
@@ -564,6 +567,39 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
     sur.validation_worst_ = worst
     return CalibrationResult(sur, spec, i_fs, errors, held, preds, energy, timings,
                              families=fam_tab, worst=worst, held_families=fams)
+
+
+#: The corner families a task's own surrogate is checked on: the worst by RMS (full-scale) and
+#: by largest error (G+ only) in every row of the measured worst-case table (docs/tile.md).
+TASK_FAMILIES = ("full-scale", "g-pos-only")
+
+
+def check_families(spec: TileSpec, surrogate: TileSurrogate, g_lo_us: float,
+                   rng: np.random.Generator, families: tuple[str, ...] = TASK_FAMILIES,
+                   bars: ErrorBars | None = None) -> dict[str, Any]:
+    """Hold out the structured ``families`` (:mod:`.held_out`, one map each, its five input
+    vectors, on the nodal engine) against ``surrogate``; store the error per family and the
+    worst case in it (so ``bind`` warns when they miss the bars) and return the worst case.
+    Warns (:class:`~rram_cosim.models.errors.AccuracyWarning`) when the bars are missed."""
+    cases = [c for c in structured_cases((spec.rows, spec.cols), g_lo_us, spec.g_full_scale_us)
+             if c.family in families]
+    held = simulate(make_backend("nodal", spec), [(c.g_pos_us, c.g_neg_us) for c in cases],
+                    [c.levels for c in cases], rng)
+    preds = predictions_on(spec, surrogate, held)["surrogate"]
+    lsb = current_lsb_ua(spec)
+    fam = family_errors(spec, held, [c.family for c in cases], preds, lsb)
+    worst = worst_case(fam, bars or ErrorBars(), reads=len(spec.read.row_groups(spec.rows)),
+                       lsb_ua=lsb)
+    surrogate.validation_families_ = fam.to_dict(orient="records")
+    surrogate.validation_worst_ = worst
+    if not worst["meets_bars"]:
+        warnings.warn(
+            f"The surrogate calibrated for this run misses the accuracy bars on the held-out "
+            f"corner families: {'; '.join(worst['failed'])}. Its outputs can be off by "
+            f"{worst['max_lsb']:.3g} LSB inside the calibrated domain; calibrate at an "
+            "operating point closer to linear or use a circuit backend.", AccuracyWarning,
+            stacklevel=2)
+    return worst
 
 
 def predictions_on(spec: TileSpec, surrogate: TileSurrogate, samples: list[CalibrationSample]

@@ -671,6 +671,8 @@ class ZeroshotRun:
     paired: pd.DataFrame  # per selection: each model against the first backend, by seed
     # surrogate reads, and those solved exactly because a TIA left its linear range
     exact_reads: dict[str, Any] = field(default_factory=dict)
+    # the surrogate's worst case on the held-out corner families (None: none)
+    surrogate_worst: dict[str, Any] | None = None
 
 
 def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> ZeroshotRun:
@@ -714,4 +716,5 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True) -> Z
                        grid=pd.DataFrame(res.grid), chosen=chosen,
                        summary=pd.DataFrame(summary_rows),
                        paired=paired_by_seed(chosen, f"LSM, {cfg.backends[0]}"),
-                       exact_reads=tally.summary())
+                       exact_reads=tally.summary(),
+                       surrogate_worst=getattr(sur, "validation_worst_", None))
