@@ -161,8 +161,8 @@ def task_surrogate(cfg: Any, spec: TileSpec, run_path: Path,
     ``cfg.cal_vectors`` vectors) and saved as ``run_path/surrogate.json``.
 
     A surrogate calibrated here is then held out on the two corner families that were the
-    worst in every measured row (:data:`~rram_cosim.cosim.engines.calibrate.TASK_FAMILIES`:
-    about 15 % more nodal time than the calibration at 456 x 201); the worst case is stored in
+    worst in every measured row (:data:`~rram_cosim.cosim.engines.calibrate.TASK_FAMILIES`;
+    docs/tile.md gives the measured cost); the worst case is stored in
     it (``bind`` warns when it misses the bars, the run warns once here) and in the run's
     summary. ``rram-cosim calibrate`` holds out all six families and the formed maps."""
     if cfg.surrogate:
