@@ -81,3 +81,8 @@ class OutputError(CosimError, OSError):
 
 class DomainWarning(UserWarning):
     """A model is asked for a prediction outside the domain it was calibrated on."""
+
+
+class AccuracyWarning(UserWarning):
+    """A model is used although its measured error misses the accuracy bars (a surrogate
+    calibrated with ``--accept-error``)."""

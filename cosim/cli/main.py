@@ -149,14 +149,40 @@ def _read_as_saved(base: dict[str, Any], hints: dict[str, Any]) -> None:
     """Replay a config saved before read schemes were options as it ran.
 
     Those runs read every row at once, and a config without ``r_wire_ohm`` (energy's, before
-    it was an option) ran its tiles at 1 ohm per segment, the default then. Other fields
-    missing from an old file take today's defaults.
+    it was an option) ran its tiles at 1 ohm per segment, the default then; one without
+    ``linearise`` ran the surrogate linearised at a tangent. Other fields missing from an old
+    file take today's defaults.
     """
     if "rows_per_read" in hints and "rows_per_read" not in base:
         base["rows_per_read"] = (0,) if typing.get_origin(hints["rows_per_read"]) is tuple \
             else 0
     if "r_wire_ohm" in hints and "r_wire_ohm" not in base:
         base["r_wire_ohm"] = 1.0
+    # saved before the workload linearisation became the default: they ran the tangent
+    if "linearise" in hints and "linearise" not in base:
+        base["linearise"] = "tangent"
+
+
+def _resume_linearisation(cls: type, base: dict[str, Any], args: argparse.Namespace) -> None:
+    """A sweep run again in its existing folder (no ``--config``, no ``--overwrite``, no
+    ``--linearise``) resumes with the linearisation that folder's config saved (``tangent``
+    where the file has none), rather than switching to today's default and recomputing every
+    unit."""
+    if getattr(args, "linearise", None) is not None or getattr(args, "overwrite", False):
+        return
+    name = getattr(args, "name", None) or next(
+        f.default for f in dataclasses.fields(cls) if f.name == "name")
+    path = Path(getattr(args, "runs_root", "runs")) / str(name) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(saved, dict) or saved.get("command") != "sweep":
+        return
+    lin = saved.get("config", {}).get("linearise", "tangent")
+    base["linearise"] = lin
+    print(f"rram-cosim: note: resuming {path.parent} with linearise={lin}, as it was saved "
+          "(pass --linearise to change it, or --overwrite to start afresh)", file=sys.stderr)
 
 
 def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
@@ -168,6 +194,8 @@ def resolve_config(cls: type, args: argparse.Namespace, command: str) -> Any:
     hints = typing.get_type_hints(cls)
     if args.config:
         _read_as_saved(base, hints)
+    elif command == "sweep":
+        _resume_linearisation(cls, base, args)
     for f in dataclasses.fields(cls):
         value = getattr(args, f.name)
         if isinstance(value, bool):

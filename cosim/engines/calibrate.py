@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,23 +29,26 @@ import pandas as pd
 
 from ...models.checks import check_choice, check_int, check_range
 from ...models.device.conductance import differential_pair
-from ...models.errors import ConfigError
+from ...models.errors import AccuracyWarning, ConfigError
 from ...models.params import DeviceParams, LIFParams, TileSpec
 from ...models.snn.lsm import run_reservoir
 from ...models.tile.backend import BoundTile, TileBackend, TileOutput, ideal_codes
 from ...models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 from ...models.tile.surrogate import CalibrationSample, DriveProfile, TileSurrogate
-from ...models.tile.tiling import TiledBackend
 from ..spice.backend import ReadEnergy, read_energy
+from .held_out import ErrorBars, family_errors, structured_cases, worst_case
 from .registry import REFERENCES, make_backend
 
 __all__ = [
+    "TASK_FAMILIES",
     "CalibrationResult",
+    "DriveRun",
     "Workload",
     "bind_for_workload",
     "calibrate_tile",
     "calibration_inputs",
     "calibration_maps",
+    "check_families",
     "corner_map",
     "energy_summary",
     "error_table",
@@ -336,6 +340,11 @@ def probe_workload(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
     """
     probe = _Probe(tile)
     run_reservoir(probe, frames, lif, rng)
+    return _workload(probe)
+
+
+def _workload(probe: _Probe) -> Workload:
+    """What a probe recorded, as a :class:`Workload`."""
     levels = np.concatenate(probe.levels)
     return Workload(np.concatenate(probe.peaks_ua), levels, row_on_level=probe.row_max,
                     row_p_on=probe.row_on / max(levels.size, 1),
@@ -352,32 +361,57 @@ def record_drive(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
     return np.concatenate(probe.kept)
 
 
-def bind_for_workload(backend: TileSurrogate | TiledBackend, g_pos_us: np.ndarray,
-                      g_neg_us: np.ndarray, frames: np.ndarray, lif: LIFParams,
-                      rng: np.random.Generator, *, n_samples: int = 16) -> BoundTile:
+#: How a reservoir drives a bound map: (view of the bound map it reads, training frames, LIF).
+#: The view is the identity for a classifier; an encoder of a shared map reads its own rows.
+DriveRun = tuple[Callable[[BoundTile], BoundTile], np.ndarray, LIFParams]
+
+
+def _surrogate_of(backend: Any) -> tuple[TileSurrogate, Callable[[TileSurrogate], Any]]:
+    """The surrogate inside ``backend`` (itself, or the ``inner`` of dataclass wrappers such
+    as ``TiledBackend``) and a function that rebuilds the wrapper around another one."""
+    if isinstance(backend, TileSurrogate):
+        return backend, lambda s: s
+    inner = getattr(backend, "inner", None)
+    if inner is not None and dataclasses.is_dataclass(backend):
+        sur, wrap = _surrogate_of(inner)
+        return sur, lambda s: dataclasses.replace(backend, inner=wrap(s))
+    raise ConfigError(
+        f"bind_for_workload linearises a TileSurrogate (alone or inside a TiledBackend). "
+        f"Got {type(backend).__name__}; other backends need no linearisation: call "
+        "backend.bind(g_pos_us, g_neg_us) instead.")
+
+
+def bind_for_workload(backend: Any, g_pos_us: np.ndarray, g_neg_us: np.ndarray,
+                      frames: np.ndarray | None, lif: LIFParams | None,
+                      rng: np.random.Generator, *, n_samples: int = 16,
+                      runs: list[DriveRun] | None = None) -> BoundTile:
     """Bind a map with the surrogate linearised for the reservoir's own drive.
 
-    ``backend`` is a fitted surrogate, or a ``TiledBackend`` around one (each row block then
-    gets its rows' share of the profile). The reservoir runs once on ``frames`` through the
-    default (tangent) binding; the rows' measured drive (:meth:`Workload.drive_profile`,
-    ``n_samples`` vectors solved exactly) then linearises the map
-    (:meth:`TileSurrogate.with_drive`). On the 64 x 64
-    fidelity network: 0.0068 LSB RMS open-loop error against 0.068 for the tangent at the mean
-    level and 0.173 at half the read voltage (``benchmarks/bench_linearise.py``).
-    """
-    inner = backend.inner if isinstance(backend, TiledBackend) else backend
-    if not isinstance(inner, TileSurrogate):
-        raise ConfigError(
-            f"bind_for_workload linearises a TileSurrogate (alone or inside a TiledBackend). "
-            f"Got {type(inner).__name__}; other backends need no linearisation: call "
-            "backend.bind(g_pos_us, g_neg_us) instead.")
-    def wrap(s: TileSurrogate) -> TileSurrogate | TiledBackend:
-        return dataclasses.replace(backend, inner=s) if isinstance(backend, TiledBackend) else s
+    ``backend`` is a fitted surrogate, or a wrapper around one (``TiledBackend``: each row
+    block then gets its rows' share of the profile). The reservoir runs once on ``frames``
+    through the default (tangent) binding; the rows' measured drive
+    (:meth:`Workload.drive_profile`, ``n_samples`` vectors solved exactly) then linearises the
+    map (:meth:`TileSurrogate.with_drive`). On the 64 x 64 fidelity network: 0.0068 LSB RMS
+    open-loop error against 0.068 for the tangent at the mean level and 0.173 at half the read
+    voltage (``benchmarks/bench_linearise.py``).
 
+    Several reservoirs on one map (the zero-shot encoders, each reading its own input rows and
+    the shared recurrent rows): ``runs`` lists each one's view of the bound map, frames and
+    LIF (``frames`` and ``lif`` are then None); every VMM of every run goes into one profile,
+    so each row is linearised for the drive of the encoder(s) that use it.
+    """
+    sur, wrap = _surrogate_of(backend)
+    if runs is None:
+        if frames is None or lif is None:
+            raise ConfigError("bind_for_workload needs the training frames and the LIF of the "
+                              "reservoir, or runs=[(view, frames, lif), ...].")
+        runs = [(lambda t: t, frames, lif)]
     # the probe runs on the plain surrogate: a profile it may carry belongs to another network
-    wl = probe_workload(wrap(inner.with_drive(None)).bind(g_pos_us, g_neg_us), frames, lif,
-                        rng)
-    return wrap(inner.with_drive(wl.drive_profile(rng, n_samples))).bind(g_pos_us, g_neg_us)
+    probe = _Probe(wrap(sur.with_drive(None)).bind(g_pos_us, g_neg_us))
+    for view, fr, lf in runs:
+        run_reservoir(view(probe), fr, lf, rng)
+    wl = _workload(probe)
+    return wrap(sur.with_drive(wl.drive_profile(rng, n_samples))).bind(g_pos_us, g_neg_us)
 
 
 def workload_full_scale_ua(tile: BoundTile, frames: np.ndarray, lif: LIFParams,
@@ -435,6 +469,14 @@ class CalibrationResult:
     predictions: dict[str, list[tuple[np.ndarray, np.ndarray]]]
     energy: dict[str, Any] | None
     timings_s: dict[str, float] = field(default_factory=dict)
+    families: pd.DataFrame = field(default_factory=pd.DataFrame)  # surrogate error per family
+    worst: dict[str, Any] | None = None  # worst family and the bars (held_out.worst_case)
+    held_families: list[str] = field(default_factory=list)  # family of each held-out sample
+
+    @property
+    def meets_bars(self) -> bool:
+        """Whether the worst-case held-out error meets the bars (True when none was measured)."""
+        return self.worst is None or bool(self.worst["meets_bars"])
 
 
 def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
@@ -442,7 +484,8 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
                    device: DeviceParams | None = None,
                    reference_options: dict[str, Any] | None = None,
                    progress: Callable[[str], None] | None = None,
-                   fit_transistor: bool | None = None) -> CalibrationResult:
+                   fit_transistor: bool | None = None, structured: bool = True,
+                   bars: ErrorBars | None = None) -> CalibrationResult:
     """Calibrate a surrogate for ``spec`` (a ``rows x cols`` tile) and measure its error.
 
     1. R_f from the corner map (every cell at ``g_full_scale_us``, all rows on) unless given;
@@ -451,7 +494,10 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
        reference; the surrogate is fitted on them;
     3. ``n_test_maps`` fresh formed maps with fresh inputs: the held-out error of the
        surrogate and of the ideal G.V model (:func:`error_table`), stored in the surrogate
-       (``validation_``) with the reference's read energy (``energy_``).
+       (``validation_``) with the reference's read energy (``energy_``);
+    4. with ``structured``, the corner families of :mod:`.held_out` beside them: the
+       surrogate's error per family (``validation_families_``) and the worst case against
+       ``bars`` (``validation_worst_``; :attr:`CalibrationResult.meets_bars`).
     """
     check_choice("calibrate_tile", "reference", reference, REFERENCES)
     check_int("calibrate_tile", "n_maps", n_maps, 1, 1000)
@@ -474,10 +520,21 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
     tests = [differential_pair(shape, rng, device) for _ in range(n_test_maps)]
     test_inputs = [with_idle(calibration_inputs(spec.rows, n_vectors - 1, rng))
                    for _ in tests]
+    # inside the domain the fit records: the smallest formed cell of the calibration maps to
+    # full scale (the uniform map reaches g_min, but a map of such cells alone, 0.1-0.3 uS,
+    # did not converge in ngspice with the BSIM4 card at calibration tolerances)
+    formed = maps[:max(n_maps - 1, 1)]
+    g_cal = np.concatenate([np.concatenate([gp.ravel(), gn.ravel()]) for gp, gn in formed])
+    corners = (structured_cases(shape, float(g_cal[g_cal > 0].min()), spec.g_full_scale_us)
+               if structured else [])
     t0 = time.perf_counter()
     say(f"calibration: {len(maps)} maps x {n_vectors} vectors through {reference}")
     cal, cal_energy = simulate_with_energy(ref, maps, inputs, rng)
     held, held_energy = simulate_with_energy(ref, tests, test_inputs, rng)
+    if corners:
+        say(f"held out: {len(corners)} structured maps x {len(corners[0].levels)} vectors")
+    held_c = simulate(ref, [(c.g_pos_us, c.g_neg_us) for c in corners],
+                      [c.levels for c in corners], rng)
     timings["reference"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     say("fit")
@@ -490,6 +547,15 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
     t0 = time.perf_counter()
     preds = predictions_on(spec, sur, held)
     errors = error_table(spec, held, preds) if held else pd.DataFrame()
+    held_all = held + held_c
+    fams = ["formed"] * len(held) + [c.family for c in corners]
+    fam_tab, worst = pd.DataFrame(), None
+    if held_all:
+        sur_preds = preds["surrogate"] + predictions_on(spec, sur, held_c)["surrogate"]
+        fam_tab = family_errors(spec, held_all, fams, sur_preds, current_lsb_ua(spec))
+        worst = worst_case(fam_tab, bars or ErrorBars(),
+                           reads=len(spec.read.row_groups(spec.rows)),
+                           lsb_ua=current_lsb_ua(spec))
     timings["validate"] = time.perf_counter() - t0
     energy = energy_summary(spec, cal_energy + held_energy, inputs + test_inputs)
     if energy is not None:
@@ -497,17 +563,56 @@ def calibrate_tile(spec: TileSpec, *, reference: str = "nodal", n_maps: int = 3,
             "nodal engine node voltages and currents")
     sur.energy_ = energy
     sur.validation_ = errors.to_dict(orient="records") if len(errors) else None
-    return CalibrationResult(sur, spec, i_fs, errors, held, preds, energy, timings)
+    sur.validation_families_ = fam_tab.to_dict(orient="records") if len(fam_tab) else None
+    sur.validation_worst_ = worst
+    return CalibrationResult(sur, spec, i_fs, errors, held, preds, energy, timings,
+                             families=fam_tab, worst=worst, held_families=fams)
+
+
+#: The corner families a task's own surrogate is checked on: the worst by RMS (full-scale) and
+#: by largest error (G+ only) in every row of the measured worst-case table (docs/tile.md).
+TASK_FAMILIES = ("full-scale", "g-pos-only")
+
+
+def check_families(spec: TileSpec, surrogate: TileSurrogate, g_lo_us: float,
+                   rng: np.random.Generator, families: tuple[str, ...] = TASK_FAMILIES,
+                   bars: ErrorBars | None = None) -> dict[str, Any]:
+    """Hold out the structured ``families`` (:mod:`.held_out`, one map each, its five input
+    vectors, on the nodal engine) against ``surrogate``; store the error per family and the
+    worst case in it (so ``bind`` warns when they miss the bars) and return the worst case.
+    Warns (:class:`~rram_cosim.models.errors.AccuracyWarning`) when the bars are missed."""
+    cases = [c for c in structured_cases((spec.rows, spec.cols), g_lo_us, spec.g_full_scale_us)
+             if c.family in families]
+    held = simulate(make_backend("nodal", spec), [(c.g_pos_us, c.g_neg_us) for c in cases],
+                    [c.levels for c in cases], rng)
+    preds = predictions_on(spec, surrogate, held)["surrogate"]
+    lsb = current_lsb_ua(spec)
+    fam = family_errors(spec, held, [c.family for c in cases], preds, lsb)
+    worst = worst_case(fam, bars or ErrorBars(), reads=len(spec.read.row_groups(spec.rows)),
+                       lsb_ua=lsb)
+    surrogate.validation_families_ = fam.to_dict(orient="records")
+    surrogate.validation_worst_ = worst
+    if not worst["meets_bars"]:
+        warnings.warn(
+            f"The surrogate calibrated for this run misses the accuracy bars on the held-out "
+            f"corner families: {'; '.join(worst['failed'])}. Its outputs can be off by "
+            f"{worst['max_lsb']:.3g} LSB inside the calibrated domain; calibrate at an "
+            "operating point closer to linear or use a circuit backend.", AccuracyWarning,
+            stacklevel=2)
+    return worst
 
 
 def predictions_on(spec: TileSpec, surrogate: TileSurrogate, samples: list[CalibrationSample]
                    ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Noise-free column currents of the ideal G.V model and of the surrogate per sample."""
+    """Noise-free column currents of the ideal G.V model and of the surrogate per sample
+    (the surrogate's as ``apply`` gives them: reads whose TIAs clip solved exactly)."""
     preds: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"ideal": [], "surrogate": []}
     quiet = surrogate.with_noise(0.0)
+    rng = np.random.default_rng(0)  # no noise is drawn: the generator is never used
     for s in samples:
         v = dac_volts(s.levels, spec)
         preds["ideal"].append((v @ s.g_pos_us, v @ s.g_neg_us))
-        preds["surrogate"].append(quiet.bind(s.g_pos_us, s.g_neg_us).currents(s.levels))
+        out = quiet.bind(s.g_pos_us, s.g_neg_us).apply(s.levels, rng)
+        preds["surrogate"].append((out.i_pos_ua, out.i_neg_ua))
     return preds
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,6 +49,7 @@ from ...models.params import AdcSpec, DeviceParams, LIFParams, TileSpec
 from ...models.snn.heads import SoftmaxReadout
 from ...models.snn.lsm import run_reservoir
 from ...models.tile.backend import TileBackend
+from ...models.tile.clipping import tally_reads
 from ...models.tile.surrogate import TileSurrogate
 from ...models.tile.tiling import TiledBackend
 from ..data import user_data
@@ -58,6 +59,7 @@ from ..engines.calibrate import (
     bind_for_workload,
     calibration_inputs,
     calibration_maps,
+    check_families,
     fit_surrogate,
     simulate,
     with_full_scale,
@@ -229,7 +231,13 @@ def task_surrogate(cfg: Any, spec: TileSpec, run_path: Path,
                    rng: np.random.Generator) -> TileSurrogate:
     """The surrogate a task runs on: ``cfg.surrogate``'s file (refused when it was calibrated
     for another spec), or one calibrated on the nodal engine (``cfg.cal_maps`` maps of
-    ``cfg.cal_vectors`` vectors) and saved as ``run_path/surrogate.json``."""
+    ``cfg.cal_vectors`` vectors) and saved as ``run_path/surrogate.json``.
+
+    A surrogate calibrated here is then held out on the two corner families that were the
+    worst in every measured row (:data:`~rram_cosim.cosim.engines.calibrate.TASK_FAMILIES`;
+    docs/tile.md gives the measured cost); the worst case is stored in
+    it (``bind`` warns when it misses the bars, the run warns once here) and in the run's
+    summary. ``rram-cosim calibrate`` holds out all six families and the formed maps."""
     if cfg.surrogate:
         sur = TileSurrogate.load(cfg.surrogate)
         if sur.spec != spec:
@@ -247,6 +255,8 @@ def task_surrogate(cfg: Any, spec: TileSpec, run_path: Path,
     sur = fit_surrogate(spec, samples, read_noise_sigma_us=device.read_noise_sigma_us,
                         provenance={"reference": "nodal", "maps": len(maps),
                                     "vectors": cfg.cal_vectors})
+    g = np.concatenate([np.concatenate([gp.ravel(), gn.ravel()]) for gp, gn in maps])
+    check_families(spec, sur, float(g[g > 0].min()), rng)
     sur.save(Path(run_path) / "surrogate.json")
     return sur
 
@@ -353,6 +363,11 @@ class ClassifyResult:
     split_text: str = ""  # how the data were split (data_checks.describe_split)
     warnings: list[str] | None = None  # what the data cannot support (also on the console)
     interval_method: str = ""
+    # surrogate reads, and those solved exactly because a TIA left its linear range
+    exact_reads: dict[str, Any] = field(default_factory=dict)
+    # the surrogate's worst case on the held-out corner families (None: no surrogate, or a
+    # file that carries none)
+    surrogate_worst: dict[str, Any] | None = None
 
 
 def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
@@ -397,58 +412,60 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
     cms = {m: np.zeros((n_classes, n_classes), dtype=np.int64)
            for m in [*backends, RAW_KEY]}
     embed: dict[str, np.ndarray] = {}
-    for k in range(cfg.seeds):
-        seed = cfg.seed + k
-        rng = np.random.default_rng(seed)
-        gp, gn = differential_pair((n_in + h, h), rng, DeviceParams())
-        for name, be in backends.items():
-            bar.set_postfix_str(f"seed {seed}, binding the map on {name}")
-            if name == "surrogate" and cfg.linearise == "workload":
-                # profiled at the grid point that fires most, as the ADC range is
-                tile = bind_for_workload(be, gp, gn, frames["train"][:200],
-                                         most_active_lif(h, grid),
-                                         np.random.default_rng([seed, 5]))
-            else:
-                tile = be.bind(gp, gn)
-            bar.set_postfix_str(f"seed {seed}, {name}")
-            # grid on validation, per backend: a user tunes the network on the chip it runs on
-            def record(lif: LIFParams, val: float, seed: int = seed, name: str = name) -> None:
-                grid_rows.append({"seed": seed, "backend": name, "v_th": lif.v_th,
-                                  "decay": lif.decay, "in_level": lif.in_level,
-                                  "rec_level": lif.rec_level, "val_acc": val})
-                bar.update()
+    with tally_reads() as tally:
+        for k in range(cfg.seeds):
+            seed = cfg.seed + k
+            rng = np.random.default_rng(seed)
+            gp, gn = differential_pair((n_in + h, h), rng, DeviceParams())
+            for name, be in backends.items():
+                bar.set_postfix_str(f"seed {seed}, binding the map on {name}")
+                if name == "surrogate" and cfg.linearise == "workload":
+                    # profiled at the grid point that fires most, as the ADC range is
+                    tile = bind_for_workload(be, gp, gn, frames["train"][:200],
+                                             most_active_lif(h, grid),
+                                             np.random.default_rng([seed, 5]))
+                else:
+                    tile = be.bind(gp, gn)
+                bar.set_postfix_str(f"seed {seed}, {name}")
+                # grid on validation, per backend: a user tunes the network on the chip it runs on
+                def record(lif: LIFParams, val: float, seed: int = seed, name: str = name) -> None:
+                    grid_rows.append({"seed": seed, "backend": name, "v_th": lif.v_th,
+                                      "decay": lif.decay, "in_level": lif.in_level,
+                                      "rec_level": lif.rec_level, "val_acc": val})
+                    bar.update()
 
-            val, lif, feats, clf = select_on_validation(
-                tile, frames, labels, grid, h, n_classes, seed, epochs=cfg.readout_epochs,
-                solver=cfg.readout_solver, n_windows=cfg.n_windows, on_point=record)
-            feats["test"], act = run_reservoir(tile, frames["test"], lif,
-                                               np.random.default_rng([seed, 2]),
-                                               n_windows=cfg.n_windows)
-            pred = clf.predict(feats["test"])
-            correct.setdefault(f"LSM, {name}", []).append(pred == labels["test"])
-            cms[name] += confusion_matrix(labels["test"], pred, n_classes)
-            acc_rows.append({"seed": seed, "model": f"LSM, {name}", "v_th": lif.v_th,
-                             "decay": lif.decay, "in_level": lif.in_level,
-                             "rec_level": lif.rec_level, "val_acc": val,
-                             "test_acc": float(np.mean(pred == labels["test"])),
-                             "spikes_per_neuron": float(feats["test"].mean())})
-            activity[f"{name}/seed{seed}"] = act.to_dict()
-            if k == 0:
-                embed[name] = feats["test"]
-        raw = {s: frames[s].reshape(len(frames[s]), cfg.n_windows, -1, n_in).sum(axis=2)
-               .reshape(len(frames[s]), -1) if n_steps % cfg.n_windows == 0
-               else frames[s].sum(axis=1) for s in frames}
-        r = np.random.default_rng([seed, 3])
-        clf = SoftmaxReadout(epochs=cfg.readout_epochs, solver=cfg.readout_solver).fit(
-            raw["train"], labels["train"], rng=r, n_classes=n_classes)
-        pred = clf.predict(raw["test"])
-        correct.setdefault(RAW_MODEL, []).append(pred == labels["test"])
-        cms[RAW_KEY] += confusion_matrix(labels["test"], pred, n_classes)
-        acc_rows.append({"seed": seed, "model": RAW_MODEL,
-                         "val_acc": clf.score(raw["val"], labels["val"]),
-                         "test_acc": float(np.mean(pred == labels["test"]))})
-        bar.update()
+                val, lif, feats, clf = select_on_validation(
+                    tile, frames, labels, grid, h, n_classes, seed, epochs=cfg.readout_epochs,
+                    solver=cfg.readout_solver, n_windows=cfg.n_windows, on_point=record)
+                feats["test"], act = run_reservoir(tile, frames["test"], lif,
+                                                   np.random.default_rng([seed, 2]),
+                                                   n_windows=cfg.n_windows)
+                pred = clf.predict(feats["test"])
+                correct.setdefault(f"LSM, {name}", []).append(pred == labels["test"])
+                cms[name] += confusion_matrix(labels["test"], pred, n_classes)
+                acc_rows.append({"seed": seed, "model": f"LSM, {name}", "v_th": lif.v_th,
+                                 "decay": lif.decay, "in_level": lif.in_level,
+                                 "rec_level": lif.rec_level, "val_acc": val,
+                                 "test_acc": float(np.mean(pred == labels["test"])),
+                                 "spikes_per_neuron": float(feats["test"].mean())})
+                activity[f"{name}/seed{seed}"] = act.to_dict()
+                if k == 0:
+                    embed[name] = feats["test"]
+            raw = {s: frames[s].reshape(len(frames[s]), cfg.n_windows, -1, n_in).sum(axis=2)
+                   .reshape(len(frames[s]), -1) if n_steps % cfg.n_windows == 0
+                   else frames[s].sum(axis=1) for s in frames}
+            r = np.random.default_rng([seed, 3])
+            clf = SoftmaxReadout(epochs=cfg.readout_epochs, solver=cfg.readout_solver).fit(
+                raw["train"], labels["train"], rng=r, n_classes=n_classes)
+            pred = clf.predict(raw["test"])
+            correct.setdefault(RAW_MODEL, []).append(pred == labels["test"])
+            cms[RAW_KEY] += confusion_matrix(labels["test"], pred, n_classes)
+            acc_rows.append({"seed": seed, "model": RAW_MODEL,
+                             "val_acc": clf.score(raw["val"], labels["val"]),
+                             "test_acc": float(np.mean(pred == labels["test"]))})
+            bar.update()
     bar.close()
+    tally.warn("classify")
 
     acc = pd.DataFrame(acc_rows)
     chance = chance_accuracy(labels["test"])
@@ -487,4 +504,6 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
                           per_class=per_class, confusion=cms, embedding=embed,
                           test_labels=labels["test"], class_names=tuple(map(str, names)),
                           chance=chance, split_text=split_text,
-                          warnings=list(status.warnings), interval_method=method)
+                          warnings=list(status.warnings), interval_method=method,
+                          exact_reads=tally.summary(),
+                          surrogate_worst=getattr(sur, "validation_worst_", None))

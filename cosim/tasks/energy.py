@@ -230,7 +230,7 @@ def default_activity_run(cfg: EnergyConfig, enc: str, size: en.NetworkSize, root
         hidden=cfg.hidden, v_th=(cfg.v_th,), rec_level=(cfg.rec_level,),
         tile_rows=cfg.sim_tile_rows, tile_cols=cfg.sim_tile_cols, cal_maps=2, cal_vectors=16,
         readout_epochs=cfg.readout_epochs, adc_range=cfg.adc_range, r_wire_ohm=cfg.r_wire_ohm,
-        **{f.name: getattr(cfg, f.name) for f in fields(ReadOptions)})
+        linearise=cfg.linearise, **{f.name: getattr(cfg, f.name) for f in fields(ReadOptions)})
     sub = open_run(root, enc)
     sub.write_config("classify", asdict(ccfg))
     with warnings.catch_warnings():

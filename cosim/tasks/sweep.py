@@ -91,6 +91,7 @@ from ...models.params import (
     to_dict,
 )
 from ...models.snn.lsm import run_reservoir
+from ...models.tile.clipping import tally_reads
 from ...models.tile.ideal import IdealBackend
 from ...models.tile.surrogate import TileSurrogate
 from ...models.tile.tiling import TiledBackend
@@ -127,7 +128,10 @@ __all__ = [
 ]
 
 #: Bumped when a unit's result for the same parameters changes (old result files are ignored).
-SWEEP_VERSION = 3  # 2: points carry the read scheme; 3: differential reads offset-calibrated
+# 2: points carry the read scheme; 3: differential reads offset-calibrated; 4: surrogate reads
+# whose TIAs leave their linear range are solved exactly (units whose TIAs clip give other
+# results under the same parameters)
+SWEEP_VERSION = 4
 
 #: Columns that describe how a unit ran, not what it computed; they differ between runs.
 EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibration_s", "host")
@@ -488,7 +492,7 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
                          rows_per_read=unit.point["rows_per_read"],
                          cols_per_read=unit.point["cols_per_read"], unsensed=t["unsensed"],
                          sense=unit.point["sense"], drive=unit.point["drive"],
-                         **_zeroshot_data_args(t))
+                         linearise=t.get("linearise", "tangent"), **_zeroshot_data_args(t))
     image, other = _zeroshot_data(**_zeroshot_data_args(t))
     res = run_protocol(cfg, image, other, {"surrogate": _ChipBackend(backend, gp, gn)})
     row = res.chosen[("LSM, surrogate", "honest" if cfg.val_class_tuple
@@ -496,8 +500,9 @@ def _zeroshot(unit: Unit, backend: Any, gp: np.ndarray, gn: np.ndarray, w_scale:
     metric = "heldout_top1" if cfg.val_class_tuple else "val_top1"
     lif_i, lif_o = next((a, b) for a, b in lif_grid(cfg, other.audio)
                         if a.v_th == row["v_th"] and a.rec_level == row["rec_level"])
-    bound = backend.bind(gp, gn)
     layout = MapLayout(image.n_in, other.n_in, cfg.hidden)
+    # the chip's map as the protocol bound (and, linearised for the workload, profiled) it
+    bound = res.tiles[("surrogate", unit.net_seed)]
     energy: dict[str, float] = {}
     for enc, mod, lif in (("image", image, lif_i), ("other", other, lif_o)):
         _, act = run_reservoir(EncoderView(bound, layout.rows_of(enc)), mod.frames["test"],
@@ -586,8 +591,11 @@ def run_unit(unit: Unit, cache_dir: str) -> dict[str, Any]:
                            "host": os.uname().nodename}
     try:
         # resolved where the unit runs: a cluster worker uses its own cache folder
-        row.update(_compute(unit, Path(cache_dir) if cache_dir
-                            else writable_cache(cache_root() / "sweep", "The sweep cache folder")))
+        with tally_reads() as tally:
+            row.update(_compute(unit, Path(cache_dir) if cache_dir else writable_cache(
+                cache_root() / "sweep", "The sweep cache folder")))
+        row.update(tally.summary())
+        tally.warn(f"sweep unit {unit.key}")
         row["status"], row["error"] = "ok", ""
     except Exception as e:  # noqa: BLE001 - a failed point is recorded and the sweep goes on
         row["status"] = "failed"

@@ -149,6 +149,8 @@ def run_vmm(cfg: TileConfig) -> TileRun:
         "max_abs_y_minus_ideal": float(np.abs(err).max()),
         "max_rel_to_ideal_range": float(np.abs(err).max() / scale),
         "bind_s": t2 - t1, "apply_s": t3 - t2, "vmm_per_s": x.shape[0] / max(t3 - t2, 1e-12),
+        # the surrogate's VMMs with a TIA past its linear range, solved exactly instead
+        "vmm_solved_exactly": out.n_resolved,
     }])
     return TileRun(spec=spec, shape=gp.shape, batch=x.shape[0], volts=volts, y=y, y_tile=out.y,
                    y_ideal=ideal_y, table=table)

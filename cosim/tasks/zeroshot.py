@@ -27,7 +27,8 @@ The protocol ([Lin25] zero-shot task, measured honestly):
    hidden`` one, and both read the same recurrent cells (the paper's 456x201 / 264x201
    sharing). With ``tile_rows``/``tile_cols`` the map is split over tiles
    (:class:`~rram_cosim.models.tile.tiling.TiledBackend`); tiles that hold only the other
-   modality's rows then see zero inputs.
+   modality's rows then see zero inputs. The surrogate is linearised for the drive of both
+   encoders, profiled on the one map (``linearise='workload'``, :func:`bind_shared_map`).
 4. **Reservoir features** per (backend, seed, encoder, LIF parameters) are computed once
    (:class:`FeatureCache`); every head grid and checkpoint reuses them.
 5. **Heads.** :class:`~rram_cosim.models.snn.contrastive.ContrastiveHeads` on the spike counts for
@@ -48,6 +49,7 @@ The protocol ([Lin25] zero-shot task, measured honestly):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 import zlib
@@ -75,6 +77,7 @@ from ...models.snn.contrastive import (
 )
 from ...models.snn.lsm import ReservoirActivity, run_reservoir
 from ...models.tile.backend import BoundTile, TileOutput
+from ...models.tile.clipping import tally_reads
 from ..data.audio import SpokenDigitsParams
 from ..data.datasets import EventDataset, load_dataset
 from ..data.neural_sim import (
@@ -85,6 +88,7 @@ from ..data.neural_sim import (
     source_images,
     source_partition,
 )
+from ..engines.calibrate import bind_for_workload
 from .classify import (
     frames_of,
     is_audio,
@@ -362,6 +366,29 @@ def draw_shared_map(layout: MapLayout, seed: int,
                              device if device is not None else DeviceParams())
 
 
+def bind_shared_map(cfg: ZeroshotConfig, name: str, backend: Any, gp: np.ndarray,
+                    gn: np.ndarray, layout: MapLayout, image: Modality, other: Modality,
+                    seed: int) -> BoundTile:
+    """Bind the shared map on ``backend``; the surrogate with ``cfg.linearise == 'workload'``
+    is linearised for both encoders' drive, profiled on one map.
+
+    Each encoder runs on up to 200 training samples through its own view of the plain
+    (tangent) binding, at the grid's most active point (lowest threshold, highest recurrent
+    level, as classify profiles); every VMM of both goes into one drive profile, so the image
+    rows are linearised for the image encoder, the other modality's rows for its encoder and
+    the shared recurrent rows for both together.
+    """
+    if name != "surrogate" or cfg.linearise != "workload":
+        return backend.bind(gp, gn)
+    lifs = lif_grid(cfg, other.audio)
+    hot = [dataclasses.replace(lifs[0][k], v_th=min(p[k].v_th for p in lifs),
+                               rec_level=max(p[k].rec_level for p in lifs)) for k in (0, 1)]
+    runs = [(lambda t, e=enc: EncoderView(t, layout.rows_of(e)), mod.frames["train"][:200],
+             lif) for enc, mod, lif in (("image", image, hot[0]), ("other", other, hot[1]))]
+    return bind_for_workload(backend, gp, gn, None, None, np.random.default_rng([seed, 5]),
+                             runs=runs)
+
+
 # -- features --------------------------------------------------------------------------------
 class FeatureCache:
     """Reservoir spike counts and activity per (backend, seed, encoder, LIF parameters),
@@ -592,6 +619,8 @@ class ProtocolResult:
     val_classes: tuple[int, ...]
     cache_hits: int
     cache_misses: int
+    # the bound shared map of every (backend name, seed), as the reservoirs read it
+    tiles: dict[tuple[str, int], BoundTile] = field(default_factory=dict)
 
 
 def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
@@ -658,12 +687,14 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
             chosen.setdefault((model_name, sel), []).append(
                 {**full[i], **extra[i], "selection": sel, "grid_train_ops": int(total)})
 
+    tiles: dict[tuple[str, int], BoundTile] = {}
     for k in range(cfg.seeds):
         seed = cfg.seed + k
         gp, gn = draw_shared_map(layout, seed)
         for name, be in backends.items():
             on_note(f"seed {seed}: binding the map on {name}")
-            bound = be.bind(gp, gn)
+            bound = bind_shared_map(cfg, name, be, gp, gn, layout, image, other, seed)
+            tiles[(name, seed)] = bound
             on_note(f"seed {seed}: reservoirs and heads on {name}")
             views = {e: EncoderView(bound, layout.rows_of(e)) for e in ("image", "other")}
             points = []
@@ -683,7 +714,8 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
                        lambda raw_i=raw_i, raw_o=raw_o: (raw_i, raw_o, {}))])
     return ProtocolResult(grid=grid, chosen=chosen, query_labels=other.labels["test"],
                           gallery_labels=image.labels["test"], layout=layout,
-                          val_classes=vcls, cache_hits=cache.hits, cache_misses=cache.misses)
+                          val_classes=vcls, cache_hits=cache.hits, cache_misses=cache.misses,
+                          tiles=tiles)
 
 
 # -- what a run reports ----------------------------------------------------------------------
@@ -750,6 +782,10 @@ class ZeroshotRun:
     summary: pd.DataFrame  # per model and selection: mean, interval, chance, p-value
     paired: pd.DataFrame  # per selection: each model against the first backend, by seed
     warnings: list[str] = field(default_factory=list)  # what the data cannot support
+    # surrogate reads, and those solved exactly because a TIA left its linear range
+    exact_reads: dict[str, Any] = field(default_factory=dict)
+    # the surrogate's worst case on the held-out corner families (None: none)
+    surrogate_worst: dict[str, Any] | None = None
 
 
 def short_selection(row: dict[str, Any]) -> str:
@@ -803,9 +839,11 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
         # the surrogate warns on every read below its calibrated input density (the other
         # modality's rows sit at 0 V); the report gives the count and one example instead
         warnings.simplefilter("always", DomainWarning)
-        res = run_protocol(cfg, image, other, backends, on_step=bar.update,
-                           on_note=bar.set_postfix_str)
+        with tally_reads() as tally:
+            res = run_protocol(cfg, image, other, backends, on_step=bar.update,
+                               on_note=bar.set_postfix_str)
     bar.close()
+    tally.warn("zeroshot")
     domain = [str(w.message) for w in caught if issubclass(w.category, DomainWarning)]
     for w in caught:
         if not issubclass(w.category, DomainWarning):
@@ -844,4 +882,5 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
                        grid=pd.DataFrame(res.grid), chosen=chosen, summary=summary,
                        paired=paired_by_seed(res.chosen, res.query_labels,
                                              f"LSM, {cfg.backends[0]}", cfg.seed),
-                       warnings=list(status.warnings))
+                       warnings=list(status.warnings), exact_reads=tally.summary(),
+                       surrogate_worst=getattr(sur, "validation_worst_", None))

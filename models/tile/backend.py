@@ -32,6 +32,9 @@ class TileOutput:
     (summed over the reads of a VMM; with differential sensing ``codes_pos`` holds the signed
     difference codes and ``codes_neg`` is zero). ``v_pos_v``/``v_neg_v``: the TIA output
     voltages of one read where a circuit engine computed them (None: from the TIA model).
+    ``resolved`` (batch,) bool: the VMMs a behavioural model did not answer from its linear
+    model but solved exactly, because a TIA left its linear range in one of their reads (the
+    surrogate; None for the other backends, which are exact or ideal everywhere).
     """
 
     y: np.ndarray
@@ -41,6 +44,12 @@ class TileOutput:
     codes_neg: np.ndarray
     v_pos_v: np.ndarray | None = None
     v_neg_v: np.ndarray | None = None
+    resolved: np.ndarray | None = None
+
+    @property
+    def n_resolved(self) -> int:
+        """How many VMMs of the batch were solved exactly (see ``resolved``)."""
+        return 0 if self.resolved is None else int(np.count_nonzero(self.resolved))
 
 
 @runtime_checkable
@@ -116,12 +125,25 @@ def ideal_codes(i_ua: np.ndarray, spec: TileSpec) -> np.ndarray:
 
 
 def output_from_currents(spec: TileSpec, i_pos_ua: np.ndarray, i_neg_ua: np.ndarray,
-                         y_scale: float) -> TileOutput:
-    """Codes through the TIA/ADC model and ``y`` reconstructed digitally from the codes."""
-    cp = adc_codes(tia_out_v(i_pos_ua, spec), spec)
-    cn = adc_codes(tia_out_v(i_neg_ua, spec), spec)
+                         y_scale: float, resolved: np.ndarray | None = None,
+                         v_out: tuple[np.ndarray, np.ndarray] | None = None) -> TileOutput:
+    """Codes through the TIA/ADC model and ``y`` reconstructed digitally from the codes;
+    ``v_out``: the TIA output voltages (G+, G-) where known, used instead of the model's."""
+    vp, vn = v_out if v_out is not None else (tia_out_v(i_pos_ua, spec),
+                                              tia_out_v(i_neg_ua, spec))
+    cp, cn = adc_codes(vp, spec), adc_codes(vn, spec)
     y = (cp - cn).astype(np.float64) * y_scale
-    return TileOutput(y=y, i_pos_ua=i_pos_ua, i_neg_ua=i_neg_ua, codes_pos=cp, codes_neg=cn)
+    known = v_out is not None
+    return TileOutput(y=y, i_pos_ua=i_pos_ua, i_neg_ua=i_neg_ua, codes_pos=cp, codes_neg=cn,
+                      v_pos_v=vp if known else None, v_neg_v=vn if known else None,
+                      resolved=resolved)
+
+
+def merge_resolved(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """``resolved`` of a VMM made of several reads or tiles: solved exactly in any of them."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a | b
 
 
 def code_y_scale(spec: TileSpec) -> float:

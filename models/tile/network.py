@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +58,7 @@ __all__ = [
     "factorise",
     "operating_point",
     "operating_points",
+    "tia_currents",
 ]
 
 
@@ -192,6 +193,11 @@ class Terminations:
     conductance ``(1 + A) / (R_f + r_out)`` to its virtual ground ``v_t0_v = A v_os / (1 + A)``.
     ``both_ends``: every row is driven from its west and its east end, each through its own DAC
     output resistance, at the same DAC voltage (``ReadScheme.drive == 'both'``).
+
+    A TIA whose op-amp output has hit a rail no longer holds its virtual ground: the column
+    then sees ``g_clip_s = 1 / (R_f + r_out)`` to the rail voltage (``v_clip_lo_v`` for a
+    column sinking current, ``v_clip_hi_v`` for one sourcing it). These are used only for the
+    columns a ``clipped`` mask marks (:func:`factorise`); None where the tile never clips.
     """
 
     g_row_s: float
@@ -200,6 +206,9 @@ class Terminations:
     g_tia_s: float
     v_t0_v: float
     both_ends: bool = False
+    g_clip_s: float | None = None
+    v_clip_lo_v: float | None = None
+    v_clip_hi_v: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("g_row_s", "g_col_s", "g_dac_s", "g_tia_s"):
@@ -232,6 +241,28 @@ class Terminations:
     def south_s(self) -> float:
         """Midpoint of a column's last segment to the virtual ground: half a segment + TIA."""
         return _series(2.0 * self.g_col_s, self.g_tia_s)
+
+
+def _clip_state(term: Terminations, clipped: np.ndarray | None, sensed: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Validated clip state (P,) of every TIA (0 linear, -1 at the low rail, +1 at the high
+    rail; a floating column has no TIA and is never clipped) and each column end's source
+    voltage (V): the virtual ground, or the rail of a clipped TIA."""
+    p = sensed.size
+    if clipped is None:
+        return np.zeros(p, dtype=np.int8), np.full(p, term.v_t0_v)
+    c = np.asarray(clipped)
+    if c.shape != (p,) or not np.isin(c, (-1, 0, 1)).all():
+        raise ConfigError(f"The clipped-TIA mask must hold -1, 0 or +1 per column, shape "
+                          f"({p},). Got {c.dtype} {c.shape}.")
+    c = np.where(sensed, c, 0).astype(np.int8)
+    if c.any() and None in (term.g_clip_s, term.v_clip_lo_v, term.v_clip_hi_v):
+        raise ConfigError("Clipped TIAs need Terminations.g_clip_s, v_clip_lo_v and "
+                          "v_clip_hi_v (surrogate.terminations(spec) sets them).")
+    v0 = np.full(p, term.v_t0_v)
+    if c.any():
+        v0[c < 0], v0[c > 0] = term.v_clip_lo_v, term.v_clip_hi_v
+    return c, v0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +344,8 @@ class NetworkFactor:
     """
 
     def __init__(self, a_s: np.ndarray, b_s: np.ndarray, term: Terminations,
-                 store: bool, sensed: np.ndarray | None = None) -> None:
+                 store: bool, sensed: np.ndarray | None = None,
+                 clipped: np.ndarray | None = None) -> None:
         self.rows, self.cols = a_s.shape
         self.term = term
         self.store = store
@@ -324,6 +356,7 @@ class NetworkFactor:
             raise ConfigError(f"The sensed-column mask must be a boolean array of shape "
                               f"({self.cols},). Got {sensed.dtype} {sensed.shape}.")
         self.sensed = sensed
+        self.clipped, self._v0 = _clip_state(term, clipped, sensed)
         # A floating column without a conducting cell is cut off from the network; holding it
         # at the virtual ground changes nothing else and keeps the matrices regular.
         live = (a_s != 0).any(axis=0) | (b_s != 0).any(axis=0)
@@ -335,9 +368,15 @@ class NetworkFactor:
         else:
             self._build_sparse(a_s, b_s)
 
-    def _south(self, g_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """South port conductance of every column, and the share read as TIA current."""
-        return np.where(self._port, g_s, 0.0), np.where(self.sensed, g_s, 0.0)
+    def _south(self, with_tia: Callable[[float], float]) -> tuple[np.ndarray, np.ndarray]:
+        """South port conductance of every column, and the share read as TIA current.
+
+        ``with_tia(g)`` is the column end's conductance to the TIA's source behind ``g``: the
+        closed-loop input conductance, or ``g_clip_s`` where the TIA output is clipped."""
+        g = np.full(self.cols, with_tia(self.term.g_tia_s))
+        if self.clipped.any():
+            g[self.clipped != 0] = with_tia(float(self.term.g_clip_s))
+        return np.where(self._port, g, 0.0), np.where(self.sensed, g, 0.0)
 
     # -- r_row == r_col == 0: R row nodes and P column nodes --------------------------------
     def _build_dense(self, a_s: np.ndarray, b_s: np.ndarray) -> None:
@@ -345,7 +384,7 @@ class NetworkFactor:
         t = self.term
         dac_r = math.isfinite(t.g_dac_s)
         self._g_drive = t.g_dac_s * (2.0 if t.both_ends else 1.0)
-        self._port_s, self._out_s = self._south(t.g_tia_s)
+        self._port_s, self._out_s = self._south(lambda g: g)
         # KCL, currents leaving: row i: g_dac (a_i - d_i) + sum_j (A a_i + B t_j)
         #                        col j: g_tia (t_j - v_t0) - sum_i (A a_i + B t_j)
         n = (r if dac_r else 0) + p
@@ -365,7 +404,7 @@ class NetworkFactor:
         r, p = self.rows, self.cols
         t = self.term
         dac_r = math.isfinite(t.g_dac_s)
-        rhs_col = self._port_s * t.v_t0_v + f_c.sum(axis=-2)
+        rhs_col = self._port_s * self._v0 + f_c.sum(axis=-2)
         if dac_r:
             rhs = np.concatenate([self._g_drive * d + f_r.sum(axis=-1), rhs_col], axis=-1)
             u = rhs @ self._dense_kinv.T
@@ -376,7 +415,7 @@ class NetworkFactor:
             v_a, v_t = d, rhs @ self._dense_kinv.T
         v_r = np.broadcast_to(v_a[..., :, None], v_a.shape + (p,))
         v_c = np.broadcast_to(v_t[..., None, :], v_t.shape[:-1] + (r, p))
-        return v_r, v_c, self._out_s * (v_t - t.v_t0_v)
+        return v_r, v_c, self._out_s * (v_t - self._v0)
 
     def _dense_transfer(self) -> np.ndarray:
         r = self.rows
@@ -439,7 +478,7 @@ class NetworkFactor:
         if not fixed:
             for e in ends:
                 stamp(e, e, g_end)
-        self._port_s, self._out_s = self._south(_series(t.g_col_s, t.g_tia_s))
+        self._port_s, self._out_s = self._south(lambda g: _series(t.g_col_s, g))
         stamp(ic[-1], ic[-1], self._port_s)
         i_all, j_all, v_all = np.concatenate(ii), np.concatenate(jj), np.concatenate(vv)
         if fixed:
@@ -453,9 +492,8 @@ class NetworkFactor:
 
     def _sparse_rhs(self, d: np.ndarray, f_r: np.ndarray, f_c: np.ndarray) -> np.ndarray:
         n, ir, ic, ends, g_end, fixed = self._sp
-        t = self.term
         rhs = np.bincount(ir.ravel(), f_r.ravel(), n) + np.bincount(ic.ravel(), f_c.ravel(), n)
-        rhs[ic[-1]] += self._port_s * t.v_t0_v
+        rhs[ic[-1]] += self._port_s * self._v0
         if fixed:
             rhs[ir[:, 0]] = d
         else:
@@ -467,7 +505,7 @@ class NetworkFactor:
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _, ir, ic, *_ = self._sp
         v = self._lu.solve(self._sparse_rhs(d, f_r, f_c))
-        return v[ir], v[ic], self._out_s * (v[ic[-1]] - self.term.v_t0_v)
+        return v[ir], v[ic], self._out_s * (v[ic[-1]] - self._v0)
 
     def _sparse_transfer(self) -> np.ndarray:
         n, _, ic, ends, g_end, fixed = self._sp
@@ -555,7 +593,7 @@ class NetworkFactor:
         self._root_lay, n_root = _layout(r, p, t.both_ends, False)
         if root.shape[0] != n_root:
             raise AssertionError("internal: the root box has unexpected ports")
-        self._port_s, self._out_s = self._south(t.south_s())
+        self._port_s, self._out_s = self._south(lambda g: _series(2.0 * t.g_col_s, g))
         ext = [np.full(r, t.west_s())]
         if t.both_ends:
             ext.append(np.full(r, t.east_s()))
@@ -647,80 +685,102 @@ class NetworkFactor:
 
     def solve(self, d: np.ndarray, f_r: np.ndarray | None = None,
               f_c: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Node voltages and TIA currents of the linear network.
+        """Node voltages and TIA currents of the linear network, for one right-hand side or a
+        batch of them (a leading axis of ``N`` on every argument and result).
 
         Parameters
         ----------
-        d : ndarray (R,)
+        d : ndarray (R,) or (N, R)
             DAC voltages (V).
-        f_r, f_c : ndarray (R, P) or None
+        f_r, f_c : ndarray (R, P) or (N, R, P), or None
             Currents injected into the row and column tap of every cell (A).
 
         Returns
         -------
-        v_r, v_c : ndarray (R, P)
+        v_r, v_c : ndarray (R, P) or (N, R, P)
             Row and column tap voltages (V).
-        i_tia : ndarray (P,)
+        i_tia : ndarray (P,) or (N, P)
             Current into each TIA (A).
         """
+        d = np.asarray(d, dtype=np.float64)
+        lead = d.shape[:-1]
         r, p = self.rows, self.cols
-        f_r = np.zeros((r, p)) if f_r is None else f_r
-        f_c = np.zeros((r, p)) if f_c is None else f_c
+        f_r = np.zeros(lead + (r, p)) if f_r is None else f_r
+        f_c = np.zeros(lead + (r, p)) if f_c is None else f_c
         if self.term.merged:
             return self._dense_solve(d, f_r, f_c)
         if not self.term.wires:
-            return self._sparse_solve(d, f_r, f_c)
+            if not lead:
+                return self._sparse_solve(d, f_r, f_c)
+            parts = [self._sparse_solve(dk, fr, fc) for dk, fr, fc in zip(d, f_r, f_c)]
+            return tuple(np.stack(x) for x in zip(*parts))  # type: ignore[return-value]
         if not self.store:
             raise AssertionError("internal: this factor was built without solve data")
+        if not lead:
+            return self._hier_solve(d, f_r, f_c)
+        # the batch rides on a trailing axis through the box tree
+        v_r, v_c, i_tia = self._hier_solve(d.T, np.moveaxis(f_r, 0, -1),
+                                           np.moveaxis(f_c, 0, -1))
+        return np.moveaxis(v_r, -1, 0), np.moveaxis(v_c, -1, 0), i_tia.T
+
+    def _hier_solve(self, d: np.ndarray, f_r: np.ndarray, f_c: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The box tree's solve; ``d`` (R, ...), ``f_r``/``f_c`` (R, P, ...): any trailing
+        axes are independent right-hand sides."""
+        r, p = self.rows, self.cols
+        extra = d.shape[1:]
         # upward: equivalent port injections of every box
         h: dict[int, np.ndarray] = {}
         w_leaf = []
         for si, sj, el in self._leaf_ops:
             he = np.stack([f_r[si, sj], f_c[si, sj]], axis=1)
-            h[el.parent[0]] = -np.einsum("bke,be->bk", el.y, he)
-            w_leaf.append(np.einsum("bef,bf->be", el.einv, he))
+            h[el.parent[0]] = -np.einsum("bke,be...->bk...", el.y, he)
+            w_leaf.append(np.einsum("bef,bf...->be...", el.einv, he))
         w_levels = []
         for _, after, elims, passes in self._levels:
-            new_h = {gi: np.zeros(shape) for gi, shape in enumerate(after)}
+            new_h = {gi: np.zeros(tuple(shape) + extra) for gi, shape in enumerate(after)}
             ws = []
             for e in elims:
                 nb = e.children[0][1].size
-                hu = np.zeros((nb, e.n_keep + e.einv.shape[1]))
+                hu = np.zeros((nb, e.n_keep + e.einv.shape[1]) + extra)
                 for g, pc, mp in e.children:
                     hu[:, mp] += h[g][pc]
                 he = hu[:, e.n_keep:]
                 new_h[e.parent[0]][e.parent[1]] = hu[:, :e.n_keep] - np.einsum(
-                    "bke,be->bk", e.y, he)
-                ws.append(np.einsum("bef,bf->be", e.einv, he))
+                    "bke,be...->bk...", e.y, he)
+                ws.append(np.einsum("bef,bf...->be...", e.einv, he))
             for g, pc, gi, where in passes:
                 new_h[gi][where] = h[g][pc]
             h = new_h
             w_levels.append(ws)
         t = self.term
+        ones = (1,) * len(extra)
+        v0 = self._v0.reshape((p,) + ones)
+        port = np.broadcast_to(self._port_s.reshape((p,) + ones) * v0, (p,) + extra)
         drive = [t.west_s() * d] + ([t.east_s() * d] if t.both_ends else [])
-        rhs = h[0][0] + np.concatenate(drive + [self._port_s * t.v_t0_v])
-        v_root = self._root_kinv @ rhs
+        rhs = h[0][0] + np.concatenate(drive + [port])
+        v_root = np.tensordot(self._root_kinv, rhs, axes=(1, 0))
         # downward: port voltages of every box, then the sites
-        v: dict[int, np.ndarray] = {0: v_root[None, :]}
+        v: dict[int, np.ndarray] = {0: v_root[None]}
         for (before, _, elims, passes), ws in zip(reversed(self._levels), reversed(w_levels)):
-            old = {gi: np.zeros(shape) for gi, shape in enumerate(before)}
+            old = {gi: np.zeros(tuple(shape) + extra) for gi, shape in enumerate(before)}
             for e, w in zip(elims, ws):
                 vk = v[e.parent[0]][e.parent[1]]
-                ve = w - np.einsum("bek,bk->be", e.x, vk)
+                ve = w - np.einsum("bek,bk...->be...", e.x, vk)
                 vu = np.concatenate([vk, ve], axis=1)
                 for g, pc, mp in e.children:
                     old[g][pc] = vu[:, mp]
             for g, pc, gi, where in passes:
                 old[g][pc] = v[gi][where]
             v = old
-        v_r = np.empty((r, p))
-        v_c = np.empty((r, p))
+        v_r = np.empty((r, p) + extra)
+        v_c = np.empty((r, p) + extra)
         for (si, sj, el), w in zip(self._leaf_ops, w_leaf):
             vk = v[el.parent[0]]
-            ve = w - np.einsum("bek,bk->be", el.x, vk)
+            ve = w - np.einsum("bek,bk...->be...", el.x, vk)
             v_r[si, sj] = ve[:, 0]
             v_c[si, sj] = ve[:, 1]
-        i_tia = self._out_s * (v_root[self._root_lay["S"]] - t.v_t0_v)
+        i_tia = self._out_s.reshape((p,) + ones) * (v_root[self._root_lay["S"]] - v0)
         return v_r, v_c, i_tia
 
 
@@ -757,7 +817,8 @@ def _merge_maps(a: _Group, b: _Group, by_col: bool
 
 
 def factorise(a_s: np.ndarray, b_s: np.ndarray, term: Terminations, *,
-              store: bool = True, sensed: np.ndarray | None = None) -> NetworkFactor:
+              store: bool = True, sensed: np.ndarray | None = None,
+              clipped: np.ndarray | None = None) -> NetworkFactor:
     """Factorise the linear tile network whose cells carry ``I = a v_r + b v_c``.
 
     Parameters
@@ -771,10 +832,13 @@ def factorise(a_s: np.ndarray, b_s: np.ndarray, term: Terminations, *,
     sensed : ndarray of bool (P,) or None
         Columns held at their TIA's virtual ground and sensed; the others float (no current
         out, zero transfer). None: every column.
+    clipped : ndarray of int (P,) or None
+        TIAs whose output is at a rail (-1 low, +1 high; 0 linear): the column end then sees
+        ``term.g_clip_s`` to that rail instead of the virtual ground. None: none clipped.
     """
     with _one_blas_thread():
         return NetworkFactor(np.asarray(a_s, dtype=np.float64),
-                             np.asarray(b_s, dtype=np.float64), term, store, sensed)
+                             np.asarray(b_s, dtype=np.float64), term, store, sensed, clipped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,15 +865,16 @@ class OperatingPoint:
 
 def operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
                     tol_v: float = 1e-13, max_iter: int = 40,
-                    sensed: np.ndarray | None = None) -> OperatingPoint:
+                    sensed: np.ndarray | None = None,
+                    clipped: np.ndarray | None = None) -> OperatingPoint:
     """Solve the nonlinear tile for DAC voltages ``d`` (R,) by a chord iteration.
 
     The chord matrix is the network with every cell linearised at zero bias (all its terminals
     at the virtual ground). Each step solves it with the cells' nonlinear currents moved to the
     right-hand side: ``(K_lin + J0) v_new = b - (i(v) - J0 v)``. The cells' tangent differs
     from J0 only through the transistor (about 2 % of a cell's resistance), so each step gains
-    about two digits. Converged when no node moves by more than ``tol_v``. ``sensed``: as in
-    :func:`factorise` (unsensed columns float).
+    about two digits. Converged when no node moves by more than ``tol_v``. ``sensed`` and
+    ``clipped``: as in :func:`factorise` (unsensed columns float; clipped TIAs at a rail).
 
     Raises
     ------
@@ -818,28 +883,70 @@ def operating_point(g_s: np.ndarray, model: CellModel, term: Terminations, d: np
         outside the read regime).
     """
     return operating_points(g_s, model, term, np.asarray(d)[None, :], tol_v=tol_v,
-                            max_iter=max_iter, sensed=sensed)[0]
+                            max_iter=max_iter, sensed=sensed, clipped=clipped)[0]
 
 
 def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
                      tol_v: float = 1e-13, max_iter: int = 40,
-                     sensed: np.ndarray | None = None) -> list[OperatingPoint]:
+                     sensed: np.ndarray | None = None,
+                     clipped: np.ndarray | None = None) -> list[OperatingPoint]:
     """:func:`operating_point` for several DAC vectors ``d`` (B x R), one chord factor for all.
 
     The chord matrix does not depend on the inputs, so its factorisation (the cost at large
-    maps) is shared; each vector then costs a few O(n^2 log n) solves.
+    maps) is shared, and every chord step solves all vectors at once (one right-hand side
+    each); :func:`tia_currents` keeps only the TIA currents.
     """
     with _one_blas_thread():
-        z = np.full(g_s.shape, term.v_t0_v)
-        _, a0, b0, _ = cell_iv(z, z, g_s, model)
-        fac = NetworkFactor(a0, b0, term, store=True, sensed=sensed)
-        return [_chord_iteration(fac, a0, b0, g_s, model, dk, tol_v, max_iter)
-                for dk in np.atleast_2d(d)]
+        fac, a0, b0 = _chord_factor(g_s, model, term, sensed, clipped)
+        ops = []
+        for chunk in _chunks(np.atleast_2d(d), g_s.size):
+            v_r, v_c, v_m, i_tia, its = _chord_iteration(fac, a0, b0, g_s, model, chunk, tol_v,
+                                                         max_iter)
+            _, a_s, b_s, v_m = cell_iv(v_r, v_c, g_s, model, v_m)
+            ops += [OperatingPoint(v_r=v_r[k], v_c=v_c[k], v_m=v_m[k], i_tia_a=i_tia[k],
+                                   a_s=a_s[k], b_s=b_s[k], iterations=its)
+                    for k in range(len(chunk))]
+        return ops
+
+
+def tia_currents(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.ndarray, *,
+                 tol_v: float = 1e-13, max_iter: int = 40, sensed: np.ndarray | None = None,
+                 clipped: np.ndarray | None = None) -> np.ndarray:
+    """TIA currents (B x P, A) of the nonlinear tile for DAC vectors ``d`` (B x R): the
+    operating points of :func:`operating_points` without the per-vector tap voltages and
+    tangents (one chord factorisation, every vector solved in each chord step)."""
+    with _one_blas_thread():
+        fac, a0, b0 = _chord_factor(g_s, model, term, sensed, clipped)
+        return np.concatenate([
+            _chord_iteration(fac, a0, b0, g_s, model, chunk, tol_v, max_iter)[3]
+            for chunk in _chunks(np.atleast_2d(d), g_s.size)])
+
+
+#: Vectors solved together in one chord iteration: up to this many tap voltages (the batch's
+#: arrays, a few of R x P each per vector, stay within tens of MB).
+_BATCH_ELEMENTS = 2_000_000
+
+
+def _chunks(d: np.ndarray, cells: int) -> list[np.ndarray]:
+    step = max(1, _BATCH_ELEMENTS // max(cells, 1))
+    return [d[k:k + step] for k in range(0, len(d), step)]
+
+
+def _chord_factor(g_s: np.ndarray, model: CellModel, term: Terminations,
+                  sensed: np.ndarray | None, clipped: np.ndarray | None
+                  ) -> tuple[NetworkFactor, np.ndarray, np.ndarray]:
+    """The chord matrix (every cell linearised at zero bias), factorised once."""
+    z = np.full(g_s.shape, term.v_t0_v)
+    _, a0, b0, _ = cell_iv(z, z, g_s, model)
+    return NetworkFactor(a0, b0, term, store=True, sensed=sensed, clipped=clipped), a0, b0
 
 
 def _chord_iteration(fac: NetworkFactor, a0: np.ndarray, b0: np.ndarray, g_s: np.ndarray,
-                     model: CellModel, d: np.ndarray, tol_v: float,
-                     max_iter: int) -> OperatingPoint:
+                     model: CellModel, d: np.ndarray, tol_v: float, max_iter: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Chord iteration of a batch ``d`` (N x R) on one factor: tap voltages (N x R x P),
+    internal nodes, TIA currents (N x P) and the steps taken (until every vector's largest
+    node move is at most ``tol_v``)."""
     v_r, v_c, i_tia = fac.solve(d)
     v_m = None
     for it in range(1, max_iter + 1):
@@ -856,6 +963,4 @@ def _chord_iteration(fac: NetworkFactor, a0: np.ndarray, b0: np.ndarray, g_s: np
             f"The tile's operating point did not converge in {max_iter} chord steps (last "
             f"step {step:.3g} V). The map or inputs drive the tile far outside the read "
             "regime (check conductances against TileSpec.g_full_scale_us).")
-    i_cell, a_s, b_s, v_m = cell_iv(v_r, v_c, g_s, model, v_m)
-    return OperatingPoint(v_r=v_r, v_c=v_c, v_m=v_m, i_tia_a=i_tia, a_s=a_s, b_s=b_s,
-                          iterations=it)
+    return v_r, v_c, v_m, i_tia, it

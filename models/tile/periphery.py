@@ -31,6 +31,23 @@ def tia_out_v(i_ua: np.ndarray, spec: TileSpec) -> np.ndarray:
     return np.clip(v_n - i_a * r_f, t.v_out_min_v, t.v_out_max_v)
 
 
+def tia_linear_range_ua(spec: TileSpec) -> tuple[float, float]:
+    """Column currents (uA) between which the TIA holds its virtual ground.
+
+    The op-amp's output source is ``x = A (v_os - v_t)``, clipped at the output swing; with the
+    closed-loop input ``v_t = v_t0 + I (R_f + r_o) / (1 + A)`` it stays unclipped for
+    ``(v_os - v_max (1 + A) / A) / (R_f + r_o) <= I <= (v_os - v_min (1 + A) / A) /
+    (R_f + r_o)``. Outside, the column's virtual ground is lost (its tap voltage rises and the
+    array's currents redistribute, neighbours included); inside, the TIA is exactly the
+    closed-loop conductance the linear network model uses.
+    """
+    t = spec.tia
+    r_s = spec.r_f_ohm + t.r_out_ohm
+    k = (1.0 + t.a_ol) / t.a_ol
+    return ((t.v_offset_v - t.v_out_max_v * k) / r_s * 1e6,
+            (t.v_offset_v - t.v_out_min_v * k) / r_s * 1e6)
+
+
 def adc_codes(v_tia: np.ndarray, spec: TileSpec) -> np.ndarray:
     """ADC codes of ``-v_tia`` over ``[0, adc.v_full_scale_v]``, rounded and clipped (int64)."""
     a = spec.adc

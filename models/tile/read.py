@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..params import TileSpec
-from .backend import TileOutput, code_y_scale
+from .backend import TileOutput, code_y_scale, merge_resolved
 from .periphery import diff_codes, diff_out_v, tia_out_v
 
 __all__ = ["ReadFn", "column_groups", "scheme_apply", "single_read", "zero_codes"]
@@ -123,6 +123,7 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
     acc = {f: np.zeros((b, k)) for f in ("i_pos_ua", "i_neg_ua", "y")}
     acc.update({f: np.zeros((b, k), dtype=np.int64) for f in ("codes_pos", "codes_neg")})
     groups = r.row_groups(n_rows)
+    resolved = None
     # all rows at 0 V whichever group is "driven": one zero read per column group
     zeros = ([zero_codes(spec, zero_read or read, n_rows, m, slice(*groups[0])) for m in masks]
              if r.differential else [None] * len(masks))
@@ -130,6 +131,7 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
         for sensed, zero in zip(masks, zeros):
             out = read(levels, rng, slice(start, stop), sensed)
             _merge(acc, out, sensed, r.differential, spec, zero)
+            resolved = merge_resolved(resolved, out.resolved)
             if exact_y:  # the ideal read's exact y: G+ and G- parts by their own masks
                 if sensed is None:
                     acc["y"] += out.y
@@ -143,4 +145,4 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
         else:
             acc["y"] = (acc["codes_pos"] - acc["codes_neg"]) * code_y_scale(spec)
     return TileOutput(y=acc["y"], i_pos_ua=acc["i_pos_ua"], i_neg_ua=acc["i_neg_ua"],
-                      codes_pos=acc["codes_pos"], codes_neg=acc["codes_neg"])
+                      codes_pos=acc["codes_pos"], codes_neg=acc["codes_neg"], resolved=resolved)

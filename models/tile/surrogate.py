@@ -21,6 +21,11 @@ so a tile is close to a linear network. The surrogate exploits that once per con
 What remains is second order in ``v - d0``: mainly the source-voltage (column IR drop)
 dependence of the transistor conductance between the reference input and the actual one.
 
+**A TIA past its linear range.** The linear network holds every column at its TIA's virtual
+ground. A read whose predicted currents reach a TIA's linear range is solved again exactly,
+clipped TIAs as ``R_f + r_out`` to their rail (:mod:`rram_cosim.models.tile.clipping`); a
+clipped column's neighbours are then right too, and ``TileOutput.resolved`` marks the VMM.
+
 **Workload linearisation** (:class:`DriveProfile`, :meth:`TileSurrogate.with_drive`). A
 reservoir drives each row at one level or not at all (spikes), and with a known frequency.
 For such inputs the best linear model is not a tangent: it is, per row, the chord between the
@@ -59,7 +64,7 @@ import numpy as np
 
 from ..checks import check_choice, check_int, check_range
 from ..device.level1 import level1_at_temperature
-from ..errors import ConfigError, DomainWarning, NotFittedError
+from ..errors import AccuracyWarning, ConfigError, DomainWarning, NotFittedError
 from ..io import atomic_write_text
 from ..params import AdcSpec, ReadScheme, TileSpec, from_dict, missing_fields, to_dict
 from .backend import (
@@ -70,6 +75,7 @@ from .backend import (
     output_from_currents,
     read_noise_ua,
 )
+from .clipping import clipped_out_v, count_reads, leaves_linear_range, margin_ua, solve_clipped
 from .network import (
     CellModel,
     Terminations,
@@ -78,7 +84,7 @@ from .network import (
     operating_point,
     operating_points,
 )
-from .periphery import current_lsb_ua, dac_volts
+from .periphery import current_lsb_ua, dac_volts, tia_out_v
 from .read import column_groups, scheme_apply
 from .sparse_read import VMM_PATHS, choose_path, sparse_reads
 
@@ -86,7 +92,12 @@ __all__ = ["BoundSurrogate", "CalibrationSample", "DriveProfile", "TileSurrogate
            "terminations"]
 
 _FORMAT = "rram-cosim TileSurrogate"
-_VERSION = 2
+#: 3: the held-out error per family (formed maps and structured corner cases), the worst case
+#: against the bars and the ``error_accepted`` flag. Version-2 files still load: they lack
+#: those three (``validation_families_`` and ``validation_worst_`` are None, so their worst
+#: case is unknown; ``validation_`` holds formed maps only).
+_VERSION = 3
+_READS = (2, 3)
 
 
 def interleave(g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> np.ndarray:
@@ -112,6 +123,10 @@ def terminations(spec: TileSpec) -> Terminations:
         g_tia_s=(1.0 + t.a_ol) / (spec.r_f_ohm + t.r_out_ohm),
         v_t0_v=t.a_ol * t.v_offset_v / (1.0 + t.a_ol),
         both_ends=spec.read.drive == "both",
+        # a clipped op-amp output: R_f and r_out in series to the rail (the nodal engine's
+        # B-source clipped at the output swing)
+        g_clip_s=1.0 / (spec.r_f_ohm + t.r_out_ohm),
+        v_clip_lo_v=t.v_out_min_v, v_clip_hi_v=t.v_out_max_v,
     )
 
 
@@ -272,7 +287,16 @@ class TileSurrogate:
     energy_ : dict or None
         The reference circuit's read energy per VMM (set by the calibration).
     validation_ : list of dict or None
-        Held-out error table rows (set by the calibration).
+        Held-out error table rows on formed maps (set by the calibration).
+    validation_families_ : list of dict or None
+        The surrogate's held-out error per family (formed maps and the structured corner
+        cases of :mod:`rram_cosim.cosim.engines.held_out`); None in version-2 files.
+    validation_worst_ : dict or None
+        The worst family by RMS and by largest error, the bars and whether they hold
+        (``meets_bars``, ``failed``); None when not measured.
+    error_accepted_ : bool
+        The worst case missed the bars and the calibration was told to accept it
+        (``calibrate --accept-error``); ``bind`` warns (:class:`AccuracyWarning`).
     drive_ : DriveProfile or None
         The workload the maps are linearised for (:meth:`with_drive`); None: the tangent at
         ``linearise_level``.
@@ -423,6 +447,9 @@ class TileSurrogate:
         self.provenance_ = dict(provenance or {})
         self.energy_: dict[str, Any] | None = None
         self.validation_: list[dict[str, Any]] | None = None
+        self.validation_families_: list[dict[str, Any]] | None = None
+        self.validation_worst_: dict[str, Any] | None = None
+        self.error_accepted_ = False
         return self
 
     # -- domain ------------------------------------------------------------------------------
@@ -475,12 +502,31 @@ class TileSurrogate:
                 f"input densities in [{dens.min():.3g}, {dens.max():.3g}], calibrated "
                 f"[{d['density_min']:.3g}, {d['density_max']:.3g}]")
 
+    def _warn_accuracy(self) -> None:
+        """Warn when the stored worst-case held-out error misses the bars."""
+        w = getattr(self, "validation_worst_", None)
+        if not w or w.get("meets_bars", True):
+            return
+        how = ("accepted at calibration (--accept-error)" if getattr(self, "error_accepted_",
+                                                                     False)
+               else "not accepted at calibration")
+        warnings.warn(
+            f"This surrogate's worst-case held-out error misses the bars (RMS <= "
+            f"{w['bars']['rms_lsb']:g} LSB, max <= {w['bars']['max_pct_fs']:g} % FS a read, "
+            f"times {w.get('reads_per_vmm', 1)} reads per VMM): "
+            f"{'; '.join(w.get('failed', []))}; {how}. Its outputs can be off by "
+            f"{w['max_lsb']:.3g} LSB ({w['max_pct_fs']:.3g} % FS) inside the calibrated domain. "
+            "Recalibrate at an operating point where the tile is closer to linear (a lower "
+            "v_read_v, a higher v_gate_read_v) or use a circuit backend.",
+            AccuracyWarning, stacklevel=3)
+
     # -- backend protocol --------------------------------------------------------------------
     def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundSurrogate:
         """Solve the map's operating point and transfer matrix (the per-map work)."""
         self._check_fitted()
         gp, gn = check_pair(self.spec, g_pos_us, g_neg_us)
         self.check_map(gp, gn)
+        self._warn_accuracy()
         if self.drive_ is not None and self.drive_.rows != gp.shape[0]:
             raise ConfigError(
                 f"The surrogate's drive profile describes {self.drive_.rows} rows, but the map "
@@ -502,6 +548,10 @@ class TileSurrogate:
             "domain": self.domain_, "fit_rms_ua": self.fit_rms_ua_,
             "fit_rms_lsb": self.fit_rms_lsb_, "provenance": self.provenance_,
             "energy": self.energy_, "validation": self.validation_,
+            # set by a calibration; a surrogate fitted without one has none of the three
+            "validation_families": getattr(self, "validation_families_", None),
+            "validation_worst": getattr(self, "validation_worst_", None),
+            "error_accepted": getattr(self, "error_accepted_", False),
             "drive": None if self.drive_ is None else self.drive_.to_dict(),
         }
 
@@ -530,10 +580,11 @@ class TileSurrogate:
             raise ConfigError(
                 f"Not a TileSurrogate file (format {d.get('format')!r}). Create one with "
                 "`rram-cosim calibrate`.")
-        if d.get("version") != _VERSION:
+        if d.get("version") not in _READS:
             raise ConfigError(
                 f"TileSurrogate file version {d.get('version')!r} is not supported (this "
-                f"version reads {_VERSION}). Recalibrate with `rram-cosim calibrate`.")
+                f"version reads {', '.join(map(str, _READS))}). Recalibrate with "
+                "`rram-cosim calibrate`.")
         missing = [k for k in _REQUIRED if k not in d]
         if isinstance(d.get("spec"), dict):
             missing += ["spec." + k for k in missing_fields(TileSpec, d["spec"],
@@ -575,6 +626,10 @@ class TileSurrogate:
         s.provenance_ = dict(d.get("provenance") or {})
         s.energy_ = d.get("energy")
         s.validation_ = d.get("validation")
+        # absent from version-2 files: worst case unknown, nothing accepted
+        s.validation_families_ = d.get("validation_families")
+        s.validation_worst_ = d.get("validation_worst")
+        s.error_accepted_ = bool(d.get("error_accepted", False))
         s.drive_ = None if d.get("drive") is None else DriveProfile.from_dict(d["drive"])
         return s
 
@@ -618,17 +673,39 @@ class TileSurrogate:
         s.drive_ = drive
         return s
 
+    def worst_max_ua(self) -> float | None:
+        """The largest held-out current error over the corner families (uA), None when the
+        surrogate carries no worst case. Sets the margin at which a read counts as leaving
+        the TIA's linear range (:func:`~rram_cosim.models.tile.clipping.margin_ua`)."""
+        w = getattr(self, "validation_worst_", None)
+        if not w:
+            return None
+        if "max_ua" in w:
+            return float(w["max_ua"])
+        return float(w["max_lsb"]) * current_lsb_ua(self.spec)
+
     def with_adc(self, adc: AdcSpec) -> TileSurrogate:
         """A copy behind another ADC (resolution, full scale). The calibrated circuit (array,
         transistor, wires, TIA with its R_f, pinned here) is unchanged, so the fit stays
         valid; anything else needs a recalibration. Noise, strictness and drive profile are
-        kept."""
+        kept. The stored held-out errors (per family and the worst case) are rescaled to the
+        new ADC's LSB and full scale; the worst case's verdict (``meets_bars``, ``failed``)
+        stays the calibration's."""
         self._check_fitted()
         if not isinstance(adc, AdcSpec):
             raise ConfigError(f"with_adc needs an AdcSpec. Got {type(adc).__name__}.")
         d = self.to_dict()
         tia = replace(self.spec.tia, r_f_ohm=self.spec.r_f_ohm)
-        d["spec"] = to_dict(replace(self.spec, adc=adc, tia=tia))
+        new = replace(self.spec, adc=adc, tia=tia)
+        d["spec"] = to_dict(new)
+        f = current_lsb_ua(self.spec) / current_lsb_ua(new)
+        if d.get("validation_worst"):
+            w = dict(d["validation_worst"])
+            w.setdefault("max_ua", w["max_lsb"] * current_lsb_ua(self.spec))
+            d["validation_worst"] = _rescaled(w, f, adc.n_codes)
+        if d.get("validation_families"):
+            d["validation_families"] = [_rescaled(dict(r), f, adc.n_codes)
+                                        for r in d["validation_families"]]
         return TileSurrogate.from_dict(d, strict=self.strict)
 
     def row_block(self, start: int, stop: int, map_rows: int) -> TileSurrogate:
@@ -652,6 +729,16 @@ class TileSurrogate:
                 "fitted_transistor": self.fitted_transistor_,
                 "beta_a_per_v2": self.g_on_s_ / vov, "fit_rms_ua": self.fit_rms_ua_,
                 "fit_rms_lsb": self.fit_rms_lsb_}
+
+
+def _rescaled(row: dict[str, Any], f: float, n_codes: int) -> dict[str, Any]:
+    """Held-out error fields in LSB scaled by ``f`` (old LSB / new LSB), % FS recomputed."""
+    for k in ("rms_lsb", "max_lsb"):
+        if row.get(k) is not None:
+            row[k] = float(row[k]) * f
+    if row.get("max_lsb") is not None and "max_pct_fs" in row:
+        row["max_pct_fs"] = row["max_lsb"] / n_codes * 100
+    return row
 
 
 #: Top-level keys every surrogate file holds (spec and domain are checked key by key).
@@ -780,6 +867,11 @@ class BoundSurrogate:
         ``"dense"``, ``"sparse"`` or ``"auto"``: how ``apply`` computes a VMM's reads (the
         model's ``vmm`` at binding; see :class:`TileSurrogate`). Setting it validates it.
 
+    n_resolved_ : int
+        Reads solved exactly so far because a TIA left its linear range
+        (:mod:`rram_cosim.models.tile.clipping`); each ``apply`` marks its VMMs in
+        ``TileOutput.resolved``.
+
     These describe the tile with every column sensed. With floating unsensed columns
     (``read.unsensed == 'float'``) each column group is its own circuit, linearised on first
     use and kept (per sensed-column mask).
@@ -815,6 +907,8 @@ class BoundSurrogate:
         if self._t_both_ is None:
             self._t_both_ = np.concatenate([self.t_pos_, self.t_neg_], axis=1)
         return self._t_both_
+        self.n_resolved_ = 0
+        self._margin_ua: float | None = None
 
     def _lin(self, sensed: np.ndarray | None) -> _Linearised:
         """The linearisation with physical columns ``sensed`` held at virtual ground (None:
@@ -835,7 +929,8 @@ class BoundSurrogate:
     def currents(self, x: np.ndarray, rng: np.random.Generator | None = None, *,
                  volts: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Column currents (uA) of the G+ and G- columns, batch x K, summed over the reads of
-        the read scheme (one zero-input current per read); noise if rng is given."""
+        the read scheme (one zero-input current per read); noise if rng is given. The linear
+        model alone: reads whose TIAs clip are solved exactly only by :meth:`apply`."""
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.model.check_density(lv)
         v = dac_volts(lv, self.spec)
@@ -879,9 +974,49 @@ class BoundSurrogate:
             tp, tn, cp, cn = t[:, 0::2], t[:, 1::2], c[0::2], c[1::2]
         i_pos = v @ tp[rows] + cp
         i_neg = v @ tn[rows] + cn
+        flag, state = self._resolve_clipped(v, rows, sensed, i_pos, i_neg)
         sig = self.model.read_noise_sigma_us
         if rng is not None and sig > 0:
             n = i_pos.shape[1]
             i_pos += read_noise_ua(v, sig, n, rng)
             i_neg += read_noise_ua(v, sig, n, rng)
-        return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_)
+        v_out = None
+        if state is not None:  # a clipped TIA's output sits at its rail, not at the swing
+            v_out = (clipped_out_v(tia_out_v(i_pos, self.spec), i_pos, state[:, 0::2],
+                                   self.spec),
+                     clipped_out_v(tia_out_v(i_neg, self.spec), i_neg, state[:, 1::2],
+                                   self.spec))
+        return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_, flag, v_out)
+
+    def _resolve_clipped(self, v: np.ndarray, rows: slice, sensed: np.ndarray | None,
+                         i_pos: np.ndarray, i_neg: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Solve exactly, in place, the reads whose predicted currents reach a TIA's linear
+        range (:mod:`rram_cosim.models.tile.clipping`); return which (B,) bool and the clip
+        state of every TIA (B x P; None when no read was solved)."""
+        i_phys = interleave(i_pos, i_neg)
+        if self._margin_ua is None:
+            self._margin_ua = margin_ua(self.spec, self.model.worst_max_ua())
+        flag = leaves_linear_range(i_phys, self.spec, sensed, self._margin_ua)
+        count_reads(len(flag), int(flag.sum()))
+        if not flag.any():
+            return flag, None
+        d = np.zeros((int(flag.sum()), self._g_phys.shape[0]))
+        d[:, rows] = v[flag]
+        try:
+            i, st = solve_clipped(self._g_phys * 1e-6, self.model.cell_model(),
+                                  terminations(self.spec), self.spec, d, sensed)
+        except ConfigError as e:
+            which = np.flatnonzero(flag)
+            raise ConfigError(
+                f"The exact solve of {which.size} read(s) whose predicted currents leave the "
+                f"TIA linear range failed (inputs {which[:5].tolist()}"
+                f"{' ...' if which.size > 5 else ''} of this batch, rows "
+                f"{rows.start or 0}-{(rows.stop or self._g_phys.shape[0]) - 1}): {e} To avoid "
+                "reads past the TIA range, raise the ADC current full scale (--adc-range corner, "
+                "or a smaller TileSpec.tia.r_f_ohm) or lower the map's conductances.") from e
+        i_pos[flag], i_neg[flag] = i[:, 0::2], i[:, 1::2]
+        state = np.zeros(i_phys.shape, dtype=np.int8)
+        state[flag] = st
+        self.n_resolved_ += int(flag.sum())
+        return flag, state

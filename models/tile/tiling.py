@@ -14,7 +14,7 @@ import numpy as np
 
 from ..checks import as_conductance, check_int
 from ..params import TileSpec
-from .backend import BoundTile, TileBackend, TileOutput
+from .backend import BoundTile, TileBackend, TileOutput, merge_resolved
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,17 @@ class BoundTiled:
         b, k = x.shape[0], self.g_pos_us.shape[1]
         acc = {f: np.zeros((b, k)) for f in ("y", "i_pos_ua", "i_neg_ua")}
         codes = {f: np.zeros((b, k), dtype=np.int64) for f in ("codes_pos", "codes_neg")}
+        resolved = None
         for bi, r in enumerate(self.r_edges):
             xs = x[:, r:r + self.tile_rows]
             for bj, c in enumerate(self.c_edges):
                 out = self.tiles[bi][bj].apply(xs, rng, volts=volts)
+                resolved = merge_resolved(resolved, out.resolved)
                 sl = slice(c, c + out.y.shape[1])
                 for f, a in acc.items():
                     a[:, sl] += getattr(out, f)
                 for f, arr in codes.items():
                     arr[:, sl] += getattr(out, f)
         return TileOutput(y=acc["y"], i_pos_ua=acc["i_pos_ua"], i_neg_ua=acc["i_neg_ua"],
-                          codes_pos=codes["codes_pos"], codes_neg=codes["codes_neg"])
+                          codes_pos=codes["codes_pos"], codes_neg=codes["codes_neg"],
+                          resolved=resolved)

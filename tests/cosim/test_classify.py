@@ -43,6 +43,16 @@ def test_classify_writes_tables_plots_and_paired_interval(small_run):
     assert len(act["ideal/seed0"]["spikes"]) == 20
     # even this tiny network is well above chance (10 classes) on average
     assert acc["val_acc"].mean() > 0.25
+    # the surrogate calibrated here was held out on the two corner families; the worst case is
+    # in the file and the summary, and every surrogate read is counted
+    summary = json.loads((run / "summary.json").read_text())
+    worst = summary["surrogate_worst"]
+    assert [f["family"] for f in json.loads((run / "surrogate.json").read_text())[
+        "validation_families"]] == ["full-scale", "g-pos-only"]
+    assert worst["meets_bars"] and worst["rms_family"] in ("full-scale", "g-pos-only")
+    assert json.loads((run / "surrogate.json").read_text())["validation_worst"] == worst
+    reads = summary["exact_reads"]
+    assert reads["surrogate_reads"] > 0 and reads["reads_solved_exactly"] == 0
 
 
 def test_same_seed_same_accuracy(small_run, tmp_path):

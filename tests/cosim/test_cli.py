@@ -149,7 +149,10 @@ def test_config_json_written_before_still_replays(path, tmp_path):
         assert got["rows_per_read"] in (0, (0,))
     if "r_wire_ohm" in got and "r_wire_ohm" not in want:
         assert got["r_wire_ohm"] == 1.0
-    for k in set(got) - set(want) - {"rows_per_read", "r_wire_ohm"}:  # added since: defaults
+    # saved before the workload linearisation was the default: replayed with the tangent
+    if "linearise" in got:
+        assert got["linearise"] == want.get("linearise", "tangent")
+    for k in set(got) - set(want) - {"rows_per_read", "r_wire_ohm", "linearise"}:  # added since
         field = next(f for f in dataclasses.fields(mod.CONFIG) if f.name == k)
         assert got[k] == field.default, k
     bools = [f.name for f in dataclasses.fields(mod.CONFIG) if hints[f.name] is bool]
@@ -172,6 +175,23 @@ def test_an_old_energy_config_replays_whole_map_reads_on_1_ohm_wires():
     assert cfg.rows_per_read == 64 and cfg.r_wire_ohm is None
 
 
+@pytest.mark.parametrize("command", ["classify", "zeroshot", "sweep", "energy"])
+def test_old_configs_replay_the_tangent_and_new_runs_the_workload_linearisation(command,
+                                                                                 tmp_path):
+    cls = commands()[command].CONFIG
+    today = resolve_config(cls, build_parser().parse_args([command]), command)
+    assert today.linearise == "workload"
+    saved = {k: v for k, v in dataclasses.asdict(today).items() if k != "linearise"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"command": command, "config": saved}, default=list))
+    old = resolve_config(cls, build_parser().parse_args([command, "--config", str(path)]),
+                         command)
+    assert old.linearise == "tangent"
+    again = resolve_config(cls, build_parser().parse_args(
+        [command, "--config", str(path), "--linearise", "workload"]), command)
+    assert again.linearise == "workload"
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["sweep", "--help"]])
 def test_help_imports_no_heavy_library(argv):
     code = (
@@ -182,3 +202,29 @@ def test_help_imports_no_heavy_library(argv):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().splitlines()[-1] == "[]", out[-2000:]
+
+
+def test_a_sweep_rerun_in_its_folder_resumes_with_the_saved_linearisation(tmp_path, capsys):
+    cls = commands()["sweep"].CONFIG
+    folder = tmp_path / "runs" / "old"
+    folder.mkdir(parents=True)
+    saved = {k: v for k, v in dataclasses.asdict(cls()).items() if k != "linearise"}
+    (folder / "config.json").write_text(json.dumps({"command": "sweep", "config": saved},
+                                                   default=list))
+    base = ["sweep", "--out", str(tmp_path / "runs"), "--name", "old"]
+
+    def lin(*extra):
+        return resolve_config(cls, build_parser().parse_args([*base, *extra]), "sweep").linearise
+
+    assert lin() == "tangent"
+    assert "resuming" in capsys.readouterr().err
+    assert lin("--linearise", "workload") == "workload"
+    assert lin("--overwrite") == "workload"
+    saved["linearise"] = "workload"
+    (folder / "config.json").write_text(json.dumps({"command": "sweep", "config": saved},
+                                                   default=list))
+    assert lin() == "workload"
+    # a new folder takes today's default
+    assert resolve_config(cls, build_parser().parse_args(
+        ["sweep", "--out", str(tmp_path / "runs"), "--name", "new"]), "sweep").linearise \
+        == "workload"

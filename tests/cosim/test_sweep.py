@@ -50,7 +50,8 @@ def _science(df: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    cfg = SweepConfig(name="s", chips=2, cache_dir=str(root / "cache"),
+    # the tangent: the unit keys of sweeps run before the workload linearisation was the default
+    cfg = SweepConfig(name="s", chips=2, cache_dir=str(root / "cache"), linearise="tangent",
                       **{**TINY, "spot_cells": 2})
     return root, cfg, run_sweep_cmd(cfg, root, progress=False)
 
@@ -198,16 +199,21 @@ def test_bad_configurations():
         SweepConfig(task="zeroshot:image+neural-sim", adc_range="workload")
     with pytest.raises(ConfigError, match="linearise"):
         SweepConfig(linearise="chord")
-    with pytest.raises(ConfigError, match="linearise='tangent'"):
-        SweepConfig(task="zeroshot:image+neural-sim", linearise="workload")
+    # the zero-shot task profiles both encoders on its one map: workload is its default too
+    assert SweepConfig(task="zeroshot:image+neural-sim").linearise == "workload"
 
 
 def test_linearise_workload_runs_and_keeps_default_keys(tiny_run, tmp_path):
     root, cfg, _ = tiny_run
-    # the default leaves the unit keys as they were before the option (resumable)
-    same = dataclasses.replace(cfg, linearise="tangent")
-    assert [u.key for u in units_of(same)] == [u.key for u in units_of(cfg)]
-    assert "linearise" not in units_of(cfg)[0].task
+    # a config saved without the option replays with the tangent and the same unit keys
+    from rram_cosim.cosim.cli.main import build_parser, resolve_config
+    saved = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "linearise"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"command": "sweep", "config": saved}, default=list))
+    replayed = resolve_config(SweepConfig, build_parser().parse_args(
+        ["sweep", "--config", str(path)]), "sweep")
+    assert replayed.linearise == "tangent"
+    assert [u.key for u in units_of(replayed)] == [u.key for u in units_of(cfg)]
     cfg2 = dataclasses.replace(cfg, chips=1, icc=(20e-6,), linearise="workload",
                                cache_dir=str(tmp_path / "c"))
     assert {u.key for u in units_of(cfg2)}.isdisjoint(u.key for u in units_of(cfg))

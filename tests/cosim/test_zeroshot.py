@@ -398,3 +398,54 @@ def test_embedding_plot_draws_queries_over_the_gallery_with_a_short_legend():
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts == ["gallery: images:clothes.npz (24)", "queries: wav:words (24)"]
     assert not any("/" in t for t in texts)
+
+
+class _Recorder:
+    """A bound tile that keeps every full-map drive vector it is asked for."""
+
+    def __init__(self, bound):
+        self.bound, self.spec = bound, bound.spec
+        self.g_pos_us, self.g_neg_us = bound.g_pos_us, bound.g_neg_us
+        self.kept = []
+
+    def apply(self, x, rng, *, volts=False):
+        self.kept.append(np.asarray(x, dtype=np.float64).copy())
+        return self.bound.apply(x, rng, volts=volts)
+
+
+def test_workload_linearisation_profiles_both_encoders_on_one_map(tmp_path):
+    """Both encoders' rows are profiled on the one map, and the result tracks the circuit
+    (nodal engine) closer than the tangent on the encoders' own drive vectors."""
+    import dataclasses
+
+    from rram_cosim.cosim.tasks.classify import task_surrogate
+    from rram_cosim.cosim.tasks.zeroshot import bind_shared_map, draw_shared_map, lif_grid
+    from rram_cosim.models.snn.lsm import run_reservoir
+
+    cfg = dataclasses.replace(TINY, backends=("surrogate",), cal_maps=2, cal_vectors=8)
+    assert cfg.linearise == "workload"
+    image, other = load_modalities(cfg)
+    lay = MapLayout(image.n_in, other.n_in, cfg.hidden)
+    spec = task_tile_spec(cfg, *lay.shape)
+    sur = task_surrogate(cfg, spec, tmp_path, np.random.default_rng(0)).with_noise(0.0)
+    gp, gn = draw_shared_map(lay, 0)
+    wl = bind_shared_map(cfg, "surrogate", sur, gp, gn, lay, image, other, 0)
+    tan = bind_shared_map(dataclasses.replace(cfg, linearise="tangent"), "surrogate", sur, gp,
+                          gn, lay, image, other, 0)
+    on = wl.model.drive_.on_level
+    own_other = np.arange(image.n_in, image.n_in + other.n_in)
+    assert on[:image.n_in].max() > 0 and on[own_other].max() > 0
+    assert on[lay.recurrent_rows].max() > 0 and tan.model.drive_ is None
+    # the encoders' own drive (test split), through the workload binding
+    rec = _Recorder(wl)
+    lif_i, lif_o = lif_grid(cfg, other.audio)[0]
+    for enc, mod, lif in (("image", image, lif_i), ("other", other, lif_o)):
+        run_reservoir(EncoderView(rec, lay.rows_of(enc)), mod.frames["test"][:4], lif,
+                      np.random.default_rng(1))
+    x = np.concatenate(rec.kept)
+    x = x[np.random.default_rng(2).choice(len(x), 48, replace=False)]
+    ref = make_backend("nodal", spec).bind(gp, gn).apply(x, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    err = {k: np.sqrt(np.mean((b.apply(x, rng).i_pos_ua - ref.i_pos_ua) ** 2))
+           for k, b in (("workload", wl), ("tangent", tan))}
+    assert err["workload"] < 0.5 * err["tangent"], err

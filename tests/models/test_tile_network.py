@@ -15,6 +15,7 @@ from rram_cosim.models.tile.network import (
     factorise,
     operating_point,
     operating_points,
+    tia_currents,
 )
 
 MODEL = CellModel(beta_a_per_v2=400e-6 * 120 / 45, vth_v=0.47, lambda_per_v=0.1, v_gate_v=1.1)
@@ -317,6 +318,27 @@ def test_operating_points_share_one_factor_and_equal_single_solves():
         one = operating_point(g, MODEL, term, dk)
         np.testing.assert_allclose(op.i_tia_a, one.i_tia_a, rtol=1e-12, atol=1e-18)
         np.testing.assert_allclose(op.v_c, one.v_c, rtol=1e-12, atol=1e-15)
+    # the batched currents-only solve: every vector in each chord step, the same currents
+    np.testing.assert_allclose(tia_currents(g, MODEL, term, d),
+                               np.stack([o.i_tia_a for o in many]), rtol=1e-12, atol=1e-18)
+
+
+@pytest.mark.parametrize("wires", [(1.0, 1.0), (math.inf, math.inf), (1.0, math.inf)])
+def test_factor_solves_a_batch_of_right_hand_sides_as_single_ones(wires):
+    """NetworkFactor.solve with a leading batch axis equals one solve per vector (box tree
+    with wires, the merged dense network without, the sparse one with row wires only)."""
+    rng = np.random.default_rng(7)
+    g = rng.uniform(5e-6, 30e-6, (5, 7))
+    term = _term(*wires)
+    z = np.full(g.shape, term.v_t0_v)
+    _, a, b, _ = cell_iv(z, z, g, MODEL)
+    fac = factorise(a, b, term)
+    d = rng.uniform(0, 0.2, (4, 5))
+    f = rng.normal(0, 1e-6, (4, 5, 7))
+    many = fac.solve(d, -f, f)
+    for k in range(4):
+        for got, want in zip(many, fac.solve(d[k], -f[k], f[k])):
+            np.testing.assert_allclose(got[k], want, rtol=1e-12, atol=1e-15)
 
 
 def _newton_reference(g, term, d, sensed):

@@ -57,7 +57,8 @@ def run_classify(cfg: ClassifyConfig, runs_root: str | Path = "runs", *,
                 for r in res.summary.to_dict(orient="records")}
     summary = {"headline": headline, "accuracy": res.accuracy.to_dict(orient="records"),
                "paired": res.paired.to_dict(orient="records"), "warnings": res.warnings,
-               "split": res.split_text, "wall_s": wall}
+               "split": res.split_text, "exact_reads": res.exact_reads,
+               "surrogate_worst": res.surrogate_worst, "wall_s": wall}
     run.write_json("summary.json", {k: v for k, v in summary.items() if k != "wall_s"})
     run.finish()
     return summary

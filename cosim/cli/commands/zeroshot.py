@@ -96,7 +96,9 @@ def run_zeroshot(cfg: ZeroshotConfig, runs_root: str | Path = "runs", *,
     headline["selection"] = SELECTIONS[head][1]
     out = {"headline": headline, "summary": summary.to_dict(orient="records"),
            "warnings": z.warnings,
-           "chosen": z.chosen.to_dict(orient="records"), "wall_s": wall,
+           "chosen": z.chosen.to_dict(orient="records"), "exact_reads": z.exact_reads,
+           "surrogate_worst": z.surrogate_worst,
+           "wall_s": wall,
            "cache": {"hits": res.cache_hits, "misses": res.cache_misses}}
     run.write_json("summary.json", {k: v for k, v in out.items() if k != "wall_s"})
     run.finish()

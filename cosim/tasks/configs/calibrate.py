@@ -31,6 +31,9 @@ class CalibrateConfig(TileSpecOptions):
     fit_transistor: str = option("auto", "fit the access transistor to the circuit (auto: "
                                          "not for the level-1 card, whose values are known)",
                                  choices=FIT_TRANSISTOR)
+    accept_error: bool = option(
+        False, "write the surrogate although its worst-case held-out error misses the bars "
+               "(RMS <= 8 LSB, max <= 0.5 % FS); the file then carries the flag and bind warns")
 
     def __post_init__(self) -> None:
         o = "CalibrateConfig"

@@ -11,7 +11,14 @@ from ....models.checks import check_choice
 from ....models.errors import ConfigError
 from ....models.params import LIFParams
 from ...engines.registry import BACKENDS
-from .common import SEED_MAX, ReadOptions, adc_bits_option, r_wire_ohm_option
+from .common import (
+    LINEARISATIONS,
+    SEED_MAX,
+    ReadOptions,
+    adc_bits_option,
+    linearise_option,
+    r_wire_ohm_option,
+)
 from .fields import check_options, option
 
 __all__ = ["ARRAY_SOURCES", "PERIPHERIES", "EnergyConfig", "parse_constants"]
@@ -80,6 +87,9 @@ class EnergyConfig(ReadOptions):
                                         "fitted to the currents that occur (low resolutions "
                                         "keep their codes), corner = all rows on at "
                                         "g_full_scale", choices=("workload", "corner"))
+    # default activity run's surrogate linearisation; a saved config without the field
+    # replays as ``tangent``, the linearisation it ran with
+    linearise: str = linearise_option()
     # energy accounting
     energy_tile_rows: int = option(0, "priced tile rows (0: the whole map on one macro, as "
                                       "[Lin25]'s board)", lo=0, hi=4096)
@@ -109,6 +119,7 @@ class EnergyConfig(ReadOptions):
         check_choice(o, "periphery", self.periphery, PERIPHERIES)
         check_choice(o, "array_source", self.array_source, ARRAY_SOURCES)
         check_choice(o, "adc_range", self.adc_range, ["workload", "corner"])
+        check_choice(o, "linearise", self.linearise, LINEARISATIONS)
         check_choice(o, "backend", self.backend, list(BACKENDS))
         check_options(self)
         self.read_spec()  # validate the read scheme options now

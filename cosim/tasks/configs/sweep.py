@@ -128,10 +128,6 @@ class SweepConfig(TaskOptions):
         if self.task.startswith("zeroshot:") and self.adc_range != "corner":
             raise ConfigError("adc_range='workload' is measured on a classification "
                               "task; the zero-shot task uses the 'corner' range.")
-        if self.task.startswith("zeroshot:") and self.linearise != "tangent":
-            raise ConfigError("linearise='workload' profiles a classification reservoir's "
-                              "drive; the zero-shot task (two encoders on one map) uses "
-                              "linearise='tangent'.")
 
     def wire_ohms(self) -> tuple[float, ...]:
         """The segment resistances swept: --r-wire, or those of the --wire-width lines."""

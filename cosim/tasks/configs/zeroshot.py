@@ -10,6 +10,7 @@ from ....models.errors import ConfigError
 from ....models.snn.contrastive import ACTIVATIONS, POSITIVES
 from ...engines.registry import BACKENDS, check_run_options
 from .common import (
+    LINEARISATIONS,
     SEED_MAX,
     DataOptions,
     ReadOptions,
@@ -17,6 +18,7 @@ from .common import (
     cal_maps_option,
     cal_vectors_option,
     crop_option,
+    linearise_option,
     r_wire_ohm_option,
 )
 from .fields import check_options, option
@@ -142,9 +144,12 @@ class ZeroshotConfig(ReadOptions, DataOptions):
     tile_cols: int = option(0, "weight columns of one tile (0: one macro)", lo=0, hi=10_000_000)
     cal_maps: int = cal_maps_option()
     cal_vectors: int = cal_vectors_option()
+    # both encoders' rows profiled on the one shared map (cosim/tasks/zeroshot.py)
+    linearise: str = linearise_option()
 
     def __post_init__(self) -> None:
         o = "ZeroshotConfig"
+        check_choice(o, "linearise", self.linearise, LINEARISATIONS)
         ik = self.image.split(":", 1)[0]
         if not (self.image == "digits-events"
                 or (ik in ("images", "nmnist") and ":" in self.image)):
