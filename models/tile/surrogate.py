@@ -269,8 +269,10 @@ class TileSurrogate:
         ``"auto"`` the sparse path at low drive density
         (:func:`~rram_cosim.models.tile.sparse_read.choose_path`). The sparse path's currents
         agree with the dense ones to a few ulp, not bitwise, so a code on an ADC boundary can
-        differ; ``"auto"``'s choice depends on the whole batch. A bound tile's ``vmm`` can be
-        changed (validated the same way).
+        differ; ``"auto"``'s choice depends on the whole batch. The sparse path does not solve
+        reads past a TIA's linear range exactly (:mod:`~rram_cosim.models.tile.clipping`): keep
+        ``"dense"`` where TIAs may clip. A bound tile's ``vmm`` can be changed (validated the
+        same way).
 
     Attributes (after ``fit`` or ``load``)
     --------------------------------------
@@ -891,6 +893,8 @@ class BoundSurrogate:
         self.y_scale_ = code_y_scale(self.spec)
         self.vmm = model.vmm
         self._t_both_: np.ndarray | None = None  # the sparse reads' transfer, built on first use
+        self.n_resolved_ = 0
+        self._margin_ua: float | None = None
 
     @property
     def vmm(self) -> str:
@@ -907,8 +911,6 @@ class BoundSurrogate:
         if self._t_both_ is None:
             self._t_both_ = np.concatenate([self.t_pos_, self.t_neg_], axis=1)
         return self._t_both_
-        self.n_resolved_ = 0
-        self._margin_ua: float | None = None
 
     def _lin(self, sensed: np.ndarray | None) -> _Linearised:
         """The linearisation with physical columns ``sensed`` held at virtual ground (None:
