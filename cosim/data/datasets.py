@@ -548,8 +548,9 @@ def group_split(groups: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     interleaved (round robin), so a prefix is stratified as far as the split's classes allow.
 
     ``stratify``: groups that mostly (more than half their samples) hold one class are cut
-    per class (the same rule over that class's groups, in the shuffled order), so each class
-    reaches each split where its groups allow; groups of mixed classes (a speaker saying
+    per class (the same rule over that class's groups, in the shuffled order, each split
+    keeping at least one group of a class that has three or more), so each class reaches each
+    split where its groups allow; groups of mixed classes (a speaker saying
     every word) are cut together. When every group is mixed the split is the unstratified
     one, and the generator draws the same numbers either way. Should the per-class cut leave
     a split empty that the plain cut fills, the plain cut is used.
@@ -564,8 +565,14 @@ def group_split(groups: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     group_of = group_of.reshape(-1)
     order = rng.permutation(names.size)
 
-    def cut(members: np.ndarray, part: np.ndarray) -> None:
-        a, b = np.round(np.cumsum(fr)[:2] * members.size).astype(int)
+    def cut(members: np.ndarray, part: np.ndarray, every_split: bool = False) -> None:
+        n = members.size
+        a, b = np.round(np.cumsum(fr)[:2] * n).astype(int)
+        if every_split and n >= 3 and fr.min() > 0:
+            # one class's few groups: rounding each cut alone can leave a split without the
+            # class (3 groups at 0.6 / 0.2 / 0.2 round to 2 / 0 / 1), so each split keeps one
+            a = int(np.clip(a, 1, n - 2))
+            b = int(np.clip(b, a + 1, n - 1))
         part[members[:a]], part[members[a:b]], part[members[b:]] = 0, 1, 2
 
     part_of_group = np.empty(names.size, dtype=np.int64)
@@ -578,7 +585,7 @@ def group_split(groups: np.ndarray, labels: np.ndarray, rng: np.random.Generator
         bucket = np.where(2 * counts.max(axis=1) > counts.sum(axis=1), main, -1)
         strat = np.empty(names.size, dtype=np.int64)
         for c in np.unique(bucket):
-            cut(order[bucket[order] == c], strat)
+            cut(order[bucket[order] == c], strat, every_split=c >= 0)
         if np.unique(strat).size >= np.unique(part_of_group).size:
             part_of_group = strat
     split_of = part_of_group[group_of]

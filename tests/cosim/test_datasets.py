@@ -510,3 +510,8 @@ def test_group_split_stratified_by_class_where_groups_hold_one_class():
         out = group_split(g, lab, np.random.default_rng(seed), stratify=True)
         assert all(set(lab[out[s]].tolist()) == {0, 1, 2} for s in out), seed
         assert sorted(np.concatenate(list(out.values())).tolist()) == list(range(30))
+    # three speakers a word: 0.6 / 0.2 / 0.2 of 3 would round to 2 / 0 / 1; each split keeps one
+    g, lab = np.repeat(np.arange(12), 2), np.repeat(np.arange(4), 6)
+    for seed in range(8):
+        out = group_split(g, lab, np.random.default_rng(seed), stratify=True)
+        assert all(set(lab[out[s]].tolist()) == {0, 1, 2, 3} for s in out), seed

@@ -287,7 +287,7 @@ def test_cli_reports_errors(tmp_path, capsys):
 
 
 def test_top1_only_one_seed_report_and_chances_from_the_labels(tmp_path):
-    """--top-k 1 writes no top-k column (and used to crash in the report tables); one seed
+    """--top-k 1 writes no top-k column and the report tables still build; one seed
     says so instead of '+- n/a'; every chance comes from the labels that ran; the selection
     table follows the headline."""
     from rram_cosim.models.snn.contrastive import chance_topk
