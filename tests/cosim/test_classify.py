@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from rram_cosim.cosim.cli.commands.classify import run_classify
 from rram_cosim.cosim.cli.main import main
-from rram_cosim.cosim.data.datasets import load_dataset
 from rram_cosim.cosim.tasks.configs.classify import ClassifyConfig
 from rram_cosim.models.errors import ConfigError
 
@@ -63,21 +62,8 @@ def test_same_seed_same_accuracy(small_run, tmp_path):
                                   pd.read_csv(root / "c" / "accuracy.csv"))
 
 
-def _nmnist_folder(root, n_per_split):
-    """A tiny N-MNIST-layout folder (Train/Test/<digit>/*.bin) from digits-events samples."""
-    for split, src in (("Train", "train"), ("Test", "test")):
-        ds = load_dataset("digits-events", src, seed=0, n_samples=n_per_split)
-        for i, (ev, label) in enumerate(zip(ds.events, ds.labels)):
-            d = root / split / str(int(label))
-            d.mkdir(parents=True, exist_ok=True)
-            t = ev["t"].astype(np.int64)
-            rec = np.stack([ev["x"] + 7, ev["y"] + 7, (ev["p"].astype(np.int64) << 7)
-                            | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF], axis=1)
-            (d / f"{i:05d}.bin").write_bytes(rec.astype(np.uint8).tobytes())
-
-
-def test_classify_runs_on_an_nmnist_folder(tmp_path):
-    _nmnist_folder(tmp_path / "nm", 40)
+def test_classify_runs_on_an_nmnist_folder(tmp_path, nmnist_folder):
+    nmnist_folder(tmp_path / "nm", 40)
     cfg = ClassifyConfig(name="nm", dataset=f"nmnist:{tmp_path / 'nm'}", backends=("ideal",),
                          **{**SMALL, "seeds": 1, "n_train": 0, "n_val": 0, "n_test": 0})
     s = run_classify(cfg, tmp_path / "runs", progress=False)

@@ -206,20 +206,12 @@ def test_a_pairing_that_cannot_mean_anything_is_refused(bars, tmp_path):
     assert summary["warnings"] == out["warnings"]
 
 
-def test_neural_sim_views_nmnist_recordings(tmp_path):
+def test_neural_sim_views_nmnist_recordings(tmp_path, nmnist_folder):
     """N-MNIST keeps no images: the population views each recording's event-count image."""
     from rram_cosim.cosim.data.neural_sim import images_from_events, source_images
 
     root = tmp_path / "nm"
-    for split, src in (("Train", "train"), ("Test", "test")):
-        ds = load_dataset("digits-events", src, seed=0, n_samples=200)
-        for i, (ev, label) in enumerate(zip(ds.events, ds.labels)):
-            d = root / split / str(int(label))
-            d.mkdir(parents=True, exist_ok=True)
-            t = ev["t"].astype(np.int64)
-            rec = np.stack([ev["x"] + 7, ev["y"] + 7, (ev["p"].astype(np.int64) << 7)
-                            | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF], axis=1)
-            (d / f"{i:05d}.bin").write_bytes(rec.astype(np.uint8).tobytes())
+    nmnist_folder(root, 200)
     cfg = ZeroshotConfig(name="nm", image=f"nmnist:{root}", **ZS)
     img, oth = load_modalities(cfg)
     for split in ("val", "test"):
