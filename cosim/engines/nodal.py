@@ -61,8 +61,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.linalg import lapack
-from threadpoolctl import threadpool_limits
 
+from ...models.blas import blas_limit
 from ...models.checks import check_choice, check_int, check_range
 from ...models.device.level1 import level1_at_temperature, level1_channel
 from ...models.errors import ConfigError
@@ -1236,10 +1236,9 @@ class BoundNodal:
         resid = np.empty(n_b)
         slowest: _Solved | None = None
         fallbacks = 0
-        # One BLAS thread: the solve's BLAS calls are short matrix-vector products, which a
-        # second thread slows down (0.03 s vs 0.05-0.27 s per 128 x 128 vector, measured on 2
-        # busy cores); parallel sweeps run one process per core instead.
-        with threadpool_limits(limits=1, user_api="blas"):
+        # BLAS threads as models.blas says (one by default: the solve's calls are short
+        # matrix-vector products that a second thread slows down on busy cores)
+        with blas_limit():
             for start in range(0, n_b, chunk):
                 d = d_all[start: start + chunk]
                 g_cells = np.broadcast_to(topo.cell_g_s, (d.shape[0], topo.cell_g_s.size))

@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 
 from ...analysis.energy import NetworkSize, paper_energy, physical_energy, summarise
+from ...models.blas import pin_blas_threads, using_blas_threads
 from ...models.device.breakdown import cell_values, draw_cells, form_cells
 from ...models.errors import ConfigError, DomainWarning
 from ...models.io import atomic_write_text, cache_root, writable_cache
@@ -144,7 +145,7 @@ _W_STD_REF_US = math.sqrt(2.0) * 2.46
 DASK_CONNECT_TIMEOUT_S = 30
 
 # Fields of SweepConfig that say how to run, not what: left out of the unit hashes.
-_EXEC_FIELDS = ("name", "workers", "scheduler", "retry_failed", "cache_dir")
+_EXEC_FIELDS = ("name", "workers", "scheduler", "retry_failed", "cache_dir", "blas_threads")
 # The sweep axes: each unit carries its own values of these.
 _AXES = ("icc", "v_form", "t_pulse", "r_wire", "wire_width", "adc_bits", "rows_per_read",
          "cols_per_read", "sense", "drive", "chips", "seeds")
@@ -605,11 +606,9 @@ def run_unit(unit: Unit, cache_dir: str) -> dict[str, Any]:
     return row
 
 
-def _init_local_worker() -> None:
-    # one BLAS thread per worker process: N workers on N cores, no oversubscription
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)
+def _init_local_worker(blas_threads: int = 1) -> None:
+    # one BLAS thread per worker process by default: N workers on N cores, no oversubscription
+    pin_blas_threads(blas_threads)
     worker_signals()  # SIGTERM from the coordinator also stops this worker's ngspice runs
 
 
@@ -653,21 +652,20 @@ def _failed(unit: Unit, err: BaseException) -> dict[str, Any]:
             "wall_s": float("nan"), "host": ""}
 
 
-def _local(todo: list[Unit], cache: str, workers: int) -> Iterator[dict[str, Any]]:
+def _local(todo: list[Unit], cache: str, workers: int,
+           blas_threads: int = 1) -> Iterator[dict[str, Any]]:
     if workers == 1:
-        from threadpoolctl import threadpool_limits
-
-        # one BLAS thread, as in every pool worker: the units' matrices are small, and on
-        # shared cores a second BLAS thread only fights the other jobs (measured here under
-        # load: 1 worker with two BLAS threads took 2.9-3.8x the time of 2 single-thread
-        # workers, more than the 2x that parallelism alone explains)
-        with threadpool_limits(limits=1):
+        # one BLAS thread by default, as in every pool worker: the units' matrices are small,
+        # and on shared cores a second BLAS thread only fights the other jobs (measured here
+        # under load: 1 worker with two BLAS threads took 2.9-3.8x the time of 2
+        # single-thread workers, more than the 2x that parallelism alone explains)
+        with using_blas_threads(blas_threads):
             for u in todo:
                 yield run_unit(u, cache)
         return
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                  initializer=_init_local_worker)
+                                  initializer=_init_local_worker, initargs=(blas_threads,))
     finished = False
     try:
         futs = {pool.submit(run_unit, u, cache): u for u in todo}
@@ -686,7 +684,8 @@ def _local(todo: list[Unit], cache: str, workers: int) -> Iterator[dict[str, Any
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _dask(todo: list[Unit], cache: str, address: str) -> Iterator[dict[str, Any]]:
+def _dask(todo: list[Unit], cache: str, address: str,
+          blas_threads: int = 1) -> Iterator[dict[str, Any]]:
     from dask.distributed import Client, as_completed
 
     try:
@@ -698,6 +697,10 @@ def _dask(todo: list[Unit], cache: str, address: str) -> Iterator[dict[str, Any]
             "or check the address; without --scheduler the sweep runs on local "
             "processes.") from None
     try:
+        # every worker, also one that joins later, pins its BLAS pools before it runs a unit
+        from .dask_plugin import BlasThreads
+
+        client.register_plugin(BlasThreads(blas_threads))
         futs = client.map(run_unit, todo, cache_dir=cache, pure=False,
                           key=[f"rram-sweep-{u.key}" for u in todo])
         unit_of = {f.key: u for f, u in zip(futs, todo)}
@@ -752,12 +755,12 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
                   key=lambda u: (u.chip, u.seed, u.index))
     n_reused = len(done)
     if cfg.scheduler:
-        stream, executor = _dask(todo, cache, cfg.scheduler), f"dask {cfg.scheduler}"
+        stream, executor = _dask(todo, cache, cfg.scheduler, cfg.blas_threads), f"dask {cfg.scheduler}"
     else:
         n = cfg.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                             else (os.cpu_count() or 1))
         n = max(1, min(n, len(todo)))
-        stream, executor = _local(todo, cache, n), f"local pool, {n} worker(s)"
+        stream, executor = _local(todo, cache, n, cfg.blas_threads), f"local pool, {n} worker(s)"
     bar = tqdm(total=len(units), initial=n_reused, desc="sweep", unit="point",
                disable=not progress)
     try:

@@ -39,13 +39,13 @@ one of them 0 (a wire layer of zero sheet resistance) a sparse LU solves the tap
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..blas import blas_limit
 from ..device.level1 import level1_channel
 from ..errors import ConfigError
 
@@ -60,23 +60,6 @@ __all__ = [
     "operating_points",
     "tia_currents",
 ]
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Run BLAS single-threaded when threadpoolctl is there (a declared dependency).
-
-    The factorisation is a cascade of mid-sized dense products and inverses; with two BLAS
-    threads on two cores that other processes also use, OpenBLAS's spinning threads made it
-    5.7x slower (7.5 s vs 1.3 s for 456 x 402 sites, measured), and it is never much faster.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with the package
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # ---------------------------------------------------------------------------------------------
@@ -836,7 +819,7 @@ def factorise(a_s: np.ndarray, b_s: np.ndarray, term: Terminations, *,
         TIAs whose output is at a rail (-1 low, +1 high; 0 linear): the column end then sees
         ``term.g_clip_s`` to that rail instead of the virtual ground. None: none clipped.
     """
-    with _one_blas_thread():
+    with blas_limit():
         return NetworkFactor(np.asarray(a_s, dtype=np.float64),
                              np.asarray(b_s, dtype=np.float64), term, store, sensed, clipped)
 
@@ -896,7 +879,7 @@ def operating_points(g_s: np.ndarray, model: CellModel, term: Terminations, d: n
     maps) is shared, and every chord step solves all vectors at once (one right-hand side
     each); :func:`tia_currents` keeps only the TIA currents.
     """
-    with _one_blas_thread():
+    with blas_limit():
         fac, a0, b0 = _chord_factor(g_s, model, term, sensed, clipped)
         ops = []
         for chunk in _chunks(np.atleast_2d(d), g_s.size):
@@ -915,7 +898,7 @@ def tia_currents(g_s: np.ndarray, model: CellModel, term: Terminations, d: np.nd
     """TIA currents (B x P, A) of the nonlinear tile for DAC vectors ``d`` (B x R): the
     operating points of :func:`operating_points` without the per-vector tap voltages and
     tangents (one chord factorisation, every vector solved in each chord step)."""
-    with _one_blas_thread():
+    with blas_limit():
         fac, a0, b0 = _chord_factor(g_s, model, term, sensed, clipped)
         return np.concatenate([
             _chord_iteration(fac, a0, b0, g_s, model, chunk, tol_v, max_iter)[3]

@@ -99,6 +99,9 @@ def test_seeds_come_from_parameters_not_order(tiny_run):
     assert set(a) < set(b) and all(b[k] == v for k, v in a.items())
     u = units_of(cfg)[0]
     assert u.point_seed == derive_seed("point", cfg.seed, u.point)
+    # how a unit runs is not what it computes: BLAS threads leave the keys alone
+    assert [v.key for v in units_of(dataclasses.replace(cfg, blas_threads=4))] == \
+        [v.key for v in units_of(cfg)]
     assert derive_seed("x", 1) != derive_seed("x", 2)
 
 
@@ -122,6 +125,9 @@ def test_dask_local_cluster_gives_the_same_table(tiny_run, tmp_path):
         cfg2 = dataclasses.replace(cfg, scheduler=cluster.scheduler_address,
                                    cache_dir=str(tmp_path / "cache"))
         s = run_sweep_cmd(cfg2, tmp_path, progress=False)
+        # every worker pins its BLAS pools (as the local pool's initializer does)
+        assert "rram-cosim-blas-threads" in cluster.scheduler.worker_plugins
+        assert all("rram-cosim-blas-threads" in w.plugins for w in cluster.workers.values())
     assert s["executor"].startswith("dask") and s["n_computed"] == 4
     pd.testing.assert_frame_equal(_science(pd.read_csv(tmp_path / "s" / "sweep.csv")),
                                   _science(pd.read_csv(root / "s" / "sweep.csv")))

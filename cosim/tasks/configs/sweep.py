@@ -88,6 +88,9 @@ class SweepConfig(TaskOptions):
     workers: int = option(0, "local worker processes (0: every CPU this process may use)",
                           lo=0, hi=4096)
     scheduler: str = option("", "Dask scheduler address tcp://HOST:PORT (empty: the local pool)")
+    # one: a unit's matrices are small and workers run one per core (models/blas.py)
+    blas_threads: int = option(1, "BLAS threads of every worker (local or Dask) and of this "
+                                  "process; 1 when workers fill the cores", lo=1, hi=1024)
     retry_failed: bool = option(False, "compute units recorded as failed again")
     cache_dir: str = option(
         "", "cache of surrogates and spot-check decks (empty: $RRAM_COSIM_CACHE/sweep)")
