@@ -38,9 +38,8 @@ def test_a_block_uses_its_threads_and_restores_the_setting(monkeypatch):
     assert os.environ[blas.BLAS_THREADS_ENV] == "1"
     with blas.blas_limit():
         assert _blas_threads_now() == {1}
-    with pytest.raises(ConfigError, match="blas threads=0"):
-        with blas.using_blas_threads(0):
-            pass
+    with pytest.raises(ConfigError, match="blas threads=0"), blas.using_blas_threads(0):
+        pass
 
 
 def test_the_dask_plugin_pins_the_worker_process(monkeypatch):
