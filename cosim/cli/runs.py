@@ -247,10 +247,7 @@ def _describe(folder: Path) -> str:
         kind = "a finished" if st.get("state") == "complete" else "an unfinished"
         when = st.get("finished") or st.get("started") or "?"
         return f"{kind} '{st.get('command', '?')}' run ({when})"
-    try:
-        cmd = json.loads((folder / "config.json").read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
-        cmd = None
+    cmd = _command_of(folder)
     return f"a '{cmd}' run" if cmd else "files"
 
 

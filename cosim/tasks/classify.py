@@ -25,6 +25,7 @@ task, the most active grid point and the selection on validation.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import zlib
 from dataclasses import dataclass, field
@@ -180,13 +181,12 @@ def load_task_frames(dataset: str, data_seed: int, sizes: tuple[int, int, int], 
     """
     data = {}
     for s, n in zip(("train", "val", "test"), sizes):
-        if status is None:
+        step = (status.step(f"loading {dataset}, {s} split") if status is not None
+                else contextlib.nullcontext())
+        with step:
             data[s] = load_split(dataset, s, data_seed, n, split_by=split_by,
-                                 group_field=group_field)
-            continue
-        with status.step(f"loading {dataset}, {s} split"):
-            data[s] = load_split(dataset, s, data_seed, n, split_by=split_by,
-                                 group_field=group_field, progress=status.enabled)
+                                 group_field=group_field,
+                                 progress=status is not None and status.enabled)
     audio = is_audio(data["train"])
     steps = n_steps or (129 if audio else 50)
     frames = {s: frames_of(d, steps, crop) for s, d in data.items()}
@@ -412,6 +412,10 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
     cms = {m: np.zeros((n_classes, n_classes), dtype=np.int64)
            for m in [*backends, RAW_KEY]}
     embed: dict[str, np.ndarray] = {}
+    # the raw-event readout's features: the same for every seed
+    raw = {s: frames[s].reshape(len(frames[s]), cfg.n_windows, -1, n_in).sum(axis=2)
+           .reshape(len(frames[s]), -1) if n_steps % cfg.n_windows == 0
+           else frames[s].sum(axis=1) for s in frames}
     with tally_reads() as tally:
         for k in range(cfg.seeds):
             seed = cfg.seed + k
@@ -451,9 +455,6 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
                 activity[f"{name}/seed{seed}"] = act.to_dict()
                 if k == 0:
                     embed[name] = feats["test"]
-            raw = {s: frames[s].reshape(len(frames[s]), cfg.n_windows, -1, n_in).sum(axis=2)
-                   .reshape(len(frames[s]), -1) if n_steps % cfg.n_windows == 0
-                   else frames[s].sum(axis=1) for s in frames}
             r = np.random.default_rng([seed, 3])
             clf = SoftmaxReadout(epochs=cfg.readout_epochs, solver=cfg.readout_solver).fit(
                 raw["train"], labels["train"], rng=r, n_classes=n_classes)

@@ -63,6 +63,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ...analysis.stats import paired_bootstrap
+from ...models.blas import blas_limit
 from ...models.checks import check_choice, check_int
 from ...models.device.conductance import differential_pair
 from ...models.errors import ConfigError, DomainWarning
@@ -631,12 +632,11 @@ def run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
     ``on_step`` is called after every head of the grid, ``on_note`` with what runs now (a
     bind of the whole map takes tens of seconds with the surrogate).
 
-    BLAS runs single-threaded: the heads' matrices are small, and two threads fighting over
-    two shared cores made a training step 10-40x slower in measurements on this machine.
+    BLAS threads as :mod:`~rram_cosim.models.blas` says (one by default: the heads' matrices
+    are small, and two threads fighting over two shared cores made a training step 10-40x
+    slower in measurements on this machine).
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_limit():
         return _run_protocol(cfg, image, other, backends, on_step, on_note)
 
 
