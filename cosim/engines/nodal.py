@@ -1134,6 +1134,7 @@ class BoundNodal:
         self.dev_ = level1_device(self.spec, backend.gmin_s)
         self.tia_ = _Tia.of(self.spec)
         self.topology_ = _build_topology(g, self.spec)
+        self._zero_codes: dict = {}  # a differential scheme's offset references (read.py)
         self.opts_ = _Options(backend.reltol, backend.vntol_v, backend.abstol_a,
                               backend.max_iter, backend.linear_solver, backend.krylov_rtol,
                               fast=backend.solve_path == "fast")
@@ -1303,7 +1304,8 @@ class BoundNodal:
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.last_reads = ()
         return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1],
-                            zero_read=functools.partial(self._read, log=False))
+                            zero_read=functools.partial(self._read, log=False),
+                            zero_cache=self._zero_codes)
 
     def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
               sensed: np.ndarray | None, log: bool = True) -> TileOutput:

@@ -287,6 +287,7 @@ class BoundSpice:
         self.g_pos_us, self.g_neg_us = check_pair(self.spec, g_pos_us, g_neg_us)
         self.last_solution: SpiceSolution | None = None
         self.last_reads: tuple[SpiceSolution, ...] = ()
+        self._zero_codes: dict = {}  # a differential scheme's offset references (read.py)
 
     @property
     def last_energy_j(self) -> np.ndarray | None:
@@ -365,7 +366,8 @@ class BoundSpice:
         reads: list[SpiceSolution] = []
         out = scheme_apply(self.spec, levels, rng,
                            lambda lv, r, rs, se: self._read(lv, r, rs, se, reads),
-                           self.g_pos_us.shape[1], zero_read=self._read)
+                           self.g_pos_us.shape[1], zero_read=self._read,
+                           zero_cache=self._zero_codes)
         self.last_reads = tuple(reads)
         return out
 

@@ -30,6 +30,7 @@ class BoundIdeal:
         # the event-driven reads' transfer (G+ columns, then G- columns, uA per V): built on
         # the first sparse VMM
         self._t_both: np.ndarray | None = None
+        self._zero_codes: dict = {}  # a differential scheme's offset references (read.py)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
               volts: bool = False) -> TileOutput:
@@ -45,7 +46,8 @@ class BoundIdeal:
             zero = np.zeros(k)
             return sparse_reads(self.spec, lv * self.spec.v_read_v, self._t_both, zero, zero,
                                 self.read_noise_sigma_us, rng, self._outputs, exact_y=True)
-        return scheme_apply(self.spec, lv, rng, self._read, k, exact_y=True)
+        return scheme_apply(self.spec, lv, rng, self._read, k, exact_y=True,
+                            zero_cache=self._zero_codes)
 
     def _outputs(self, i_pos: np.ndarray, i_neg: np.ndarray) -> TileOutput:
         """Codes and exact ``y`` of reads with column currents ``i_pos``, ``i_neg`` (uA)."""

@@ -80,6 +80,17 @@ def zero_codes(spec: TileSpec, read: ReadFn, n_rows: int, sensed: np.ndarray | N
     return _diff_read_codes(out, spec)
 
 
+def _cached_zero(spec: TileSpec, read: ReadFn, n_rows: int, sensed: np.ndarray | None,
+                 rows: slice, cache: dict | None) -> np.ndarray:
+    """:func:`zero_codes`, looked up in ``cache`` (when given) by map height and column group."""
+    if cache is None:
+        return zero_codes(spec, read, n_rows, sensed, rows)
+    key = (n_rows, None if sensed is None else sensed.tobytes())
+    if key not in cache:
+        cache[key] = zero_codes(spec, read, n_rows, sensed, rows)
+    return cache[key]
+
+
 def _merge(into: dict[str, np.ndarray], out: TileOutput, sensed: np.ndarray | None,
            differential: bool, spec: TileSpec, zero: np.ndarray | None = None) -> None:
     """Add one read's results of its sensed physical columns (None: all).
@@ -103,7 +114,8 @@ def _merge(into: dict[str, np.ndarray], out: TileOutput, sensed: np.ndarray | No
 
 def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | None,
                  read: ReadFn, weight_cols: int, *, exact_y: bool = False,
-                 zero_read: ReadFn | None = None) -> TileOutput:
+                 zero_read: ReadFn | None = None,
+                 zero_cache: dict | None = None) -> TileOutput:
     """One VMM of ``levels`` (B x R, in [0, 1]) as the reads of ``spec.read``.
 
     ``read`` computes one read: the rows in its ``rows`` slice driven at their levels, the
@@ -112,7 +124,10 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
     ``exact_y``, is the sum of the reads' own ``y`` (the ideal model's exact product).
     ``zero_read`` computes the offset calibration's zero-input reads of a differential scheme
     (default ``read``); an engine that logs its reads for the energy of a VMM passes one that
-    does not log, since a controller calibrates once, not per VMM.
+    does not log, since a controller calibrates once, not per VMM. ``zero_cache``, a dict
+    owned by the bound tile, keeps those reference codes between VMMs: a zero-input read has no
+    noise, so it is computed once per map height and column group, not once per VMM (on the
+    nodal engine and ngspice, one circuit solve each).
     """
     b, n_rows = levels.shape
     if single_read(spec, n_rows):
@@ -125,8 +140,8 @@ def scheme_apply(spec: TileSpec, levels: np.ndarray, rng: np.random.Generator | 
     groups = r.row_groups(n_rows)
     resolved = None
     # all rows at 0 V whichever group is "driven": one zero read per column group
-    zeros = ([zero_codes(spec, zero_read or read, n_rows, m, slice(*groups[0])) for m in masks]
-             if r.differential else [None] * len(masks))
+    zeros = ([_cached_zero(spec, zero_read or read, n_rows, m, slice(*groups[0]), zero_cache)
+              for m in masks] if r.differential else [None] * len(masks))
     for start, stop in groups:
         for sensed, zero in zip(masks, zeros):
             out = read(levels, rng, slice(start, stop), sensed)

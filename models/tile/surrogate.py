@@ -53,6 +53,7 @@ circuit's read energy per VMM. Asked outside the domain the surrogate warns, or 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -894,7 +895,8 @@ class BoundSurrogate:
         self.vmm = model.vmm
         self._t_both_: np.ndarray | None = None  # the sparse reads' transfer, built on first use
         self.n_resolved_ = 0
-        self._margin_ua: float | None = None
+        self._margin_ua = margin_ua(self.spec, model.worst_max_ua())
+        self._zero_codes: dict = {}  # a differential scheme's offset references (read.py)
 
     @property
     def vmm(self) -> str:
@@ -956,7 +958,7 @@ class BoundSurrogate:
             return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both(), self.c_pos_,
                                 self.c_neg_, self.model.read_noise_sigma_us, rng,
                                 self._outputs, exact_y=False)
-        return scheme_apply(self.spec, lv, rng, self._read, k)
+        return scheme_apply(self.spec, lv, rng, self._read, k, zero_cache=self._zero_codes)
 
     def _outputs(self, i_pos: np.ndarray, i_neg: np.ndarray) -> TileOutput:
         """Codes through the TIA/ADC model of reads with column currents (uA)."""
@@ -990,6 +992,12 @@ class BoundSurrogate:
                                    self.spec))
         return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_, flag, v_out)
 
+    @functools.cached_property
+    def _exact_circuit(self) -> tuple[np.ndarray, CellModel, Terminations]:
+        """Conductances (S), cell model and terminations of the exact solve of clipped reads:
+        built on the first such read, kept for the others."""
+        return self._g_phys * 1e-6, self.model.cell_model(), terminations(self.spec)
+
     def _resolve_clipped(self, v: np.ndarray, rows: slice, sensed: np.ndarray | None,
                          i_pos: np.ndarray, i_neg: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -997,8 +1005,6 @@ class BoundSurrogate:
         range (:mod:`rram_cosim.models.tile.clipping`); return which (B,) bool and the clip
         state of every TIA (B x P; None when no read was solved)."""
         i_phys = interleave(i_pos, i_neg)
-        if self._margin_ua is None:
-            self._margin_ua = margin_ua(self.spec, self.model.worst_max_ua())
         flag = leaves_linear_range(i_phys, self.spec, sensed, self._margin_ua)
         count_reads(len(flag), int(flag.sum()))
         if not flag.any():
@@ -1006,8 +1012,7 @@ class BoundSurrogate:
         d = np.zeros((int(flag.sum()), self._g_phys.shape[0]))
         d[:, rows] = v[flag]
         try:
-            i, st = solve_clipped(self._g_phys * 1e-6, self.model.cell_model(),
-                                  terminations(self.spec), self.spec, d, sensed)
+            i, st = solve_clipped(*self._exact_circuit, self.spec, d, sensed)
         except ConfigError as e:
             which = np.flatnonzero(flag)
             raise ConfigError(

@@ -315,3 +315,24 @@ def test_differential_calibration_energy_counts_the_vmm_reads_only() -> None:
     np.testing.assert_allclose(e_diff[0].dac_j, e_single[0].dac_j, rtol=1e-12)
     np.testing.assert_allclose(e_diff[0].tia_output_j, e_single[0].tia_output_j, rtol=1e-12)
     assert e_diff[0].t_read_s == e_single[0].t_read_s == 3 * single.t_read_s
+
+
+def test_differential_offset_reference_is_solved_once_per_column_group() -> None:
+    """The zero-input reads of the offset calibration are circuit solves: a bound tile makes
+    them on its first VMM and reuses them, with the same codes as a freshly bound tile."""
+    rng = np.random.default_rng(22)
+    spec = SCHEMES["differential_float"][0]
+    gp, gn = _pair(rng, 16, 4)
+    x1, x2 = (rng.integers(0, 2, (4, 16)).astype(float) for _ in range(2))
+    bound = NodalBackend(spec).bind(gp, gn)
+    calls: list[bool] = []
+    read = bound._read
+    bound._read = lambda *a, **k: calls.append(k.get("log", True)) or read(*a, **k)
+    bound.apply(x1, rng)
+    first = calls.count(False)
+    calls.clear()
+    out = bound.apply(x2, rng)
+    assert first == len(column_groups(spec, 4)) == 2 and calls.count(False) == 0
+    assert len(calls) == len(_reads(spec, 16, 4))  # the VMM's own reads, still made
+    fresh = NodalBackend(spec).bind(gp, gn).apply(x2, rng)
+    np.testing.assert_array_equal(out.codes_pos, fresh.codes_pos)
