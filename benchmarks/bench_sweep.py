@@ -1,22 +1,27 @@
-"""Sweep speed: 2 workers against 1 on the same sweep, and the README's default example.
+"""How far a sweep scales: the task graph's work and critical path, and measured speed-ups.
 
-Both numbers in one run:
+Printed from one run, each sweep from an empty run folder and empty caches:
 
-- speed-up: the same sweep (``--icc`` compliance levels x ``--seeds`` seeds of a reduced
-  digits-events task, ``--hidden`` neurons, ``--n-train`` training samples) runs on 1 worker
-  (in this process) and on a pool of 2 worker processes, each from an empty run folder and
-  empty surrogate and SPICE caches; the script prints both wall times, their ratio,
-  whether the two tables agree (execution columns aside), and the CPU time with the cores it
-  obtained (on a machine shared with other jobs the pool cannot be faster than the cores it
-  gets);
-- the default example of README.md, ``rram-cosim sweep --icc 5e-6,10e-6,20e-6,40e-6 --task
-  digits-events --seeds 3`` (full splits, h = 200, every CPU), from an empty folder: its wall
-  time against the limit of 30 minutes on 2 cores.
+- the 16-unit sweep (``--icc`` 4 compliance levels x ``--seeds`` 4, digits-events with
+  400/150/200 samples, h = 200 on the 456x201 macro, no SPICE spot check) on 1 worker: its wall
+  time, and from the tasks' own timings (``wall_s``, ``calibration_s`` and
+  ``critical_path_s`` of ``sweep.csv``) the total work, the critical path (the longest chain:
+  a point's set-up, its slowest calibration solve, the fit, one unit) and the available
+  parallelism, total / critical path: the most workers the sweep can keep busy;
+- the same sweep on a local pool of 2 workers: the speed-up over 1 worker, and whether the
+  tables agree (execution columns aside);
+- the same sweep on a Dask ``LocalCluster`` of 2 single-threaded worker processes: time per
+  unit and per calibration solve against the local pool's;
+- the README's default example (``sweep --icc 5e-6,10e-6,20e-6,40e-6 --task digits-events
+  --seeds 3``, full splits) on 2 workers: wall time, total work, critical path, parallelism.
+
+The CPU time each run obtained is printed beside it: on a machine shared with other jobs a pool
+cannot be faster than the cores it gets.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_sweep.py [--icc 5e-6,10e-6,20e-6,40e-6] [--seeds 2]
-        [--hidden 64] [--n-train 400] [--skip-default] [--keep DIR]
+    .venv/bin/python benchmarks/bench_sweep.py [--seeds 4] [--skip-dask] [--skip-default]
+        [--keep DIR]
 """
 
 from __future__ import annotations
@@ -34,8 +39,6 @@ import pandas as pd
 from rram_cosim.cosim.cli.commands.sweep import run_sweep_cmd
 from rram_cosim.cosim.tasks.sweep import EXECUTION_COLUMNS, SweepConfig
 
-LIMIT_S = 30 * 60  # the aim: the default example within 30 minutes on 2 cores
-
 
 def _table(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path)
@@ -48,19 +51,39 @@ def _cpu_s() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def timed(cfg: SweepConfig, root: Path) -> tuple[float, float, dict]:
-    """Wall time, CPU time (pool workers included) and the run's summary."""
+def timed(cfg: SweepConfig, root: Path) -> tuple[float, float, pd.DataFrame]:
+    """Wall time, CPU time (pool workers included) and the run's table."""
     t0, c0 = time.perf_counter(), _cpu_s()
-    summary = run_sweep_cmd(cfg, root, progress=False)
-    return time.perf_counter() - t0, _cpu_s() - c0, summary
+    s = run_sweep_cmd(cfg, root, progress=False)
+    wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+    df = pd.read_csv(root / cfg.name / "sweep.csv")
+    print(f"  {cfg.name}: {s['n_units']} units, {s['n_failed']} failed, {s['executor']}: "
+          f"{wall:.1f} s wall, {cpu:.1f} s CPU in this process tree ({cpu / wall:.2f} cores; "
+          f"load average now {os.getloadavg()[0]:.2f})", flush=True)
+    return wall, cpu, df
+
+
+def graph_figures(df: pd.DataFrame) -> tuple[float, float, float]:
+    """Total work, critical path (s) and their ratio, from the tasks' timings in a table."""
+    total = float(df["wall_s"].sum() + df["calibration_s"].sum())
+    critical = float(df["critical_path_s"].max())
+    return total, critical, total / critical
+
+
+def _say_graph(name: str, df: pd.DataFrame) -> None:
+    total, critical, par = graph_figures(df)
+    units = float(df["wall_s"].mean())
+    print(f"  {name}: total work {total:.0f} s (units {df['wall_s'].sum():.0f} s, mean "
+          f"{units:.1f} s; set-up and calibration tasks {df['calibration_s'].sum():.0f} s), "
+          f"critical path {critical:.0f} s: parallelism {par:.1f} (workers it can keep busy)",
+          flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--icc", default="5e-6,10e-6,20e-6,40e-6")
-    ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--n-train", type=int, default=400)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-default", action="store_true")
     ap.add_argument("--keep", default="", help="keep the run folders under this folder")
     args = ap.parse_args()
@@ -69,35 +92,46 @@ def main() -> None:
     print(f"CPUs available: {cpus}; load average {os.getloadavg()[0]:.2f}")
     try:
         icc = tuple(float(x) for x in args.icc.split(","))
-        base = SweepConfig(name="speedup", icc=icc, seeds=args.seeds, hidden=args.hidden,
-                           n_train=args.n_train, n_val=200, n_test=200, workers=1)
-        walls, cpus = {}, {}
+        base = SweepConfig(name="s16", icc=icc, seeds=args.seeds, n_train=400, n_val=150,
+                           n_test=200, spot_cells=0, workers=1)
+        print(f"{len(icc) * args.seeds}-unit sweep ({len(icc)} I_cc x {args.seeds} seeds, "
+              "400/150/200 samples, h = 200, --spot-cells 0):")
+        runs = {}
         for w in (1, 2):
-            t, c, s = timed(dataclasses.replace(base, workers=w,
+            runs[w] = timed(dataclasses.replace(base, workers=w,
                                                 cache_dir=str(root / f"cache{w}")),
                             root / f"w{w}")
-            walls[w], cpus[w] = t, c
-            # CPU / wall: how many cores the sweep actually got (other jobs share them)
-            print(f"speed-up sweep, {w} worker(s): {s['n_units']} units in {t:.1f} s wall, "
-                  f"{c:.1f} s CPU ({c / t:.2f} cores obtained; {s['executor']}, "
-                  f"{s['n_failed']} failed; load average now {os.getloadavg()[0]:.2f})")
-        same = _table(root / "w1" / "speedup" / "sweep.csv").equals(
-            _table(root / "w2" / "speedup" / "sweep.csv"))
-        print(f"speed-up of 2 workers over 1: {walls[1] / walls[2]:.2f}x "
-              f"(tables identical: {same}); pool overhead in CPU time "
-              f"{cpus[2] / cpus[1] - 1:+.0%}; on {cpus[2] / walls[2]:.2f} of 2 cores")
+        _say_graph("from the 1-worker run's task timings", runs[1][2])
+        same = _table(root / "w1" / "s16" / "sweep.csv").equals(
+            _table(root / "w2" / "s16" / "sweep.csv"))
+        print(f"  speed-up of 2 workers over 1: {runs[1][0] / runs[2][0]:.2f}x (tables "
+              f"identical: {same}); CPU time of the pool {runs[2][1] / runs[1][1] - 1:+.0%}")
+        if not args.skip_dask:
+            from dask.distributed import LocalCluster
+
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster:
+                d = timed(dataclasses.replace(base, scheduler=cluster.scheduler_address,
+                                              workers=0, cache_dir=str(root / "cache_dask")),
+                          root / "dask")
+            pool_df, dask_df = runs[2][2], d[2]
+            same = _table(root / "dask" / "s16" / "sweep.csv").equals(
+                _table(root / "w2" / "s16" / "sweep.csv"))
+            print(f"  Dask (LocalCluster, 2 worker processes x 1 thread) vs local pool (2 "
+                  f"workers): wall {d[0]:.1f} vs {runs[2][0]:.1f} s "
+                  f"({d[0] / runs[2][0] - 1:+.0%}); time per unit "
+                  f"{dask_df['wall_s'].mean():.2f} vs {pool_df['wall_s'].mean():.2f} s "
+                  f"({dask_df['wall_s'].mean() / pool_df['wall_s'].mean() - 1:+.0%}); "
+                  f"calibration work {dask_df['calibration_s'].sum():.0f} vs "
+                  f"{pool_df['calibration_s'].sum():.0f} s; tables identical: {same}",
+                  flush=True)
         if not args.skip_default:
+            print("README default example (4 I_cc x 3 seeds, digits-events, full splits):")
             cfg = SweepConfig(name="default", icc=(5e-6, 10e-6, 20e-6, 40e-6),
-                              task="digits-events", seeds=3,
-                              cache_dir=str(root / "cache_default"))  # cold: nothing cached
-            t, _, s = timed(cfg, root / "default")
-            print(f"default example (4 compliance levels x 3 seeds, digits-events, h = 200, "
-                  f"{s['executor']}): {t:.0f} s = {t / 60:.1f} min "
-                  f"({'within' if t <= LIMIT_S else 'OVER'} the 30 min limit); "
-                  f"{s['n_failed']} failed; load average now {os.getloadavg()[0]:.2f}")
-            print(pd.read_csv(root / "default" / "default" / "sweep_summary.csv")[
-                ["icc_a", "val_acc_mean", "test_acc_mean", "e_hybrid_uj_mean",
-                 "g_mean_us_mean"]].to_string(index=False))
+                              task="digits-events", seeds=3, workers=2,
+                              cache_dir=str(root / "cache_default"))
+            _, _, df = timed(cfg, root / "default")
+            _say_graph("its task timings (2 workers)", df)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -14,7 +14,8 @@ seeds. Each (point, chip, seed) is one *unit*:
    domain* (the range a pilot array formed at the point's pulse reaches, widened and rounded
    outward to quarter octaves, so chips and seeds of one point share it) name a calibration by
    content hash; the surrogate is calibrated on the nodal engine only when no file of that hash
-   is in the cache (``<cache>/surrogates/<hash>.json``). The ADC full scale follows the domain:
+   is in the cache (``<cache>/surrogates/<hash>.json``), by tasks of the sweep's executor
+   before the point's units run (below). The ADC full scale follows the domain:
    the corner map (every cell at the domain's top, all rows on) lands on the last code, or
    with ``adc_range="workload"`` the task's own column currents on the point's pilot array
    set it (what a low-resolution ADC needs);
@@ -46,29 +47,28 @@ units whose file exists (failed ones too, unless ``retry_failed``), so an interr
 resumes and recomputes nothing that finished. A unit that raises is recorded with its error
 (status ``failed``) and the sweep goes on.
 
-Execution. ``workers`` local processes (``concurrent.futures``; 1 runs in this process), or a
-Dask distributed cluster when ``scheduler`` is an address (``tcp://HOST:PORT``); the workers
+Execution. The sweep is a task graph (:mod:`rram_cosim.cosim.tasks.sweep_graph`): per point a
+set-up task, the calibration's solves in chunks of vectors and its fit, then the point's units.
+It runs on ``workers`` local processes (``concurrent.futures``; 1 runs in this process), or on
+a Dask distributed cluster when ``scheduler`` is an address (``tcp://HOST:PORT``); the workers
 need this package installed. Caches on workers (surrogates, SPICE decks) are only a speed-up:
 on a cluster without a shared file system each worker keeps its own.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import fcntl
 import functools
-import hashlib
 import itertools
 import json
 import math
-import multiprocessing
 import os
 import re
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,6 @@ import numpy as np
 import pandas as pd
 
 from ...analysis.energy import NetworkSize, paper_energy, physical_energy, summarise
-from ...models.blas import pin_blas_threads, using_blas_threads
 from ...models.device.breakdown import cell_values, draw_cells, form_cells
 from ...models.errors import ConfigError, DomainWarning
 from ...models.io import atomic_write_text, cache_root, writable_cache
@@ -98,21 +97,21 @@ from ...models.tile.surrogate import TileSurrogate
 from ...models.tile.tiling import TiledBackend
 from ..engines.calibrate import (
     bind_for_workload,
-    calibration_inputs,
-    corner_map,
-    energy_summary,
-    fit_surrogate,
-    full_scale_spec,
-    simulate_with_energy,
     with_full_scale,
-    with_idle,
     workload_full_scale_ua,
 )
-from ..engines.registry import make_backend
 from ..spice.forming import compare_with_twin, sample_indices, simulate_cells
-from ..spice.processes import stop_workers, worker_signals
 from .classify import load_task_frames, most_active_lif, select_on_validation
 from .configs.sweep import TASKS, SweepConfig
+from .seeds import content_hash, derive_seed
+from .sweep_calibration import (
+    CalibrationPlan,
+    ChunkSolve,
+    calibrate,
+    fit_calibration,
+    plan_calibration,
+)
+from .sweep_graph import dask_executor, local_executor, run_graph
 from .zeroshot import (
     EncoderView,
     MapLayout,
@@ -131,18 +130,17 @@ __all__ = [
 #: Bumped when a unit's result for the same parameters changes (old result files are ignored).
 # 2: points carry the read scheme; 3: differential reads offset-calibrated; 4: surrogate reads
 # whose TIAs leave their linear range are solved exactly (units whose TIAs clip give other
-# results under the same parameters)
-SWEEP_VERSION = 4
+# results under the same parameters); 5: calibrations solved in chunks of vectors (on maps
+# small enough that several vectors share a Newton block, the last bits of a calibration move)
+SWEEP_VERSION = 5
 
 #: Columns that describe how a unit ran, not what it computed; they differ between runs.
-EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibration_s", "host")
+EXECUTION_COLUMNS = ("wall_s", "spot_wall_s", "surrogate_calibrated", "calibration_s",
+                     "critical_path_s", "host")
 
 # Weight spread of the default forming (DeviceParams: 14.2 +- 2.46 uS per cell, W = G+ - G-):
 # the threshold grid is given for it and scaled by each chip's own spread (v_th_scaled).
 _W_STD_REF_US = math.sqrt(2.0) * 2.46
-
-#: Seconds to wait for a Dask scheduler before the sweep gives up with an error.
-DASK_CONNECT_TIMEOUT_S = 30
 
 # Fields of SweepConfig that say how to run, not what: left out of the unit hashes.
 _EXEC_FIELDS = ("name", "workers", "scheduler", "retry_failed", "cache_dir", "blas_threads")
@@ -151,19 +149,6 @@ _AXES = ("icc", "v_form", "t_pulse", "r_wire", "wire_width", "adc_bits", "rows_p
          "cols_per_read", "sense", "drive", "chips", "seeds")
 
 
-# -- seeds and hashes ------------------------------------------------------------------------
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=repr)
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(_canonical(obj).encode()).hexdigest()
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from the parts' canonical JSON (order of execution plays no role)."""
-    return int.from_bytes(hashlib.sha256(_canonical(list(parts)).encode()).digest()[:8],
-                          "big") >> 1
 
 
 @dataclass(frozen=True)
@@ -210,7 +195,7 @@ def units_of(cfg: SweepConfig) -> list[Unit]:
         point = {"icc_a": float(icc), "v_form_v": float(vf), "t_pulse_s": float(tp),
                  "r_wire_ohm": float(rw), "adc_bits": int(bits), "rows_per_read": int(rp),
                  "cols_per_read": int(cp), "sense": str(se), "drive": str(dr)}
-        key = _hash({"v": SWEEP_VERSION, "point": point, "chip": chip, "seed": seed,
+        key = content_hash({"v": SWEEP_VERSION, "point": point, "chip": chip, "seed": seed,
                      "task": task})[:24]
         out.append(Unit(k, point, chip, seed, task, key))
     return out
@@ -284,59 +269,53 @@ def _v_th_scale(w_us: np.ndarray, scaled: bool) -> float:
     return max(float(np.std(w_us)) / _W_STD_REF_US, 1e-3) if scaled else 1.0
 
 
+def surrogate_key(spec: TileSpec, domain: tuple[float, float, float, float], cal_maps: int,
+                  cal_vectors: int) -> str:
+    """The cache key of the surrogate of ``spec`` over ``domain``."""
+    lo, hi, mean, std = domain
+    return content_hash({"v": SWEEP_VERSION, "spec": to_dict(spec),
+                         "domain": [lo, hi, mean, std], "cal_maps": cal_maps,
+                         "cal_vectors": cal_vectors, "reference": "nodal"})[:24]
+
+
+def _surrogate_path(cache: Path, key: str) -> Path:
+    path = cache / "surrogates" / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _cached_surrogate(path: Path) -> str | None:
+    """The surrogate file's text when it loads, else None (absent, or another version)."""
+    try:
+        _load_surrogate(str(path))
+        return path.read_text()
+    except (OSError, ValueError, KeyError, ConfigError):
+        return None
+
+
 def _surrogate(spec: TileSpec, domain: tuple[float, float, float, float], cal_maps: int,
                cal_vectors: int, cache: Path) -> tuple[TileSurrogate, str, bool, float]:
-    """The surrogate for ``spec`` over ``domain`` from the cache, or calibrated and stored.
+    """The surrogate for ``spec`` over ``domain`` from the cache, or calibrated and stored:
+    the path of a unit run on its own. In a sweep, the calibration runs as tasks before the
+    point's units (:mod:`rram_cosim.cosim.tasks.sweep_graph`) and they never get here.
 
     Returns the surrogate, its hash, whether it was calibrated now, and the calibration time.
     """
-    lo, hi, mean, std = domain
-    key = _hash({"v": SWEEP_VERSION, "spec": to_dict(spec), "domain": [lo, hi, mean, std],
-                 "cal_maps": cal_maps, "cal_vectors": cal_vectors, "reference": "nodal"})[:24]
-    path = cache / "surrogates" / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # one calibration per key: a worker that needs a surrogate another worker is calibrating
+    key = surrogate_key(spec, domain, cal_maps, cal_vectors)
+    path = _surrogate_path(cache, key)
+    # one calibration per key: a process that needs a surrogate another one is calibrating
     # waits for it instead of doing the same work
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if path.is_file():
-                try:
-                    return _load_surrogate(str(path)), key, False, 0.0
-                except (OSError, ValueError, KeyError):
-                    pass  # unreadable (another version): calibrate again and overwrite it
-            sur, cal_s = _calibrate(spec, domain, cal_maps, cal_vectors, key)
+            if _cached_surrogate(path) is not None:
+                return _load_surrogate(str(path)), key, False, 0.0
+            sur, cal_s = calibrate(spec, domain, cal_maps, cal_vectors, key)
             sur.save(path)
+            _load_surrogate.cache_clear()  # a file of another version may be remembered
             return sur, key, True, cal_s
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _calibrate(spec: TileSpec, domain: tuple[float, float, float, float], cal_maps: int,
-               cal_vectors: int, key: str) -> tuple[TileSurrogate, float]:
-    """Calibrate a surrogate on the nodal engine over ``domain``; returns it and the time."""
-    lo, hi, mean, std = domain
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(derive_seed("calibration", key))
-    shape = (spec.rows, spec.cols)
-    spec, i_fs = full_scale_spec(spec, lambda s: make_backend("nodal", s), shape, rng)
-    ref = make_backend("nodal", spec)
-    # formed-like maps at the domain's statistics, one uniform over the domain, the corner
-    maps = [(np.clip(rng.normal(mean, std, shape), lo, hi),
-             np.clip(rng.normal(mean, std, shape), lo, hi))
-            for _ in range(max(cal_maps - 1, 1))]
-    if cal_maps > 1:
-        maps.append((rng.uniform(lo, hi, shape), rng.uniform(lo, hi, shape)))
-    maps.append(corner_map(shape, spec))
-    inputs = [with_idle(calibration_inputs(spec.rows, cal_vectors - 1, rng)) for _ in maps]
-    samples, energies = simulate_with_energy(ref, maps, inputs, rng)
-    sur = fit_surrogate(spec, samples,
-                        read_noise_sigma_us=BreakdownParams().read_noise_sigma_us,
-                        provenance={"reference": "nodal", "n_maps": len(maps),
-                                    "n_vectors": cal_vectors, "domain_us": [lo, hi],
-                                    "i_full_scale_ua": i_fs, "sweep_key": key})
-    sur.energy_ = energy_summary(spec, energies, inputs)
-    return sur, time.perf_counter() - t0
 
 
 @functools.lru_cache(maxsize=8)
@@ -526,7 +505,67 @@ def unit_read_scheme(unit: Unit) -> ReadScheme:
                       unsensed=unit.task["unsensed"], drive=p["drive"], sense=p["sense"])
 
 
-def _compute(unit: Unit, cache: Path) -> dict[str, Any]:
+def point_setup(unit: Unit) -> tuple[TileSpec, tuple[float, float, float, float]]:
+    """The tile spec of a unit's point and the conductance domain its surrogate covers.
+
+    The pilot array depends on the forming conditions only: points that differ in the wire,
+    the ADC or the read scheme share the domain.
+    """
+    t = unit.task
+    h = int(t["hidden"])
+    rows = _input_rows(unit) + h
+    shape = (rows, 2 * h)
+    forming = {k: unit.point[k] for k in ("icc_a", "v_form_v", "t_pulse_s")}
+    domain, pilot = conductance_domain(shape, BreakdownParams(), _conditions(unit),
+                                       derive_seed("domain", t["seed"], forming))
+    spec = TileSpec(rows=t["tile_rows"] or rows, cols=t["tile_cols"] or h,
+                    r_wire_ohm=unit.point["r_wire_ohm"], read=unit_read_scheme(unit),
+                    adc=AdcSpec(bits=unit.point["adc_bits"]), g_full_scale_us=domain[1])
+    if t["adc_range"] == "workload":
+        spec = _workload_spec(unit, spec, pilot)
+    return spec, domain
+
+
+def prepare_point(unit: Unit, cache_dir: str) -> dict[str, Any]:
+    """The first task of a point: its spec, domain and surrogate key, and the surrogate's
+    text when the cache has it, else the plan of its calibration."""
+    t0 = time.perf_counter()
+    t = unit.task
+    spec, domain = point_setup(unit)
+    key = surrogate_key(spec, domain, t["cal_maps"], t["cal_vectors"])
+    out: dict[str, Any] = {"key": key, "domain": domain, "surrogate": None, "plan": None}
+    text = _cached_surrogate(_surrogate_path(_cache_path(cache_dir), key))
+    if text is not None:
+        out["surrogate"] = text
+    else:
+        out["plan"] = plan_calibration(spec, domain, t["cal_maps"], t["cal_vectors"], key)
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def finish_calibration(plan: CalibrationPlan, solves: list[ChunkSolve],
+                       cache_dir: str) -> dict[str, Any]:
+    """The last task of a calibration: fit the surrogate, store it in the cache (atomic),
+    and return its text for the point's units (a cluster worker may not share the cache)."""
+    t0 = time.perf_counter()
+    sur = fit_calibration(plan, solves)
+    path = sur.save(_surrogate_path(_cache_path(cache_dir), plan.key))
+    return {"key": plan.key, "surrogate": path.read_text(), "wall_s": time.perf_counter() - t0}
+
+
+def _cache_path(cache_dir: str) -> Path:
+    # resolved where the task runs: a cluster worker uses its own cache folder
+    return Path(cache_dir) if cache_dir else writable_cache(cache_root() / "sweep",
+                                                            "The sweep cache folder")
+
+
+@functools.lru_cache(maxsize=8)
+def _surrogate_from_text(text: str) -> TileSurrogate:
+    return TileSurrogate.from_dict(json.loads(text))
+
+
+def _compute(unit: Unit, cache: Path,
+             calibrated: dict[str, Any] | None = None) -> dict[str, Any]:
     t = unit.task
     params = BreakdownParams()
     cond = _conditions(unit)
@@ -545,21 +584,17 @@ def _compute(unit: Unit, cache: Path) -> dict[str, Any]:
                 "w_std_us": float(w.std())})
     # 2. SPICE spot check of a few cells of this chip
     out.update(_spot_check(unit, params, cond, draws, twin, cache))
-    # 3. the surrogate of this tile spec and conductance domain (cached by content hash)
-    # the pilot depends on the forming conditions only: points that differ in the wire or the
-    # ADC share the domain
-    forming = {k: unit.point[k] for k in ("icc_a", "v_form_v", "t_pulse_s")}
-    domain, pilot = conductance_domain(shape, params, cond,
-                                       derive_seed("domain", t["seed"], forming))
+    # 3. the surrogate of this tile spec and conductance domain (cached by content hash):
+    # calibrated by the sweep's tasks before this unit runs, or here when run on its own
+    if calibrated is not None:
+        domain, skey = tuple(calibrated["domain"]), calibrated["key"]
+        sur, cal_s, fresh = _surrogate_from_text(calibrated["surrogate"]), 0.0, False
+    else:
+        spec, domain = point_setup(unit)
+        sur, skey, fresh, cal_s = _surrogate(spec, domain, t["cal_maps"], t["cal_vectors"],
+                                             cache)
     out.update({"domain_lo_us": domain[0], "domain_hi_us": domain[1]})
-    spec = TileSpec(rows=t["tile_rows"] or rows, cols=t["tile_cols"] or h,
-                    r_wire_ohm=unit.point["r_wire_ohm"], read=unit_read_scheme(unit),
-                    adc=AdcSpec(bits=unit.point["adc_bits"]), g_full_scale_us=domain[1])
-    if t["adc_range"] == "workload":
-        spec = _workload_spec(unit, spec, pilot)
-    sur, skey, calibrated, cal_s = _surrogate(spec, domain, t["cal_maps"], t["cal_vectors"],
-                                              cache)
-    out.update({"surrogate_key": skey, "surrogate_calibrated": calibrated,
+    out.update({"surrogate_key": skey, "surrogate_calibrated": fresh,
                 "calibration_s": cal_s, "r_f_ohm": sur.spec.r_f_ohm})
     backend: Any = sur
     if t["tile_rows"]:
@@ -580,10 +615,14 @@ def _compute(unit: Unit, cache: Path) -> dict[str, Any]:
     return out
 
 
-def run_unit(unit: Unit, cache_dir: str) -> dict[str, Any]:
+def run_unit(unit: Unit, cache_dir: str,
+             calibrated: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compute one unit; never raises for the unit's own errors (they become a failed row).
 
-    Runs in a worker process (local pool or Dask worker) or in this process.
+    Runs in a worker process (local pool or Dask worker) or in this process. ``calibrated``
+    (the key, domain and surrogate text of the unit's point, from the sweep's calibration
+    tasks) spares the unit the point's set-up; without it the unit calibrates (or finds in the
+    cache) its surrogate itself.
     """
     t0 = time.perf_counter()
     row: dict[str, Any] = {"key": unit.key, "index": unit.index, **unit.point,
@@ -591,10 +630,8 @@ def run_unit(unit: Unit, cache_dir: str) -> dict[str, Any]:
                            "chip_seed": unit.chip_seed, "net_seed": unit.net_seed,
                            "host": os.uname().nodename}
     try:
-        # resolved where the unit runs: a cluster worker uses its own cache folder
         with tally_reads() as tally:
-            row.update(_compute(unit, Path(cache_dir) if cache_dir else writable_cache(
-                cache_root() / "sweep", "The sweep cache folder")))
+            row.update(_compute(unit, _cache_path(cache_dir), calibrated))
         row.update(tally.summary())
         tally.warn(f"sweep unit {unit.key}")
         row["status"], row["error"] = "ok", ""
@@ -604,12 +641,6 @@ def run_unit(unit: Unit, cache_dir: str) -> dict[str, Any]:
         row["traceback"] = traceback.format_exc(limit=8)
     row["wall_s"] = time.perf_counter() - t0
     return row
-
-
-def _init_local_worker(blas_threads: int = 1) -> None:
-    # one BLAS thread per worker process by default: N workers on N cores, no oversubscription
-    pin_blas_threads(blas_threads)
-    worker_signals()  # SIGTERM from the coordinator also stops this worker's ngspice runs
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -644,73 +675,13 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _failed(unit: Unit, err: BaseException) -> dict[str, Any]:
+def _failed(unit: Unit, error: str, tb: str = "") -> dict[str, Any]:
+    """The row of a unit that failed outside its own computation (its point's set-up or
+    calibration, or a worker that died)."""
     return {"key": unit.key, "index": unit.index, **unit.point, "chip": unit.chip,
             "seed": unit.seed, "point_seed": unit.point_seed, "chip_seed": unit.chip_seed,
-            "net_seed": unit.net_seed, "status": "failed",
-            "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-            "wall_s": float("nan"), "host": ""}
-
-
-def _local(todo: list[Unit], cache: str, workers: int,
-           blas_threads: int = 1) -> Iterator[dict[str, Any]]:
-    if workers == 1:
-        # one BLAS thread by default, as in every pool worker: the units' matrices are small,
-        # and on shared cores a second BLAS thread only fights the other jobs (measured here
-        # under load: 1 worker with two BLAS threads took 2.9-3.8x the time of 2
-        # single-thread workers, more than the 2x that parallelism alone explains)
-        with using_blas_threads(blas_threads):
-            for u in todo:
-                yield run_unit(u, cache)
-        return
-    ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                  initializer=_init_local_worker, initargs=(blas_threads,))
-    finished = False
-    try:
-        futs = {pool.submit(run_unit, u, cache): u for u in todo}
-        for f in cf.as_completed(futs):
-            try:
-                yield f.result()
-            except Exception as e:  # noqa: BLE001 - a dead worker fails its unit, not the sweep
-                yield _failed(futs[f], e)
-        finished = True
-    finally:
-        if not finished:
-            # interrupted (Ctrl-C, SIGTERM, or the caller stopped): the units in flight are
-            # lost anyway, so stop this pool's workers (and their ngspice runs) now rather
-            # than wait for them
-            stop_workers(list(getattr(pool, "_processes", {}).values()))
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _dask(todo: list[Unit], cache: str, address: str,
-          blas_threads: int = 1) -> Iterator[dict[str, Any]]:
-    from dask.distributed import Client, as_completed
-
-    try:
-        client = Client(address, timeout=f"{DASK_CONNECT_TIMEOUT_S}s")
-    except (OSError, TimeoutError) as e:
-        raise ConfigError(
-            f"Cannot reach the Dask scheduler at --scheduler {address} within "
-            f"{DASK_CONNECT_TIMEOUT_S} s ({type(e).__name__}: {e}). Start it (dask scheduler) "
-            "or check the address; without --scheduler the sweep runs on local "
-            "processes.") from None
-    try:
-        # every worker, also one that joins later, pins its BLAS pools before it runs a unit
-        from .dask_plugin import BlasThreads
-
-        client.register_plugin(BlasThreads(blas_threads))
-        futs = client.map(run_unit, todo, cache_dir=cache, pure=False,
-                          key=[f"rram-sweep-{u.key}" for u in todo])
-        unit_of = {f.key: u for f, u in zip(futs, todo)}
-        for f in as_completed(futs):
-            try:
-                yield f.result()
-            except Exception as e:  # noqa: BLE001 - e.g. KilledWorker: record and go on
-                yield _failed(unit_of[f.key], e)
-    finally:
-        client.close()
+            "net_seed": unit.net_seed, "status": "failed", "error": error,
+            "traceback": tb, "wall_s": float("nan"), "host": ""}
 
 
 def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
@@ -749,20 +720,23 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
         row = _read_result(points / f"{u.key}.json")
         if row is not None and (row["status"] == "ok" or not cfg.retry_failed):
             done[u.key] = row
-    # schedule the first chip and seed of every point first: the points' surrogates are then
-    # calibrated in parallel, and later units find them in the cache
+    # once a point's surrogate is fitted, its first chip and seed run first: every point
+    # then has a row early
     todo = sorted((u for u in units if u.key not in done),
                   key=lambda u: (u.chip, u.seed, u.index))
     n_reused = len(done)
+    bar = tqdm(total=len(units), initial=n_reused, desc="sweep", unit="point",
+               disable=not progress)
     if cfg.scheduler:
-        stream, executor = _dask(todo, cache, cfg.scheduler, cfg.blas_threads), f"dask {cfg.scheduler}"
+        ex = dask_executor(cfg.scheduler, cfg.blas_threads)
     else:
         n = cfg.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                             else (os.cpu_count() or 1))
-        n = max(1, min(n, len(todo)))
-        stream, executor = _local(todo, cache, n, cfg.blas_threads), f"local pool, {n} worker(s)"
-    bar = tqdm(total=len(units), initial=n_reused, desc="sweep", unit="point",
-               disable=not progress)
+        # not capped at the number of units: a point's solve tasks outnumber its units
+        ex = local_executor(n if todo else 1, cfg.blas_threads)
+    executor = ex.name
+    stream = run_graph(todo, cache, ex, prepare=prepare_point, fit=finish_calibration,
+                       unit=run_unit, failed=_failed)
     try:
         for row in stream:
             _store(points, row)

@@ -79,6 +79,11 @@ def test_sweep_writes_one_row_per_point_chip_and_seed(tiny_run):
     assert df["chip_seed"].nunique() == 2 and df["point_seed"].nunique() == 2
     # one surrogate per conductance domain, calibrated once and shared by the chips
     assert df["surrogate_key"].nunique() == 2 and df["surrogate_calibrated"].sum() == 2
+    # the calibration tasks' time is charged to one unit of each point; every unit's
+    # critical path holds its calibration and itself
+    assert (df["calibration_s"] > 0).sum() == 2
+    assert (df["critical_path_s"] > df["wall_s"]).all()
+    assert df["critical_path_s"].max() < df["wall_s"].sum() + df["calibration_s"].sum()
     assert (df["domain_warnings"] == 0).all()
     summ = pd.read_csv(run / "sweep_summary.csv")
     assert (summ["n_ok"] == 2).all() and summ["test_acc_chip_std"].notna().all()
@@ -107,13 +112,19 @@ def test_seeds_come_from_parameters_not_order(tiny_run):
 
 def test_same_seed_same_table_on_a_process_pool(tiny_run, tmp_path):
     root, cfg, _ = tiny_run
-    # the fixture's cache: surrogates now come from disk, and must give the same numbers
-    cfg2 = dataclasses.replace(cfg, workers=2)
+    # an empty cache: the calibrations' solves and fits run as tasks in the pool's processes
+    cfg2 = dataclasses.replace(cfg, workers=2, cache_dir=str(tmp_path / "cache"))
     s = run_sweep_cmd(cfg2, tmp_path, progress=False)
     assert s["executor"] == "local pool, 2 worker(s)"
-    assert not pd.read_csv(tmp_path / "s" / "sweep.csv")["surrogate_calibrated"].any()
-    pd.testing.assert_frame_equal(_science(pd.read_csv(tmp_path / "s" / "sweep.csv")),
-                                  _science(pd.read_csv(root / "s" / "sweep.csv")))
+    df = pd.read_csv(tmp_path / "s" / "sweep.csv")
+    assert df["surrogate_calibrated"].sum() == 2
+    pd.testing.assert_frame_equal(_science(df), _science(pd.read_csv(root / "s" / "sweep.csv")))
+    # the fixture's cache: surrogates now come from disk, and give the same numbers
+    cfg3 = dataclasses.replace(cfg, workers=2)
+    run_sweep_cmd(cfg3, tmp_path / "again", progress=False)
+    again = pd.read_csv(tmp_path / "again" / "s" / "sweep.csv")
+    assert not again["surrogate_calibrated"].any()
+    pd.testing.assert_frame_equal(_science(again), _science(df))
 
 
 def test_dask_local_cluster_gives_the_same_table(tiny_run, tmp_path):

@@ -1,0 +1,185 @@
+"""The sweep's task graph: dependencies, priorities, bookkeeping and failures on a recording
+executor; a calibration cut into tasks equals the one run in a row."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from rram_cosim.cosim.tasks.sweep_calibration import (
+    CHUNK_VECTORS,
+    calibrate,
+    fit_calibration,
+    plan_calibration,
+    solve_chunk,
+)
+from rram_cosim.cosim.tasks.sweep_graph import Executor, run_graph
+from rram_cosim.models.params import ReadScheme, TileSpec
+
+
+@dataclass(frozen=True)
+class _Unit:
+    point: dict
+    key: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    key: str
+    n: int
+    spec: Any = None
+
+    @property
+    def maps(self):
+        return [(None, None)]
+
+    @property
+    def inputs(self):
+        return [np.arange(self.n)]
+
+    def chunks(self):
+        return [(0, i, i + 1) for i in range(self.n)]
+
+
+@dataclass(frozen=True)
+class _Solved:
+    wall_s: float
+
+
+class _Recording(Executor):
+    """Runs a task only when the coordinator waits, oldest first, and logs every event."""
+
+    def __init__(self, capacity: int) -> None:
+        self.cap, self.queue, self.log, self.peak = capacity, [], [], 0
+
+    def submit(self, fn, *args, key=""):
+        fut = cf.Future()
+        self.queue.append((fut, fn, args, key))
+        self.log.append(("submit", key))
+        self.peak = max(self.peak, len(self.queue))
+        return fut
+
+    def wait(self, futures):
+        fut, fn, args, key = self.queue.pop(0)
+        try:
+            fut.set_result(fn(*args))
+        except Exception as e:  # noqa: BLE001
+            fut.set_exception(e)
+        self.log.append(("done", key))
+        return {fut}
+
+    def capacity(self):
+        return self.cap
+
+
+def _prepare(unit, cache):
+    key = unit.point.get("shared", f"s{unit.point['p']}")
+    return {"key": key, "domain": (1.0, 2.0, 1.5, 0.1), "surrogate": None,
+            "plan": _Plan(key, 3), "wall_s": 1.0}
+
+
+def _solve(spec, gp, gn, x):
+    if x[0] == 2 and spec == "bad":
+        raise RuntimeError("singular matrix")
+    return _Solved(wall_s=2.0 + float(x[0]))  # 2, 3, 4 s
+
+
+def _fit(plan, solves, cache):
+    assert all(s is not None for s in solves)
+    return {"key": plan.key, "surrogate": f"text of {plan.key}", "wall_s": 0.5}
+
+
+def _run_unit(unit, cache, calibrated):
+    assert calibrated["surrogate"] == f"text of {calibrated['key']}"
+    return {"key": unit.key, "wall_s": 10.0, "status": "ok"}
+
+
+def _failed(unit, error, tb):
+    return {"key": unit.key, "status": "failed", "error": error}
+
+
+def _units(points: list[dict], per_point: int = 3) -> list[_Unit]:
+    return [_Unit(p, f"u{i}{j}") for i, p in enumerate(points) for j in range(per_point)]
+
+
+def _graph(units, ex, **kw):
+    tasks = {"prepare": _prepare, "solve": _solve, "fit": _fit, "unit": _run_unit,
+             "failed": _failed, **kw}
+    return list(run_graph(units, "", ex, **tasks))
+
+
+def test_units_wait_for_their_fit_and_calibrations_go_first():
+    ex = _Recording(capacity=2)
+    rows = _graph(_units([{"p": 0}, {"p": 1}]), ex)
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert ex.peak <= 2  # never more in flight than workers
+    kinds = [(ev, key.split("-")[1]) for ev, key in ex.log]
+    submits = [k for ev, k in kinds if ev == "submit"]
+    # every solve of both points before any unit: no worker idles on a calibration
+    assert max(i for i, k in enumerate(submits) if k == "solve") < submits.index("sweep")
+    for point in ("s0", "s1"):
+        fit_done = ex.log.index(("done", f"rram-fit-{point}"))
+        first_unit = min(ex.log.index(("submit", f"rram-sweep-u{point[1]}{j}"))
+                         for j in range(3))
+        assert fit_done < first_unit
+    # bookkeeping: the calibration's work charged once per point, the critical path
+    # through each unit (prepare 1 + slowest solve 4 + fit 0.5 + unit 10)
+    for p in ("0", "1"):
+        mine = [r for r in rows if r["key"].startswith(f"u{p}")]
+        assert sorted(r["calibration_s"] for r in mine) == [0.0, 0.0, 1.0 + 9.0 + 0.5]
+        assert sum(r["surrogate_calibrated"] for r in mine) == 1
+        assert all(r["critical_path_s"] == pytest.approx(15.5) for r in mine)
+
+
+def test_points_with_one_key_share_one_calibration():
+    ex = _Recording(capacity=4)
+    rows = _graph(_units([{"p": 0, "shared": "k"}, {"p": 1, "shared": "k"}]), ex)
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert [k for ev, k in ex.log if ev == "submit"].count("rram-fit-k") == 1
+    assert sum(r["surrogate_calibrated"] for r in rows) == 1
+
+
+def test_a_failed_solve_fails_its_points_units_only():
+    def prepare(unit, cache):
+        out = _prepare(unit, cache)
+        if unit.point["p"] == 1:
+            out["plan"] = _Plan(out["key"], 3, spec="bad")
+        return out
+
+    rows = _graph(_units([{"p": 0}, {"p": 1}]), _Recording(capacity=3), prepare=prepare)
+    by = {r["key"]: r for r in rows}
+    assert len(by) == 6
+    assert all(by[f"u0{j}"]["status"] == "ok" for j in range(3))
+    for j in range(3):
+        assert by[f"u1{j}"]["status"] == "failed"
+        assert by[f"u1{j}"]["error"] == "surrogate calibration: RuntimeError: singular matrix"
+
+
+def test_a_failed_set_up_fails_its_units_with_the_reason():
+    def prepare(unit, cache):
+        raise ValueError("no compliance")
+
+    rows = _graph(_units([{"p": 0}], per_point=2), Executor(), prepare=prepare)
+    assert [r["error"] for r in rows] == ["point set-up: ValueError: no compliance"] * 2
+
+
+def test_a_calibration_in_tasks_equals_one_in_a_row():
+    spec = TileSpec(rows=24, cols=6, read=ReadScheme(rows_per_read=8))
+    domain = (2.0, 40.0, 15.0, 3.0)
+    plan = plan_calibration(spec, domain, 2, 9, "key")
+    chunks = plan.chunks()
+    # every vector of every map once, in chunks of at most CHUNK_VECTORS
+    assert [(m, b - a) for m, a, b in chunks] == [(m, n) for m in range(3)
+                                                  for n in (3, 3, 3)]
+    assert CHUNK_VECTORS == 4
+    solves = [solve_chunk(plan.spec, *plan.maps[m], plan.inputs[m][a:b])
+              for m, a, b in reversed(chunks)][::-1]  # solved in any order
+    tasks = fit_calibration(plan, solves)
+    row, _ = calibrate(spec, domain, 2, 9, "key")
+    assert tasks.to_json() == row.to_json()
+    assert tasks.energy_["n_vmm"] == 3 * 9
+    with pytest.raises(ValueError, match="chunks"):
+        fit_calibration(plan, solves[:-1])
