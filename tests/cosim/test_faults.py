@@ -153,7 +153,7 @@ def test_sweep_headline_counts_failed_units_and_spot_checks(tmp_path, monkeypatc
     from rram_cosim.cosim.cli.main import main
     from rram_cosim.cosim.tasks import sweep as sweep_task
 
-    def fake_compute(unit, cache):
+    def fake_compute(unit, cache, calibrated=None):
         if unit.index == 0:
             raise RuntimeError("unit zero broke")
         return {"g_mean_us": 10.0, "g_std_us": 1.0, "val_acc": 0.5, "test_acc": 0.5,
