@@ -105,6 +105,7 @@ from .classify import load_task_frames, most_active_lif, select_on_validation
 from .configs.sweep import TASKS, SweepConfig
 from .seeds import content_hash, derive_seed
 from .sweep_calibration import (
+    CHUNK_VECTORS,
     CalibrationPlan,
     ChunkSolve,
     calibrate,
@@ -131,7 +132,9 @@ __all__ = [
 # 2: points carry the read scheme; 3: differential reads offset-calibrated; 4: surrogate reads
 # whose TIAs leave their linear range are solved exactly (units whose TIAs clip give other
 # results under the same parameters); 5: calibrations solved in chunks of vectors (on maps
-# small enough that several vectors share a Newton block, the last bits of a calibration move)
+# small enough that several vectors share a Newton block, the last bits of a calibration move),
+# and a differential read's zero-input reference read once per bound tile, not per VMM (the
+# surrogate_reads and share_solved_exactly tallies of differential units change)
 SWEEP_VERSION = 5
 
 #: Columns that describe how a unit ran, not what it computed; they differ between runs.
@@ -275,7 +278,8 @@ def surrogate_key(spec: TileSpec, domain: tuple[float, float, float, float], cal
     lo, hi, mean, std = domain
     return content_hash({"v": SWEEP_VERSION, "spec": to_dict(spec),
                          "domain": [lo, hi, mean, std], "cal_maps": cal_maps,
-                         "cal_vectors": cal_vectors, "reference": "nodal"})[:24]
+                         "cal_vectors": cal_vectors, "reference": "nodal",
+                         "chunk_vectors": CHUNK_VECTORS})[:24]
 
 
 def _surrogate_path(cache: Path, key: str) -> Path:
@@ -312,7 +316,6 @@ def _surrogate(spec: TileSpec, domain: tuple[float, float, float, float], cal_ma
                 return _load_surrogate(str(path)), key, False, 0.0
             sur, cal_s = calibrate(spec, domain, cal_maps, cal_vectors, key)
             sur.save(path)
-            _load_surrogate.cache_clear()  # a file of another version may be remembered
             return sur, key, True, cal_s
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -720,13 +723,9 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
         row = _read_result(points / f"{u.key}.json")
         if row is not None and (row["status"] == "ok" or not cfg.retry_failed):
             done[u.key] = row
-    # once a point's surrogate is fitted, its first chip and seed run first: every point
-    # then has a row early
     todo = sorted((u for u in units if u.key not in done),
                   key=lambda u: (u.chip, u.seed, u.index))
     n_reused = len(done)
-    bar = tqdm(total=len(units), initial=n_reused, desc="sweep", unit="point",
-               disable=not progress)
     if cfg.scheduler:
         ex = dask_executor(cfg.scheduler, cfg.blas_threads)
     else:
@@ -735,6 +734,9 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
         # not capped at the number of units: a point's solve tasks outnumber its units
         ex = local_executor(n if todo else 1, cfg.blas_threads)
     executor = ex.name
+    interrupted = True
+    bar = tqdm(total=len(units), initial=n_reused, desc="sweep", unit="point",
+               disable=not progress)
     stream = run_graph(todo, cache, ex, prepare=prepare_point, fit=finish_calibration,
                        unit=run_unit, failed=_failed)
     try:
@@ -745,11 +747,13 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
             bar.set_postfix_str(f"{sum(r['status'] != 'ok' for r in done.values())} failed")
             if on_row is not None:
                 on_row(row)
+        interrupted = False
     finally:
         bar.close()
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+        stream.close()
+        # interrupted (Ctrl-C, SIGTERM, or the caller stopped): the tasks in flight are lost
+        # anyway, so the executor stops its workers (and their ngspice runs) at once
+        ex.close(interrupted)
     rows = [done[u.key] for u in units if u.key in done]
     return SweepResult(rows=rows, n_units=len(units), n_reused=n_reused,
                        n_computed=len(rows) - n_reused, wall_s=time.perf_counter() - t0,

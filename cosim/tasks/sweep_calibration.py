@@ -7,10 +7,11 @@ each other, so the sweep's executor runs them as separate tasks, a chunk of vect
 each, on as many workers as it has, and only the fit (a second) waits for all of them.
 
 :func:`calibrate` does the same steps in one process, in the same chunks: a surrogate is the
-same whether its solves ran as tasks or in a row. At the macro's size each vector is a Newton
-block of its own in the nodal engine (more unknowns than ``max_block_unknowns``), so the chunks
-also equal one solve of the whole batch bitwise; on small maps several vectors share a block
-and a chunked solve differs from a one-batch solve in the last bits only (1e-14 relative).
+same whether its solves ran as tasks or in a row. At the macro's size, with resistive wires,
+each vector is a Newton block of its own in the nodal engine (more unknowns than
+``max_block_unknowns``), so the chunks also equal one solve of the whole batch bitwise; on
+small maps (or without wire resistance) several vectors share a block and a chunked solve
+differs from a one-batch solve within the Newton tolerance (1e-14 relative measured).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def plan_calibration(spec: TileSpec, domain: tuple[float, float, float, float], 
 
     Maps: formed-like ones at the domain's mean and spread (``cal_maps - 1``, at least one),
     one uniform over the domain (from two maps on), and the corner; each gets ``cal_vectors``
-    input vectors after the idle one. Everything is drawn from a seed of ``key``.
+    input vectors, the first of them the idle one (all rows off). Everything is drawn from a seed of ``key``.
     """
     lo, hi, mean, std = domain
     t0 = time.perf_counter()

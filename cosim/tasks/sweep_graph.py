@@ -22,12 +22,15 @@ when that included a calibration). Summed, they are the sweep's total work.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import heapq
 import itertools
 import json
 import multiprocessing
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +70,11 @@ class Executor:
     def capacity(self) -> int:
         return 1
 
+    def lost(self, err: BaseException) -> bool:
+        """True when ``err`` says the task was lost with its worker (not the task's own
+        error): the coordinator then runs it again."""
+        return False
+
     def close(self, interrupted: bool) -> None:
         pass
 
@@ -92,14 +100,27 @@ def _init_local_worker(blas_threads: int = 1) -> None:
 
 class _Pool(Executor):
     def __init__(self, workers: int, blas_threads: int) -> None:
-        self.workers = workers
+        self.workers, self._blas = workers, blas_threads
         self.name = f"local pool, {workers} worker(s)"
-        self._pool = cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_local_worker, initargs=(blas_threads,))
+        self._pool = self._start()
+
+    def _start(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_local_worker, initargs=(self._blas,))
 
     def submit(self, fn: Callable[..., Any], *args: Any, key: str = "") -> Any:
-        return self._pool.submit(fn, *args)
+        try:
+            return self._pool.submit(fn, *args)
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): the pool is unusable, start another;
+            # the tasks it had are lost and the coordinator submits them again (lost())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._start()
+            return self._pool.submit(fn, *args)
+
+    def lost(self, err: BaseException) -> bool:
+        return isinstance(err, BrokenProcessPool)
 
     def capacity(self) -> int:
         return self.workers
@@ -128,18 +149,41 @@ class _Dask(Executor):
 
         # every worker, also one that joins later, pins its BLAS pools before it runs a task
         self._client.register_plugin(BlasThreads(blas_threads))
+        threaded = {w: n for w, n in self._client.nthreads().items() if n > 1}
+        if threaded:
+            warnings.warn(
+                f"{len(threaded)} Dask worker(s) run several threads (e.g. {next(iter(threaded))}"
+                f": {next(iter(threaded.values()))}): units in threads of one process share its "
+                "read tallies and warning counts, so those columns may differ from a local "
+                "run's, and they compete for one interpreter. Start the workers with "
+                "`dask worker ... --nthreads 1`.", RuntimeWarning, stacklevel=3)
         self.name = f"dask {address}"
-        self._futures: list[Any] = []
+        self._inflight: set[Any] = set()
 
     def submit(self, fn: Callable[..., Any], *args: Any, key: str = "") -> Any:
         fut = self._client.submit(fn, *args, pure=False, key=key or None)
-        self._futures.append(fut)
+        self._inflight.add(fut)
         return fut
 
     def wait(self, futures: list[Any]) -> set[Any]:
         from dask.distributed import wait
 
-        return set(wait(futures, return_when="FIRST_COMPLETED").done)
+        while True:
+            # a cancelled future (a scheduler restart, a lost connection) makes wait() raise:
+            # it is done too, and lost() sends its task again
+            done = {f for f in futures if f.status in ("finished", "error", "cancelled")}
+            if done:
+                self._inflight -= done  # the cluster may forget their results
+                return done
+            with contextlib.suppress(Exception):  # FuturesCancelledError and kin: see above
+                wait(futures, return_when="FIRST_COMPLETED")
+
+    def lost(self, err: BaseException) -> bool:
+        from concurrent.futures import CancelledError
+
+        from distributed.scheduler import KilledWorker
+
+        return isinstance(err, (CancelledError, KilledWorker))
 
     def capacity(self) -> int:
         # workers that join (or leave) during the sweep change it
@@ -147,7 +191,7 @@ class _Dask(Executor):
 
     def close(self, interrupted: bool) -> None:
         if interrupted:
-            self._client.cancel([f for f in self._futures if not f.done()])
+            self._client.cancel(list(self._inflight))
         self._client.close()
 
 
@@ -162,6 +206,10 @@ def dask_executor(address: str, blas_threads: int = 1) -> Executor:
 
 
 # -- the graph -------------------------------------------------------------------------------
+#: Times a task lost with its worker (not failed by its own error) is submitted in all.
+MAX_TRIES = 3
+
+
 @dataclass
 class _Calibration:
     """What the coordinator knows of one surrogate key."""
@@ -172,7 +220,8 @@ class _Calibration:
     solves: list[Any] = field(default_factory=list)
     left: int = 0
     error: BaseException | None = None
-    work_s: float = 0.0  # solves and fit (the plan is part of the prepare task)
+    start_s: float = 0.0  # the set-up task that planned it
+    work_s: float = 0.0  # solves and fit (the plan is part of the set-up task)
     path_s: float = 0.0  # slowest solve + fit
     fresh: bool = False  # calibrated in this run
     charged: bool = False  # its work already in a row
@@ -192,30 +241,32 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
               prepare: Callable[..., dict[str, Any]], solve: Callable[..., Any] = solve_chunk,
               fit: Callable[..., dict[str, Any]], unit: Callable[..., dict[str, Any]],
               failed: Callable[[Any, str, str], dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Run ``todo`` (units, in the order their rows are wanted first) as the task graph;
-    yield each unit's row as it finishes.
+    """Run ``todo`` (units with ``point``, ``key``, ``chip``, ``seed`` and ``index``) as the
+    task graph on ``ex``; yield each unit's row as it finishes. The caller closes ``ex``.
 
     ``prepare(unit, cache)``, ``solve(spec, g_pos_us, g_neg_us, x)`` (one chunk of the plan:
     a result with ``wall_s``), ``fit(plan, solves, cache)`` and ``unit(unit, cache,
     calibrated)`` are the point's tasks (module-level functions: they travel to workers);
-    ``failed(unit, error, traceback)`` makes the row of a unit whose calibration failed.
+    ``failed(unit, error, traceback)`` makes the row of a unit that its point's set-up or
+    calibration took with it. Ready units go out by chip, seed and grid position, so the
+    first chip and seed of every fitted point come first.
     """
     points: dict[str, list[Any]] = {}
     for u in todo:
         points.setdefault(_point_id(u), []).append(u)
-    ready: list[tuple[int, int, tuple]] = []
+    ready: list[tuple[int, tuple, int, tuple]] = []
     order = itertools.count()
 
-    def push(priority: int, job: tuple) -> None:
-        heapq.heappush(ready, (priority, next(order), job))
+    def push(priority: int, job: tuple, rank: tuple = ()) -> None:
+        heapq.heappush(ready, (priority, rank, next(order), job))
 
     for pid, units in points.items():
         push(_PREPARE, ("prepare", pid, units[0]))
-    prep_s: dict[str, float] = {}  # point id -> its prepare task's wall time
-    point_key: dict[str, str] = {}
+    prep_s: dict[str, float] = {}  # point id -> its set-up task's wall time
     charged_points: set[str] = set()
     cals: dict[str, _Calibration] = {}
     inflight: dict[Any, tuple] = {}
+    tries: dict[tuple, int] = {}
 
     def release(key: str) -> Iterator[dict[str, Any]]:
         """The units waiting on ``key``'s calibration: queued, or failed with it."""
@@ -226,7 +277,7 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
                 yield failed(u, _error_text(cal.error, "surrogate calibration: "),
                              "".join(traceback.format_exception(cal.error, limit=8)))
             else:
-                push(_UNIT, ("unit", pid, u, key))
+                push(_UNIT, ("unit", pid, u, key), (u.chip, u.seed, u.index))
 
     def job_args(job: tuple) -> tuple[Callable[..., Any], tuple, str]:
         kind = job[0]
@@ -244,77 +295,85 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
         calibrated = {"key": job[3], "domain": cal.domain, "surrogate": cal.text}
         return unit, (job[2], cache, calibrated), f"rram-sweep-{job[2].key}"
 
-    interrupted = True
-    try:
-        while ready or inflight:
-            while ready and len(inflight) < ex.capacity():
-                _, _, job = heapq.heappop(ready)
-                fn, args, key = job_args(job)
-                inflight[ex.submit(fn, *args, key=key)] = job
-            for fut in ex.wait(list(inflight)):
-                job = inflight.pop(fut)
-                kind = job[0]
-                try:
-                    res = fut.result()
-                except Exception as e:  # noqa: BLE001 - a task's failure fails its units
-                    yield from _on_failure(job, e, points, cals, release, failed)
-                    continue
-                if kind == "prepare":
-                    pid = job[1]
-                    key, prep_s[pid], point_key[pid] = res["key"], res["wall_s"], res["key"]
-                    cal = cals.get(key)
-                    if cal is None:
-                        cal = cals[key] = _Calibration(domain=tuple(res["domain"]))
-                        if res["surrogate"] is not None:
-                            cal.text = res["surrogate"]
-                        else:
-                            cal.plan, cal.fresh = res["plan"], True
-                            chunks = cal.plan.chunks()
-                            cal.solves, cal.left = [None] * len(chunks), len(chunks)
-                            for i, c in enumerate(chunks):
-                                push(_SOLVE, ("solve", key, c, i))
-                    cal.units += [(u, pid) for u in points[pid]]
-                    if cal.text is not None or cal.error is not None:
-                        yield from release(key)
-                elif kind == "solve":
-                    cal = cals[job[1]]
-                    if cal.error is not None:  # another chunk failed: its units are gone
-                        continue
-                    cal.solves[job[3]] = res
-                    cal.work_s += res.wall_s
-                    cal.path_s = max(cal.path_s, res.wall_s)
-                    cal.left -= 1
-                    if cal.left == 0:
-                        push(_FIT, ("fit", job[1]))
-                elif kind == "fit":
-                    cal = cals[job[1]]
-                    cal.text, cal.plan, cal.solves = res["surrogate"], None, []
-                    cal.work_s += res["wall_s"]
-                    cal.path_s += res["wall_s"]
-                    yield from release(job[1])
+    def job_id(job: tuple) -> tuple:
+        return (job[0], job[1], job[3] if job[0] == "solve" else job[2].key
+                if job[0] in ("prepare", "unit") else "")
+
+    while ready or inflight:
+        while ready and len(inflight) < ex.capacity():
+            priority, rank, _, job = heapq.heappop(ready)
+            if job[0] == "solve" and cals[job[1]].error is not None:
+                continue  # another chunk of this calibration failed: its units are gone
+            fn, args, key = job_args(job)
+            inflight[ex.submit(fn, *args, key=key)] = (priority, rank, job)
+        for fut in ex.wait(list(inflight)):
+            priority, rank, job = inflight.pop(fut)
+            kind = job[0]
+            try:
+                res = fut.result()
+            except Exception as e:  # noqa: BLE001 - a task's failure fails its units
+                jid = job_id(job)
+                tries[jid] = tries.get(jid, 1) + 1
+                if ex.lost(e) and tries[jid] <= MAX_TRIES:
+                    push(priority, job, rank)  # lost with its worker: run it again
                 else:
-                    pid, cal = job[1], cals[job[3]]
-                    res["critical_path_s"] = (prep_s.get(pid, 0.0) + cal.path_s
-                                              + float(res.get("wall_s", 0.0)))
-                    work = 0.0
-                    if pid not in charged_points:
-                        charged_points.add(pid)
-                        work += prep_s.get(pid, 0.0)
-                    res["surrogate_calibrated"] = cal.fresh and not cal.charged
-                    if res["surrogate_calibrated"]:
-                        cal.charged = True
-                        work += cal.work_s
-                    res["calibration_s"] = work
-                    yield res
-        interrupted = False
-    finally:
-        ex.close(interrupted)
+                    yield from _on_failure(job, e, points, cals, release, failed)
+                continue
+            if kind == "prepare":
+                pid = job[1]
+                key, prep_s[pid] = res["key"], res["wall_s"]
+                cal = cals.get(key)
+                if cal is None:
+                    cal = cals[key] = _Calibration(domain=tuple(res["domain"]),
+                                                   start_s=res["wall_s"])
+                    if res["surrogate"] is not None:
+                        cal.text = res["surrogate"]
+                    else:
+                        cal.plan, cal.fresh = res["plan"], True
+                        chunks = cal.plan.chunks()
+                        cal.solves, cal.left = [None] * len(chunks), len(chunks)
+                        for i, c in enumerate(chunks):
+                            push(_SOLVE, ("solve", key, c, i))
+                cal.units += [(u, pid) for u in points[pid]]
+                if cal.text is not None or cal.error is not None:
+                    yield from release(key)
+            elif kind == "solve":
+                cal = cals[job[1]]
+                if cal.error is not None:  # another chunk failed: its units are gone
+                    continue
+                cal.solves[job[3]] = res
+                cal.work_s += res.wall_s
+                cal.path_s = max(cal.path_s, res.wall_s)
+                cal.left -= 1
+                if cal.left == 0:
+                    push(_FIT, ("fit", job[1]))
+            elif kind == "fit":
+                cal = cals[job[1]]
+                cal.text, cal.plan, cal.solves = res["surrogate"], None, []
+                cal.work_s += res["wall_s"]
+                cal.path_s += res["wall_s"]
+                yield from release(job[1])
+            else:
+                pid, cal = job[1], cals[job[3]]
+                # the unit starts when its own set-up and its surrogate's fit are done
+                res["critical_path_s"] = (max(prep_s.get(pid, 0.0), cal.start_s + cal.path_s)
+                                          + float(res.get("wall_s", 0.0)))
+                work = 0.0
+                if pid not in charged_points:
+                    charged_points.add(pid)
+                    work += prep_s.get(pid, 0.0)
+                res["surrogate_calibrated"] = cal.fresh and not cal.charged
+                if res["surrogate_calibrated"]:
+                    cal.charged = True
+                    work += cal.work_s
+                res["calibration_s"] = work
+                yield res
 
 
 def _on_failure(job: tuple, err: BaseException, points: dict[str, list[Any]],
                 cals: dict[str, _Calibration], release: Callable[[str], Iterator],
                 failed: Callable[[Any, str, str], dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Rows for the units a failed task takes with it (a worker that died, or an error)."""
+    """Rows for the units a failed task takes with it (its own error, or lost too often)."""
     tb = "".join(traceback.format_exception(err, limit=8))
     kind = job[0]
     if kind == "prepare":

@@ -587,9 +587,9 @@ def test_an_unreachable_dask_scheduler_is_one_line(tmp_path, monkeypatch, capsys
     import socket
 
     from rram_cosim.cosim.cli.main import main
-    from rram_cosim.cosim.tasks import sweep as sweep_task
+    from rram_cosim.cosim.tasks import sweep_graph
 
-    monkeypatch.setattr(sweep_task, "DASK_CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setattr(sweep_graph, "DASK_CONNECT_TIMEOUT_S", 2)
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -4,11 +4,15 @@ executor; a calibration cut into tasks equals the one run in a row."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from rram_cosim.cosim.engines.calibrate import simulate_with_energy
+from rram_cosim.cosim.engines.registry import make_backend
 from rram_cosim.cosim.tasks.sweep_calibration import (
     CHUNK_VECTORS,
     calibrate,
@@ -16,7 +20,7 @@ from rram_cosim.cosim.tasks.sweep_calibration import (
     plan_calibration,
     solve_chunk,
 )
-from rram_cosim.cosim.tasks.sweep_graph import Executor, run_graph
+from rram_cosim.cosim.tasks.sweep_graph import MAX_TRIES, Executor, local_executor, run_graph
 from rram_cosim.models.params import ReadScheme, TileSpec
 
 
@@ -24,6 +28,9 @@ from rram_cosim.models.params import ReadScheme, TileSpec
 class _Unit:
     point: dict
     key: str
+    chip: int = 0
+    seed: int = 0
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,8 @@ def _failed(unit, error, tb):
 
 
 def _units(points: list[dict], per_point: int = 3) -> list[_Unit]:
-    return [_Unit(p, f"u{i}{j}") for i, p in enumerate(points) for j in range(per_point)]
+    return [_Unit(p, f"u{i}{j}", seed=j, index=per_point * i + j)
+            for i, p in enumerate(points) for j in range(per_point)]
 
 
 def _graph(units, ex, **kw):
@@ -132,6 +140,72 @@ def test_units_wait_for_their_fit_and_calibrations_go_first():
         assert sorted(r["calibration_s"] for r in mine) == [0.0, 0.0, 1.0 + 9.0 + 0.5]
         assert sum(r["surrogate_calibrated"] for r in mine) == 1
         assert all(r["critical_path_s"] == pytest.approx(15.5) for r in mine)
+
+
+def test_ready_units_go_out_by_chip_and_seed_across_points():
+    ex = _Recording(capacity=1)
+    _graph(_units([{"p": 0}, {"p": 1}]), ex)
+    order = [k[len("rram-sweep-"):] for ev, k in ex.log
+             if ev == "submit" and k.startswith("rram-sweep-")]
+    assert order == ["u00", "u10", "u01", "u11", "u02", "u12"]
+
+
+class _Lost(Exception):
+    pass
+
+
+class _Flaky(_Recording):
+    """Loses the first ``n`` submissions of the unit ``victim`` with their worker."""
+
+    def __init__(self, capacity, victim, n):
+        super().__init__(capacity)
+        self.victim, self.n = victim, n
+
+    def submit(self, fn, *args, key=""):
+        if key == f"rram-sweep-{self.victim}" and self.n > 0:
+            self.n -= 1
+            fn = _lose
+        return super().submit(fn, *args, key=key)
+
+    def lost(self, err):
+        return isinstance(err, _Lost)
+
+
+def _lose(*args):
+    raise _Lost("worker died")
+
+
+def test_a_task_lost_with_its_worker_runs_again_then_fails():
+    ex = _Flaky(2, "u01", 2)
+    rows = {r["key"]: r for r in _graph(_units([{"p": 0}]), ex)}
+    assert all(r["status"] == "ok" for r in rows.values())
+    assert [k for ev, k in ex.log if ev == "submit"].count("rram-sweep-u01") == 3
+    ex = _Flaky(2, "u01", MAX_TRIES)  # lost every time: recorded, and the sweep goes on
+    rows = {r["key"]: r for r in _graph(_units([{"p": 0}]), ex)}
+    assert rows["u01"]["status"] == "failed" and "worker died" in rows["u01"]["error"]
+    assert rows["u00"]["status"] == rows["u02"]["status"] == "ok"
+
+
+def _unit_dies_once(unit, cache, calibrated):
+    mark = Path(cache) / f"{unit.key}.died"
+    if unit.seed == 1 and not mark.exists():
+        mark.touch()
+        os._exit(1)  # the worker process dies: the pool breaks
+    return {"key": unit.key, "wall_s": 1.0, "status": "ok", "pid": os.getpid()}
+
+
+def test_a_dead_pool_worker_costs_its_tasks_a_rerun_not_the_sweep(tmp_path):
+    ex = local_executor(2)
+    try:
+        rows = list(run_graph(_units([{"p": 0}, {"p": 1}]), str(tmp_path), ex,
+                              prepare=_prepare, solve=_solve, fit=_fit, unit=_unit_dies_once,
+                              failed=_failed))
+    finally:
+        ex.close(False)
+    assert sorted(r["key"] for r in rows) == sorted(u.key for u in _units([{}, {}]))
+    assert all(r["status"] == "ok" for r in rows), rows
+    assert len(list(tmp_path.glob("*.died"))) == 2  # each seed-1 unit killed a worker once
+    assert len({r["pid"] for r in rows}) >= 3  # the pool was started again
 
 
 def test_points_with_one_key_share_one_calibration():
@@ -174,12 +248,28 @@ def test_a_calibration_in_tasks_equals_one_in_a_row():
     # every vector of every map once, in chunks of at most CHUNK_VECTORS
     assert [(m, b - a) for m, a, b in chunks] == [(m, n) for m in range(3)
                                                   for n in (3, 3, 3)]
-    assert CHUNK_VECTORS == 4
+    assert all(b - a <= CHUNK_VECTORS for _, a, b in chunks)
     solves = [solve_chunk(plan.spec, *plan.maps[m], plan.inputs[m][a:b])
               for m, a, b in reversed(chunks)][::-1]  # solved in any order
     tasks = fit_calibration(plan, solves)
     row, _ = calibrate(spec, domain, 2, 9, "key")
     assert tasks.to_json() == row.to_json()
     assert tasks.energy_["n_vmm"] == 3 * 9
+    # against one batch a map, as calibrations ran before they were cut into tasks: on a map
+    # this small several vectors share a Newton block, so equal to the solver's tolerance
+    whole, _ = simulate_with_energy(make_backend("nodal", plan.spec), list(plan.maps),
+                                    list(plan.inputs), np.random.default_rng(0))
+    for m, w in enumerate(whole):
+        mine = [s for (mi, _, _), s in zip(chunks, solves) if mi == m]
+        got = np.concatenate([s.i_pos_ua for s in mine])
+        np.testing.assert_allclose(got, w.i_pos_ua, rtol=1e-12, atol=1e-9)
+    # one vector a block (as on the macro): bitwise
+    one = make_backend("nodal", plan.spec, max_block_unknowns=1)
+    (m0,), _ = simulate_with_energy(one, [plan.maps[0]], [plan.inputs[0]],
+                                    np.random.default_rng(0))
+    parts, _ = simulate_with_energy(one, [plan.maps[0]] * 3,
+                                    [plan.inputs[0][a:b] for _, a, b in chunks[:3]],
+                                    np.random.default_rng(0))
+    np.testing.assert_array_equal(np.concatenate([p.i_pos_ua for p in parts]), m0.i_pos_ua)
     with pytest.raises(ValueError, match="chunks"):
         fit_calibration(plan, solves[:-1])
