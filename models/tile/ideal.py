@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_choice
 from ..errors import ConfigError
 from ..params import TileSpec
 from .backend import TileOutput, check_pair, ideal_codes, input_levels, read_noise_ua
@@ -27,9 +29,6 @@ class BoundIdeal:
         self.read_noise_sigma_us = read_noise_sigma_us
         self.w_ = (self.g_pos_us - self.g_neg_us) / spec.g_ref_us
         self.vmm = vmm
-        # the event-driven reads' transfer (G+ columns, then G- columns, uA per V): built on
-        # the first sparse VMM
-        self._t_both: np.ndarray | None = None
         self._zero_codes: dict = {}  # a differential scheme's offset references (read.py)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
@@ -41,13 +40,17 @@ class BoundIdeal:
                 "IdealBackend(read_noise_sigma_us > 0) needs a numpy.random.Generator: pass "
                 "rng=np.random.default_rng(seed).")
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
-            if self._t_both is None:
-                self._t_both = np.concatenate([self.g_pos_us, self.g_neg_us], axis=1)
             zero = np.zeros(k)
             return sparse_reads(self.spec, lv * self.spec.v_read_v, self._t_both, zero, zero,
                                 self.read_noise_sigma_us, rng, self._outputs, exact_y=True)
         return scheme_apply(self.spec, lv, rng, self._read, k, exact_y=True,
                             zero_cache=self._zero_codes)
+
+    @functools.cached_property
+    def _t_both(self) -> np.ndarray:
+        """The event-driven reads' transfer (G+ columns, then G- columns, uA per V), built on
+        the first sparse VMM."""
+        return np.concatenate([self.g_pos_us, self.g_neg_us], axis=1)
 
     def _outputs(self, i_pos: np.ndarray, i_neg: np.ndarray) -> TileOutput:
         """Codes and exact ``y`` of reads with column currents ``i_pos``, ``i_neg`` (uA)."""
@@ -85,9 +88,7 @@ class IdealBackend:
     vmm: str = "dense"
 
     def __post_init__(self) -> None:
-        if self.vmm not in VMM_PATHS:
-            raise ConfigError(f"The 'vmm' parameter of IdealBackend must be one of {VMM_PATHS}. "
-                              f"Got {self.vmm!r} instead.")
+        check_choice("IdealBackend", "vmm", self.vmm, VMM_PATHS)
 
     def bind(self, g_pos_us: np.ndarray, g_neg_us: np.ndarray) -> BoundIdeal:
         return BoundIdeal(self.spec, g_pos_us, g_neg_us, self.read_noise_sigma_us, self.vmm)

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from ..checks import check_choice
 from ..errors import ConfigError
 from ..params import TileSpec
 from .backend import TileOutput, code_y_scale
@@ -65,8 +66,9 @@ def choose_path(path: str, spec: TileSpec, levels: np.ndarray, weight_cols: int)
     ``path="sparse"`` on a read scheme the sparse path does not implement (differential
     sensing, floating column groups) raises :class:`ConfigError`.
     """
-    if path not in VMM_PATHS:
-        raise ConfigError(f"The 'vmm' option must be one of {VMM_PATHS}. Got {path!r} instead.")
+    if path == "dense":  # the default: nothing to look at
+        return path
+    check_choice("choose_path", "vmm", path, VMM_PATHS)
     supported = (not spec.read.differential
                  and column_groups(spec, weight_cols) == [None])
     if path == "sparse" and not supported:

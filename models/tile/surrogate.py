@@ -893,7 +893,6 @@ class BoundSurrogate:
         self.c_pos_, self.c_neg_ = lin.c_ua[0::2].copy(), lin.c_ua[1::2].copy()
         self.y_scale_ = code_y_scale(self.spec)
         self.vmm = model.vmm
-        self._t_both_: np.ndarray | None = None  # the sparse reads' transfer, built on first use
         self.n_resolved_ = 0
         self._margin_ua = margin_ua(self.spec, model.worst_max_ua())
         self._zero_codes: dict = {}  # a differential scheme's offset references (read.py)
@@ -908,11 +907,10 @@ class BoundSurrogate:
         check_choice("BoundSurrogate", "vmm", path, VMM_PATHS)
         self._vmm = path
 
+    @functools.cached_property
     def _t_both(self) -> np.ndarray:
         """Transfer of the G+ columns, then of the G- columns (uA per V), built once."""
-        if self._t_both_ is None:
-            self._t_both_ = np.concatenate([self.t_pos_, self.t_neg_], axis=1)
-        return self._t_both_
+        return np.concatenate([self.t_pos_, self.t_neg_], axis=1)
 
     def _lin(self, sensed: np.ndarray | None) -> _Linearised:
         """The linearisation with physical columns ``sensed`` held at virtual ground (None:
@@ -955,7 +953,7 @@ class BoundSurrogate:
         self.model.check_density(lv)
         k = self.g_pos_us.shape[1]
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
-            return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both(), self.c_pos_,
+            return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both, self.c_pos_,
                                 self.c_neg_, self.model.read_noise_sigma_us, rng,
                                 self._outputs, exact_y=False)
         return scheme_apply(self.spec, lv, rng, self._read, k, zero_cache=self._zero_codes)
