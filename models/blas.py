@@ -39,6 +39,13 @@ def blas_threads() -> int:
     return n
 
 
+def _checked(n: int) -> int:
+    n = int(n)
+    if not 1 <= n <= _MAX:
+        raise ConfigError(f"blas threads={n} is not in [1, {_MAX}]; use 1 on shared cores.")
+    return n
+
+
 @contextlib.contextmanager
 def blas_limit() -> Iterator[None]:
     """Run the enclosed BLAS calls on :func:`blas_threads` threads."""
@@ -54,9 +61,7 @@ def pin_blas_threads(n: int | None = None) -> None:
     worker does once when it starts."""
     from threadpoolctl import threadpool_limits
 
-    n = blas_threads() if n is None else int(n)
-    if not 1 <= n <= _MAX:
-        raise ConfigError(f"blas threads={n} is not in [1, {_MAX}]; use 1 on shared cores.")
+    n = blas_threads() if n is None else _checked(n)
     os.environ[BLAS_THREADS_ENV] = str(n)
     threadpool_limits(limits=n)
 
@@ -67,12 +72,11 @@ def using_blas_threads(n: int) -> Iterator[None]:
     threads; the setting before is restored after."""
     from threadpoolctl import threadpool_limits
 
-    if not 1 <= int(n) <= _MAX:
-        raise ConfigError(f"blas threads={n} is not in [1, {_MAX}]; use 1 on shared cores.")
+    n = _checked(n)
     before = os.environ.get(BLAS_THREADS_ENV)
-    os.environ[BLAS_THREADS_ENV] = str(int(n))
+    os.environ[BLAS_THREADS_ENV] = str(n)
     try:
-        with threadpool_limits(limits=int(n)):
+        with threadpool_limits(limits=n):
             yield
     finally:
         if before is None:
