@@ -231,7 +231,7 @@ class TaskOptions:
                                           lo=0, hi=1)
     readout_epochs: int = option(80, "softmax-readout training epochs", lo=1, hi=1_000_000)
     adc_range: str = option(
-        "corner", "ADC full scale: corner = all rows on at g_full_scale (never clips), "
+        "corner", "ADC full scale: corner = the rows of one read on at g_full_scale (never clips), "
                   "workload = 1.1 x the 99.9th percentile of the reservoir's training currents",
         choices=ADC_RANGES)
     tile_rows: int = option(0, "rows of one tile (0: the whole map on one macro)", lo=0,

@@ -85,7 +85,7 @@ class EnergyConfig(ReadOptions):
                                  hi=1_000_000)
     adc_range: str = option("workload", "default activity run's ADC full scale: workload = "
                                         "fitted to the currents that occur (low resolutions "
-                                        "keep their codes), corner = all rows on at "
+                                        "keep their codes), corner = one read's rows on at "
                                         "g_full_scale", choices=("workload", "corner"))
     # default activity run's surrogate linearisation; a saved config without the field
     # replays as ``tangent``, the linearisation it ran with
