@@ -14,6 +14,8 @@ Sources cited below:
   typ., quiescent current 1.6 mA per channel, rail-to-rail output.
 - [ADS8324] TI ADS8324 datasheet: 14-bit SAR ADC.
 - [PTM] Predictive Technology Model, 45 nm (ASU): threshold ~0.47 V, tox 1.25 nm.
+- [INA132] Burr-Brown/TI INA132 datasheet (PDS-1353A): unity-gain difference amplifier
+  (op-amp and laser-trimmed resistor network), gain error +-0.075 % max.
 - [CD4051B] TI CD4051B datasheet (SCHS047): 8-channel analogue multiplexer; channel turn-on
   and propagation times of a few hundred ns at 5 V.
 - [Steinhogl05] W. Steinhogl et al., "Comprehensive study of the resistivity of copper wires
@@ -254,8 +256,8 @@ class ReadScheme:
     # "single": every physical column converted, G+ - G- in digital; "differential": the two
     # TIA outputs subtracted in analogue, one bipolar conversion per weight column
     sense: str = "single"
-    # assumption: relative gain error of the G+ path of the analogue subtractor, 0.1 %
-    # resistor matching
+    # relative gain error of the G+ path of the analogue subtractor: the order of an integrated
+    # difference amplifier's trimmed resistor network ([INA132]: +-0.075 % max), rounded up
     diff_gain_error: float = 1e-3
     diff_offset_v: float = 0.5e-3  # [OPA4322] typical input offset of the subtractor's op-amp
     # conversions sharing one ADC in series (latency); 1 = one ADC per converted output.
