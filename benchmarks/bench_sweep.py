@@ -20,8 +20,12 @@ cannot be faster than the cores it gets.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_sweep.py [--seeds 4] [--skip-dask] [--skip-default]
-        [--keep DIR]
+    .venv/bin/python benchmarks/bench_sweep.py [--seeds 4] [--parts pool,dask,default]
+        [--dask-seeds N] [--keep DIR]
+
+``--parts`` picks what runs; the Dask part compares with the pool run in the same ``--keep``
+folder when it exists there. ``--dask-seeds`` runs the Dask sweep on fewer seeds (its time per
+unit is compared, not its wall time).
 """
 
 from __future__ import annotations
@@ -83,8 +87,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--icc", default="5e-6,10e-6,20e-6,40e-6")
     ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--skip-dask", action="store_true")
-    ap.add_argument("--skip-default", action="store_true")
+    ap.add_argument("--parts", default="pool,dask,default",
+                    help="comma list of pool (1 and 2 workers), dask, default")
+    ap.add_argument("--dask-seeds", type=int, default=0, help="seeds of the Dask sweep "
+                    "(0: --seeds)")
     ap.add_argument("--keep", default="", help="keep the run folders under this folder")
     args = ap.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_sweep_"))
@@ -96,36 +102,49 @@ def main() -> None:
                            n_test=200, spot_cells=0, workers=1)
         print(f"{len(icc) * args.seeds}-unit sweep ({len(icc)} I_cc x {args.seeds} seeds, "
               "400/150/200 samples, h = 200, --spot-cells 0):")
+        parts = set(args.parts.split(","))
         runs = {}
-        for w in (1, 2):
-            runs[w] = timed(dataclasses.replace(base, workers=w,
-                                                cache_dir=str(root / f"cache{w}")),
-                            root / f"w{w}")
-        _say_graph("from the 1-worker run's task timings", runs[1][2])
-        same = _table(root / "w1" / "s16" / "sweep.csv").equals(
-            _table(root / "w2" / "s16" / "sweep.csv"))
-        print(f"  speed-up of 2 workers over 1: {runs[1][0] / runs[2][0]:.2f}x (tables "
-              f"identical: {same}); CPU time of the pool {runs[2][1] / runs[1][1] - 1:+.0%}")
-        if not args.skip_dask:
+        if "pool" in parts:
+            for w in (1, 2):
+                runs[w] = timed(dataclasses.replace(base, workers=w,
+                                                    cache_dir=str(root / f"cache{w}")),
+                                root / f"w{w}")
+            _say_graph("from the 1-worker run's task timings", runs[1][2])
+            same = _table(root / "w1" / "s16" / "sweep.csv").equals(
+                _table(root / "w2" / "s16" / "sweep.csv"))
+            print(f"  speed-up of 2 workers over 1: {runs[1][0] / runs[2][0]:.2f}x (tables "
+                  f"identical: {same}); CPU time of the pool {runs[2][1] / runs[1][1] - 1:+.0%}")
+        if "dask" in parts:
             from dask.distributed import LocalCluster
 
+            seeds = args.dask_seeds or args.seeds
+            t0 = time.perf_counter()
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                               dashboard_address=None) as cluster:
-                d = timed(dataclasses.replace(base, scheduler=cluster.scheduler_address,
-                                              workers=0, cache_dir=str(root / "cache_dask")),
-                          root / "dask")
-            pool_df, dask_df = runs[2][2], d[2]
-            same = _table(root / "dask" / "s16" / "sweep.csv").equals(
-                _table(root / "w2" / "s16" / "sweep.csv"))
-            print(f"  Dask (LocalCluster, 2 worker processes x 1 thread) vs local pool (2 "
-                  f"workers): wall {d[0]:.1f} vs {runs[2][0]:.1f} s "
-                  f"({d[0] / runs[2][0] - 1:+.0%}); time per unit "
-                  f"{dask_df['wall_s'].mean():.2f} vs {pool_df['wall_s'].mean():.2f} s "
-                  f"({dask_df['wall_s'].mean() / pool_df['wall_s'].mean() - 1:+.0%}); "
-                  f"calibration work {dask_df['calibration_s'].sum():.0f} vs "
-                  f"{pool_df['calibration_s'].sum():.0f} s; tables identical: {same}",
-                  flush=True)
-        if not args.skip_default:
+                s = run_sweep_cmd(dataclasses.replace(
+                    base, seeds=seeds, scheduler=cluster.scheduler_address, workers=0,
+                    cache_dir=str(root / "cache_dask")), root / "dask", progress=False)
+            wall = time.perf_counter() - t0
+            dask_df = pd.read_csv(root / "dask" / "s16" / "sweep.csv")
+            print(f"  Dask (LocalCluster, 2 worker processes x 1 thread), {s['n_units']} units: "
+                  f"{wall:.1f} s wall; {s['n_failed']} failed", flush=True)
+            pool_csv = root / "w2" / "s16" / "sweep.csv"
+            if pool_csv.is_file():
+                pool_df = pd.read_csv(pool_csv)
+                mine = pool_df[pool_df["key"].isin(dask_df["key"])]
+                def rows(d: pd.DataFrame) -> pd.DataFrame:  # grid positions differ
+                    d = d[d["key"].isin(dask_df["key"])].drop(columns="index")
+                    return d.sort_values("key").reset_index(drop=True)
+
+                same = rows(_table(root / "dask" / "s16" / "sweep.csv")).equals(
+                    rows(_table(pool_csv)))
+                print(f"  time per unit, Dask vs local pool (2 workers each): "
+                      f"{dask_df['wall_s'].mean():.2f} vs {pool_df['wall_s'].mean():.2f} s "
+                      f"({dask_df['wall_s'].mean() / pool_df['wall_s'].mean() - 1:+.0%}); "
+                      f"calibration work per point {dask_df['calibration_s'].sum() / len(icc):.0f}"
+                      f" vs {pool_df['calibration_s'].sum() / len(icc):.0f} s; the same units' "
+                      f"rows identical: {same} ({len(mine)} units)", flush=True)
+        if "default" in parts:
             print("README default example (4 I_cc x 3 seeds, digits-events, full splits):")
             cfg = SweepConfig(name="default", icc=(5e-6, 10e-6, 20e-6, 40e-6),
                               task="digits-events", seeds=3, workers=2,
