@@ -35,10 +35,10 @@ if TYPE_CHECKING:
     from ...tasks.sweep import SweepResult
 
 COMMAND = "sweep"
-HELP = ("design-space sweep: --icc (A), --v-form (V), --t-pulse (s), --r-wire (ohm), "
-        "--adc-bits comma lists x --chips formed arrays x --seeds; accuracy and energy per "
-        "point, Pareto plot; local pool (--workers) or Dask (--scheduler tcp://HOST:PORT); "
-        "rerun to resume")
+HELP = ("design-space sweep: --icc (A), --v-form (V), --t-pulse (s), --r-wire (ohm) or "
+        "--wire-width (um), --adc-bits, --rows-per-read, --cols-per-read, --sense, --drive "
+        "comma lists x --chips formed arrays x --seeds; accuracy and energy per point, Pareto "
+        "plot; local pool (--workers) or Dask (--scheduler tcp://HOST:PORT); rerun to resume")
 CONFIG = SweepConfig
 
 
