@@ -273,3 +273,19 @@ def test_a_calibration_in_tasks_equals_one_in_a_row():
     np.testing.assert_array_equal(np.concatenate([p.i_pos_ua for p in parts]), m0.i_pos_ua)
     with pytest.raises(ValueError, match="chunks"):
         fit_calibration(plan, solves[:-1])
+
+
+@pytest.mark.parametrize(("env", "expect"), [({"MALLOC_TRIM_THRESHOLD_": "65536"}, "True"),
+                                             ({}, "False")])
+def test_dask_workers_get_their_allocator_thresholds_back(env, expect):
+    """A Dask nanny's MALLOC_TRIM_THRESHOLD_ makes every large array an mmap (3x slower nodal
+    solves, measured): the sweep's worker plugin resets glibc's thresholds where it is set."""
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    code = "from rram_cosim.cosim.tasks.dask_plugin import relax_malloc_trim as r; print(r())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, **env}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expect
