@@ -22,11 +22,11 @@ when that included a calibration). Summed, they are the sweep's total work.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import heapq
 import itertools
 import json
 import multiprocessing
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -175,15 +175,14 @@ class _Dask(Executor):
             if done:
                 self._inflight -= done  # the cluster may forget their results
                 return done
-            with contextlib.suppress(Exception):  # FuturesCancelledError and kin: see above
+            try:
                 wait(futures, return_when="FIRST_COMPLETED")
+            except Exception:  # noqa: BLE001 - FuturesCancelledError and kin: see above
+                time.sleep(0.05)  # never a busy loop, whatever wait() raises
 
     def lost(self, err: BaseException) -> bool:
-        from concurrent.futures import CancelledError
-
-        from distributed.scheduler import KilledWorker
-
-        return isinstance(err, (CancelledError, KilledWorker))
+        # a KilledWorker is final: the scheduler has already retried that task
+        return isinstance(err, cf.CancelledError)
 
     def capacity(self) -> int:
         # workers that join (or leave) during the sweep change it
@@ -305,7 +304,13 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
             if job[0] == "solve" and cals[job[1]].error is not None:
                 continue  # another chunk of this calibration failed: its units are gone
             fn, args, key = job_args(job)
+            n = tries.get(job_id(job), 1)
+            # a resubmitted task gets a key of its own: Dask hands back the lost future for
+            # a key it still holds
+            key = key if n == 1 else f"{key}-try{n}"
             inflight[ex.submit(fn, *args, key=key)] = (priority, rank, job)
+        if not inflight:  # what was ready were solves of a failed calibration
+            continue
         for fut in ex.wait(list(inflight)):
             priority, rank, job = inflight.pop(fut)
             kind = job[0]

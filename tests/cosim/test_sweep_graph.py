@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ class _Flaky(_Recording):
         self.victim, self.n = victim, n
 
     def submit(self, fn, *args, key=""):
-        if key == f"rram-sweep-{self.victim}" and self.n > 0:
+        if key.startswith(f"rram-sweep-{self.victim}") and self.n > 0:
             self.n -= 1
             fn = _lose
         return super().submit(fn, *args, key=key)
@@ -179,7 +180,9 @@ def test_a_task_lost_with_its_worker_runs_again_then_fails():
     ex = _Flaky(2, "u01", 2)
     rows = {r["key"]: r for r in _graph(_units([{"p": 0}]), ex)}
     assert all(r["status"] == "ok" for r in rows.values())
-    assert [k for ev, k in ex.log if ev == "submit"].count("rram-sweep-u01") == 3
+    # each try under a key of its own (Dask would hand back the lost future for an old one)
+    assert [k for ev, k in ex.log if ev == "submit" and k.startswith("rram-sweep-u01")] == \
+        ["rram-sweep-u01", "rram-sweep-u01-try2", "rram-sweep-u01-try3"]
     ex = _Flaky(2, "u01", MAX_TRIES)  # lost every time: recorded, and the sweep goes on
     rows = {r["key"]: r for r in _graph(_units([{"p": 0}]), ex)}
     assert rows["u01"]["status"] == "failed" and "worker died" in rows["u01"]["error"]
@@ -205,7 +208,6 @@ def test_a_dead_pool_worker_costs_its_tasks_a_rerun_not_the_sweep(tmp_path):
     assert sorted(r["key"] for r in rows) == sorted(u.key for u in _units([{}, {}]))
     assert all(r["status"] == "ok" for r in rows), rows
     assert len(list(tmp_path.glob("*.died"))) == 2  # each seed-1 unit killed a worker once
-    assert len({r["pid"] for r in rows}) >= 3  # the pool was started again
 
 
 def test_points_with_one_key_share_one_calibration():
@@ -230,6 +232,23 @@ def test_a_failed_solve_fails_its_points_units_only():
     for j in range(3):
         assert by[f"u1{j}"]["status"] == "failed"
         assert by[f"u1{j}"]["error"] == "surrogate calibration: RuntimeError: singular matrix"
+
+
+def test_a_first_chunk_failing_with_later_ones_queued_ends_the_graph():
+    def prepare(unit, cache):
+        out = _prepare(unit, cache)
+        out["plan"] = _Plan(out["key"], 3, spec="bad0")
+        return out
+
+    def solve(spec, gp, gn, x):
+        if spec == "bad0" and x[0] == 0:
+            raise RuntimeError("no convergence")
+        return _Solved(wall_s=1.0)
+
+    rows = _graph(_units([{"p": 0}], per_point=2), _Recording(capacity=1), prepare=prepare,
+                  solve=solve)
+    why = "surrogate calibration: RuntimeError: no convergence"
+    assert [r["error"] for r in rows] == [why] * 2
 
 
 def test_a_failed_set_up_fails_its_units_with_the_reason():
@@ -275,13 +294,13 @@ def test_a_calibration_in_tasks_equals_one_in_a_row():
         fit_calibration(plan, solves[:-1])
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 @pytest.mark.parametrize(("env", "expect"), [({"MALLOC_TRIM_THRESHOLD_": "65536"}, "True"),
                                              ({}, "False")])
 def test_dask_workers_get_their_allocator_thresholds_back(env, expect):
     """A Dask nanny's MALLOC_TRIM_THRESHOLD_ makes every large array an mmap (3x slower nodal
     solves, measured): the sweep's worker plugin resets glibc's thresholds where it is set."""
     import subprocess
-    import sys
 
     base = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     code = "from rram_cosim.cosim.tasks.dask_plugin import relax_malloc_trim as r; print(r())"
