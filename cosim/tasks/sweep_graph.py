@@ -264,8 +264,8 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
     prep_s: dict[str, float] = {}  # point id -> its set-up task's wall time
     charged_points: set[str] = set()
     cals: dict[str, _Calibration] = {}
-    inflight: dict[Any, tuple] = {}
-    tries: dict[tuple, int] = {}
+    inflight: dict[Any, tuple] = {}  # future -> (priority, rank, job, job key)
+    tries: dict[str, int] = {}
 
     def release(key: str) -> Iterator[dict[str, Any]]:
         """The units waiting on ``key``'s calibration: queued, or failed with it."""
@@ -294,42 +294,37 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
         calibrated = {"key": job[3], "domain": cal.domain, "surrogate": cal.text}
         return unit, (job[2], cache, calibrated), f"rram-sweep-{job[2].key}"
 
-    def job_id(job: tuple) -> tuple:
-        return (job[0], job[1], job[3] if job[0] == "solve" else job[2].key
-                if job[0] in ("prepare", "unit") else "")
-
     while ready or inflight:
         while ready and len(inflight) < ex.capacity():
             priority, rank, _, job = heapq.heappop(ready)
             if job[0] == "solve" and cals[job[1]].error is not None:
                 continue  # another chunk of this calibration failed: its units are gone
-            fn, args, key = job_args(job)
-            n = tries.get(job_id(job), 1)
+            fn, args, key = job_args(job)  # the key names the job: its tries count under it
+            n = tries.get(key, 1)
             # a resubmitted task gets a key of its own: Dask hands back the lost future for
             # a key it still holds
-            key = key if n == 1 else f"{key}-try{n}"
-            inflight[ex.submit(fn, *args, key=key)] = (priority, rank, job)
+            fut = ex.submit(fn, *args, key=key if n == 1 else f"{key}-try{n}")
+            inflight[fut] = (priority, rank, job, key)
         if not inflight:  # what was ready were solves of a failed calibration
             continue
         for fut in ex.wait(list(inflight)):
-            priority, rank, job = inflight.pop(fut)
+            priority, rank, job, key = inflight.pop(fut)
             kind = job[0]
             try:
                 res = fut.result()
             except Exception as e:  # noqa: BLE001 - a task's failure fails its units
-                jid = job_id(job)
-                tries[jid] = tries.get(jid, 1) + 1
-                if ex.lost(e) and tries[jid] <= MAX_TRIES:
+                tries[key] = tries.get(key, 1) + 1
+                if ex.lost(e) and tries[key] <= MAX_TRIES:
                     push(priority, job, rank)  # lost with its worker: run it again
                 else:
                     yield from _on_failure(job, e, points, cals, release, failed)
                 continue
             if kind == "prepare":
                 pid = job[1]
-                key, prep_s[pid] = res["key"], res["wall_s"]
-                cal = cals.get(key)
+                skey, prep_s[pid] = res["key"], res["wall_s"]
+                cal = cals.get(skey)
                 if cal is None:
-                    cal = cals[key] = _Calibration(domain=tuple(res["domain"]),
+                    cal = cals[skey] = _Calibration(domain=tuple(res["domain"]),
                                                    start_s=res["wall_s"])
                     if res["surrogate"] is not None:
                         cal.text = res["surrogate"]
@@ -338,10 +333,10 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
                         chunks = cal.plan.chunks()
                         cal.solves, cal.left = [None] * len(chunks), len(chunks)
                         for i, c in enumerate(chunks):
-                            push(_SOLVE, ("solve", key, c, i))
+                            push(_SOLVE, ("solve", skey, c, i))
                 cal.units += [(u, pid) for u in points[pid]]
                 if cal.text is not None or cal.error is not None:
-                    yield from release(key)
+                    yield from release(skey)
             elif kind == "solve":
                 cal = cals[job[1]]
                 if cal.error is not None:  # another chunk failed: its units are gone
