@@ -628,10 +628,7 @@ def run_unit(unit: Unit, cache_dir: str,
     cache) its surrogate itself.
     """
     t0 = time.perf_counter()
-    row: dict[str, Any] = {"key": unit.key, "index": unit.index, **unit.point,
-                           "chip": unit.chip, "seed": unit.seed, "point_seed": unit.point_seed,
-                           "chip_seed": unit.chip_seed, "net_seed": unit.net_seed,
-                           "host": os.uname().nodename}
+    row = {**_row_head(unit), "host": os.uname().nodename}
     try:
         with tally_reads() as tally:
             row.update(_compute(unit, _cache_path(cache_dir), calibrated))
@@ -681,10 +678,15 @@ def _json_default(o: Any) -> Any:
 def _failed(unit: Unit, error: str, tb: str = "") -> dict[str, Any]:
     """The row of a unit that failed outside its own computation (its point's set-up or
     calibration, or a worker that died)."""
+    return {**_row_head(unit), "status": "failed", "error": error, "traceback": tb,
+            "wall_s": float("nan"), "host": ""}
+
+
+def _row_head(unit: Unit) -> dict[str, Any]:
+    """What names a unit's row: its key, grid position, point, chip, seed and seeds."""
     return {"key": unit.key, "index": unit.index, **unit.point, "chip": unit.chip,
             "seed": unit.seed, "point_seed": unit.point_seed, "chip_seed": unit.chip_seed,
-            "net_seed": unit.net_seed, "status": "failed", "error": error,
-            "traceback": tb, "wall_s": float("nan"), "host": ""}
+            "net_seed": unit.net_seed}
 
 
 def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
