@@ -1112,6 +1112,14 @@ class NodalBackend:
         return BoundNodal(self, g_pos_us, g_neg_us)
 
 
+def _need_rng(sigma_us: float, rng: np.random.Generator | None) -> None:
+    """Refuse a noisy solve without a generator to draw the noise from."""
+    if sigma_us > 0 and rng is None:
+        raise ConfigError(
+            "NodalBackend(read_noise_sigma_us > 0) needs a numpy.random.Generator: pass "
+            "rng=np.random.default_rng(seed).")
+
+
 class BoundNodal:
     """A :class:`NodalBackend` bound to one differential conductance pair.
 
@@ -1147,10 +1155,12 @@ class BoundNodal:
         self.last_reads: tuple[NodalSolution, ...] = ()
 
     def solve(self, levels: np.ndarray, rng: np.random.Generator | None = None, *,
-              volts: bool = False, sensed: np.ndarray | None = None) -> NodalSolution:
+              volts: bool = False, sensed: np.ndarray | None = None,
+              noisy: bool = True) -> NodalSolution:
         """Solve the circuit for input levels (B x R in [0, 1], or volts with ``volts=True``).
 
-        ``rng`` is needed only with ``read_noise_sigma_us > 0``. ``sensed`` (bool, 2K) names
+        ``rng`` is needed only with ``read_noise_sigma_us > 0`` and ``noisy`` (False: solve
+        without the read noise, as a differential scheme's zero-input reference is read). ``sensed`` (bool, 2K) names
         the physical columns with a TIA in this read (None: all); the others float, their
         line open at the end node ``t`` (``v_x``, ``v_o`` and ``i_col_ua`` are 0 there).
 
@@ -1166,14 +1176,11 @@ class BoundNodal:
         sense = _Sense.of(check_sensed(sensed, topo.n_phys), topo.col_empty)
         d_all = dac_volts(lv, self.spec)
         n_b = d_all.shape[0]
-        sigma = self.backend.read_noise_sigma_us
-        if sigma > 0 and rng is None:
-            raise ConfigError(
-                "NodalBackend(read_noise_sigma_us > 0) needs a numpy.random.Generator: pass "
-                "rng=np.random.default_rng(seed).")
+        sigma = self.backend.read_noise_sigma_us if noisy else 0.0
+        _need_rng(sigma, rng)
         if self.opts_.fast and sigma == 0 and n_b > 0:
             return self._solve_shared(d_all, sense)
-        return self._solve_dac(d_all, rng, sense)
+        return self._solve_dac(d_all, rng, sense, sigma)
 
     def _solve_shared(self, d_all: np.ndarray, sense: _Sense) -> NodalSolution:
         """Noise-free solve with every distinct input vector solved once, and the all-off
@@ -1194,7 +1201,7 @@ class BoundNodal:
             key = sense.mask.tobytes()
             cached = self._off_reads.get(key)
             if cached is None:
-                cached = self._solve_dac(np.zeros((1, d_all.shape[1])), None, sense)
+                cached = self._solve_dac(np.zeros((1, d_all.shape[1])), None, sense, 0.0)
                 fallbacks += cached.fallbacks
                 solved.append(cached)
                 self._off_reads[key] = cached
@@ -1205,7 +1212,7 @@ class BoundNodal:
             # one off vector at most among the distinct ones: the cached row is its solution
             parts.append((np.flatnonzero(off), cached))
         if not off.all():
-            sol = self._solve_dac(uniq[~off], None, sense)
+            sol = self._solve_dac(uniq[~off], None, sense, 0.0)
             parts.append((np.flatnonzero(~off), sol))
             fallbacks += sol.fallbacks
             solved.append(sol)
@@ -1223,11 +1230,11 @@ class BoundNodal:
                              fallbacks=fallbacks)
 
     def _solve_dac(self, d_all: np.ndarray, rng: np.random.Generator | None,
-                   sense: _Sense) -> NodalSolution:
-        """:meth:`solve` for DAC voltages (B x R), in blocks of ``max_block_unknowns``."""
+                   sense: _Sense, sigma: float) -> NodalSolution:
+        """:meth:`solve` for DAC voltages (B x R), in blocks of ``max_block_unknowns``, with
+        read noise of ``sigma`` uS."""
         topo = self.topology_
         n_b = d_all.shape[0]
-        sigma = self.backend.read_noise_sigma_us
         g_phys_s = self.g_phys_us * 1e-6
         chunk = max(1, self.backend.max_block_unknowns // max(topo.n, 1))
         r, p = topo.n_rows, topo.n_phys
@@ -1302,6 +1309,7 @@ class BoundNodal:
         currents; a differential read subtracts the solved TIA outputs.
         """
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
+        _need_rng(self.backend.read_noise_sigma_us, rng)
         self.last_reads = ()
         return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1],
                             zero_read=functools.partial(self._read, log=False),
@@ -1321,7 +1329,8 @@ class BoundNodal:
         """
         driven = np.zeros_like(lv)
         driven[:, rows] = lv[:, rows]
-        sol = self.solve(driven, rng, sensed=sensed)
+        # rng None only from the differential reference read (apply refuses it otherwise)
+        sol = self.solve(driven, rng, sensed=sensed, noisy=rng is not None)
         if log:
             self.last_reads = (*self.last_reads, sol)
         codes = adc_codes(sol.v_o, self.spec)

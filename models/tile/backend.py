@@ -104,14 +104,16 @@ def input_levels(x: np.ndarray, spec: TileSpec, rows: int, volts: bool, *,
 
 
 def read_noise_ua(v: np.ndarray, sigma_us: float, n_cols: int,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator | None) -> np.ndarray:
     """Column-current read noise (uA) for row voltages ``v`` (batch x rows).
 
     Independent Gaussian noise of ``sigma_us`` on every cell, drawn per read, sums on a column
     to a Gaussian of standard deviation ``sigma_us * sqrt(sum_i v_i^2)``; drawing that directly
     is exact in distribution and costs batch x cols draws instead of batch x rows x cols.
+    ``rng`` None asks for a noise-free read (a differential scheme's stored zero-input
+    reference); a backend's ``apply`` refuses None when its noise is on.
     """
-    if sigma_us == 0.0:
+    if sigma_us == 0.0 or rng is None:
         return np.zeros((v.shape[0], n_cols))
     scale = sigma_us * np.sqrt(np.einsum("br,br->b", v, v))
     return rng.standard_normal((v.shape[0], n_cols)) * scale[:, None]

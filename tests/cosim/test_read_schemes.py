@@ -336,3 +336,33 @@ def test_differential_offset_reference_is_solved_once_per_column_group() -> None
     assert len(calls) == len(_reads(spec, 16, 4))  # the VMM's own reads, still made
     fresh = NodalBackend(spec).bind(gp, gn).apply(x2, rng)
     np.testing.assert_array_equal(out.codes_pos, fresh.codes_pos)
+
+
+@pytest.mark.parametrize("engine", ["ideal", "nodal"])
+def test_differential_offset_reference_is_noise_free_under_read_noise(engine: str) -> None:
+    """With read noise on, the offset calibration's zero-input read is still made without it
+    (a controller's stored reference), and the VMM's own reads are noisy: the same seed gives
+    the same codes, another seed other codes, and no noise gives a third set."""
+    from rram_cosim.models.tile.ideal import IdealBackend
+    spec = SCHEMES["differential_float"][0]
+    gp, gn = _pair(np.random.default_rng(23), 16, 4)
+    x = np.random.default_rng(24).integers(0, 2, (6, 16)).astype(float)
+
+    def backend(sigma: float):
+        return (IdealBackend(spec, read_noise_sigma_us=sigma) if engine == "ideal"
+                else NodalBackend(spec, read_noise_sigma_us=sigma))
+
+    noisy = backend(2.0).bind(gp, gn)
+    a = noisy.apply(x, np.random.default_rng(1)).codes_pos
+    b = backend(2.0).bind(gp, gn).apply(x, np.random.default_rng(1)).codes_pos
+    c = backend(2.0).bind(gp, gn).apply(x, np.random.default_rng(2)).codes_pos
+    quiet = backend(0.0).bind(gp, gn)
+    d = quiet.apply(x, np.random.default_rng(1)).codes_pos
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, d)
+    # the references a noisy tile stored are the noise-free tile's
+    assert noisy._zero_codes.keys() == quiet._zero_codes.keys()
+    for key, ref in quiet._zero_codes.items():
+        np.testing.assert_array_equal(noisy._zero_codes[key], ref)
+    with pytest.raises(ConfigError, match="Generator"):
+        backend(2.0).bind(gp, gn).apply(x, None)
