@@ -12,6 +12,10 @@ Printed from one run, each sweep from an empty run folder and empty caches:
   tables agree (execution columns aside);
 - the same sweep on a Dask ``LocalCluster`` of 2 single-threaded worker processes: time per
   unit and per calibration solve against the local pool's;
+- ``--parts pair``: the fair form of that comparison on a shared machine: the same sweep
+  (``--dask-seeds`` seeds) run at the same time by two processes, one computing its tasks
+  itself (``--workers 1``) and one on a one-worker Dask ``LocalCluster``, so both see the same
+  load; time per unit and per point's calibration work, Dask / local;
 - the README's default example (``sweep --icc 5e-6,10e-6,20e-6,40e-6 --task digits-events
   --seeds 3``, full splits) on 2 workers: wall time, total work, critical path, parallelism.
 
@@ -21,7 +25,7 @@ cannot be faster than the cores it gets.
 Usage::
 
     .venv/bin/python benchmarks/bench_sweep.py [--seeds 4] [--parts pool,dask,default]
-        [--dask-seeds N] [--keep DIR]
+        [--dask-seeds N] [--keep DIR]    # parts: pool, dask, pair, default
 
 ``--parts`` picks what runs; the Dask part compares with the pool run in the same ``--keep``
 folder when it exists there. ``--dask-seeds`` runs the Dask sweep on fewer seeds (its time per
@@ -35,6 +39,8 @@ import dataclasses
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -83,12 +89,52 @@ def _say_graph(name: str, df: pd.DataFrame) -> None:
           flush=True)
 
 
+def _sweep_args(cfg: SweepConfig, out: Path) -> list[str]:
+    """The ``rram-cosim sweep`` command line of the benchmark's sweep ``cfg``."""
+    return [str(Path(sys.executable).with_name("rram-cosim")), "sweep",
+            "--icc", ",".join(f"{i:g}" for i in cfg.icc), "--seeds", str(cfg.seeds),
+            "--spot-cells", "0", "--n-train", str(cfg.n_train), "--n-val", str(cfg.n_val),
+            "--n-test", str(cfg.n_test), "--name", cfg.name, "--out", str(out),
+            "--cache-dir", str(out / "cache"), "--no-progress"]
+
+
+def pair(cfg: SweepConfig, root: Path) -> None:
+    """The same sweep at the same time on this machine's two executors (see the docstring)."""
+    from dask.distributed import LocalCluster
+
+    # the local run's environment as it was before the cluster (a LocalCluster leaves
+    # MALLOC_TRIM_THRESHOLD_ in this process's environment)
+    env = dict(os.environ)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        t0 = time.perf_counter()
+        runs = {"local": subprocess.Popen([*_sweep_args(cfg, root / "pair_local"),
+                                           "--workers", "1"], env=env),
+                "dask": subprocess.Popen([*_sweep_args(cfg, root / "pair_dask"), "--scheduler",
+                                          cluster.scheduler_address], env=env)}
+        for name, proc in runs.items():
+            if proc.wait() != 0:
+                raise SystemExit(f"the {name} sweep of the pair failed (exit {proc.returncode})")
+    wall = time.perf_counter() - t0
+    df = {k: pd.read_csv(root / f"pair_{k}" / cfg.name / "sweep.csv").set_index("key")
+          for k in runs}
+    unit = {k: d["wall_s"].mean() for k, d in df.items()}
+    cal = {k: d["calibration_s"].sum() / len(cfg.icc) for k, d in df.items()}
+    same = _table(root / "pair_local" / cfg.name / "sweep.csv").equals(
+        _table(root / "pair_dask" / cfg.name / "sweep.csv"))
+    print(f"  at the same time, {len(df['local'])} units each ({wall:.0f} s wall; load average "
+          f"now {os.getloadavg()[0]:.2f}): time per unit, Dask / local "
+          f"{unit['dask']:.1f} / {unit['local']:.1f} s = {unit['dask'] / unit['local']:.2f}; "
+          f"calibration work per point {cal['dask']:.0f} / {cal['local']:.0f} s = "
+          f"{cal['dask'] / cal['local']:.2f}; tables identical: {same}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--icc", default="5e-6,10e-6,20e-6,40e-6")
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--parts", default="pool,dask,default",
-                    help="comma list of pool (1 and 2 workers), dask, default")
+                    help="comma list of pool (1 and 2 workers), dask, pair, default")
     ap.add_argument("--dask-seeds", type=int, default=0, help="seeds of the Dask sweep "
                     "(0: --seeds)")
     ap.add_argument("--keep", default="", help="keep the run folders under this folder")
@@ -138,12 +184,17 @@ def main() -> None:
 
                 same = rows(_table(root / "dask" / "s16" / "sweep.csv")).equals(
                     rows(_table(pool_csv)))
-                print(f"  time per unit, Dask vs local pool (2 workers each): "
-                      f"{dask_df['wall_s'].mean():.2f} vs {pool_df['wall_s'].mean():.2f} s "
-                      f"({dask_df['wall_s'].mean() / pool_df['wall_s'].mean() - 1:+.0%}); "
+                # the same units on both (the Dask sweep may run fewer seeds)
+                print(f"  time per unit, Dask vs local pool (2 workers each, the same "
+                      f"{len(mine)} units): {dask_df['wall_s'].mean():.2f} vs "
+                      f"{mine['wall_s'].mean():.2f} s "
+                      f"({dask_df['wall_s'].mean() / mine['wall_s'].mean() - 1:+.0%}); "
                       f"calibration work per point {dask_df['calibration_s'].sum() / len(icc):.0f}"
                       f" vs {pool_df['calibration_s'].sum() / len(icc):.0f} s; the same units' "
-                      f"rows identical: {same} ({len(mine)} units)", flush=True)
+                      f"rows identical: {same}", flush=True)
+        if "pair" in parts:
+            print("Dask and local, the same sweep at the same time:")
+            pair(dataclasses.replace(base, seeds=args.dask_seeds or args.seeds), root)
         if "default" in parts:
             print("README default example (4 I_cc x 3 seeds, digits-events, full splits):")
             cfg = SweepConfig(name="default", icc=(5e-6, 10e-6, 20e-6, 40e-6),

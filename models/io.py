@@ -21,7 +21,7 @@ import numpy as np
 from .errors import ConfigError, OutputError
 
 __all__ = ["CACHE_ENV", "atomic_save_npy", "atomic_write", "atomic_write_bytes",
-           "atomic_write_stream", "atomic_write_text", "cache_root", "load_npy",
+           "atomic_write_stream", "atomic_write_text", "cache_root", "load_npy", "probe_writable",
            "writable_cache"]
 
 #: Environment variable that moves the cache folder (:func:`cache_root`).
@@ -48,6 +48,15 @@ def cache_root() -> Path:
 _fallbacks: dict[str, Path] = {}
 
 
+def probe_writable(folder: Path) -> None:
+    """Make ``folder`` if missing and create and remove a file in it; OSError when either
+    fails (permissions, a read-only or full disk, a file in the way)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def writable_cache(folder: str | Path, what: str = "The cache folder") -> Path:
     """``folder`` if files can be created in it (it is made if missing), else a fallback
     under the temporary folder, with a warning naming ``folder`` and the reason (once per
@@ -57,10 +66,7 @@ def writable_cache(folder: str | Path, what: str = "The cache folder") -> Path:
     if key in _fallbacks:
         return _fallbacks[key]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(folder)
         return folder
     except OSError as e:
         why = e.strerror or str(e)

@@ -22,14 +22,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ... import __version__
 from ...models.errors import ConfigError
-from ...models.io import atomic_write_text
+from ...models.io import atomic_write_text, probe_writable
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -302,10 +301,7 @@ def ensure_folder(folder: str | Path, what: str) -> Path:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"Cannot write {what} {folder}: it is a file, not a folder.")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(folder)
     except OSError as e:
         raise ConfigError(f"Cannot write {what} {folder}: {e.strerror or e}. "
                           "Choose a writable folder.") from e

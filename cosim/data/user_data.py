@@ -367,15 +367,21 @@ def read_image_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray,
     """All images of an images ``.npz``: intensities (n, h, w) in [0, 1], class indices (n,)
     and class names, checked as :func:`load_images` checks them (what a simulated population
     views in ``neural-sim``)."""
-    path = Path(path)
     source = str(path)
-    with _open_npz(path) as z:
-        labels, class_names = _encode_labels(_read_array(z, "labels", source), source,
-                                             _class_names(z, source))
-        images = _read_array(z, "images", source)
+    with _open_npz(Path(path)) as z:
+        images, labels, class_names = _labelled_images(z, source)
+    return _as_intensities(images, source), labels, class_names
+
+
+def _labelled_images(z: Any, source: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The raw ``images`` of an open images ``.npz``, its class indices and class names,
+    one label per image."""
+    labels, class_names = _encode_labels(_read_array(z, "labels", source), source,
+                                         _class_names(z, source))
+    images = _read_array(z, "images", source)
     if images.shape[0] != labels.size:
         raise ConfigError(f"{source}: {images.shape[0]} images but {labels.size} labels.")
-    return _as_intensities(images, source), labels, class_names
+    return images, labels, class_names
 
 
 def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
@@ -422,17 +428,13 @@ def load_images(path: str | os.PathLike, split: str, *, seed: int = 0,
     path = Path(path)
     source = str(path)
     with _open_npz(path) as z:
-        raw_labels = _read_array(z, "labels", source)
-        labels, class_names = _encode_labels(raw_labels, source, _class_names(z, source))
+        images, labels, class_names = _labelled_images(z, source)
         predefined = _predefined_split(z, labels.size, source)
         named = _groups_array(z, labels.size, source)
         rule, groups = _resolve_groups(split_by, named, source, "a 'groups' array (n,)")
         idx = _split_indices(labels, split, seed, split_fractions, source,
                              predefined=predefined, groups=groups)
         idx = _take(idx, n_samples, split, "load_images")
-        images = _read_array(z, "images", source)
-    if images.shape[0] != labels.size:
-        raise ConfigError(f"{source}: {images.shape[0]} images but {labels.size} labels.")
     images = _as_intensities(images[idx], source)
     hh, ww = images.shape[1] + 2 * params.pad_px, images.shape[2] + 2 * params.pad_px
     maps = saccade_threshold_maps(

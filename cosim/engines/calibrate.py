@@ -36,7 +36,7 @@ from ...models.tile.backend import BoundTile, TileBackend, TileOutput, ideal_cod
 from ...models.tile.periphery import adc_codes, current_lsb_ua, dac_volts, tia_out_v
 from ...models.tile.surrogate import CalibrationSample, DriveProfile, TileSurrogate
 from ..spice.backend import ReadEnergy, read_energy
-from .held_out import ErrorBars, family_errors, structured_cases, worst_case
+from .held_out import ErrorBars, family_errors, rms_max, structured_cases, worst_case
 from .registry import REFERENCES, make_backend
 
 __all__ = [
@@ -182,15 +182,11 @@ def error_table(spec: TileSpec, held_out: list[CalibrationSample],
     for name, preds in predictions.items():
         pi = np.concatenate([np.stack(p).ravel() for p in preds])
         pc = ideal_codes(pi, spec) if name == "ideal" else adc_codes(tia_out_v(pi, spec), spec)
-        e = (pi - ref_i) / lsb
-        ec = (pc - ref_c).astype(np.float64)
+        rms, mx = rms_max((pi - ref_i) / lsb)
+        c_rms, c_max = (np.nan, np.nan) if multi_read else rms_max((pc - ref_c).astype(float))
         n_codes = spec.adc.n_codes
-        if multi_read:
-            ec = np.full(1, np.nan)
-        rows.append(ErrorRow(name, float(np.sqrt(np.mean(e**2))), float(np.abs(e).max()),
-                             float(np.sqrt(np.mean(ec**2))), float(np.abs(ec).max()),
-                             float(np.sqrt(np.mean(e**2)) / n_codes * 100),
-                             float(np.abs(e).max() / n_codes * 100)).__dict__)
+        rows.append(ErrorRow(name, rms, mx, c_rms, c_max, rms / n_codes * 100,
+                             mx / n_codes * 100).__dict__)
     return pd.DataFrame(rows)
 
 

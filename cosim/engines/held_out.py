@@ -104,6 +104,11 @@ def structured_cases(shape: tuple[int, int], g_lo_us: float,
             _structured_maps(shape, g_lo_us, g_hi_us).items()]
 
 
+def rms_max(e: np.ndarray) -> tuple[float, float]:
+    """Root mean square and largest magnitude of an error array."""
+    return float(np.sqrt(np.mean(e**2))), float(np.abs(e).max())
+
+
 def family_errors(spec: TileSpec, held: list[CalibrationSample], families: list[str],
                   predictions: list[tuple[np.ndarray, np.ndarray]], lsb_ua: float
                   ) -> pd.DataFrame:
@@ -117,7 +122,7 @@ def family_errors(spec: TileSpec, held: list[CalibrationSample], families: list[
     rows = []
     for fam, parts in err.items():
         e = np.concatenate(parts)
-        rms, mx = float(np.sqrt(np.mean(e**2))), float(np.abs(e).max())
+        rms, mx = rms_max(e)
         rows.append({"family": fam, "n": int(e.size), "rms_lsb": rms, "max_lsb": mx,
                      "max_pct_fs": mx / n_codes * 100})
     return pd.DataFrame(rows)

@@ -445,9 +445,9 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
                                                    np.random.default_rng([seed, 2]),
                                                    n_windows=cfg.n_windows)
                 pred = clf.predict(feats["test"])
-                correct.setdefault(f"LSM, {name}", []).append(pred == labels["test"])
+                correct.setdefault(model_label(name), []).append(pred == labels["test"])
                 cms[name] += confusion_matrix(labels["test"], pred, n_classes)
-                acc_rows.append({"seed": seed, "model": f"LSM, {name}", "v_th": lif.v_th,
+                acc_rows.append({"seed": seed, "model": model_label(name), "v_th": lif.v_th,
                                  "decay": lif.decay, "in_level": lif.in_level,
                                  "rec_level": lif.rec_level, "val_acc": val,
                                  "test_acc": float(np.mean(pred == labels["test"])),
@@ -470,7 +470,7 @@ def classify(cfg: ClassifyConfig, run: RunFolder, *, progress: bool = True,
 
     acc = pd.DataFrame(acc_rows)
     chance = chance_accuracy(labels["test"])
-    cis, paired_rows = accuracy_intervals(correct, f"LSM, {cfg.backends[0]}", cfg.seed)
+    cis, paired_rows = accuracy_intervals(correct, model_label(cfg.backends[0]), cfg.seed)
     summary_rows = []
     for model, g in acc.groupby("model", sort=False):
         ci = cis[model]

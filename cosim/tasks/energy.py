@@ -49,7 +49,7 @@ from ..engines.calibrate import bind_for_workload
 from ..engines.registry import BACKENDS
 from ..spice.backend import SpiceBackend
 from ..spice.runner import RunOptions
-from .classify import RunFolder, classify, load_task_frames
+from .classify import RunFolder, classify, load_task_frames, model_label
 from .configs.classify import ClassifyConfig
 from .configs.common import ReadOptions
 from .configs.energy import EnergyConfig, parse_constants
@@ -190,7 +190,7 @@ def _zeroshot_lif(run_path: Path, backend: str, ccfg: dict[str, Any]) -> LIFPara
     except (ConfigError, TypeError):
         return None
     ch = pd.read_csv(chosen_path)
-    rows = ch[(ch["model"] == f"LSM, {backend}")
+    rows = ch[(ch["model"] == model_label(backend))
               & (ch["selection"] == headline_selection(zcfg))]
     if rows.empty or "rec_level" not in rows:
         return None
@@ -210,7 +210,7 @@ def _chosen_lif(run_path: Path, backend: str, cfg: EnergyConfig) -> LIFParams | 
     if not acc_path.is_file():
         return None
     acc = pd.read_csv(acc_path)
-    rows = acc[acc["model"] == f"LSM, {backend}"]
+    rows = acc[acc["model"] == model_label(backend)]
     if rows.empty or "v_th" not in rows:
         return None
     r = rows.iloc[0]

@@ -37,6 +37,7 @@ from typing import Any
 from ...models.blas import pin_blas_threads, using_blas_threads
 from ...models.errors import ConfigError
 from ..spice.processes import stop_workers, worker_signals
+from .allocator import relax_malloc_trim
 from .sweep_calibration import solve_chunk
 
 __all__ = ["DASK_CONNECT_TIMEOUT_S", "Executor", "dask_executor", "local_executor",
@@ -95,6 +96,7 @@ class _Serial(Executor):
 def _init_local_worker(blas_threads: int = 1) -> None:
     # one BLAS thread per worker process by default: N workers on N cores, no oversubscription
     pin_blas_threads(blas_threads)
+    relax_malloc_trim()  # a LocalCluster started in the coordinator leaves Dask's setting
     worker_signals()  # SIGTERM from the coordinator also stops this worker's ngspice runs
 
 

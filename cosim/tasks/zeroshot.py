@@ -94,6 +94,7 @@ from .classify import (
     frames_of,
     is_audio,
     load_split,
+    model_label,
     task_backend,
     task_surrogate,
     task_tile_spec,
@@ -135,9 +136,8 @@ def _subset(ds: EventDataset, keep: np.ndarray) -> EventDataset:
         if k in meta:
             meta[k] = np.asarray(meta[k])[keep]
     meta.pop("sample_info", None)
-    return EventDataset(events=tuple(ds.events[i] for i in np.flatnonzero(keep)),
-                        labels=ds.labels[keep], sensor_size=ds.sensor_size,
-                        n_classes=ds.n_classes, name=ds.name, split=ds.split, metadata=meta)
+    return dataclasses.replace(ds, events=tuple(ds.events[i] for i in np.flatnonzero(keep)),
+                               labels=ds.labels[keep], metadata=meta)
 
 
 def _concat(parts: list[EventDataset]) -> EventDataset:
@@ -146,10 +146,9 @@ def _concat(parts: list[EventDataset]) -> EventDataset:
         meta["source_index"] = np.concatenate([p.metadata["source_index"] for p in parts])
     for k in ("groups", "sample_info"):
         meta.pop(k, None)
-    return EventDataset(events=tuple(e for p in parts for e in p.events),
-                        labels=np.concatenate([p.labels for p in parts]),
-                        sensor_size=parts[0].sensor_size, n_classes=parts[0].n_classes,
-                        name=parts[0].name, split="all", metadata=meta)
+    return dataclasses.replace(parts[0], events=tuple(e for p in parts for e in p.events),
+                               labels=np.concatenate([p.labels for p in parts]), split="all",
+                               metadata=meta)
 
 
 def _load_other(cfg: ZeroshotConfig, split: str, n: int,
@@ -162,9 +161,8 @@ def _load_other(cfg: ZeroshotConfig, split: str, n: int,
         ds = load_dataset("spoken-digits", split, seed=cfg.data_seed, n_samples=n or None,
                           params=SpokenDigitsParams(include_oh=True))
         lab = np.where(ds.labels == 10, cfg.oh_class, ds.labels)
-        return EventDataset(events=ds.events, labels=lab, sensor_size=ds.sensor_size,
-                            n_classes=max(ds.n_classes, cfg.oh_class + 1), name=ds.name,
-                            split=split, metadata=ds.metadata)
+        return dataclasses.replace(ds, labels=lab, n_classes=max(ds.n_classes, cfg.oh_class + 1),
+                                   split=split)
     return load_split(cfg.other, split, cfg.data_seed, n, split_by=cfg.split_by,
                       group_field=cfg.group_field)
 
@@ -194,8 +192,7 @@ def _numbered_recordings(cfg: ZeroshotConfig, status: Status
         with status.step(f"loading {cfg.image}, {s} split"):
             ds = load_split(cfg.image, s, cfg.data_seed, 0)
         meta = dict(ds.metadata, source_index=np.arange(start, start + len(ds)))
-        parts[s] = EventDataset(events=ds.events, labels=ds.labels, sensor_size=ds.sensor_size,
-                                n_classes=ds.n_classes, name=ds.name, split=s, metadata=meta)
+        parts[s] = dataclasses.replace(ds, split=s, metadata=meta)
         start += len(ds)
     return parts, _concat(list(parts.values()))
 
@@ -439,7 +436,7 @@ def activity_records(cfg: ZeroshotConfig, res: ProtocolResult,
     names = encoder_names(cfg)
     out: dict[str, dict[str, Any]] = {}
     for backend in cfg.backends:
-        for row in res.chosen[(f"LSM, {backend}", selection)]:
+        for row in res.chosen[(model_label(backend), selection)]:
             for enc, act in row["activity"].items():
                 out[f"{backend}/{names[enc]}/seed{row['seed']}"] = act.to_dict()
     return out
@@ -706,7 +703,7 @@ def _run_protocol(cfg: ZeroshotConfig, image: Modality, other: Modality,
                         views["other"], other, lif_o, np.random.default_rng([seed, 1, 1])))
                     return fi, fo, {"image": ai, "other": ao}
                 points.append(({"v_th": lif_i.v_th, "rec_level": lif_i.rec_level}, feats))
-            fit_grid(f"LSM, {name}", seed, points)
+            fit_grid(model_label(name), seed, points)
         if cfg.baseline:
             raw_i, raw_o = raw_features(image), raw_features(other)
             fit_grid("raw events (no reservoir)", seed,
@@ -881,6 +878,6 @@ def zeroshot(cfg: ZeroshotConfig, run_path: Path, *, progress: bool = True,
     return ZeroshotRun(image=image, other=other, result=res, domain_warnings=domain,
                        grid=pd.DataFrame(res.grid), chosen=chosen, summary=summary,
                        paired=paired_by_seed(res.chosen, res.query_labels,
-                                             f"LSM, {cfg.backends[0]}", cfg.seed),
+                                             model_label(cfg.backends[0]), cfg.seed),
                        warnings=list(status.warnings), exact_reads=tally.summary(),
                        surrogate_worst=getattr(sur, "validation_worst_", None))

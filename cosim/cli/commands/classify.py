@@ -98,6 +98,7 @@ def _embedding_plot(embedding: dict[str, np.ndarray], labels: np.ndarray,
     import matplotlib.pyplot as plt
 
     from ....analysis.stats import pca_2d
+    from ...tasks.classify import model_label
 
     n = len(embedding)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 1.2, 4.2), squeeze=False,
@@ -113,7 +114,7 @@ def _embedding_plot(embedding: dict[str, np.ndarray], labels: np.ndarray,
                            label=class_names[c] if c < len(class_names) else str(c))
         ax.set_xlabel("PC 1 of spike counts")
         ax.set_ylabel("PC 2")
-        ax.set_title(f"LSM, {backend}", fontsize=9)
+        ax.set_title(model_label(backend), fontsize=9)
     axes[0][-1].legend(title="class", fontsize=7, markerscale=1.5, loc="center left",
                        bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("test spike-count embedding, first seed", fontsize=10)
