@@ -557,9 +557,12 @@ def finish_calibration(plan: CalibrationPlan, solves: list[ChunkSolve],
 
 
 def _cache_path(cache_dir: str) -> Path:
-    # resolved where the task runs: a cluster worker uses its own cache folder
-    return Path(cache_dir) if cache_dir else writable_cache(cache_root() / "sweep",
-                                                            "The sweep cache folder")
+    """The sweep's cache folder (``cache_dir``, else the default one), checked writable (a
+    fallback under the temporary folder with a warning otherwise). Resolved where the task
+    runs: a cluster worker uses its own cache folder."""
+    if cache_dir:
+        return writable_cache(Path(cache_dir), "The sweep cache folder (--cache-dir)")
+    return writable_cache(cache_root() / "sweep", "The sweep cache folder")
 
 
 @functools.lru_cache(maxsize=8)
@@ -716,9 +719,7 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
     cache = cfg.cache_dir
     if not cfg.scheduler:
         # checked before anything is computed; a cluster's workers resolve their own cache
-        cache = str(writable_cache(Path(cache), "The sweep cache folder (--cache-dir)")
-                    if cache else writable_cache(cache_root() / "sweep",
-                                                 "The sweep cache folder"))
+        cache = str(_cache_path(cache))
     units = units_of(cfg)
     done: dict[str, dict[str, Any]] = {}
     for u in units:

@@ -446,6 +446,20 @@ def test_an_unwritable_cache_falls_back_with_a_warning(tmp_path, a_file, monkeyp
                  "--no-progress"]) == 0
 
 
+def test_a_sweeps_unwritable_cache_dir_falls_back_where_the_task_runs(tmp_path, a_file,
+                                                                       monkeypatch):
+    """--cache-dir is checked by the coordinator and again where a task runs (a cluster
+    worker's own folder), with one message naming the option."""
+    from rram_cosim.cosim.tasks.sweep import _cache_path
+    from rram_cosim.models import io
+
+    monkeypatch.setattr(io, "_fallbacks", {})
+    assert _cache_path(str(tmp_path / "c")) == tmp_path / "c"
+    with pytest.warns(RuntimeWarning, match=r"--cache-dir\) .* cannot be written"):
+        fallback = _cache_path(str(a_file / "c"))
+    assert fallback.is_dir() and str(fallback).startswith(io.tempfile.gettempdir())
+
+
 # -- plausibility: wrong units, types and files are refused, on every backend ----------------
 @pytest.fixture(scope="module")
 def surrogate_file(tmp_path_factory) -> Path:
