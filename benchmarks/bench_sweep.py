@@ -109,9 +109,11 @@ def pair(cfg: SweepConfig, root: Path) -> None:
                       dashboard_address=None) as cluster:
         t0 = time.perf_counter()
         runs = {"local": subprocess.Popen([*_sweep_args(cfg, root / "pair_local"),
-                                           "--workers", "1"], env=env),
+                                           "--workers", "1"], env=env,
+                                          stdout=subprocess.DEVNULL),
                 "dask": subprocess.Popen([*_sweep_args(cfg, root / "pair_dask"), "--scheduler",
-                                          cluster.scheduler_address], env=env)}
+                                          cluster.scheduler_address], env=env,
+                                         stdout=subprocess.DEVNULL)}
         for name, proc in runs.items():
             if proc.wait() != 0:
                 raise SystemExit(f"the {name} sweep of the pair failed (exit {proc.returncode})")
