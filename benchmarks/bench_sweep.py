@@ -98,25 +98,34 @@ def _sweep_args(cfg: SweepConfig, out: Path) -> list[str]:
             "--cache-dir", str(out / "cache"), "--no-progress"]
 
 
-def pair(cfg: SweepConfig, root: Path) -> None:
-    """The same sweep at the same time on this machine's two executors (see the docstring)."""
+def pair(cfg: SweepConfig, root: Path, env: dict[str, str]) -> None:
+    """The same sweep at the same time on this machine's two executors (see the docstring);
+    ``env``: the environment this script started with (a LocalCluster leaves Dask's
+    MALLOC_TRIM_THRESHOLD_ in its starter's)."""
     from dask.distributed import LocalCluster
 
-    # the local run's environment as it was before the cluster (a LocalCluster leaves
-    # MALLOC_TRIM_THRESHOLD_ in this process's environment)
-    env = dict(os.environ)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
         t0 = time.perf_counter()
-        runs = {"local": subprocess.Popen([*_sweep_args(cfg, root / "pair_local"),
-                                           "--workers", "1"], env=env,
-                                          stdout=subprocess.DEVNULL),
-                "dask": subprocess.Popen([*_sweep_args(cfg, root / "pair_dask"), "--scheduler",
-                                          cluster.scheduler_address], env=env,
-                                         stdout=subprocess.DEVNULL)}
-        for name, proc in runs.items():
-            if proc.wait() != 0:
-                raise SystemExit(f"the {name} sweep of the pair failed (exit {proc.returncode})")
+        args = {"local": ["--workers", "1"], "dask": ["--scheduler", cluster.scheduler_address]}
+        runs = {k: subprocess.Popen([*_sweep_args(cfg, root / f"pair_{k}"), *a], env=env,
+                                    stdout=subprocess.DEVNULL) for k, a in args.items()}
+        try:
+            while any(p.poll() is None for p in runs.values()):
+                failed = [k for k, p in runs.items() if p.returncode not in (None, 0)]
+                if failed:
+                    raise SystemExit(f"the {failed[0]} sweep of the pair failed (exit "
+                                     f"{runs[failed[0]].returncode})")
+                time.sleep(1.0)
+        finally:
+            for p in runs.values():  # a failure or an interrupt: stop the other one too
+                if p.poll() is None:
+                    p.terminate()
+                    p.wait()
+        failed = [k for k, p in runs.items() if p.returncode != 0]
+        if failed:
+            raise SystemExit(f"the {failed[0]} sweep of the pair failed (exit "
+                             f"{runs[failed[0]].returncode})")
     wall = time.perf_counter() - t0
     df = {k: pd.read_csv(root / f"pair_{k}" / cfg.name / "sweep.csv").set_index("key")
           for k in runs}
@@ -141,6 +150,7 @@ def main() -> None:
                     "(0: --seeds)")
     ap.add_argument("--keep", default="", help="keep the run folders under this folder")
     args = ap.parse_args()
+    env = dict(os.environ)  # before any LocalCluster of this script changes it
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"CPUs available: {cpus}; load average {os.getloadavg()[0]:.2f}")
@@ -196,7 +206,7 @@ def main() -> None:
                       f"rows identical: {same}", flush=True)
         if "pair" in parts:
             print("Dask and local, the same sweep at the same time:")
-            pair(dataclasses.replace(base, seeds=args.dask_seeds or args.seeds), root)
+            pair(dataclasses.replace(base, seeds=args.dask_seeds or args.seeds), root, env)
         if "default" in parts:
             print("README default example (4 I_cc x 3 seeds, digits-events, full splits):")
             cfg = SweepConfig(name="default", icc=(5e-6, 10e-6, 20e-6, 40e-6),

@@ -1160,9 +1160,10 @@ class BoundNodal:
         """Solve the circuit for input levels (B x R in [0, 1], or volts with ``volts=True``).
 
         ``rng`` is needed only with ``read_noise_sigma_us > 0`` and ``noisy`` (False: solve
-        without the read noise, as a differential scheme's zero-input reference is read). ``sensed`` (bool, 2K) names
-        the physical columns with a TIA in this read (None: all); the others float, their
-        line open at the end node ``t`` (``v_x``, ``v_o`` and ``i_col_ua`` are 0 there).
+        without the read noise, as a differential scheme's zero-input reference is read).
+        ``sensed`` (bool, 2K) names the physical columns with a TIA in this read (None: all);
+        the others float, their line open at the end node ``t`` (``v_x``, ``v_o`` and
+        ``i_col_ua`` are 0 there).
 
         Raises
         ------
@@ -1329,7 +1330,8 @@ class BoundNodal:
         """
         driven = np.zeros_like(lv)
         driven[:, rows] = lv[:, rows]
-        # rng None only from the differential reference read (apply refuses it otherwise)
+        # rng None: noise off, or the differential reference read (apply refuses None when
+        # the noise is on)
         sol = self.solve(driven, rng, sensed=sensed, noisy=rng is not None)
         if log:
             self.last_reads = (*self.last_reads, sol)

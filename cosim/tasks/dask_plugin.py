@@ -23,7 +23,7 @@ __all__ = ["BlasThreads"]
 class BlasThreads(WorkerPlugin):
     """Pins the worker process's BLAS (and OpenMP) pools to ``n`` threads, relaxes the
     allocator's trim threshold (:func:`~rram_cosim.cosim.tasks.allocator.relax_malloc_trim`)
-    and, on a one-thread worker, lets its task thread allocate from the main arena
+    and, on a one-thread worker, stops glibc from giving its task thread a new arena
     (:func:`~rram_cosim.cosim.tasks.allocator.one_arena`)."""
 
     name = "rram-cosim-blas-threads"

@@ -556,12 +556,18 @@ def finish_calibration(plan: CalibrationPlan, solves: list[ChunkSolve],
     return {"key": plan.key, "surrogate": path.read_text(), "wall_s": time.perf_counter() - t0}
 
 
-def _cache_path(cache_dir: str) -> Path:
-    """The sweep's cache folder (``cache_dir``, else the default one), checked writable (a
-    fallback under the temporary folder with a warning otherwise). Resolved where the task
-    runs: a cluster worker uses its own cache folder."""
+def _cache_path(cache_dir: str, *, check: bool = False) -> Path:
+    """The sweep's cache folder: ``cache_dir``, else the default one (checked writable, a
+    fallback under the temporary folder with a warning otherwise).
+
+    Resolved where the task runs (a cluster worker uses its own folder). ``check`` also probes
+    a given ``cache_dir``, as the coordinator does before anything is computed; a task does
+    not, so that a folder a worker cannot write fails that task's units with the error in
+    their rows instead of a warning only the worker's log would show.
+    """
     if cache_dir:
-        return writable_cache(Path(cache_dir), "The sweep cache folder (--cache-dir)")
+        path = Path(cache_dir)
+        return writable_cache(path, "The sweep cache folder (--cache-dir)") if check else path
     return writable_cache(cache_root() / "sweep", "The sweep cache folder")
 
 
@@ -719,7 +725,7 @@ def run_sweep(cfg: SweepConfig, run_path: str | Path, *, progress: bool = True,
     cache = cfg.cache_dir
     if not cfg.scheduler:
         # checked before anything is computed; a cluster's workers resolve their own cache
-        cache = str(_cache_path(cache))
+        cache = str(_cache_path(cache, check=True))
     units = units_of(cfg)
     done: dict[str, dict[str, Any]] = {}
     for u in units:

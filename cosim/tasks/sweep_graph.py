@@ -88,6 +88,7 @@ class _Serial(Executor):
     def __init__(self, blas_threads: int) -> None:
         self._blas = using_blas_threads(blas_threads)
         self._blas.__enter__()
+        relax_malloc_trim()  # this process may have inherited Dask's setting, as pool workers
 
     def close(self, interrupted: bool) -> None:
         self._blas.__exit__(None, None, None)

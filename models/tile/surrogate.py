@@ -948,7 +948,7 @@ class BoundSurrogate:
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
               volts: bool = False) -> TileOutput:
         """Apply a batch (batch x rows) and return outputs (batch x cols) through TIA and ADC,
-        read as the tile's read scheme says."""
+        read as the tile's read scheme says; ``rng`` None reads without the read noise."""
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.model.check_density(lv)
         k = self.g_pos_us.shape[1]

@@ -446,18 +446,20 @@ def test_an_unwritable_cache_falls_back_with_a_warning(tmp_path, a_file, monkeyp
                  "--no-progress"]) == 0
 
 
-def test_a_sweeps_unwritable_cache_dir_falls_back_where_the_task_runs(tmp_path, a_file,
-                                                                       monkeypatch):
-    """--cache-dir is checked by the coordinator and again where a task runs (a cluster
-    worker's own folder), with one message naming the option."""
+def test_a_sweeps_unwritable_cache_dir_falls_back_on_the_coordinator_only(
+        tmp_path, a_file, monkeypatch):
+    """--cache-dir is checked by the coordinator (a fallback with a warning naming the
+    option); a task takes it as given, so that a worker that cannot write it fails the task
+    with the error in its units' rows."""
     from rram_cosim.cosim.tasks.sweep import _cache_path
     from rram_cosim.models import io
 
     monkeypatch.setattr(io, "_fallbacks", {})
-    assert _cache_path(str(tmp_path / "c")) == tmp_path / "c"
+    assert _cache_path(str(tmp_path / "c"), check=True) == tmp_path / "c"
     with pytest.warns(RuntimeWarning, match=r"--cache-dir\) .* cannot be written"):
-        fallback = _cache_path(str(a_file / "c"))
+        fallback = _cache_path(str(a_file / "c"), check=True)
     assert fallback.is_dir() and str(fallback).startswith(io.tempfile.gettempdir())
+    assert _cache_path(str(a_file / "c")) == a_file / "c"
 
 
 # -- plausibility: wrong units, types and files are refused, on every backend ----------------

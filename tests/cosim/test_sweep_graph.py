@@ -295,17 +295,20 @@ def test_a_calibration_in_tasks_equals_one_in_a_row():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-@pytest.mark.parametrize(("env", "expect"), [({"MALLOC_TRIM_THRESHOLD_": "65536"}, "True"),
-                                             ({"MALLOC_TRIM_THRESHOLD_": "1048576"}, "False"),
-                                             ({}, "False")])
+@pytest.mark.parametrize(("env", "expect"),
+                         [({"MALLOC_TRIM_THRESHOLD_": "65536"}, "True None"),
+                          ({"MALLOC_TRIM_THRESHOLD_": "1048576"}, "False 1048576"),
+                          ({}, "False None")])
 def test_dask_workers_get_their_allocator_thresholds_back(env, expect):
     """A Dask nanny's MALLOC_TRIM_THRESHOLD_ makes every large array an mmap (3x slower nodal
     solves, measured): the sweep's worker plugin resets glibc's thresholds where the nanny set
-    them (a value of the user's own is kept)."""
+    them and drops the variable, which ngspice runs would inherit (a value of the user's own
+    is kept)."""
     import subprocess
 
     base = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
-    code = "from rram_cosim.cosim.tasks.allocator import relax_malloc_trim as r; print(r())"
+    code = ("import os; from rram_cosim.cosim.tasks.allocator import relax_malloc_trim as r; "
+            "print(r(), os.environ.get('MALLOC_TRIM_THRESHOLD_'))")
     out = subprocess.run(
         [sys.executable, "-c", code],
         env={**base, **env}, capture_output=True, text=True, check=True)
@@ -314,7 +317,8 @@ def test_dask_workers_get_their_allocator_thresholds_back(env, expect):
 
 def test_local_pool_workers_undo_an_inherited_dask_allocator_setting(monkeypatch):
     """A LocalCluster leaves MALLOC_TRIM_THRESHOLD_ in its starter's environment, and pool
-    workers started from there inherit it: their initializer resets the thresholds too."""
+    workers started from there inherit it: their initializer resets the thresholds too, as
+    does a sweep that computes its units in its own process."""
     from rram_cosim.cosim.tasks import sweep_graph
 
     calls: list[str] = []
@@ -323,20 +327,24 @@ def test_local_pool_workers_undo_an_inherited_dask_allocator_setting(monkeypatch
     monkeypatch.setattr(sweep_graph, "relax_malloc_trim", lambda: calls.append("allocator"))
     sweep_graph._init_local_worker(2)
     assert calls == ["blas 2", "allocator", "signals"]
+    # a sweep computing its units in this process (--workers 1) does the same
+    sweep_graph.local_executor(1).close(interrupted=False)
+    assert calls[-1] == "allocator"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_a_one_thread_dask_worker_allocates_from_the_main_arena():
-    """The plugin of a one-thread worker sets glibc's arena limit to 1 (its task thread then
-    allocates as a pool process's main thread does); a worker without a thread count is left
+def test_a_one_thread_dask_worker_gets_no_new_arena():
+    """The plugin of a one-thread worker sets glibc's arena limit to 1; a worker of several
+    threads (whose task threads would then share arenas) or without a thread count is left
     alone."""
     import subprocess
 
     code = ("from unittest import mock; from rram_cosim.cosim.tasks import dask_plugin as d\n"
             "with mock.patch.object(d, 'one_arena') as one:\n"
             "    d.BlasThreads(1).setup(worker=None); print(one.call_count)\n"
+            "    d.BlasThreads(1).setup(worker=mock.Mock(nthreads=2)); print(one.call_count)\n"
             "    d.BlasThreads(1).setup(worker=mock.Mock(nthreads=1)); print(one.call_count)\n"
             "from rram_cosim.cosim.tasks.allocator import one_arena; print(one_arena())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.split() == ["0", "1", "True"]
+    assert out.stdout.split() == ["0", "0", "1", "True"]
