@@ -56,6 +56,9 @@ class Executor:
     """Where tasks run: ``submit`` a function, ``wait`` for the first of some futures."""
 
     name = "this process"
+    #: A worker's death loses every task in flight, not only its own (a process pool): the
+    #: coordinator then cannot tell which task killed it.
+    shared_fate = False
 
     def submit(self, fn: Callable[..., Any], *args: Any, key: str = "") -> Any:
         fut: cf.Future = cf.Future()
@@ -102,6 +105,8 @@ def _init_local_worker(blas_threads: int = 1) -> None:
 
 
 class _Pool(Executor):
+    shared_fate = True  # a dead worker breaks the pool
+
     def __init__(self, workers: int, blas_threads: int) -> None:
         self.workers, self._blas = workers, blas_threads
         self.name = f"local pool, {workers} worker(s)"
@@ -252,6 +257,11 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
     ``failed(unit, error, traceback)`` makes the row of a unit that its point's set-up or
     calibration took with it. Ready units go out by chip, seed and grid position, so the
     first chip and seed of every fitted point come first.
+
+    A task lost with its worker runs again, :data:`MAX_TRIES` times in all. Where one
+    worker's death loses every task in flight (``ex.shared_fate``), tasks lost together are
+    not charged a try: they run again one at a time, each alone on the executor, so a task
+    that kills its worker is charged its own tries and does not take its neighbours' with it.
     """
     points: dict[str, list[Any]] = {}
     for u in todo:
@@ -269,6 +279,8 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
     cals: dict[str, _Calibration] = {}
     inflight: dict[Any, tuple] = {}  # future -> (priority, rank, job, job key)
     tries: dict[str, int] = {}
+    suspects: list[tuple[int, tuple, tuple]] = []  # lost together: rerun alone, in order
+    alone: dict[Any, bool] = {}  # future -> nothing else was in flight during its whole run
 
     def release(key: str) -> Iterator[dict[str, Any]]:
         """The units waiting on ``key``'s calibration: queued, or failed with it."""
@@ -297,25 +309,41 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
         calibrated = {"key": job[3], "domain": cal.domain, "surrogate": cal.text}
         return unit, (job[2], cache, calibrated), f"rram-sweep-{job[2].key}"
 
-    while ready or inflight:
-        while ready and len(inflight) < ex.capacity():
-            priority, rank, _, job = heapq.heappop(ready)
-            if job[0] == "solve" and cals[job[1]].error is not None:
-                continue  # another chunk of this calibration failed: its units are gone
-            fn, args, key = job_args(job)  # the key names the job: its tries count under it
-            n = tries.get(key, 1)
-            # a resubmitted task gets a key of its own: Dask hands back the lost future for
-            # a key it still holds
-            fut = ex.submit(fn, *args, key=key if n == 1 else f"{key}-try{n}")
-            inflight[fut] = (priority, rank, job, key)
+    def send(priority: int, rank: tuple, job: tuple) -> None:
+        fn, args, key = job_args(job)  # the key names the job: its tries count under it
+        n = tries.get(key, 1)
+        # a resubmitted task gets a key of its own: Dask hands back the lost future for a key
+        # it still holds
+        fut = ex.submit(fn, *args, key=key if n == 1 else f"{key}-try{n}")
+        for other in inflight:
+            alone[other] = False
+        alone[fut] = not inflight
+        inflight[fut] = (priority, rank, job, key)
+
+    while ready or inflight or suspects:
+        if suspects:
+            if not inflight:  # a suspect runs alone: a break now is its own
+                send(*suspects.pop(0))
+        else:
+            while ready and len(inflight) < ex.capacity():
+                priority, rank, _, job = heapq.heappop(ready)
+                if job[0] == "solve" and cals[job[1]].error is not None:
+                    continue  # another chunk of this calibration failed: its units are gone
+                send(priority, rank, job)
         if not inflight:  # what was ready were solves of a failed calibration
             continue
         for fut in ex.wait(list(inflight)):
             priority, rank, job, key = inflight.pop(fut)
+            ran_alone = alone.pop(fut)
             kind = job[0]
             try:
                 res = fut.result()
             except Exception as e:  # noqa: BLE001 - a task's failure fails its units
+                if ex.lost(e) and ex.shared_fate and not ran_alone:
+                    # lost with others in one break: not charged, as it may not be the one
+                    # that killed the worker
+                    suspects.append((priority, rank, job))
+                    continue
                 tries[key] = tries.get(key, 1) + 1
                 if ex.lost(e) and tries[key] <= MAX_TRIES:
                     push(priority, job, rank)  # lost with its worker: run it again

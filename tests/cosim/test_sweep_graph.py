@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import time
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,30 @@ def test_a_dead_pool_worker_costs_its_tasks_a_rerun_not_the_sweep(tmp_path):
     assert sorted(r["key"] for r in rows) == sorted(u.key for u in _units([{}, {}]))
     assert all(r["status"] == "ok" for r in rows), rows
     assert len(list(tmp_path.glob("*.died"))) == 2  # each seed-1 unit killed a worker once
+
+
+def _unit_always_dies(unit, cache, calibrated):
+    if unit.key == "u01":
+        time.sleep(0.2)  # its neighbour is under way: lost with it
+        os._exit(1)  # this unit kills its worker every time, and the pool with it
+    time.sleep(1.0)
+    return {"key": unit.key, "wall_s": 1.0, "status": "ok"}
+
+
+def test_a_task_that_kills_its_pool_worker_fails_alone(tmp_path):
+    """Each break loses every task in flight; those lost together run again one at a time,
+    so the killer is charged its own tries and its neighbours none."""
+    ex = local_executor(2)
+    try:
+        rows = list(run_graph(_units([{"p": 0}, {"p": 1}]), str(tmp_path), ex,
+                              prepare=_prepare, solve=_solve, fit=_fit,
+                              unit=_unit_always_dies, failed=_failed))
+    finally:
+        ex.close(False)
+    by = {r["key"]: r for r in rows}
+    assert sorted(by) == sorted(u.key for u in _units([{}, {}]))
+    assert by["u01"]["status"] == "failed" and "BrokenProcessPool" in by["u01"]["error"]
+    assert all(r["status"] == "ok" for k, r in by.items() if k != "u01"), rows
 
 
 def test_points_with_one_key_share_one_calibration():
