@@ -213,7 +213,8 @@ def dask_executor(address: str, blas_threads: int = 1) -> Executor:
 
 
 # -- the graph -------------------------------------------------------------------------------
-#: Times a task lost with its worker (not failed by its own error) is submitted in all.
+#: Tries a task lost with its worker (not failed by its own error) is charged before it fails
+#: (runs lost together with others in a broken pool are not charged: ``run_graph``).
 MAX_TRIES = 3
 
 
@@ -260,8 +261,9 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
 
     A task lost with its worker runs again, :data:`MAX_TRIES` times in all. Where one
     worker's death loses every task in flight (``ex.shared_fate``), tasks lost together are
-    not charged a try: they run again one at a time, each alone on the executor, so a task
-    that kills its worker is charged its own tries and does not take its neighbours' with it.
+    not charged a try: they run again one at a time, each alone on the executor, and a task
+    lost alone is charged and tried again alone; so a task that kills its worker is charged
+    its own tries, and its neighbours lose at most the one run they shared with it.
     """
     points: dict[str, list[Any]] = {}
     for u in todo:
@@ -279,7 +281,9 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
     cals: dict[str, _Calibration] = {}
     inflight: dict[Any, tuple] = {}  # future -> (priority, rank, job, job key)
     tries: dict[str, int] = {}
-    suspects: list[tuple[int, tuple, tuple]] = []  # lost together: rerun alone, in order
+    # lost together in a broken pool, or lost alone and charged there: each runs again alone
+    # (a heap by priority and rank, as ``ready``)
+    suspects: list[tuple[int, tuple, int, tuple]] = []
     alone: dict[Any, bool] = {}  # future -> nothing else was in flight during its whole run
 
     def release(key: str) -> Iterator[dict[str, Any]]:
@@ -322,8 +326,11 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
 
     while ready or inflight or suspects:
         if suspects:
-            if not inflight:  # a suspect runs alone: a break now is its own
-                send(*suspects.pop(0))
+            while suspects and not inflight:  # a suspect runs alone: a break now is its own
+                priority, rank, _, job = heapq.heappop(suspects)
+                if job[0] == "solve" and cals[job[1]].error is not None:
+                    continue
+                send(priority, rank, job)
         else:
             while ready and len(inflight) < ex.capacity():
                 priority, rank, _, job = heapq.heappop(ready)
@@ -342,11 +349,14 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
                 if ex.lost(e) and ex.shared_fate and not ran_alone:
                     # lost with others in one break: not charged, as it may not be the one
                     # that killed the worker
-                    suspects.append((priority, rank, job))
+                    heapq.heappush(suspects, (priority, rank, next(order), job))
                     continue
                 tries[key] = tries.get(key, 1) + 1
                 if ex.lost(e) and tries[key] <= MAX_TRIES:
-                    push(priority, job, rank)  # lost with its worker: run it again
+                    if ex.shared_fate:  # it broke the pool alone: its next try alone too
+                        heapq.heappush(suspects, (priority, rank, next(order), job))
+                    else:
+                        push(priority, job, rank)  # lost with its worker: run it again
                 else:
                     yield from _on_failure(job, e, points, cals, release, failed)
                 continue

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import time
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,17 +211,35 @@ def test_a_dead_pool_worker_costs_its_tasks_a_rerun_not_the_sweep(tmp_path):
     assert len(list(tmp_path.glob("*.died"))) == 2  # each seed-1 unit killed a worker once
 
 
+def _marks(cache: str, kind: str) -> dict[str, int]:
+    return {p.stem: len(p.read_text()) for p in Path(cache).glob(f"*.{kind}")}
+
+
 def _unit_always_dies(unit, cache, calibrated):
+    def mark(kind: str) -> None:
+        with open(Path(cache) / f"{unit.key}.{kind}", "a") as f:
+            f.write("x")
+
+    mark("started")
     if unit.key == "u01":
-        time.sleep(0.2)  # its neighbour is under way: lost with it
+        # while another unit runs (started more often than done), so that it is lost with
+        # this one; alone, after 0.8 s
+        for _ in range(80):
+            done = _marks(cache, "done")
+            if any(n > done.get(k, 0) for k, n in _marks(cache, "started").items()
+                   if k != "u01"):
+                break
+            time.sleep(0.01)
         os._exit(1)  # this unit kills its worker every time, and the pool with it
     time.sleep(1.0)
+    mark("done")
     return {"key": unit.key, "wall_s": 1.0, "status": "ok"}
 
 
 def test_a_task_that_kills_its_pool_worker_fails_alone(tmp_path):
-    """Each break loses every task in flight; those lost together run again one at a time,
-    so the killer is charged its own tries and its neighbours none."""
+    """Each break loses every task in flight; those lost together run again one at a time
+    and a task lost alone is tried again alone, so the killer is charged its own tries and
+    its neighbours lose only the run they shared with it."""
     ex = local_executor(2)
     try:
         rows = list(run_graph(_units([{"p": 0}, {"p": 1}]), str(tmp_path), ex,
@@ -233,6 +251,10 @@ def test_a_task_that_kills_its_pool_worker_fails_alone(tmp_path):
     assert sorted(by) == sorted(u.key for u in _units([{}, {}]))
     assert by["u01"]["status"] == "failed" and "BrokenProcessPool" in by["u01"]["error"]
     assert all(r["status"] == "ok" for k, r in by.items() if k != "u01"), rows
+    starts = _marks(str(tmp_path), "started")
+    # once beside a neighbour (not charged), then MAX_TRIES times alone
+    assert starts.pop("u01") == 1 + MAX_TRIES
+    assert sorted(starts.values()) == [1] * 4 + [2], starts  # one neighbour lost one run
 
 
 def test_points_with_one_key_share_one_calibration():
