@@ -330,17 +330,17 @@ def test_permission_denied_is_one_line_also_as_root(tmp_path, monkeypatch, capsy
     """Root writes anywhere, so the refusal is injected where the check probes the folder."""
     import errno
 
-    from rram_cosim.cosim.cli import runs
     from rram_cosim.cosim.cli.main import main
+    from rram_cosim.models import io
 
-    real = runs.tempfile.mkstemp
+    real = io.tempfile.mkstemp
 
     def denied(*a, **k):
         if Path(k.get("dir", "")) == tmp_path / "ro":
             raise PermissionError(errno.EACCES, "Permission denied")
         return real(*a, **k)
 
-    monkeypatch.setattr(runs.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(io.tempfile, "mkstemp", denied)
     assert main(["form", "--rows", "8", "--cols", "8", "--out", str(tmp_path / "ro"),
                  "--no-progress"]) == 2
     assert capsys.readouterr().err.strip() == (

