@@ -259,7 +259,8 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
     calibration took with it. Ready units go out by chip, seed and grid position, so the
     first chip and seed of every fitted point come first.
 
-    A task lost with its worker runs again, :data:`MAX_TRIES` times in all. Where one
+    A task lost with its worker runs again until it has been charged :data:`MAX_TRIES`
+    tries. Where one
     worker's death loses every task in flight (``ex.shared_fate``), tasks lost together are
     not charged a try: they run again one at a time, each alone on the executor, and a task
     lost alone is charged and tried again alone; so a task that kills its worker is charged
@@ -325,18 +326,13 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
         inflight[fut] = (priority, rank, job, key)
 
     while ready or inflight or suspects:
-        if suspects:
-            while suspects and not inflight:  # a suspect runs alone: a break now is its own
-                priority, rank, _, job = heapq.heappop(suspects)
-                if job[0] == "solve" and cals[job[1]].error is not None:
-                    continue
-                send(priority, rank, job)
-        else:
-            while ready and len(inflight) < ex.capacity():
-                priority, rank, _, job = heapq.heappop(ready)
-                if job[0] == "solve" and cals[job[1]].error is not None:
-                    continue  # another chunk of this calibration failed: its units are gone
-                send(priority, rank, job)
+        # a suspect runs alone (a break now is its own), before anything else goes out
+        heap, room = (suspects, 1) if suspects else (ready, ex.capacity())
+        while heap and len(inflight) < room:
+            priority, rank, _, job = heapq.heappop(heap)
+            if job[0] == "solve" and cals[job[1]].error is not None:
+                continue  # another chunk of this calibration failed: its units are gone
+            send(priority, rank, job)
         if not inflight:  # what was ready were solves of a failed calibration
             continue
         for fut in ex.wait(list(inflight)):
@@ -346,14 +342,13 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
             try:
                 res = fut.result()
             except Exception as e:  # noqa: BLE001 - a task's failure fails its units
-                if ex.lost(e) and ex.shared_fate and not ran_alone:
-                    # lost with others in one break: not charged, as it may not be the one
-                    # that killed the worker
-                    heapq.heappush(suspects, (priority, rank, next(order), job))
-                    continue
-                tries[key] = tries.get(key, 1) + 1
-                if ex.lost(e) and tries[key] <= MAX_TRIES:
-                    if ex.shared_fate:  # it broke the pool alone: its next try alone too
+                lost = ex.lost(e)
+                # lost with others in one break: not charged, as it may not be the one that
+                # killed the worker
+                if not (lost and ex.shared_fate and not ran_alone):
+                    tries[key] = tries.get(key, 1) + 1
+                if lost and tries.get(key, 1) <= MAX_TRIES:
+                    if ex.shared_fate:  # after a break, each lost task runs again alone
                         heapq.heappush(suspects, (priority, rank, next(order), job))
                     else:
                         push(priority, job, rank)  # lost with its worker: run it again
