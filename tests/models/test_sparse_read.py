@@ -134,6 +134,24 @@ def test_ideal_read_noise_without_a_generator_is_refused_on_both_paths(path: str
         tile.apply(x, None)
 
 
+@pytest.mark.parametrize("path", ["dense", "sparse"])
+def test_surrogate_read_noise_without_a_generator_is_refused_on_both_paths(path: str) -> None:
+    spec = _spec(SCHEMES["whole_map"])
+    rng = np.random.default_rng(5)
+    sur = _surrogate(spec, rng, 0.1)
+    gp, gn = _map(rng)
+    x = (rng.random((4, spec.rows)) < 0.05).astype(float)
+    tile = sur.bind(gp, gn)
+    tile.vmm = path
+    with pytest.raises(ConfigError, match="read_noise_sigma_us=0.1\\) needs a numpy"):
+        tile.apply(x, None)
+    # noise-free, None is a complete answer
+    quiet = sur.with_noise(0.0).bind(gp, gn)
+    quiet.vmm = path
+    np.testing.assert_array_equal(quiet.apply(x, None).codes_pos,
+                                  quiet.apply(x, np.random.default_rng(1)).codes_pos)
+
+
 def test_auto_chooses_by_measured_density() -> None:
     whole = _spec(SCHEMES["whole_map"])
     spec = _spec(SCHEMES["row_groups"])
