@@ -111,8 +111,7 @@ def read_noise_ua(v: np.ndarray, sigma_us: float, n_cols: int,
     to a Gaussian of standard deviation ``sigma_us * sqrt(sum_i v_i^2)``; drawing that directly
     is exact in distribution and costs batch x cols draws instead of batch x rows x cols.
     ``rng`` None asks for a noise-free read (a differential scheme's stored zero-input
-    reference); the ideal and nodal engines' ``apply`` refuse None when their noise is on, the
-    surrogate's reads without noise then.
+    reference); every engine's ``apply`` refuses None when its noise is on.
     """
     if sigma_us == 0.0 or rng is None:
         return np.zeros((v.shape[0], n_cols))
