@@ -67,7 +67,7 @@ from ...models.checks import check_choice, check_int, check_range
 from ...models.device.level1 import level1_at_temperature, level1_channel
 from ...models.errors import ConfigError
 from ...models.params import TileSpec
-from ...models.tile.backend import TileOutput, check_pair, code_y_scale, input_levels
+from ...models.tile.backend import TileOutput, check_pair, code_y_scale, input_levels, need_rng
 from ...models.tile.periphery import adc_codes, dac_volts
 from ...models.tile.read import scheme_apply
 from ...netlists.cards.level1 import level1_params
@@ -1112,14 +1112,6 @@ class NodalBackend:
         return BoundNodal(self, g_pos_us, g_neg_us)
 
 
-def _need_rng(sigma_us: float, rng: np.random.Generator | None) -> None:
-    """Refuse a noisy solve without a generator to draw the noise from."""
-    if sigma_us > 0 and rng is None:
-        raise ConfigError(
-            "NodalBackend(read_noise_sigma_us > 0) needs a numpy.random.Generator: pass "
-            "rng=np.random.default_rng(seed).")
-
-
 class BoundNodal:
     """A :class:`NodalBackend` bound to one differential conductance pair.
 
@@ -1178,7 +1170,7 @@ class BoundNodal:
         d_all = dac_volts(lv, self.spec)
         n_b = d_all.shape[0]
         sigma = self.backend.read_noise_sigma_us if noisy else 0.0
-        _need_rng(sigma, rng)
+        need_rng("NodalBackend", sigma, rng)
         if self.opts_.fast and sigma == 0 and n_b > 0:
             return self._solve_shared(d_all, sense)
         return self._solve_dac(d_all, rng, sense, sigma)
@@ -1310,7 +1302,7 @@ class BoundNodal:
         currents; a differential read subtracts the solved TIA outputs.
         """
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
-        _need_rng(self.backend.read_noise_sigma_us, rng)
+        need_rng("NodalBackend", self.backend.read_noise_sigma_us, rng)
         self.last_reads = ()
         return scheme_apply(self.spec, lv, rng, self._read, self.g_pos_us.shape[1],
                             zero_read=functools.partial(self._read, log=False),

@@ -103,6 +103,16 @@ def input_levels(x: np.ndarray, spec: TileSpec, rows: int, volts: bool, *,
     return as_inputs(a, rows, allow_empty=allow_empty)
 
 
+def need_rng(owner: str, sigma_us: float, rng: np.random.Generator | None,
+             hint: str = "") -> None:
+    """Refuse a noisy VMM without a generator to draw its read noise from (every engine's
+    ``apply``), so that a forgotten generator does not quietly read noise-free."""
+    if sigma_us > 0 and rng is None:
+        raise ConfigError(
+            f"{owner}(read_noise_sigma_us={sigma_us:g}) needs a numpy.random.Generator: pass "
+            f"rng=np.random.default_rng(seed){hint}.")
+
+
 def read_noise_ua(v: np.ndarray, sigma_us: float, n_cols: int,
                   rng: np.random.Generator | None) -> np.ndarray:
     """Column-current read noise (uA) for row voltages ``v`` (batch x rows).

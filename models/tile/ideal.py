@@ -8,9 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import check_choice
-from ..errors import ConfigError
 from ..params import TileSpec
-from .backend import TileOutput, check_pair, ideal_codes, input_levels, read_noise_ua
+from .backend import (
+    TileOutput,
+    check_pair,
+    ideal_codes,
+    input_levels,
+    need_rng,
+    read_noise_ua,
+)
 from .read import scheme_apply
 from .sparse_read import VMM_PATHS, choose_path, sparse_reads
 
@@ -35,10 +41,7 @@ class BoundIdeal:
               volts: bool = False) -> TileOutput:
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         k = self.g_pos_us.shape[1]
-        if self.read_noise_sigma_us > 0 and rng is None:
-            raise ConfigError(
-                "IdealBackend(read_noise_sigma_us > 0) needs a numpy.random.Generator: pass "
-                "rng=np.random.default_rng(seed).")
+        need_rng("IdealBackend", self.read_noise_sigma_us, rng)
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
             zero = np.zeros(k)
             return sparse_reads(self.spec, lv * self.spec.v_read_v, self._t_both, zero, zero,

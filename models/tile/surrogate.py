@@ -73,6 +73,7 @@ from .backend import (
     check_pair,
     code_y_scale,
     input_levels,
+    need_rng,
     output_from_currents,
     read_noise_ua,
 )
@@ -951,11 +952,8 @@ class BoundSurrogate:
         read as the tile's read scheme says. ``rng`` may be None only for a noise-free
         surrogate: with read noise it is refused, as the other backends refuse it, so a
         forgotten generator does not quietly read noise-free."""
-        if self.model.read_noise_sigma_us > 0 and rng is None:
-            raise ConfigError(
-                f"TileSurrogate(read_noise_sigma_us={self.model.read_noise_sigma_us:g}) needs a "
-                "numpy.random.Generator: pass rng=np.random.default_rng(seed), or read "
-                "noise-free with surrogate.with_noise(0.0).")
+        need_rng("TileSurrogate", self.model.read_noise_sigma_us, rng,
+                 ", or read noise-free with surrogate.with_noise(0.0)")
         lv = input_levels(x, self.spec, self.g_pos_us.shape[0], volts)
         self.model.check_density(lv)
         k = self.g_pos_us.shape[1]
