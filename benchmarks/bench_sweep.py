@@ -110,19 +110,15 @@ def pair(cfg: SweepConfig, root: Path, env: dict[str, str]) -> None:
         args = {"local": ["--workers", "1"], "dask": ["--scheduler", cluster.scheduler_address]}
         runs = {k: subprocess.Popen([*_sweep_args(cfg, root / f"pair_{k}"), *a], env=env,
                                     stdout=subprocess.DEVNULL) for k, a in args.items()}
-        try:
-            while any(p.poll() is None for p in runs.values()):
-                failed = [k for k, p in runs.items() if p.returncode not in (None, 0)]
-                if failed:
-                    raise SystemExit(f"the {failed[0]} sweep of the pair failed (exit "
-                                     f"{runs[failed[0]].returncode})")
+        try:  # until both end or one fails
+            while (codes := [p.poll() for p in runs.values()]).count(None) and not any(codes):
                 time.sleep(1.0)
         finally:
-            for p in runs.values():  # a failure or an interrupt: stop the other one too
-                if p.poll() is None:
-                    p.terminate()
-                    p.wait()
-        failed = [k for k, p in runs.items() if p.returncode != 0]
+            stopped = [k for k, p in runs.items() if p.poll() is None]
+            for k in stopped:  # a failure or an interrupt: stop the other one too
+                runs[k].terminate()
+                runs[k].wait()
+        failed = [k for k, p in runs.items() if p.returncode != 0 and k not in stopped]
         if failed:
             raise SystemExit(f"the {failed[0]} sweep of the pair failed (exit "
                              f"{runs[failed[0]].returncode})")
