@@ -9,6 +9,12 @@ machine is shared, so both paths see the same load). Prints wall and CPU seconds
 their ratio, Newton fallbacks, and the largest relative difference between the two paths' TIA
 outputs over every read (and whether the ADC codes are identical).
 
+``--part profile``: cProfile of the fast path on one calibration map of ``--rows x --cols``
+(``--vectors``, default 4): the own time of the engine's functions, grouped into the cell and
+device evaluations, GMRES's vector work, the preconditioner, the sparse matrix products and the
+topology (built once per map), with the Newton steps per solve; then the same map with the
+vectors solved one at a time (the default block size) and all in one block-diagonal block.
+
 ``--part sizes``: sizes are **physical**: ``N`` means N rows x N physical columns, i.e. N/2 weight columns (each
 weight column is a G+ and a G- column); 512 is the paper's full macro. Each size gets a
 canonical tile (:class:`rram_cosim.models.params.TileSpec` defaults: 1 ohm wire segments,
@@ -28,6 +34,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_nodal.py [--rows 456] [--cols 201] [--maps 2]
         [--vectors 16] [--seed 0]
+    .venv/bin/python benchmarks/bench_nodal.py --part profile [--vectors 4]
     .venv/bin/python benchmarks/bench_nodal.py --part sizes [--sizes 64 128 256 512]
         [--vectors 4] [--r-wire 1.0] [--solvers auto] [--spice-max 64] [--seed 0]
 """
@@ -95,6 +102,79 @@ def bench_paths(rows: int, cols: int, n_maps: int, n_vectors: int, seed: int) ->
           f"ADC codes identical: {same_codes}")
 
 
+# the engine's functions by the share of a solve they stand for (cProfile's own time of each)
+_PROFILE_GROUPS = {
+    "cell and device evaluations": ("_evaluate", "cell_solve", "level1_channel", "level1_ids",
+                                    "junction", "_kcl_scale", "_predict_v_m"),
+    "GMRES vector work": ("_gmres", "lstsq", "norm"),
+    "preconditioner (layer sweeps)": ("prec", "factor"),
+    "sparse matrix products": ("csr_matvec", "csr_matvecs"),
+    "topology (once per map)": ("_build_topology", "_unique1d", "_unique_hash", "argsort",
+                                "cumsum", "flatten"),
+}
+
+
+def bench_profile(rows: int, cols: int, n_vectors: int, seed: int) -> None:
+    """cProfile of the fast path on one calibration map: where a solve's time goes."""
+    import cProfile
+    import pstats
+
+    rng = np.random.default_rng(seed)
+    spec = TileSpec(rows=rows, cols=cols)
+    (gp, gn), = calibration_maps((rows, cols), 1, rng, DeviceParams(), spec)[:1]
+    x = calibration_inputs(rows, n_vectors, rng)
+    prof = cProfile.Profile()
+    c0 = time.process_time()
+    prof.enable()
+    bound = NodalBackend(spec, solve_path="fast").bind(gp, gn)
+    bound.apply(x, np.random.default_rng(0))
+    prof.disable()
+    cpu = time.process_time() - c0
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, ...)
+    own = {g: 0.0 for g in _PROFILE_GROUPS}
+    total = sum(v[2] for v in stats.values())
+    rest: dict[str, float] = {}
+    for (_, _, name), v in stats.items():
+        # a builtin's name is "<built-in method module.name>" or "<method 'name' of ...>"
+        short = name.strip("<>").split()[-1].split(".")[-1] if name.startswith("<built-in") \
+            else name.split("'")[1] if name.startswith("<method") else name
+        for g, names in _PROFILE_GROUPS.items():
+            if short in names:
+                own[g] += v[2]
+                break
+        else:
+            rest[short] = rest.get(short, 0.0) + v[2]
+    calls = {name: v[1] for (_, _, name), v in stats.items()
+             if name in ("_newton", "_solve_linear", "_evaluate", "prec")}
+    solves = max(calls.get("_newton", 0), 1)
+    print(f"{rows}x{cols} weights, one calibration map, {n_vectors} vectors, "
+          f"{len(spec.read.row_groups(rows))} reads per VMM; fast path, one core: {cpu:.1f} s "
+          f"CPU ({total:.1f} s under the profiler); {solves} Newton solves, per solve "
+          f"{calls.get('_solve_linear', 0) / solves:.1f} Newton steps, "
+          f"{calls.get('_evaluate', 0) / solves:.1f} residual evaluations; "
+          f"{calls.get('prec', 0) / max(calls.get('_solve_linear', 0), 1):.1f} preconditioner "
+          "applications (GMRES iterations) per step")
+    for g, t in own.items():
+        print(f"  {g:32s} {t:6.2f} s  {t / total:5.1%}")
+    left = total - sum(own.values())
+    top = ", ".join(f"{k} {t:.2f} s" for k, t in sorted(rest.items(), key=lambda kv: -kv[1])[:6])
+    print(f"  {'everything else':32s} {left:6.2f} s  {left / total:5.1%}  (largest: {top})")
+    # the engine's batching: vectors stacked as one block-diagonal Newton system share the
+    # topology and the Python overhead, not the factorisations (each vector's Jacobian differs)
+    one_block = (n_vectors + 1) * bound.topology_.n
+    best = {}
+    for _ in range(2):
+        for blk in (NodalBackend.max_block_unknowns, one_block):
+            c0 = time.process_time()
+            NodalBackend(spec, max_block_unknowns=blk).bind(gp, gn).apply(
+                x, np.random.default_rng(0))
+            best[blk] = min(best.get(blk, np.inf), time.process_time() - c0)
+    default, block = best[NodalBackend.max_block_unknowns], best[one_block]
+    print(f"vectors one at a time (max_block_unknowns {NodalBackend.max_block_unknowns:,}): "
+          f"{default:.1f} s CPU; all {n_vectors} of a read in one block ({one_block:,}): "
+          f"{block:.1f} s CPU ({default / block:.2f}x), best of 2, alternating")
+
+
 def _spice(spec: TileSpec, gp: np.ndarray, gn: np.ndarray, x: np.ndarray,
            run_dir: str) -> tuple[float, np.ndarray]:
     from rram_cosim.cosim.spice.runner import RunOptions, run_deck
@@ -137,7 +217,7 @@ def bench_size(size: int, n_vectors: int, r_wire_ohm: float, solver: str, seed: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=["paths", "sizes"], default="paths")
+    ap.add_argument("--part", choices=["paths", "sizes", "profile"], default="paths")
     ap.add_argument("--rows", type=int, default=456, help="weight rows (--part paths)")
     ap.add_argument("--cols", type=int, default=201, help="weight columns (--part paths)")
     ap.add_argument("--maps", type=int, default=2, help="calibration maps (--part paths)")
@@ -154,6 +234,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.part == "paths":
         bench_paths(args.rows, args.cols, args.maps, args.vectors or 16, args.seed)
+        return
+    if args.part == "profile":
+        bench_profile(args.rows, args.cols, args.vectors or 4, args.seed)
         return
     args.vectors = args.vectors or 4
     have_spice = shutil.which("ngspice") is not None

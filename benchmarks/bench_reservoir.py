@@ -8,7 +8,12 @@ loads); rates are samples per CPU second of this process, best of ``--repeats``.
 reads a VMM; the whole map in one read) each backend (``ideal`` without read noise, ``ideal``
 with 0.1 uS, the ``surrogate`` with its fitted 0.1 uS) runs the same frames with
 ``vmm="dense"`` and ``vmm="sparse"`` (:mod:`rram_cosim.models.tile.sparse_read`),
-alternating; prints samples/s of both, the ratio, and whether the spike counts are identical.
+alternating; prints samples/s of both, the ratio, whether the spike counts are identical, and
+the share of the dense run's CPU time that its matrix products take (timed alone on the drives
+the run produced): the most any event-driven product could gain is ``1 / (1 - share)``, since
+the TIA, ADC, noise and neuron work of every read is the same on both paths; and the two
+paths' products alone on those drives (dense: the reads' BLAS products; event-driven: building
+the sparse matrix and multiplying it).
 Then the ideal tile again at each input density of ``--densities`` (default 0.01; the
 recurrent spikes add their own density, printed as spikes a step).
 
@@ -57,6 +62,7 @@ from rram_cosim.models.params import DeviceParams, LIFParams, ReadScheme, TileSp
 from rram_cosim.models.snn.lsm import run_reservoir
 from rram_cosim.models.tile.backend import BoundTile
 from rram_cosim.models.tile.ideal import IdealBackend
+from rram_cosim.models.tile.sparse_read import _grouped
 from rram_cosim.models.tile.surrogate import TileSurrogate
 
 N_IN, HIDDEN, T_STEPS = 256, 200, 50
@@ -91,6 +97,52 @@ def _rate(tile: BoundTile, frames: np.ndarray, lif: LIFParams, repeats: int) -> 
     return frames.shape[0] / best, feats
 
 
+class _Recorder:
+    """A bound tile that keeps the drives of every VMM it is asked for (the reservoir's own)."""
+
+    def __init__(self, tile: BoundTile) -> None:
+        self.tile, self.g_pos_us, self.drives = tile, tile.g_pos_us, []
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator | None):
+        self.drives.append(np.array(x))
+        return self.tile.apply(x, rng)
+
+
+def _product_share(tile: BoundTile, frames: np.ndarray, lif: LIFParams, repeats: int
+                   ) -> tuple[float, float, float]:
+    """CPU seconds of a dense run, of its products alone and of the event-driven products
+    alone (best of ``repeats`` each).
+
+    The dense products are the dense reads' own: per step and row group, a batch x
+    rows-of-the-group times rows-of-the-group x columns product for the G+ and for the G-
+    columns, on the drives the run produced; the event-driven ones build the sparse matrix of
+    the same drives and multiply it as the sparse path does. The dense products' share bounds
+    what any event-driven product can gain (Amdahl): the TIA, ADC, noise and neuron work of
+    every read stays.
+    """
+    rec = _Recorder(tile)
+    run_reservoir(rec, frames, lif, np.random.default_rng(1))
+    groups = tile.spec.read.row_groups(tile.g_pos_us.shape[0])
+    tp, tn = np.asarray(tile.g_pos_us), np.asarray(tile.g_neg_us)
+    t_both = np.concatenate([tp, tn], axis=1)
+    total, prod, sparse = np.inf, np.inf, np.inf
+    for _ in range(repeats):
+        t0 = time.process_time()
+        run_reservoir(tile, frames, lif, np.random.default_rng(1))
+        total = min(total, time.process_time() - t0)
+        t0 = time.process_time()
+        for d in rec.drives:
+            for start, stop in groups:
+                d[:, start:stop] @ tp[start:stop]
+                d[:, start:stop] @ tn[start:stop]
+        prod = min(prod, time.process_time() - t0)
+        t0 = time.process_time()
+        for d in rec.drives:
+            _grouped(d, groups) @ t_both
+        sparse = min(sparse, time.process_time() - t0)
+    return total, prod, sparse
+
+
 def _compare(name: str, tile: BoundTile, frames: np.ndarray, lif: LIFParams, repeats: int) -> float:
     """Dense and sparse rates of one bound tile, alternating; returns sparse / dense."""
     rates = {"dense": 0.0, "sparse": 0.0}
@@ -104,9 +156,13 @@ def _compare(name: str, tile: BoundTile, frames: np.ndarray, lif: LIFParams, rep
     same = bool(np.array_equal(feats["dense"], feats["sparse"]))
     spikes = feats["dense"].sum() / (frames.shape[0] * frames.shape[1])
     ratio = rates["sparse"] / rates["dense"]
+    total, prod, sparse = _product_share(tile, frames, lif, repeats)
     print(f"{name:26s}: dense {rates['dense']:7.1f}, event-driven {rates['sparse']:7.1f} "
           f"samples/s, ratio {ratio:.2f}x; spike counts identical: {same} "
-          f"({spikes:.1f} spikes a step)", flush=True)
+          f"({spikes:.1f} spikes a step); dense products {prod / total:.0%} of the dense CPU "
+          f"time, so at most {total / (total - prod):.2f}x with a product at no cost; "
+          f"products alone: dense {prod:.3f} s, event-driven {sparse:.3f} s "
+          f"({prod / sparse:.2f}x)", flush=True)
     return ratio
 
 

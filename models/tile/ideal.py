@@ -18,7 +18,7 @@ from .backend import (
     read_noise_ua,
 )
 from .read import scheme_apply
-from .sparse_read import VMM_PATHS, choose_path, sparse_reads
+from .sparse_read import VMM_PATHS, AddNoise, choose_path, sparse_reads
 
 
 class BoundIdeal:
@@ -45,7 +45,7 @@ class BoundIdeal:
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
             zero = np.zeros(k)
             return sparse_reads(self.spec, lv * self.spec.v_read_v, self._t_both, zero, zero,
-                                self.read_noise_sigma_us, rng, self._outputs, exact_y=True)
+                                self.read_noise_sigma_us, rng, self._sparse_out, exact_y=True)
         return scheme_apply(self.spec, lv, rng, self._read, k, exact_y=True,
                             zero_cache=self._zero_codes)
 
@@ -54,6 +54,12 @@ class BoundIdeal:
         """The event-driven reads' transfer (G+ columns, then G- columns, uA per V), built on
         the first sparse VMM."""
         return np.concatenate([self.g_pos_us, self.g_neg_us], axis=1)
+
+    def _sparse_out(self, i_pos: np.ndarray, i_neg: np.ndarray, v: np.ndarray, rows: slice,
+                    add_noise: AddNoise) -> TileOutput:
+        """The rest of an event-driven read after its product: noise, codes and ``y``."""
+        add_noise(i_pos, i_neg)
+        return self._outputs(i_pos, i_neg)
 
     def _outputs(self, i_pos: np.ndarray, i_neg: np.ndarray) -> TileOutput:
         """Codes and exact ``y`` of reads with column currents ``i_pos``, ``i_neg`` (uA)."""

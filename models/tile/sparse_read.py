@@ -8,7 +8,8 @@ batch at once from the nonzero entries of ``v`` (one sparse product of a (B G) x
 holds sample b's driven rows of group g in row ``b G + g``), instead of a dense B x 64 product
 per read. Everything after the currents is the dense path's own code on the same numbers:
 read noise drawn read by read in the dense order (one call of the same size gives the same
-stream), the TIA and ADC of each read, codes and currents added over reads in read order.
+stream), a surrogate's exact solve of the reads past a TIA's linear range, the TIA and ADC of
+each read, codes and currents added over reads in read order.
 
 What can differ from the dense path: the summation order inside a read's product (BLAS blocks
 versus a sum over the nonzeros), so currents agree to a few ulp, not bitwise; a code differs only
@@ -34,10 +35,11 @@ import scipy.sparse as sp
 from ..checks import check_choice
 from ..errors import ConfigError
 from ..params import TileSpec
-from .backend import TileOutput, code_y_scale
+from .backend import TileOutput, code_y_scale, merge_resolved
 from .read import column_groups
 
-__all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "choose_path", "drive_density", "sparse_reads"]
+__all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "AddNoise", "ReadOut", "choose_path",
+           "drive_density", "sparse_reads"]
 
 VMM_PATHS = ("auto", "dense", "sparse")
 
@@ -45,13 +47,19 @@ VMM_PATHS = ("auto", "dense", "sparse")
 # one read. Chosen from `benchmarks/bench_reservoir.py --part density` (one VMM of the ideal
 # 456 x 200 tile, batch 256, random drives, one core, dense and sparse alternating; the figures
 # are in docs/tile.md): whole-map reads gain most at the lowest densities, less as the density
-# grows; with 64-row groups the sparse path was slower at every density (each read's TIA/ADC
-# work is the same on both paths and BLAS's dense 64-row products cost less than the sparse
-# product's setup), so "auto" keeps row-group reads dense.
-SPARSE_MAX_DENSITY = 0.05
+# grows, and the two paths cross between 0.12 (sparse 1.11x faster) and 0.16 (0.95x); with
+# 64-row groups the sparse path was slower at every density (each read's TIA/ADC work is the
+# same on both paths and BLAS's dense 64-row products cost less than the sparse product's
+# setup), so "auto" keeps row-group reads dense.
+SPARSE_MAX_DENSITY = 0.12
 
-# one read's codes and currents from its currents (B x K each side): (i_pos, i_neg) -> out
-ReadOut = Callable[[np.ndarray, np.ndarray], TileOutput]
+# Adds one read's noise to its currents in place: (i_pos, i_neg) -> None.
+AddNoise = Callable[[np.ndarray, np.ndarray], None]
+# One read's outputs from its noise-free currents (B x K each side, owned by the callee), its
+# row voltages (B x rows of the group) and rows, and its noise: the backend's own steps after
+# the product, in the order of its dense read (a surrogate solves reads past a TIA's linear
+# range exactly before the noise is added).
+ReadOut = Callable[[np.ndarray, np.ndarray, np.ndarray, slice, AddNoise], TileOutput]
 
 
 def drive_density(levels: np.ndarray) -> float:
@@ -85,18 +93,21 @@ def choose_path(path: str, spec: TileSpec, levels: np.ndarray, weight_cols: int)
 def _grouped(v: np.ndarray, groups: list[tuple[int, int]]) -> sp.csr_matrix:
     """(B G) x R sparse matrix: row ``b G + g`` holds sample b's nonzero drives of group g.
 
-    ``np.nonzero`` lists entries by sample, then row, so by ``b G + g`` too: the CSR arrays
-    are built directly, without the sort of a COO conversion.
+    The nonzeros come by sample, then row, so by ``b G + g`` too: the CSR arrays are built
+    directly, without the sort of a COO conversion.
     """
     b, r = v.shape
     n_g = len(groups)
     group_of_row = np.empty(r, dtype=np.int64)
     for gi, (start, stop) in enumerate(groups):
         group_of_row[start:stop] = gi
-    bi, ri = np.nonzero(v)
+    flat = v.reshape(-1)
+    # a 1-D search of a boolean mask: a 2-D np.nonzero of the floats took 7x as long
+    nz = np.flatnonzero(flat != 0)
+    bi, ri = np.divmod(nz, r)
     indptr = np.zeros(b * n_g + 1, dtype=np.int64)
     np.cumsum(np.bincount(bi * n_g + group_of_row[ri], minlength=b * n_g), out=indptr[1:])
-    return sp.csr_matrix((v[bi, ri], ri, indptr), shape=(b * n_g, r))
+    return sp.csr_matrix((flat[nz], ri, indptr), shape=(b * n_g, r))
 
 
 def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
@@ -117,8 +128,11 @@ def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
         Read noise per cell (uS), drawn as :func:`~rram_cosim.models.tile.backend.read_noise_ua`
         draws it, read by read (no draws without ``rng`` or with ``sigma_us == 0``).
     read_out : callable
-        ``(i_pos, i_neg)`` of one read (B, K each, uA) -> its outputs: the backend's own
-        TIA/ADC and ``y``, as its dense read computes them.
+        ``(i_pos, i_neg, v_read, rows, add_noise)`` of one read (noise-free currents, B x K
+        each, uA; its row voltages, B x rows of the group; its rows; a function adding its
+        noise in place) -> its outputs: what the backend's dense read does after its product
+        (a surrogate's exact solve of reads past a TIA's linear range, the noise, the TIA/ADC
+        and ``y``).
     exact_y : bool
         ``y`` summed from the reads' own ``y`` (the ideal model) instead of from summed codes.
     """
@@ -133,16 +147,23 @@ def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
     draws = rng.standard_normal((len(groups), 2, b, k)) if noisy else None
     acc_p, acc_n, acc_y = np.zeros((b, k)), np.zeros((b, k)), np.zeros((b, k))
     cp, cn = np.zeros((b, k), dtype=np.int64), np.zeros((b, k), dtype=np.int64)
+    resolved = None
     for gi, (start, stop) in enumerate(groups):
         i_pos = i[:, gi, :k] + c_pos
         i_neg = i[:, gi, k:] + c_neg
-        if draws is not None:
-            vs = v[:, start:stop]  # the dense read's noise scale, from the same numbers
-            scale = sigma_us * np.sqrt(np.einsum("br,br->b", vs, vs))
-            i_pos += draws[gi, 0] * scale[:, None]
-            i_neg += draws[gi, 1] * scale[:, None]
-        # TIA/ADC of this read, added in read order as scheme_apply's accumulators add
-        out = read_out(i_pos, i_neg)
+        vs = v[:, start:stop]
+
+        def add_noise(ip: np.ndarray, i_n: np.ndarray, gi: int = gi, vs: np.ndarray = vs
+                      ) -> None:
+            if draws is not None:  # the dense read's noise scale, from the same numbers
+                scale = sigma_us * np.sqrt(np.einsum("br,br->b", vs, vs))
+                ip += draws[gi, 0] * scale[:, None]
+                i_n += draws[gi, 1] * scale[:, None]
+
+        # the rest of this read as the dense read does it, added in read order as
+        # scheme_apply's accumulators add
+        out = read_out(i_pos, i_neg, vs, slice(start, stop), add_noise)
+        resolved = merge_resolved(resolved, out.resolved)
         acc_p += out.i_pos_ua
         acc_n += out.i_neg_ua
         cp += out.codes_pos
@@ -151,5 +172,6 @@ def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
             acc_y += out.y
     if not exact_y:
         acc_y = (cp - cn) * code_y_scale(spec)
-    return TileOutput(y=acc_y, i_pos_ua=acc_p, i_neg_ua=acc_n, codes_pos=cp, codes_neg=cn)
+    return TileOutput(y=acc_y, i_pos_ua=acc_p, i_neg_ua=acc_n, codes_pos=cp, codes_neg=cn,
+                      resolved=resolved)
 

@@ -88,7 +88,7 @@ from .network import (
 )
 from .periphery import current_lsb_ua, dac_volts, tia_out_v
 from .read import column_groups, scheme_apply
-from .sparse_read import VMM_PATHS, choose_path, sparse_reads
+from .sparse_read import VMM_PATHS, AddNoise, choose_path, sparse_reads
 
 __all__ = ["BoundSurrogate", "CalibrationSample", "DriveProfile", "TileSurrogate", "interleave",
            "terminations"]
@@ -271,10 +271,9 @@ class TileSurrogate:
         ``"auto"`` the sparse path at low drive density
         (:func:`~rram_cosim.models.tile.sparse_read.choose_path`). The sparse path's currents
         agree with the dense ones to a few ulp, not bitwise, so a code on an ADC boundary can
-        differ; ``"auto"``'s choice depends on the whole batch. The sparse path does not solve
-        reads past a TIA's linear range exactly (:mod:`~rram_cosim.models.tile.clipping`): keep
-        ``"dense"`` where TIAs may clip. A bound tile's ``vmm`` can be changed (validated the
-        same way).
+        differ; ``"auto"``'s choice depends on the whole batch. Both paths solve reads past a
+        TIA's linear range exactly (:mod:`~rram_cosim.models.tile.clipping`). A bound tile's
+        ``vmm`` can be changed (validated the same way).
 
     Attributes (after ``fit`` or ``load``)
     --------------------------------------
@@ -960,12 +959,8 @@ class BoundSurrogate:
         if choose_path(self.vmm, self.spec, lv, k) == "sparse":
             return sparse_reads(self.spec, dac_volts(lv, self.spec), self._t_both, self.c_pos_,
                                 self.c_neg_, self.model.read_noise_sigma_us, rng,
-                                self._outputs, exact_y=False)
+                                self._finish, exact_y=False)
         return scheme_apply(self.spec, lv, rng, self._read, k, zero_cache=self._zero_codes)
-
-    def _outputs(self, i_pos: np.ndarray, i_neg: np.ndarray) -> TileOutput:
-        """Codes through the TIA/ADC model of reads with column currents (uA)."""
-        return output_from_currents(self.spec, i_pos, i_neg, self.y_scale_)
 
     def _read(self, lv: np.ndarray, rng: np.random.Generator | None, rows: slice,
               sensed: np.ndarray | None) -> TileOutput:
@@ -981,12 +976,21 @@ class BoundSurrogate:
             tp, tn, cp, cn = t[:, 0::2], t[:, 1::2], c[0::2], c[1::2]
         i_pos = v @ tp[rows] + cp
         i_neg = v @ tn[rows] + cn
+
+        def add_noise(ip: np.ndarray, i_n: np.ndarray) -> None:
+            sig = self.model.read_noise_sigma_us
+            if rng is not None and sig > 0:
+                ip += read_noise_ua(v, sig, ip.shape[1], rng)
+                i_n += read_noise_ua(v, sig, i_n.shape[1], rng)
+
+        return self._finish(i_pos, i_neg, v, rows, add_noise, sensed)
+
+    def _finish(self, i_pos: np.ndarray, i_neg: np.ndarray, v: np.ndarray, rows: slice,
+                add_noise: AddNoise, sensed: np.ndarray | None = None) -> TileOutput:
+        """A read after its linear product, on the dense and the event-driven path alike: the
+        exact solve of reads past a TIA's linear range, the noise, the TIA and ADC."""
         flag, state = self._resolve_clipped(v, rows, sensed, i_pos, i_neg)
-        sig = self.model.read_noise_sigma_us
-        if rng is not None and sig > 0:
-            n = i_pos.shape[1]
-            i_pos += read_noise_ua(v, sig, n, rng)
-            i_neg += read_noise_ua(v, sig, n, rng)
+        add_noise(i_pos, i_neg)
         v_out = None
         if state is not None:  # a clipped TIA's output sits at its rail, not at the swing
             v_out = (clipped_out_v(tia_out_v(i_pos, self.spec), i_pos, state[:, 0::2],

@@ -73,6 +73,33 @@ def test_clipped_reads_are_solved_exactly_and_counted(calibrated, read):
     assert np.abs(out.codes_pos[2] - ref.codes_pos[2]).max() <= 0.005 * spec.adc.n_codes
 
 
+@pytest.mark.parametrize("read", ["board", "row-groups"])
+@pytest.mark.parametrize("sigma_us", [0.0, 3.0])
+def test_the_event_driven_path_solves_clipped_reads_as_the_dense_one(calibrated, read,
+                                                                     sigma_us):
+    """Same flags, codes and currents on both paths; with noise, the exact solve of a clipped
+    read comes before its noise on both (3 uS moves codes by tens of LSB)."""
+    spec, sur = calibrated
+    spec = dataclasses.replace(spec, read={"board": ReadScheme(),
+                                           "row-groups": ReadScheme(rows_per_read=8)}[read])
+    sur = sur.with_adc(spec.adc).with_noise(sigma_us)
+    sur.spec = spec
+    gp, gn = _gradient()
+    with pytest.warns(UserWarning, match="outside its calibrated domain"):
+        bound = sur.bind(gp, gn)
+    out = {}
+    for path in ("dense", "sparse"):
+        bound.vmm = path
+        out[path] = bound.apply(_inputs(), np.random.default_rng(0))
+    assert out["sparse"].resolved.tolist() == out["dense"].resolved.tolist() == [True, True,
+                                                                                False]
+    for f in ("codes_pos", "codes_neg", "y"):
+        np.testing.assert_array_equal(getattr(out["sparse"], f), getattr(out["dense"], f))
+    for f in ("i_pos_ua", "i_neg_ua"):
+        np.testing.assert_allclose(getattr(out["sparse"], f), getattr(out["dense"], f),
+                                   rtol=1e-12)
+
+
 def test_without_the_exact_solve_the_in_range_neighbours_read_wrong(calibrated):
     """The linear model alone (``currents``, no clipping handled): the
     columns whose own conductances are in the calibrated domain read codes off."""
