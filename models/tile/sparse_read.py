@@ -47,7 +47,7 @@ VMM_PATHS = ("auto", "dense", "sparse")
 # one read. Chosen from `benchmarks/bench_reservoir.py --part density` (one VMM of the ideal
 # 456 x 200 tile, batch 256, random drives, one core, dense and sparse alternating; the figures
 # are in docs/tile.md): whole-map reads gain most at the lowest densities, less as the density
-# grows, and the two paths cross between 0.12 (sparse 1.11x faster) and 0.16 (0.95x); with
+# grows, and the two paths cross between 0.12 (sparse 1.09x faster) and 0.16 (0.86x); with
 # 64-row groups the sparse path was slower at every density (each read's TIA/ADC work is the
 # same on both paths and BLAS's dense 64-row products cost less than the sparse product's
 # setup), so "auto" keeps row-group reads dense.
