@@ -27,8 +27,8 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["DASK_TRIM_THRESHOLD", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "one_arena",
-           "relax_malloc_trim"]
+__all__ = ["DASK_TRIM_THRESHOLD", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "keep_heap",
+           "one_arena", "relax_malloc_trim"]
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
@@ -52,13 +52,21 @@ def _mallopt(*settings: tuple[int, int]) -> bool:
     return all(bool(mallopt(p, v)) for p, v in settings)
 
 
+def keep_heap() -> bool:
+    """Fix glibc's thresholds at :data:`MMAP_THRESHOLD_BYTES` and :data:`TRIM_THRESHOLD_BYTES`
+    (True when set): arrays up to 32 MiB come from the heap, and its free top is kept instead
+    of going back to the system after every large temporary, as in a long-running process
+    whose heap stays busy."""
+    return _mallopt((_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+                    (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
 def relax_malloc_trim() -> bool:
     """Undo Dask's ``MALLOC_TRIM_THRESHOLD_`` in this process (glibc only) and drop it from
     the environment its children inherit; True when it did."""
     if os.environ.get("MALLOC_TRIM_THRESHOLD_") != DASK_TRIM_THRESHOLD:
         return False
-    done = _mallopt((_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
-                    (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    done = keep_heap()
     if done:
         del os.environ["MALLOC_TRIM_THRESHOLD_"]
     return done
