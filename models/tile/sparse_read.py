@@ -3,10 +3,10 @@
 The ideal tile and the tile surrogate are linear in the row voltages: one read of row group
 ``g`` gives column currents ``I_g = c + v[:, g] @ T[g]`` (``T`` the R x 2K transfer, uA/V, ``c``
 the zero-input current). A reservoir drives them with sparse, binary rows (about 5 % of the
-input rows and a few recurrent spikes a step), so :func:`sparse_reads` forms every read of a
-batch at once from the nonzero entries of ``v`` (one sparse product of a (B G) x R matrix that
-holds sample b's driven rows of group g in row ``b G + g``), instead of a dense B x 64 product
-per read. Everything after the currents is the dense path's own code on the same numbers:
+input rows and about 25 of 200 recurrent rows a step), so :func:`sparse_reads` forms every
+read of a batch at once from the nonzero entries of ``v`` (one sparse product of a (B G) x R
+matrix that holds sample b's driven rows of group g in row ``b G + g``), instead of a dense
+B x 64 product per read. Everything after the currents is the dense path's own code on the same numbers:
 read noise drawn read by read in the dense order (one call of the same size gives the same
 stream), a surrogate's exact solve of the reads past a TIA's linear range, the TIA and ADC of
 each read, codes and currents added over reads in read order.
@@ -51,7 +51,7 @@ VMM_PATHS = ("auto", "dense", "sparse")
 # 64-row groups the sparse path was slower at every density (each read's TIA/ADC work is the
 # same on both paths and BLAS's dense 64-row products cost less than the sparse product's
 # setup), so "auto" keeps row-group reads dense.
-SPARSE_MAX_DENSITY = 0.12
+SPARSE_MAX_DENSITY = 0.08
 
 # Adds one read's noise to its currents in place: (i_pos, i_neg) -> None.
 AddNoise = Callable[[np.ndarray, np.ndarray], None]
