@@ -20,9 +20,10 @@ Which path: the tiles' default is ``vmm="dense"``; the sparse path is opt-in, si
 currents are not bitwise the dense ones and ``"auto"``'s choice depends on the density of the
 whole batch (so on how a batch is split). With ``vmm="auto"``, :func:`choose_path` takes the
 sparse one when a VMM is one read (the whole map at once), single-ended with every column
-sensed, and the fraction of nonzero row drives in the batch is at most :data:`SPARSE_MAX_DENSITY`; where it measured slower (row groups: the reads'
-TIA/ADC work dominates and is the same on both paths) it stays dense. ``vmm="sparse"`` forces
-it for any single-ended, all-sensed scheme.
+sensed, and the fraction of nonzero row drives in the batch is at most
+:data:`SPARSE_MAX_DENSITY`; with row groups (where it gained only at drives far sparser than a
+reservoir's: the reads' TIA/ADC work dominates and is the same on both paths) it stays dense.
+``vmm="sparse"`` forces it for any single-ended, all-sensed scheme.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ VMM_PATHS = ("auto", "dense", "sparse")
 # one read. Chosen from `benchmarks/bench_reservoir.py --part density` (one VMM of the ideal
 # 456 x 200 tile, batch 256, random drives, one core, dense and sparse alternating; the figures
 # are in docs/tile.md): whole-map reads gain most at the lowest densities, less as the density
-# grows, and the two paths cross between 0.12 (sparse 1.09x faster) and 0.16 (0.86x); with
-# 64-row groups the sparse path was slower at every density (each read's TIA/ADC work is the
-# same on both paths and BLAS's dense 64-row products cost less than the sparse product's
-# setup), so "auto" keeps row-group reads dense.
+# grows; at 0.08 the sparse path was faster in every run (1.10-1.39x over five), at 0.12 either
+# side of even (0.93-1.11x), slower from 0.16. With 64-row groups (the heap kept, as in a
+# run; see the script) it gained 1.04-1.28x only up to 0.03, far below a reservoir's drive
+# (about 8 % of the rows), and was slower from 0.08 on (each read's TIA/ADC work is the same on
+# both paths and BLAS's dense 64-row products are cheap), so "auto" keeps row-group reads dense.
 SPARSE_MAX_DENSITY = 0.08
 
 # Adds one read's noise to its currents in place: (i_pos, i_neg) -> None.
