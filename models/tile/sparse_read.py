@@ -48,12 +48,14 @@ VMM_PATHS = ("auto", "dense", "sparse")
 # one read. Chosen from `benchmarks/bench_reservoir.py --part density` (one VMM of the ideal
 # 456 x 200 tile, batch 256, random drives, one core, dense and sparse alternating; the figures
 # are in docs/tile.md): whole-map reads gain most at the lowest densities, less as the density
-# grows; at 0.08 the sparse path was faster in every run (1.10-1.39x over five), at 0.12 either
-# side of even (0.93-1.11x), slower from 0.16. With 64-row groups (the heap kept, as in a
-# run; see the script) it gained 1.04-1.28x only up to 0.03, far below a reservoir's drive
-# (about 8 % of the rows), and was slower from 0.08 on (each read's TIA/ADC work is the same on
-# both paths and BLAS's dense 64-row products are cheap), so "auto" keeps row-group reads dense.
-SPARSE_MAX_DENSITY = 0.08
+# grows; at 0.08 the sparse path was faster in every run (1.10-1.39x over seven), at 0.10
+# 1.18x (two runs, quiet machine), at 0.12 either side of even (0.93-1.12x), slower from 0.16.
+# 0.10 lets it take the reservoir's drive (about 8 % of the rows, up to 12 % in a step). With
+# 64-row groups (the heap kept, as in a run; see the script) it gained 1.04-1.28x only up to
+# 0.03, far below a reservoir's drive, and was slower from 0.08 on (each read's TIA/ADC work is
+# the same on both paths and BLAS's dense 64-row products are cheap), so "auto" keeps row-group
+# reads dense.
+SPARSE_MAX_DENSITY = 0.10
 
 # Adds one read's noise to its currents in place: (i_pos, i_neg) -> None.
 AddNoise = Callable[[np.ndarray, np.ndarray], None]
