@@ -64,7 +64,7 @@ from rram_cosim.models.params import DeviceParams, LIFParams, ReadScheme, TileSp
 from rram_cosim.models.snn.lsm import run_reservoir
 from rram_cosim.models.tile.backend import BoundTile
 from rram_cosim.models.tile.ideal import IdealBackend
-from rram_cosim.models.tile.sparse_read import _grouped
+from rram_cosim.models.tile.sparse_read import grouped_drives
 from rram_cosim.models.tile.surrogate import TileSurrogate
 
 N_IN, HIDDEN, T_STEPS = 256, 200, 50
@@ -140,7 +140,7 @@ def _product_share(tile: BoundTile, frames: np.ndarray, lif: LIFParams, repeats:
         prod = min(prod, time.process_time() - t0)
         t0 = time.process_time()
         for d in rec.drives:
-            _grouped(d, groups) @ t_both
+            grouped_drives(d, groups) @ t_both
         sparse = min(sparse, time.process_time() - t0)
     return total, prod, sparse
 

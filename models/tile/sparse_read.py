@@ -6,10 +6,10 @@ the zero-input current). A reservoir drives them with sparse, binary rows (about
 input rows and about 25 of 200 recurrent rows a step), so :func:`sparse_reads` forms every
 read of a batch at once from the nonzero entries of ``v`` (one sparse product of a (B G) x R
 matrix that holds sample b's driven rows of group g in row ``b G + g``), instead of a dense
-B x 64 product per read. Everything after the currents is the dense path's own code on the same numbers:
-read noise drawn read by read in the dense order (one call of the same size gives the same
-stream), a surrogate's exact solve of the reads past a TIA's linear range, the TIA and ADC of
-each read, codes and currents added over reads in read order.
+B x 64 product per read. Everything after the currents is the dense path's own code on the
+same numbers: read noise drawn read by read in the dense order (one call of the same size
+gives the same stream), a surrogate's exact solve of the reads past a TIA's linear range, the
+TIA and ADC of each read, codes and currents added over reads in read order.
 
 What can differ from the dense path: the summation order inside a read's product (BLAS blocks
 versus a sum over the nonzeros), so currents agree to a few ulp, not bitwise; a code differs only
@@ -40,7 +40,7 @@ from .backend import TileOutput, code_y_scale, merge_resolved
 from .read import column_groups
 
 __all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "AddNoise", "ReadOut", "choose_path",
-           "drive_density", "sparse_reads"]
+           "drive_density", "grouped_drives", "sparse_reads"]
 
 VMM_PATHS = ("auto", "dense", "sparse")
 
@@ -94,7 +94,7 @@ def choose_path(path: str, spec: TileSpec, levels: np.ndarray, weight_cols: int)
             else "dense")
 
 
-def _grouped(v: np.ndarray, groups: list[tuple[int, int]]) -> sp.csr_matrix:
+def grouped_drives(v: np.ndarray, groups: list[tuple[int, int]]) -> sp.csr_matrix:
     """(B G) x R sparse matrix: row ``b G + g`` holds sample b's nonzero drives of group g.
 
     The nonzeros come by sample, then row, so by ``b G + g`` too: the CSR arrays are built
@@ -144,7 +144,7 @@ def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
     k = t.shape[1] // 2
     groups = spec.read.row_groups(r)
     # all reads' products at once: i[b, g] is sample b's read of group g
-    i = np.asarray(_grouped(v, groups) @ t).reshape(b, len(groups), 2 * k)
+    i = np.asarray(grouped_drives(v, groups) @ t).reshape(b, len(groups), 2 * k)
     noisy = rng is not None and sigma_us > 0
     # the dense reads draw read 0 G+, read 0 G-, read 1 G+, ...: one call of the same size
     # gives the same stream
