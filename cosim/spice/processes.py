@@ -10,7 +10,9 @@ with :func:`stop_workers`. A command-line process turns SIGTERM into :class:`Ter
 (:func:`raise_on_termination`).
 
 A parent killed with SIGKILL cannot clean up; on Linux its workers still get SIGTERM from the
-kernel (``PR_SET_PDEATHSIG``) and take their ngspice runs with them.
+kernel (``PR_SET_PDEATHSIG``) and take their ngspice runs with them, and on every platform a
+worker's thread sees within :data:`PARENT_POLL_S` that its parent is gone and does the same
+(the one-shot signal can be missed).
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def _worker_exit(signum: int, frame: Any) -> None:
 def worker_signals() -> None:
     """Pool worker initialiser: ignore SIGINT, and on SIGTERM kill this worker's ngspice runs
     and exit (the parent stops its workers with SIGTERM). On Linux the kernel also sends
-    SIGTERM when the parent dies without clean-up (SIGKILL): an idle worker would otherwise
-    wait forever on a queue whose other end it holds itself."""
+    SIGTERM when the parent dies without clean-up (SIGKILL), and a thread of the worker checks
+    for that death itself: an orphaned worker would otherwise wait forever on a queue whose
+    other end it holds itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_exit)
     signal.signal(signal.SIGHUP, _worker_exit)
@@ -97,19 +100,36 @@ def worker_signals() -> None:
 
 
 def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took hold
+    if parent is None:
+        return
+    if os.getppid() != parent.pid:  # it died before prctl took hold
         _worker_exit(signal.SIGTERM, None)
+    # The kernel's signal is one-shot, and a handler can be kept from running (a main thread
+    # stuck in C, or inside code that turns SIGTERM into an exception); an orphaned worker
+    # then waits forever on a task queue whose other end it holds itself, keeping the
+    # parent's stderr and its resource tracker alive. So a thread also checks, twice a second,
+    # that the parent is still this worker's parent.
+    threading.Thread(target=_watch_parent, args=(parent.pid,), daemon=True,
+                     name="rram-cosim-parent-watch").start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_S)
+    # not kill_children(): its lock may be held by a main thread that will never let it go
+    for proc in list(_live.values()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    os._exit(128 + signal.SIGTERM)
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+#: Seconds between a worker's checks that its parent is alive (the kernel's signal aside).
+PARENT_POLL_S = 0.5
 
 
 @contextlib.contextmanager

@@ -728,6 +728,24 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _pipe_holders(fd: int) -> list[str]:
+    """Processes holding the pipe behind ``fd``: PID, command line and kernel wait channel."""
+    import os
+
+    pipe = f"pipe:[{os.fstat(fd).st_ino}]"
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or d.name == str(os.getpid()):
+            continue
+        try:
+            if any(os.readlink(f) == pipe for f in (d / "fd").iterdir()):
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+                out.append(f"{d.name} [{(d / 'wchan').read_text()}] {cmd}")
+        except OSError:
+            continue
+    return out
+
+
 def _start_and_stop(argv: list[str], fake: Path, n_ngspice: int, sig: int,
                     cwd: Path) -> tuple[int, str, set[int]]:
     """Start the command line, wait for ``n_ngspice`` ngspice runs, record every descendant,
@@ -753,7 +771,11 @@ def _start_and_stop(argv: list[str], fake: Path, n_ngspice: int, sig: int,
         time.sleep(0.3)
         family = _descendants(proc.pid) | set(_pids(fake))
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the command's stderr stayed open 60 s after the signal; "
+                                 f"held by {_pipe_holders(proc.stderr.fileno())}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -780,6 +802,53 @@ def test_tile_on_spice_workers_and_ngspice_end_with_the_command(tmp_path, small_
     assert _all_end(family) == [], err[-3000:]
     assert json.loads((tmp_path / "runs" / "tile" / "run.json").read_text())["state"] \
         == "running"
+
+
+_ORPHAN_PARENT = """
+import multiprocessing, signal, sys, time
+from rram_cosim.cosim.spice.processes import worker_signals
+
+def deaf_worker(ready):
+    worker_signals()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the kernel's one-shot signal goes unheard
+    open(ready, "w").close()
+    time.sleep(120)
+
+if __name__ == "__main__":
+    p = multiprocessing.get_context("spawn").Process(target=deaf_worker, args=(sys.argv[1],))
+    p.start()
+    print(p.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+@needs_proc
+def test_a_worker_that_misses_its_parents_death_still_ends(tmp_path):
+    """The kernel's parent-death signal is sent once; a worker whose handler does not run
+    then (here: it ignores SIGTERM) still ends, by its own check of its parent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script, ready = tmp_path / "parent.py", tmp_path / "ready"
+    script.write_text(_ORPHAN_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), str(ready)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not ready.exists():  # initializer run, SIGTERM ignored from here on
+            assert time.monotonic() < deadline and _alive(worker), "the worker never started"
+            time.sleep(0.05)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        assert _all_end([worker], timeout=10.0) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
 
 
 @needs_proc
