@@ -10,7 +10,7 @@ with :func:`stop_workers`. A command-line process turns SIGTERM into :class:`Ter
 (:func:`raise_on_termination`).
 
 A parent killed with SIGKILL cannot clean up; on Linux its workers still get SIGTERM from the
-kernel (``PR_SET_PDEATHSIG``) and take their ngspice runs with them, and on every platform a
+kernel (``PR_SET_PDEATHSIG``) and take their ngspice runs with them, and on Linux and macOS a
 worker's thread sees within :data:`PARENT_POLL_S` that its parent is gone and does the same
 (the one-shot signal can be missed).
 """
@@ -33,7 +33,12 @@ __all__ = ["Terminated", "child", "kill_children", "raise_on_termination", "stop
            "worker_signals"]
 
 _live: dict[int, subprocess.Popen] = {}
-_live_lock = threading.Lock()
+# reentrant: the SIGTERM handler (kill_children) runs on the main thread, which may be inside
+# child()'s registration when the signal arrives
+_live_lock = threading.RLock()
+# set once this worker is ending because its parent is gone: a run registered from then on is
+# killed at once (the watching thread may already have killed the others)
+_orphaned = threading.Event()
 
 
 class Terminated(KeyboardInterrupt):
@@ -118,13 +123,20 @@ def _die_with_parent() -> None:
 
 
 def _watch_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(PARENT_POLL_S)
-    # not kill_children(): its lock may be held by a main thread that will never let it go
-    for proc in list(_live.values()):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    os._exit(128 + signal.SIGTERM)
+    try:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        _orphaned.set()
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"rram-cosim: worker {os.getpid()}: its parent {parent_pid} is "
+                             "gone; ending it and its ngspice runs\n")
+            sys.stderr.flush()
+        # not kill_children(): its lock may be held by a main thread that never lets it go
+        for proc in list(_live.values()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        os._exit(128 + signal.SIGTERM)
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -138,6 +150,8 @@ def child(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
     the block is left by an exception, kill its process group first."""
     with _live_lock:
         _live[proc.pid] = proc
+    if _orphaned.is_set():  # started while this worker's parent-watch was killing the others
+        _kill_group(proc)
     try:
         yield proc
     except BaseException:

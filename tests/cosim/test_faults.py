@@ -729,7 +729,8 @@ def _default_sigint() -> None:
 
 
 def _pipe_holders(fd: int) -> list[str]:
-    """Processes holding the pipe behind ``fd``: PID, command line and kernel wait channel."""
+    """Processes holding the pipe behind ``fd``: PID, wait channel, the state and signal
+    masks of /proc/PID/status, and the command line."""
     import os
 
     pipe = f"pipe:[{os.fstat(fd).st_ino}]"
@@ -737,10 +738,24 @@ def _pipe_holders(fd: int) -> list[str]:
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or d.name == str(os.getpid()):
             continue
+        held = False
         try:
-            if any(os.readlink(f) == pipe for f in (d / "fd").iterdir()):
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
-                out.append(f"{d.name} [{(d / 'wchan').read_text()}] {cmd}")
+            fds = list((d / "fd").iterdir())
+        except OSError:
+            continue
+        for f in fds:
+            try:
+                held = held or os.readlink(f) == pipe
+            except OSError:  # this fd closed meanwhile
+                continue
+        if not held:
+            continue
+        try:
+            status = [line for line in (d / "status").read_text().splitlines()
+                      if line.split(":")[0] in ("State", "PPid", "SigBlk", "SigIgn", "SigPnd",
+                                                "ShdPnd", "Threads")]
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+            out.append(f"{d.name} [{(d / 'wchan').read_text()}] {'; '.join(status)} :: {cmd}")
         except OSError:
             continue
     return out
@@ -750,7 +765,9 @@ def _start_and_stop(argv: list[str], fake: Path, n_ngspice: int, sig: int,
                     cwd: Path) -> tuple[int, str, set[int]]:
     """Start the command line, wait for ``n_ngspice`` ngspice runs, record every descendant,
     send ``sig`` to the command's process alone; its exit code, stderr and the descendants."""
+    import contextlib
     import os
+    import signal
     import subprocess
     import sys
     import time
@@ -774,8 +791,12 @@ def _start_and_stop(argv: list[str], fake: Path, n_ngspice: int, sig: int,
         try:
             _, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
+            holders = _pipe_holders(proc.stderr.fileno())
+            for pid in family:  # leave nothing running into the next tests
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             raise AssertionError("the command's stderr stayed open 60 s after the signal; "
-                                 f"held by {_pipe_holders(proc.stderr.fileno())}") from None
+                                 f"held by {holders}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -834,21 +855,23 @@ def test_a_worker_that_misses_its_parents_death_still_ends(tmp_path):
 
     script, ready = tmp_path / "parent.py", tmp_path / "ready"
     script.write_text(_ORPHAN_PARENT)
-    parent = subprocess.Popen([sys.executable, str(script), str(ready)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        worker = int(parent.stdout.readline())
-        deadline = time.monotonic() + 60
-        while not ready.exists():  # initializer run, SIGTERM ignored from here on
-            assert time.monotonic() < deadline and _alive(worker), "the worker never started"
-            time.sleep(0.05)
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait()
-        assert _all_end([worker], timeout=10.0) == []
-    finally:
-        if parent.poll() is None:
-            parent.kill()
+    worker = None
+    with subprocess.Popen([sys.executable, str(script), str(ready)], stdout=subprocess.PIPE,
+                          text=True) as parent:
+        try:
+            worker = int(parent.stdout.readline())
+            deadline = time.monotonic() + 60
+            while not ready.exists():  # initializer run, SIGTERM ignored from here on
+                assert time.monotonic() < deadline and _alive(worker), "the worker never ran"
+                time.sleep(0.05)
+            os.kill(parent.pid, signal.SIGKILL)
             parent.wait()
+            assert _all_end([worker], timeout=10.0) == []
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+            if worker is not None and _alive(worker):  # it ignores SIGTERM
+                os.kill(worker, signal.SIGKILL)
 
 
 @needs_proc
