@@ -12,6 +12,7 @@ and ``spice`` (:mod:`rram_cosim.cosim`). A network never changes when its backen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -127,6 +128,21 @@ def read_noise_ua(v: np.ndarray, sigma_us: float, n_cols: int,
         return np.zeros((v.shape[0], n_cols))
     scale = sigma_us * np.sqrt(np.einsum("br,br->b", v, v))
     return rng.standard_normal((v.shape[0], n_cols)) * scale[:, None]
+
+
+#: Adds one read's noise to its G+ and G- currents, in place: ``(i_pos, i_neg) -> None``.
+AddNoise = Callable[[np.ndarray, np.ndarray], None]
+
+
+def noise_adder(v: np.ndarray, sigma_us: float, rng: np.random.Generator | None) -> AddNoise:
+    """The read noise of one read with row voltages ``v`` (batch x rows), as every engine
+    draws it: :func:`read_noise_ua` for the G+ columns, then for the G- columns, added in
+    place (nothing drawn without ``rng`` or noise)."""
+    def add(i_pos: np.ndarray, i_neg: np.ndarray) -> None:
+        if sigma_us > 0 and rng is not None:
+            i_pos += read_noise_ua(v, sigma_us, i_pos.shape[1], rng)
+            i_neg += read_noise_ua(v, sigma_us, i_neg.shape[1], rng)
+    return add
 
 
 def ideal_codes(i_ua: np.ndarray, spec: TileSpec) -> np.ndarray:

@@ -10,15 +10,16 @@ import numpy as np
 from ..checks import check_choice
 from ..params import TileSpec
 from .backend import (
+    AddNoise,
     TileOutput,
     check_pair,
     ideal_codes,
     input_levels,
     need_rng,
-    read_noise_ua,
+    noise_adder,
 )
 from .read import scheme_apply
-from .sparse_read import VMM_PATHS, AddNoise, choose_path, sparse_reads
+from .sparse_read import VMM_PATHS, choose_path, sparse_reads
 
 
 class BoundIdeal:
@@ -73,9 +74,8 @@ class BoundIdeal:
         """One read: exact ``G . V`` of the driven rows (an ideal array has no sneak paths,
         so floating columns change nothing)."""
         v = lv[:, rows] * self.spec.v_read_v
-        n = self.g_pos_us.shape[1]
-        i_pos = v @ self.g_pos_us[rows] + read_noise_ua(v, self.read_noise_sigma_us, n, rng)
-        i_neg = v @ self.g_neg_us[rows] + read_noise_ua(v, self.read_noise_sigma_us, n, rng)
+        i_pos, i_neg = v @ self.g_pos_us[rows], v @ self.g_neg_us[rows]
+        noise_adder(v, self.read_noise_sigma_us, rng)(i_pos, i_neg)
         return self._outputs(i_pos, i_neg)
 
 

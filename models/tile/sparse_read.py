@@ -36,11 +36,11 @@ import scipy.sparse as sp
 from ..checks import check_choice
 from ..errors import ConfigError
 from ..params import TileSpec
-from .backend import TileOutput, code_y_scale, merge_resolved
+from .backend import AddNoise, TileOutput, code_y_scale, merge_resolved, noise_adder
 from .read import column_groups
 
-__all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "AddNoise", "ReadOut", "choose_path",
-           "drive_density", "grouped_drives", "sparse_reads"]
+__all__ = ["SPARSE_MAX_DENSITY", "VMM_PATHS", "ReadOut", "choose_path", "drive_density",
+           "grouped_drives", "sparse_reads"]
 
 VMM_PATHS = ("auto", "dense", "sparse")
 
@@ -57,8 +57,6 @@ VMM_PATHS = ("auto", "dense", "sparse")
 # reads dense.
 SPARSE_MAX_DENSITY = 0.10
 
-# Adds one read's noise to its currents in place: (i_pos, i_neg) -> None.
-AddNoise = Callable[[np.ndarray, np.ndarray], None]
 # One read's outputs from its noise-free currents (B x K each side, owned by the callee), its
 # row voltages (B x rows of the group) and rows, and its noise: the backend's own steps after
 # the product, in the order of its dense read (a surrogate solves reads past a TIA's linear
@@ -145,10 +143,6 @@ def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
     groups = spec.read.row_groups(r)
     # all reads' products at once: i[b, g] is sample b's read of group g
     i = np.asarray(grouped_drives(v, groups) @ t).reshape(b, len(groups), 2 * k)
-    noisy = rng is not None and sigma_us > 0
-    # the dense reads draw read 0 G+, read 0 G-, read 1 G+, ...: one call of the same size
-    # gives the same stream
-    draws = rng.standard_normal((len(groups), 2, b, k)) if noisy else None
     acc_p, acc_n, acc_y = np.zeros((b, k)), np.zeros((b, k)), np.zeros((b, k))
     cp, cn = np.zeros((b, k), dtype=np.int64), np.zeros((b, k), dtype=np.int64)
     resolved = None
@@ -156,17 +150,10 @@ def sparse_reads(spec: TileSpec, v: np.ndarray, t: np.ndarray,
         i_pos = i[:, gi, :k] + c_pos
         i_neg = i[:, gi, k:] + c_neg
         vs = v[:, start:stop]
-
-        def add_noise(ip: np.ndarray, i_n: np.ndarray, gi: int = gi, vs: np.ndarray = vs
-                      ) -> None:
-            if draws is not None:  # the dense read's noise scale, from the same numbers
-                scale = sigma_us * np.sqrt(np.einsum("br,br->b", vs, vs))
-                ip += draws[gi, 0] * scale[:, None]
-                i_n += draws[gi, 1] * scale[:, None]
-
-        # the rest of this read as the dense read does it, added in read order as
-        # scheme_apply's accumulators add
-        out = read_out(i_pos, i_neg, vs, slice(start, stop), add_noise)
+        # the rest of this read as the dense read does it (its noise drawn read by read, in
+        # the dense order, so from the same stream), added in read order as scheme_apply's
+        # accumulators add
+        out = read_out(i_pos, i_neg, vs, slice(start, stop), noise_adder(vs, sigma_us, rng))
         resolved = merge_resolved(resolved, out.resolved)
         acc_p += out.i_pos_ua
         acc_n += out.i_neg_ua

@@ -69,13 +69,14 @@ from ..errors import AccuracyWarning, ConfigError, DomainWarning, NotFittedError
 from ..io import atomic_write_text
 from ..params import AdcSpec, ReadScheme, TileSpec, from_dict, missing_fields, to_dict
 from .backend import (
+    AddNoise,
     TileOutput,
     check_pair,
     code_y_scale,
     input_levels,
     need_rng,
+    noise_adder,
     output_from_currents,
-    read_noise_ua,
 )
 from .clipping import clipped_out_v, count_reads, leaves_linear_range, margin_ua, solve_clipped
 from .network import (
@@ -88,7 +89,7 @@ from .network import (
 )
 from .periphery import current_lsb_ua, dac_volts, tia_out_v
 from .read import column_groups, scheme_apply
-from .sparse_read import VMM_PATHS, AddNoise, choose_path, sparse_reads
+from .sparse_read import VMM_PATHS, choose_path, sparse_reads
 
 __all__ = ["BoundSurrogate", "CalibrationSample", "DriveProfile", "TileSurrogate", "interleave",
            "terminations"]
@@ -938,11 +939,7 @@ class BoundSurrogate:
         v = dac_volts(lv, self.spec)
         i = _scheme_currents_ua(self.spec, self._lin, v, self.g_pos_us.shape[1])
         i_pos, i_neg = i[:, 0::2], i[:, 1::2]
-        sig = self.model.read_noise_sigma_us
-        if rng is not None and sig > 0:
-            n = i_pos.shape[1]
-            i_pos += read_noise_ua(v, sig, n, rng)
-            i_neg += read_noise_ua(v, sig, n, rng)
+        noise_adder(v, self.model.read_noise_sigma_us, rng)(i_pos, i_neg)
         return i_pos, i_neg
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, *,
@@ -976,14 +973,8 @@ class BoundSurrogate:
             tp, tn, cp, cn = t[:, 0::2], t[:, 1::2], c[0::2], c[1::2]
         i_pos = v @ tp[rows] + cp
         i_neg = v @ tn[rows] + cn
-
-        def add_noise(ip: np.ndarray, i_n: np.ndarray) -> None:
-            sig = self.model.read_noise_sigma_us
-            if rng is not None and sig > 0:
-                ip += read_noise_ua(v, sig, ip.shape[1], rng)
-                i_n += read_noise_ua(v, sig, i_n.shape[1], rng)
-
-        return self._finish(i_pos, i_neg, v, rows, add_noise, sensed)
+        return self._finish(i_pos, i_neg, v, rows,
+                            noise_adder(v, self.model.read_noise_sigma_us, rng), sensed)
 
     def _finish(self, i_pos: np.ndarray, i_neg: np.ndarray, v: np.ndarray, rows: slice,
                 add_noise: AddNoise, sensed: np.ndarray | None = None) -> TileOutput:
