@@ -79,12 +79,15 @@ def kill_children() -> None:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the process group we started: ngspice only
-    except (ProcessLookupError, PermissionError):
-        pass
+    _killpg(proc)
     with contextlib.suppress(Exception):
         proc.wait(timeout=10)
+
+
+def _killpg(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group we started for ``proc`` (ngspice only), gone or not."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _worker_exit(signum: int, frame: Any) -> None:
@@ -131,10 +134,10 @@ def _watch_parent(parent_pid: int) -> None:
             sys.stderr.write(f"rram-cosim: worker {os.getpid()}: its parent {parent_pid} is "
                              "gone; ending it and its ngspice runs\n")
             sys.stderr.flush()
-        # not kill_children(): its lock may be held by a main thread that never lets it go
+        # not kill_children(): its lock may be held by a main thread that never lets it go,
+        # and its reaping is the main thread's (a dying process needs none)
         for proc in list(_live.values()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _killpg(proc)
     finally:
         os._exit(128 + signal.SIGTERM)
 

@@ -261,9 +261,9 @@ def run_graph(todo: list[Any], cache: str, ex: Executor, *,
 
     A task lost with its worker runs again until it has been charged :data:`MAX_TRIES` tries.
     Where one worker's death loses every task in flight (``ex.shared_fate``), tasks lost
-    together are not charged a try: they run again one at a time, each alone on the executor, and a task
-    lost alone is charged and tried again alone; so a task that kills its worker is charged
-    its own tries, and its neighbours lose at most the one run they shared with it.
+    together are not charged a try: they run again one at a time, each alone on the executor,
+    and a task lost alone is charged and tried again alone; so a task that kills its worker
+    is charged its own tries, and its neighbours lose at most the one run they shared with it.
     """
     points: dict[str, list[Any]] = {}
     for u in todo:
